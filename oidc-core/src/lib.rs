@@ -1,1 +1,53 @@
-//! oidc-core.
+//! `oidc-core`: the OpenID Connect relying-party engine behind `tower-oidc`
+//! and `ext-authz-adapter`.
+//!
+//! It discovers the provider, runs the login (state, nonce, PKCE S256),
+//! validates ID tokens, keeps the session in an encrypted cookie, and decides
+//! every request with one function, [`Engine::check`], whose [`Decision`]
+//! each transport maps to its own answer.
+//!
+//! ```no_run
+//! use oidc_core::{Config, Decision, Engine};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = Config::builder("https://keycloak.example.com/realms/mytest", "nginx")
+//!     .client_secret(oidc_core::ClientSecret::new("from-a-secret-store"))
+//!     .cookie_secret("0123456789abcdef0123456789abcdef")
+//!     .skip_provider_button(true)
+//!     .set_xauthrequest(true)
+//!     .build()?;
+//! let engine = Engine::new(config)?;
+//! engine.discover().await?;
+//!
+//! let (parts, ()) = http::Request::get("/").body(())?.into_parts();
+//! match engine.check(&parts).await {
+//!     Decision::Allow(allow) => println!("hello {}", allow.session.subject),
+//!     Decision::Deny(deny) => println!("answer {}", deny.response.status()),
+//! }
+//! # Ok(()) }
+//! ```
+
+#![deny(missing_docs)]
+
+pub mod config;
+mod cookies;
+pub mod decision;
+mod engine;
+pub mod error;
+mod flow;
+pub mod headers;
+pub mod id_token;
+mod pages;
+pub mod provider;
+pub mod redirect;
+mod request;
+pub mod secret;
+pub mod session;
+
+pub use config::{ClientAuthMethod, Config, ConfigBuilder, CookieSettings, SameSite};
+pub use decision::{Allow, Decision, Deny, DenyReason};
+pub use engine::{Engine, Unauthenticated};
+pub use error::{ConfigError, LoginError, ProviderError, TokenError};
+pub use redirect::RedirectValidator;
+pub use secret::{ClientSecret, CookieSecret};
+pub use session::Session;

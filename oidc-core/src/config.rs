@@ -1,0 +1,429 @@
+//! Engine configuration: one typed, validated value built with [`Config::builder`].
+
+use std::time::Duration;
+
+use url::Url;
+
+use crate::error::ConfigError;
+use crate::redirect::RedirectValidator;
+use crate::secret::{ClientSecret, CookieSecret};
+
+/// How the client authenticates at the token endpoint.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClientAuthMethod {
+    /// HTTP Basic with the client id and secret (`client_secret_basic`, the default).
+    #[default]
+    Basic,
+    /// Client id and secret in the form body (`client_secret_post`).
+    Post,
+}
+
+/// The cookie `SameSite` attribute.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SameSite {
+    /// No attribute (the browser's default, Lax in current browsers). oauth2-proxy's default.
+    #[default]
+    Unset,
+    /// `SameSite=Lax`.
+    Lax,
+    /// `SameSite=Strict`.
+    Strict,
+    /// `SameSite=None` (requires Secure).
+    None,
+}
+
+/// Cookie attributes shared by the session and login-flow cookies.
+#[derive(Clone, Debug)]
+pub struct CookieSettings {
+    /// Base cookie name (`--cookie-name`, default `_oauth2_proxy`).
+    pub name: String,
+    /// Domains (`--cookie-domain`); the first one that the request host ends with is used.
+    pub domains: Vec<String>,
+    /// Path (`--cookie-path`, default `/`).
+    pub path: String,
+    /// The `Secure` attribute (`--cookie-secure`, default true).
+    pub secure: bool,
+    /// The `HttpOnly` attribute (`--cookie-httponly`, default true).
+    pub http_only: bool,
+    /// The `SameSite` attribute (`--cookie-samesite`).
+    pub same_site: SameSite,
+    /// Session lifetime (`--cookie-expire`, default 168h).
+    pub expire: Duration,
+    /// Refresh the session after this long (`--cookie-refresh`, 0 = off).
+    pub refresh: Option<Duration>,
+}
+
+impl Default for CookieSettings {
+    fn default() -> Self {
+        Self {
+            name: "_oauth2_proxy".to_owned(),
+            domains: Vec::new(),
+            path: "/".to_owned(),
+            secure: true,
+            http_only: true,
+            same_site: SameSite::Unset,
+            expire: Duration::from_secs(168 * 3600),
+            refresh: None,
+        }
+    }
+}
+
+/// What the engine needs to know. Build it with [`Config::builder`].
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Config {
+    /// The issuer URL, exactly as the provider's discovery document names it.
+    pub issuer: Url,
+    /// OAuth client id.
+    pub client_id: String,
+    /// OAuth client secret (`None` for a public client using PKCE only).
+    pub client_secret: Option<ClientSecret>,
+    /// Token endpoint authentication.
+    pub client_auth: ClientAuthMethod,
+    /// Fixed callback URL (`--redirect-url`); derived from the request when unset.
+    pub redirect_url: Option<Url>,
+    /// Space-separated scopes (`--scope`).
+    pub scope: String,
+    /// Cookie attributes.
+    pub cookie: CookieSettings,
+    /// Cookie secrets: the first encrypts, all decrypt.
+    pub cookie_secrets: Vec<CookieSecret>,
+    /// Prefix of the engine's own routes (`--proxy-prefix`, default `/oauth2`).
+    pub proxy_prefix: String,
+    /// Send navigations straight to the provider instead of a sign-in page.
+    pub skip_provider_button: bool,
+    /// Validator for `rd` redirect targets (built from `--whitelist-domain`).
+    pub redirects: RedirectValidator,
+    /// Set `X-Auth-Request-*` headers on allow.
+    pub set_xauthrequest: bool,
+    /// Pass the access token in `X-Auth-Request-Access-Token`.
+    pub pass_access_token: bool,
+    /// Set `Authorization: Bearer <id token>` on allow.
+    pub set_authorization_header: bool,
+    /// Do not check the ID token's nonce (insecure; oauth2-proxy's default, not ours).
+    pub skip_nonce: bool,
+    /// Accept `email_verified=false`.
+    pub allow_unverified_email: bool,
+    /// Claim that carries the groups (`--oidc-groups-claim`, default `groups`).
+    pub groups_claim: String,
+    /// Allowed email domains (`--email-domain`); `*` allows any.
+    pub email_domains: Vec<String>,
+    /// Extra query parameters for the authorization request (e.g. `kc_idp_hint`).
+    pub extra_auth_params: Vec<(String, String)>,
+    /// Clock skew tolerated on `exp`, `iat` and `nbf`.
+    pub leeway: Duration,
+    /// How long a login may take between start and callback.
+    pub flow_ttl: Duration,
+    /// At most this many logins in progress per browser; the oldest is dropped.
+    pub max_flows: usize,
+    /// Minimum time between two JWKS fetches triggered by an unknown `kid`.
+    pub jwks_refetch_interval: Duration,
+    /// Timeout for each call to the identity provider.
+    pub http_timeout: Duration,
+}
+
+impl Config {
+    /// Starts a configuration for an issuer and client id.
+    #[must_use]
+    pub fn builder(issuer: impl Into<String>, client_id: impl Into<String>) -> ConfigBuilder {
+        ConfigBuilder::new(issuer.into(), client_id.into())
+    }
+
+    /// The path of the callback route (`<prefix>/callback`).
+    #[must_use]
+    pub fn callback_path(&self) -> String {
+        format!("{}/callback", self.proxy_prefix)
+    }
+}
+
+/// Builder for [`Config`]. Every setter is optional except the cookie secret.
+#[derive(Debug)]
+#[must_use]
+pub struct ConfigBuilder {
+    issuer: String,
+    client_id: String,
+    client_secret: Option<ClientSecret>,
+    client_auth: ClientAuthMethod,
+    redirect_url: Option<String>,
+    scope: String,
+    cookie: CookieSettings,
+    cookie_secrets: Vec<String>,
+    proxy_prefix: String,
+    skip_provider_button: bool,
+    whitelist_domains: Vec<String>,
+    set_xauthrequest: bool,
+    pass_access_token: bool,
+    set_authorization_header: bool,
+    skip_nonce: bool,
+    allow_unverified_email: bool,
+    groups_claim: String,
+    email_domains: Vec<String>,
+    extra_auth_params: Vec<(String, String)>,
+    leeway: Duration,
+    flow_ttl: Duration,
+    max_flows: usize,
+    jwks_refetch_interval: Duration,
+    http_timeout: Duration,
+}
+
+macro_rules! setter {
+    ($(#[$doc:meta])* $name:ident: $ty:ty) => {
+        $(#[$doc])*
+        pub fn $name(mut self, value: $ty) -> Self {
+            self.$name = value;
+            self
+        }
+    };
+}
+
+impl ConfigBuilder {
+    fn new(issuer: String, client_id: String) -> Self {
+        Self {
+            issuer,
+            client_id,
+            client_secret: None,
+            client_auth: ClientAuthMethod::Basic,
+            redirect_url: None,
+            scope: "openid email profile".to_owned(),
+            cookie: CookieSettings::default(),
+            cookie_secrets: Vec::new(),
+            proxy_prefix: "/oauth2".to_owned(),
+            skip_provider_button: false,
+            whitelist_domains: Vec::new(),
+            set_xauthrequest: false,
+            pass_access_token: false,
+            set_authorization_header: false,
+            skip_nonce: false,
+            allow_unverified_email: false,
+            groups_claim: "groups".to_owned(),
+            email_domains: Vec::new(),
+            extra_auth_params: Vec::new(),
+            leeway: Duration::from_secs(30),
+            flow_ttl: Duration::from_secs(15 * 60),
+            max_flows: 5,
+            jwks_refetch_interval: Duration::from_secs(10),
+            http_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// The client secret.
+    pub fn client_secret(mut self, secret: ClientSecret) -> Self {
+        self.client_secret = Some(secret);
+        self
+    }
+
+    /// A fixed callback URL.
+    pub fn redirect_url(mut self, url: impl Into<String>) -> Self {
+        self.redirect_url = Some(url.into());
+        self
+    }
+
+    /// Adds a cookie secret; the first one added encrypts, all decrypt.
+    pub fn cookie_secret(mut self, secret: impl Into<String>) -> Self {
+        self.cookie_secrets.push(secret.into());
+        self
+    }
+
+    /// Adds an extra authorization request parameter (e.g. `kc_idp_hint`).
+    pub fn extra_auth_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.extra_auth_params.push((name.into(), value.into()));
+        self
+    }
+
+    setter!(/// Token endpoint authentication method.
+        client_auth: ClientAuthMethod);
+    setter!(/// Space-separated scopes; must include `openid`.
+        scope: String);
+    setter!(/// Cookie attributes.
+        cookie: CookieSettings);
+    setter!(/// Prefix of the engine's own routes.
+        proxy_prefix: String);
+    setter!(/// Redirect navigations straight to the provider.
+        skip_provider_button: bool);
+    setter!(/// Domains allowed as absolute `rd` targets.
+        whitelist_domains: Vec<String>);
+    setter!(/// Set `X-Auth-Request-*` headers.
+        set_xauthrequest: bool);
+    setter!(/// Pass the access token upstream.
+        pass_access_token: bool);
+    setter!(/// Set `Authorization: Bearer <id token>` upstream.
+        set_authorization_header: bool);
+    setter!(/// Skip the nonce check (insecure).
+        skip_nonce: bool);
+    setter!(/// Accept unverified emails.
+        allow_unverified_email: bool);
+    setter!(/// Claim carrying the groups.
+        groups_claim: String);
+    setter!(/// Allowed email domains (`*` = any).
+        email_domains: Vec<String>);
+    setter!(/// Clock skew tolerance.
+        leeway: Duration);
+    setter!(/// Maximum duration of a login.
+        flow_ttl: Duration);
+    setter!(/// Maximum concurrent logins per browser.
+        max_flows: usize);
+    setter!(/// Minimum interval between JWKS refetches.
+        jwks_refetch_interval: Duration);
+    setter!(/// Timeout of calls to the provider.
+        http_timeout: Duration);
+
+    /// Validates everything and builds the configuration.
+    pub fn build(self) -> Result<Config, ConfigError> {
+        let issuer = parse_http_url(&self.issuer)
+            .ok_or_else(|| ConfigError::IssuerUrl { value: self.issuer.clone() })?;
+        if self.client_id.trim().is_empty() {
+            return Err(ConfigError::MissingClientId);
+        }
+        if self.cookie_secrets.is_empty() {
+            return Err(ConfigError::MissingCookieSecret);
+        }
+        let cookie_secrets = self
+            .cookie_secrets
+            .iter()
+            .map(|s| CookieSecret::parse(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let redirect_url = match self.redirect_url.as_deref().filter(|s| !s.is_empty()) {
+            None => None,
+            Some(raw) => Some(parse_http_url(raw).ok_or_else(|| ConfigError::Url {
+                flag: "--redirect-url",
+                value: raw.to_owned(),
+            })?),
+        };
+        if !self.scope.split_whitespace().any(|s| s == "openid") {
+            return Err(ConfigError::Invalid {
+                flag: "--scope",
+                message: format!("{:?} must include \"openid\"", self.scope),
+            });
+        }
+        let prefix = self.proxy_prefix.trim_end_matches('/').to_owned();
+        if !prefix.starts_with('/') || prefix.contains(['?', '#', '\\']) {
+            return Err(ConfigError::Invalid {
+                flag: "--proxy-prefix",
+                message: format!("{:?} must be an absolute path such as /oauth2", self.proxy_prefix),
+            });
+        }
+        if !is_cookie_name(&self.cookie.name) {
+            return Err(ConfigError::Invalid {
+                flag: "--cookie-name",
+                message: format!(
+                    "{:?} is not a valid cookie name (letters, digits and !#$%&'*+-.^_`|~ only)",
+                    self.cookie.name
+                ),
+            });
+        }
+        if self.cookie.same_site == SameSite::None && !self.cookie.secure {
+            return Err(ConfigError::Invalid {
+                flag: "--cookie-samesite",
+                message: "\"none\" requires --cookie-secure=true (browsers drop SameSite=None cookies without Secure)".to_owned(),
+            });
+        }
+        if self.cookie.expire.is_zero() {
+            return Err(ConfigError::Invalid {
+                flag: "--cookie-expire",
+                message: "must be longer than 0 (e.g. 4h)".to_owned(),
+            });
+        }
+        if let Some(refresh) = self.cookie.refresh
+            && refresh >= self.cookie.expire
+        {
+            return Err(ConfigError::Invalid {
+                flag: "--cookie-refresh",
+                message: format!(
+                    "{}s must be shorter than --cookie-expire ({}s)",
+                    refresh.as_secs(),
+                    self.cookie.expire.as_secs()
+                ),
+            });
+        }
+        if self.max_flows == 0 {
+            return Err(ConfigError::Invalid {
+                flag: "max_flows",
+                message: "must be at least 1".to_owned(),
+            });
+        }
+        let redirects = RedirectValidator::new(&self.whitelist_domains)?;
+        Ok(Config {
+            issuer,
+            client_id: self.client_id,
+            client_secret: self.client_secret,
+            client_auth: self.client_auth,
+            redirect_url,
+            scope: self.scope,
+            cookie: self.cookie,
+            cookie_secrets,
+            proxy_prefix: prefix,
+            skip_provider_button: self.skip_provider_button,
+            redirects,
+            set_xauthrequest: self.set_xauthrequest,
+            pass_access_token: self.pass_access_token,
+            set_authorization_header: self.set_authorization_header,
+            skip_nonce: self.skip_nonce,
+            allow_unverified_email: self.allow_unverified_email,
+            groups_claim: self.groups_claim,
+            email_domains: self.email_domains,
+            extra_auth_params: self.extra_auth_params,
+            leeway: self.leeway,
+            flow_ttl: self.flow_ttl,
+            max_flows: self.max_flows,
+            jwks_refetch_interval: self.jwks_refetch_interval,
+            http_timeout: self.http_timeout,
+        })
+    }
+}
+
+fn parse_http_url(raw: &str) -> Option<Url> {
+    let url = Url::parse(raw).ok()?;
+    (matches!(url.scheme(), "http" | "https") && url.host().is_some()).then_some(url)
+}
+
+/// RFC 6265 `token` characters.
+fn is_cookie_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn builds_with_defaults() {
+        let c = Config::builder("https://idp.example.com/realms/x", "app")
+            .cookie_secret(SECRET)
+            .build()
+            .unwrap();
+        assert_eq!(c.proxy_prefix, "/oauth2");
+        assert_eq!(c.callback_path(), "/oauth2/callback");
+        assert!(c.cookie.secure && c.cookie.http_only);
+    }
+
+    #[test]
+    fn names_the_flag_on_bad_values() {
+        let err = Config::builder("not a url", "app").cookie_secret(SECRET).build().unwrap_err();
+        assert!(err.to_string().starts_with("--oidc-issuer-url"), "{err}");
+        let err = Config::builder("ftp://x", "app").cookie_secret(SECRET).build().unwrap_err();
+        assert!(err.to_string().starts_with("--oidc-issuer-url"), "{err}");
+        let err = Config::builder("https://x", "app").cookie_secret("short").build().unwrap_err();
+        assert!(err.to_string().starts_with("--cookie-secret"), "{err}");
+        let err = Config::builder("https://x", "app").build().unwrap_err();
+        assert!(matches!(err, ConfigError::MissingCookieSecret));
+        let err = Config::builder("https://x", "app")
+            .cookie_secret(SECRET)
+            .scope("email".into())
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().starts_with("--scope"), "{err}");
+        let err = Config::builder("https://x", "app")
+            .cookie_secret(SECRET)
+            .cookie(CookieSettings { name: "bad name;".into(), ..CookieSettings::default() })
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().starts_with("--cookie-name"), "{err}");
+    }
+}

@@ -1,0 +1,514 @@
+//! The engine: one `check` per request, for every transport.
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
+use http::request::Parts;
+use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+use serde_json::{Map, Value, json};
+
+use crate::config::Config;
+use crate::cookies::CookieWriter;
+use crate::decision::{Allow, Decision, Deny, DenyReason};
+use crate::error::{ConfigError, LoginError, ProviderError, chain};
+use crate::flow::Flows;
+use crate::headers::{identity_headers, removal_list};
+use crate::id_token::{self, Expected};
+use crate::pages;
+use crate::provider::{self, Provider, TokenResponse};
+use crate::request;
+use crate::session::Session;
+use crate::session::cookie::{SessionCodec, SessionError};
+
+/// Seconds since the Unix epoch.
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Paths of the engine's own routes, computed once from `--proxy-prefix`.
+#[derive(Debug)]
+struct Routes {
+    prefix: String,
+    start: String,
+    callback: String,
+}
+
+/// The OpenID Connect relying-party engine. Cheap to clone; share one per process.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: Config,
+    http: reqwest::Client,
+    provider: OnceLock<Provider>,
+    sessions: SessionCodec,
+    flows: Flows,
+    writer: CookieWriter,
+    remove: &'static [&'static str],
+    routes: Routes,
+}
+
+/// Why a request has no usable session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Unauthenticated {
+    /// No session cookie at all.
+    NoSession,
+    /// A session cookie that was refused (tampered, expired, foreign).
+    Invalid(SessionError),
+}
+
+impl Engine {
+    /// Builds the engine. No network I/O happens here: call
+    /// [`Engine::discover`] (or [`Engine::discover_until_ready`]) next.
+    pub fn new(config: Config) -> Result<Self, ConfigError> {
+        let http = provider::http_client(config.http_timeout).map_err(|e| ConfigError::Invalid {
+            flag: "tls",
+            message: format!("cannot build the HTTP client: {e}"),
+        })?;
+        let prefix = config.proxy_prefix.clone();
+        let inner = Inner {
+            sessions: SessionCodec::new(&config.cookie.name, &config.cookie_secrets),
+            flows: Flows::new(&config),
+            writer: CookieWriter::new(config.cookie.clone()),
+            remove: removal_list(&config),
+            routes: Routes { start: format!("{prefix}/start"), callback: format!("{prefix}/callback"), prefix },
+            http,
+            provider: OnceLock::new(),
+            config,
+        };
+        Ok(Self { inner: Arc::new(inner) })
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// `true` once discovery has succeeded.
+    #[must_use]
+    pub fn is_ready(&self) -> bool {
+        self.inner.provider.get().is_some()
+    }
+
+    /// The discovered provider, once ready.
+    #[must_use]
+    pub fn provider(&self) -> Option<&Provider> {
+        self.inner.provider.get()
+    }
+
+    /// Runs discovery and fetches the JWKS once. Idempotent.
+    pub async fn discover(&self) -> Result<(), ProviderError> {
+        if self.is_ready() {
+            return Ok(());
+        }
+        let c = &self.inner.config;
+        let p = Provider::discover(self.inner.http.clone(), &c.issuer, c.jwks_refetch_interval).await?;
+        tracing::info!(issuer = %p.endpoints().issuer, "identity provider discovered");
+        let _ = self.inner.provider.set(p);
+        Ok(())
+    }
+
+    /// Retries discovery with backoff (1 s doubling to 30 s) until it succeeds,
+    /// logging each failure. Existing sessions are served meanwhile.
+    pub async fn discover_until_ready(&self) {
+        let mut delay = Duration::from_secs(1);
+        loop {
+            match self.discover().await {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::error!(issuer = %self.inner.config.issuer, error = %chain(&e), retry_in_s = delay.as_secs(), "OIDC discovery failed");
+                }
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(30));
+        }
+    }
+
+    /// Reads and checks the session cookie. No I/O.
+    pub fn authenticate(&self, parts: &Parts) -> Result<Session, Unauthenticated> {
+        match self.inner.sessions.read(&parts.headers, now()) {
+            Ok(Some(s)) => Ok(s),
+            Ok(None) => Err(Unauthenticated::NoSession),
+            Err(e) => Err(Unauthenticated::Invalid(e)),
+        }
+    }
+
+    /// Decides what to do with a request: allow it with identity headers, or
+    /// answer it (login redirect, 401, 403, or one of the engine's routes under
+    /// the proxy prefix: start, callback, sign_in, sign_out, auth, userinfo).
+    pub async fn check(&self, parts: &Parts) -> Decision {
+        let path = parts.uri.path();
+        if let Some(rest) = path.strip_prefix(self.inner.routes.prefix.as_str())
+            && (rest.is_empty() || rest.starts_with('/'))
+        {
+            return match rest {
+                "/start" => self.start(parts),
+                "/callback" => self.callback(parts).await,
+                "/sign_in" => self.sign_in(parts),
+                "/sign_out" => self.sign_out(parts),
+                "/auth" => self.auth_endpoint(parts),
+                "/userinfo" => self.userinfo(parts),
+                _ => deny(
+                    DenyReason::Endpoint,
+                    pages::json_error(StatusCode::NOT_FOUND, "not_found", "no such endpoint"),
+                ),
+            };
+        }
+        self.protect(parts)
+    }
+
+    fn protect(&self, parts: &Parts) -> Decision {
+        match self.authenticate(parts) {
+            Ok(session) => {
+                if !self.email_allowed(&session) {
+                    return self.forbidden(parts);
+                }
+                self.allow(session)
+            }
+            Err(why) => self.unauthenticated(parts, why),
+        }
+    }
+
+    fn allow(&self, session: Session) -> Decision {
+        Decision::Allow(Box::new(Allow {
+            upstream_headers: identity_headers(&self.inner.config, &session),
+            headers_to_remove: self.inner.remove,
+            response_headers: HeaderMap::new(),
+            session: Arc::new(session),
+        }))
+    }
+
+    fn forbidden(&self, parts: &Parts) -> Decision {
+        let response = if request::is_navigation(parts) {
+            pages::html(StatusCode::FORBIDDEN, "Forbidden", "<p>You are signed in, but your account is not allowed to use this application.</p>")
+        } else {
+            pages::json_error(StatusCode::FORBIDDEN, "forbidden", "the signed-in user is not allowed")
+        };
+        deny(DenyReason::Forbidden, response)
+    }
+
+    fn unauthenticated(&self, parts: &Parts, why: Unauthenticated) -> Decision {
+        if let Unauthenticated::Invalid(e) = why {
+            tracing::info!(reason = %e, path = parts.uri.path(), "session cookie refused");
+        }
+        let mut decision = if request::is_navigation(parts) {
+            let rd = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+            if self.inner.config.skip_provider_button {
+                self.login_redirect(parts, rd)
+            } else {
+                let start = self.start_url(rd);
+                deny(DenyReason::Unauthenticated, pages::sign_in(StatusCode::UNAUTHORIZED, &start))
+            }
+        } else {
+            let mut r = pages::json_error(StatusCode::UNAUTHORIZED, "unauthorized", "sign in first");
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            deny(DenyReason::Unauthenticated, r)
+        };
+        // Drop a refused session cookie so the browser stops sending it.
+        if matches!(why, Unauthenticated::Invalid(_))
+            && let Decision::Deny(d) = &mut decision
+        {
+            let host = request::host(parts);
+            for v in self.inner.sessions.clear(&parts.headers, &self.inner.writer, host) {
+                d.response.headers_mut().append(header::SET_COOKIE, v);
+            }
+        }
+        decision
+    }
+
+    fn start_url(&self, rd: &str) -> String {
+        let mut s = self.inner.routes.start.clone();
+        s.push_str("?rd=");
+        s.extend(url::form_urlencoded::byte_serialize(rd.as_bytes()));
+        s
+    }
+
+    /// The callback URL for this request: `--redirect-url`, or derived from the request.
+    fn redirect_uri(&self, parts: &Parts) -> String {
+        if let Some(u) = &self.inner.config.redirect_url {
+            return u.to_string();
+        }
+        let scheme = request::scheme(&parts.headers, &parts.uri);
+        let host = request::host(parts).unwrap_or("localhost");
+        format!("{scheme}://{host}{}", self.inner.routes.callback)
+    }
+
+    /// A validated return target, or `/`.
+    fn safe_rd<'a>(&self, rd: Option<&'a str>) -> &'a str {
+        rd.and_then(|rd| self.inner.config.redirects.validate(rd)).unwrap_or("/")
+    }
+
+    fn start(&self, parts: &Parts) -> Decision {
+        let rd = request::query_param(parts, "rd");
+        let rd = self.safe_rd(rd.as_deref()).to_owned();
+        self.login_redirect(parts, &rd)
+    }
+
+    fn login_redirect(&self, parts: &Parts, return_to: &str) -> Decision {
+        let Some(provider) = self.inner.provider.get() else {
+            return unavailable();
+        };
+        let host = request::host(parts);
+        let started = self.inner.flows.start(
+            &self.inner.config,
+            &provider.endpoints().authorization,
+            &self.redirect_uri(parts),
+            return_to,
+            &parts.headers,
+            &self.inner.writer,
+            host,
+            now(),
+        );
+        let mut r = pages::redirect(started.authorize_url.as_str());
+        for c in started.set_cookies {
+            r.headers_mut().append(header::SET_COOKIE, c);
+        }
+        deny(DenyReason::Unauthenticated, r)
+    }
+
+    fn sign_in(&self, parts: &Parts) -> Decision {
+        let rd = request::query_param(parts, "rd");
+        let rd = self.safe_rd(rd.as_deref()).to_owned();
+        if self.inner.config.skip_provider_button {
+            return self.login_redirect(parts, &rd);
+        }
+        deny(DenyReason::Endpoint, pages::sign_in(StatusCode::OK, &self.start_url(&rd)))
+    }
+
+    async fn callback(&self, parts: &Parts) -> Decision {
+        let host = request::host(parts);
+        let mut clear_flow = None;
+        let result = self.finish_login(parts, &mut clear_flow).await;
+        let mut response = match result {
+            Ok((session, return_to)) => {
+                tracing::info!(sub = %session.subject, email = ?session.email, "login succeeded");
+                let mut r = pages::redirect(self.safe_rd(Some(&return_to)));
+                for c in self.inner.sessions.write(
+                    &session,
+                    &parts.headers,
+                    &self.inner.writer,
+                    host,
+                    self.inner.config.cookie.expire,
+                ) {
+                    r.headers_mut().append(header::SET_COOKIE, c);
+                }
+                r
+            }
+            Err(e) => {
+                tracing::warn!(error = %chain(&e), "login refused; no session created");
+                login_error_page(&e, &self.start_url("/"))
+            }
+        };
+        if let Some(c) = clear_flow {
+            response.headers_mut().append(header::SET_COOKIE, c);
+        }
+        let reason = if response.status() == StatusCode::FOUND { DenyReason::Endpoint } else { DenyReason::LoginFailed };
+        deny(reason, response)
+    }
+
+    async fn finish_login(
+        &self,
+        parts: &Parts,
+        clear_flow: &mut Option<HeaderValue>,
+    ) -> Result<(Session, String), LoginError> {
+        let c = &self.inner.config;
+        if let Some(err) = request::query_param(parts, "error") {
+            let err: String = err.chars().filter(|ch| ch.is_ascii_graphic()).take(64).collect();
+            return Err(LoginError::Provider(err));
+        }
+        let state = request::query_param(parts, "state").ok_or(LoginError::MissingParameter("state"))?;
+        let code = request::query_param(parts, "code").ok_or(LoginError::MissingParameter("code"))?;
+        let now = now();
+        let (flow, clear) =
+            self.inner.flows.take(&parts.headers, &state, c, &self.inner.writer, request::host(parts), now)?;
+        *clear_flow = Some(clear);
+        let provider = self.inner.provider.get().ok_or(LoginError::NotReady)?;
+        let tokens = provider
+            .exchange_code(c, &code, &flow.redirect_uri, &flow.verifier)
+            .await
+            .map_err(LoginError::Exchange)?;
+        let id_token = tokens.id_token.as_deref().ok_or(LoginError::NoIdToken)?;
+        let claims = id_token::validate(
+            id_token,
+            provider,
+            c,
+            Expected {
+                nonce: (!c.skip_nonce).then_some(flow.nonce.as_str()),
+                access_token: tokens.access_token.as_deref(),
+                now,
+            },
+        )
+        .await?;
+        let session = build_session(c, &claims, tokens, now);
+        if session.email.is_some() && claims.get("email_verified").is_some_and(is_false) && !c.allow_unverified_email {
+            return Err(LoginError::EmailNotVerified);
+        }
+        Ok((session, flow.return_to))
+    }
+
+    fn sign_out(&self, parts: &Parts) -> Decision {
+        let rd = request::query_param(parts, "rd");
+        let target = self.safe_rd(rd.as_deref());
+        let mut r = pages::redirect(target);
+        let host = request::host(parts);
+        for c in self.inner.sessions.clear(&parts.headers, &self.inner.writer, host) {
+            r.headers_mut().append(header::SET_COOKIE, c);
+        }
+        deny(DenyReason::Endpoint, r)
+    }
+
+    /// nginx `auth_request`: 202 with identity headers, 401, or 403.
+    fn auth_endpoint(&self, parts: &Parts) -> Decision {
+        let response = match self.authenticate(parts) {
+            Ok(session) if self.email_allowed(&session) => {
+                let mut r = Response::new(Bytes::new());
+                *r.status_mut() = StatusCode::ACCEPTED;
+                *r.headers_mut() = identity_headers(&self.inner.config, &session);
+                r
+            }
+            Ok(_) => pages::json_error(StatusCode::FORBIDDEN, "forbidden", "the signed-in user is not allowed"),
+            Err(_) => pages::json_error(StatusCode::UNAUTHORIZED, "unauthorized", "sign in first"),
+        };
+        deny(DenyReason::Endpoint, response)
+    }
+
+    fn userinfo(&self, parts: &Parts) -> Decision {
+        let response = match self.authenticate(parts) {
+            Ok(s) => pages::json(
+                StatusCode::OK,
+                &json!({
+                    "user": s.user(),
+                    "email": s.email,
+                    "preferredUsername": s.preferred_username,
+                    "groups": s.groups,
+                }),
+            ),
+            Err(_) => pages::json_error(StatusCode::UNAUTHORIZED, "unauthorized", "sign in first"),
+        };
+        deny(DenyReason::Endpoint, response)
+    }
+
+    /// `--email-domain`: `*` allows any; otherwise the address must have exactly
+    /// one `@` and its domain must equal an entry (a leading `.` allows subdomains).
+    fn email_allowed(&self, session: &Session) -> bool {
+        let domains = &self.inner.config.email_domains;
+        if domains.iter().any(|d| d == "*") {
+            return true;
+        }
+        let Some(email) = session.email.as_deref() else { return false };
+        let mut parts = email.split('@');
+        let (Some(local), Some(domain), None) = (parts.next(), parts.next(), parts.next()) else {
+            return false;
+        };
+        if local.is_empty() || domain.is_empty() {
+            return false;
+        }
+        domains.iter().any(|d| match d.strip_prefix('.') {
+            Some(parent) => {
+                domain.len() > parent.len() + 1
+                    && domain.to_ascii_lowercase().ends_with(&format!(".{}", parent.to_ascii_lowercase()))
+            }
+            None => domain.eq_ignore_ascii_case(d),
+        })
+    }
+}
+
+fn deny(reason: DenyReason, response: Response<Bytes>) -> Decision {
+    Decision::Deny(Box::new(Deny { reason, response }))
+}
+
+fn unavailable() -> Decision {
+    deny(
+        DenyReason::Unavailable,
+        pages::html(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Sign-in unavailable",
+            "<p>The identity provider cannot be reached right now. Please try again in a moment.</p>",
+        ),
+    )
+}
+
+fn login_error_page(e: &LoginError, retry: &str) -> Response<Bytes> {
+    let status = match e {
+        LoginError::Exchange(p) if !p.is_invalid_grant() => StatusCode::BAD_GATEWAY,
+        LoginError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+        LoginError::MissingParameter(_) => StatusCode::BAD_REQUEST,
+        _ => StatusCode::FORBIDDEN,
+    };
+    pages::html(
+        status,
+        "Sign-in failed",
+        &format!(
+            "<p>{}.</p><p><a href=\"{}\">Sign in again</a></p>",
+            pages::escape_html(&e.to_string()),
+            pages::escape_html(retry)
+        ),
+    )
+}
+
+fn is_false(v: &Value) -> bool {
+    matches!(v, Value::Bool(false)) || v.as_str().is_some_and(|s| s.eq_ignore_ascii_case("false"))
+}
+
+fn string_list(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+        Some(Value::String(s)) => vec![s.clone()],
+        _ => Vec::new(),
+    }
+}
+
+/// The payload of a JWT access token, without verifying it: it came straight
+/// from the token endpoint over the back channel, and only roles are read.
+fn access_token_claims(token: &str) -> Option<Map<String, Value>> {
+    let mut it = token.split('.');
+    let (_, payload, _) = (it.next()?, it.next()?, it.next()?);
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
+}
+
+fn build_session(c: &Config, claims: &Map<String, Value>, tokens: TokenResponse, now: u64) -> Session {
+    let get = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_owned);
+    let access = tokens.access_token.as_deref().and_then(access_token_claims);
+    let mut groups = string_list(claims.get(&c.groups_claim));
+    if groups.is_empty()
+        && let Some(a) = &access
+    {
+        groups = string_list(a.get(&c.groups_claim));
+    }
+    let mut realm_roles = Vec::new();
+    let mut client_roles = Vec::new();
+    if let Some(a) = &access {
+        realm_roles = string_list(a.get("realm_access").and_then(|r| r.get("roles")));
+        if let Some(Value::Object(resources)) = a.get("resource_access") {
+            for (client, v) in resources {
+                for role in string_list(v.get("roles")) {
+                    client_roles.push(format!("{client}:{role}"));
+                }
+            }
+        }
+    }
+    Session {
+        subject: get("sub").unwrap_or_default(),
+        email: get("email"),
+        preferred_username: get("preferred_username"),
+        name: get("name"),
+        groups,
+        realm_roles,
+        client_roles,
+        sid: get("sid"),
+        id_token: tokens.id_token,
+        access_token: tokens.access_token,
+        refresh_token: tokens.refresh_token,
+        created_at: now,
+        expires_at: now + c.cookie.expire.as_secs(),
+        access_expires_at: tokens.expires_in.map(|s| now + s),
+    }
+}

@@ -1,0 +1,254 @@
+//! The cookie session store: the whole [`Session`] sealed into the cookie,
+//! split into `name_0`, `name_1`, ... when it does not fit in one.
+
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderValue};
+
+use super::Session;
+use super::crypto::{OpenError, Purpose, Sealer};
+use crate::cookies::{self, CookieWriter};
+use crate::secret::CookieSecret;
+
+/// Longest cookie value we write; with name and attributes a `Set-Cookie`
+/// stays under the 4096 bytes every browser accepts.
+const MAX_CHUNK: usize = 3840;
+/// Most chunks we read or write (about 60 KB, Envoy's default header limit).
+const MAX_CHUNKS: usize = 16;
+
+/// Why a session cookie was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// Decryption failed: tampered, truncated, reordered chunks, renamed, or an unknown secret.
+    #[error(transparent)]
+    Sealed(#[from] OpenError),
+    /// Decrypted, but the content is not a session (written by an incompatible version).
+    #[error("session cookie content is not a valid session")]
+    Format,
+    /// The session is past `--cookie-expire`.
+    #[error("session expired")]
+    Expired,
+    /// More chunks than we ever write.
+    #[error("session cookie has too many chunks")]
+    TooLarge,
+}
+
+/// Encodes sessions into cookies and back.
+#[derive(Clone, Debug)]
+pub(crate) struct SessionCodec {
+    sealer: Sealer,
+    name: String,
+    chunk_names: Vec<String>,
+}
+
+impl SessionCodec {
+    pub(crate) fn new(name: &str, secrets: &[CookieSecret]) -> Self {
+        Self {
+            sealer: Sealer::new(secrets, Purpose::Session),
+            name: name.to_owned(),
+            chunk_names: (0..MAX_CHUNKS).map(|i| format!("{name}_{i}")).collect(),
+        }
+    }
+
+    /// Reads the session from the request's cookies. `Ok(None)` when there is no session cookie.
+    pub(crate) fn read(&self, headers: &HeaderMap, now: u64) -> Result<Option<Session>, SessionError> {
+        let sealed = match cookies::get(headers, &self.name) {
+            Some(v) => std::borrow::Cow::Borrowed(v),
+            None => {
+                let mut joined = String::new();
+                let mut found = 0;
+                for chunk in &self.chunk_names {
+                    match cookies::get(headers, chunk) {
+                        Some(v) => {
+                            joined.push_str(v);
+                            found += 1;
+                        }
+                        None => break,
+                    }
+                }
+                if found == 0 {
+                    return Ok(None);
+                }
+                if found == MAX_CHUNKS {
+                    return Err(SessionError::TooLarge);
+                }
+                std::borrow::Cow::Owned(joined)
+            }
+        };
+        let plain = self.sealer.open(self.name.as_bytes(), &sealed)?;
+        let session: Session = serde_json::from_slice(&plain).map_err(|_| SessionError::Format)?;
+        if session.is_expired(now) {
+            return Err(SessionError::Expired);
+        }
+        Ok(Some(session))
+    }
+
+    /// `Set-Cookie` values that store `session`, and clear whatever session
+    /// cookies (single or chunks) the request carried that are not rewritten.
+    pub(crate) fn write(
+        &self,
+        session: &Session,
+        request: &HeaderMap,
+        writer: &CookieWriter,
+        host: Option<&str>,
+        max_age: Duration,
+    ) -> Vec<HeaderValue> {
+        let plain = serde_json::to_vec(session).unwrap_or_default();
+        let sealed = self.sealer.seal(self.name.as_bytes(), &plain);
+        let mut out = Vec::new();
+        if sealed.len() <= MAX_CHUNK {
+            out.push(writer.set(&self.name, &sealed, max_age, host));
+            out.extend(self.clear_chunks_from(0, request, writer, host));
+        } else {
+            // base64url is ASCII, so byte offsets are char boundaries.
+            let chunks: Vec<&str> = sealed
+                .as_bytes()
+                .chunks(MAX_CHUNK)
+                .filter_map(|c| std::str::from_utf8(c).ok())
+                .collect();
+            for (chunk, name) in chunks.iter().zip(&self.chunk_names) {
+                out.push(writer.set(name, chunk, max_age, host));
+            }
+            out.extend(self.clear_chunks_from(chunks.len(), request, writer, host));
+            if cookies::get(request, &self.name).is_some() {
+                out.push(writer.clear(&self.name, host));
+            }
+        }
+        out
+    }
+
+    /// `Set-Cookie` values that delete every session cookie the request carried.
+    pub(crate) fn clear(&self, request: &HeaderMap, writer: &CookieWriter, host: Option<&str>) -> Vec<HeaderValue> {
+        let mut out = self.clear_chunks_from(0, request, writer, host);
+        if cookies::get(request, &self.name).is_some() {
+            out.push(writer.clear(&self.name, host));
+        }
+        out
+    }
+
+    fn clear_chunks_from(
+        &self,
+        first: usize,
+        request: &HeaderMap,
+        writer: &CookieWriter,
+        host: Option<&str>,
+    ) -> Vec<HeaderValue> {
+        self.chunk_names
+            .iter()
+            .skip(first)
+            .filter(|name| cookies::get(request, name).is_some())
+            .map(|name| writer.clear(name, host))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::CookieSettings;
+    use http::header;
+
+    fn codec() -> (SessionCodec, CookieWriter) {
+        let secrets = [CookieSecret::parse("0123456789abcdef0123456789abcdef").unwrap()];
+        let writer = CookieWriter::new(CookieSettings::default());
+        (SessionCodec::new("auth", &secrets), writer)
+    }
+
+    fn session(token_len: usize) -> Session {
+        Session {
+            subject: "alice".into(),
+            email: Some("alice@example.com".into()),
+            groups: vec!["admins".into()],
+            access_token: Some("a".repeat(token_len)),
+            created_at: 100,
+            expires_at: 1_000,
+            ..Session::default()
+        }
+    }
+
+    /// Turns Set-Cookie values into the Cookie header a browser would send back.
+    fn replay(set: &[HeaderValue]) -> HeaderMap {
+        let pairs: Vec<String> = set
+            .iter()
+            .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+            .filter(|p| !p.ends_with('='))
+            .collect();
+        let mut h = HeaderMap::new();
+        h.insert(header::COOKIE, HeaderValue::from_str(&pairs.join("; ")).unwrap());
+        h
+    }
+
+    #[test]
+    fn small_session_is_one_cookie() {
+        let (c, w) = codec();
+        let s = session(10);
+        let set = c.write(&s, &HeaderMap::new(), &w, None, Duration::from_secs(60));
+        assert_eq!(set.len(), 1);
+        assert!(set[0].to_str().unwrap().starts_with("auth="));
+        assert_eq!(c.read(&replay(&set), 500).unwrap(), Some(s));
+    }
+
+    #[test]
+    fn large_session_is_chunked_and_read_back_whole() {
+        let (c, w) = codec();
+        let s = session(9000);
+        let set = c.write(&s, &HeaderMap::new(), &w, None, Duration::from_secs(60));
+        assert!(set.len() >= 3, "{} chunks", set.len());
+        for v in &set {
+            assert!(v.len() < 4096, "each Set-Cookie fits a browser's limit");
+        }
+        assert!(set[0].to_str().unwrap().starts_with("auth_0="));
+        assert_eq!(c.read(&replay(&set), 500).unwrap(), Some(s));
+    }
+
+    #[test]
+    fn stale_chunks_are_cleared_when_the_session_shrinks() {
+        let (c, w) = codec();
+        let big = c.write(&session(9000), &HeaderMap::new(), &w, None, Duration::from_secs(60));
+        let request = replay(&big);
+        let small = c.write(&session(10), &request, &w, None, Duration::from_secs(60));
+        let cleared: Vec<_> = small
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .filter(|v| v.contains("Max-Age=0"))
+            .map(|v| v.split('=').next().unwrap().to_owned())
+            .collect();
+        assert_eq!(cleared.len(), big.len(), "every old chunk is deleted: {cleared:?}");
+    }
+
+    #[test]
+    fn reordered_missing_or_renamed_chunks_fail_closed() {
+        let (c, w) = codec();
+        let set = c.write(&session(9000), &HeaderMap::new(), &w, None, Duration::from_secs(60));
+        let pairs: Vec<String> = set
+            .iter()
+            .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+            .collect();
+        let values: Vec<&str> = pairs.iter().map(|p| p.split_once('=').unwrap().1).collect();
+        let header_of = |cookie: String| {
+            let mut h = HeaderMap::new();
+            h.insert(header::COOKIE, HeaderValue::from_str(&cookie).unwrap());
+            h
+        };
+        let swapped = header_of(format!("auth_0={}; auth_1={}; auth_2={}", values[1], values[0], values[2]));
+        assert!(c.read(&swapped, 500).is_err());
+        let missing = header_of(format!("auth_0={}; auth_2={}", values[0], values[2]));
+        assert!(c.read(&missing, 500).is_err());
+        let truncated = header_of(format!("auth_0={}; auth_1={}", values[0], values[1]));
+        assert!(c.read(&truncated, 500).is_err());
+        // A valid single cookie copied under another name.
+        let small = c.write(&session(5), &HeaderMap::new(), &w, None, Duration::from_secs(60));
+        let v = small[0].to_str().unwrap().split(';').next().unwrap().split_once('=').unwrap().1.to_owned();
+        let other = SessionCodec::new("other", &[CookieSecret::parse("0123456789abcdef0123456789abcdef").unwrap()]);
+        assert!(other.read(&header_of(format!("other={v}")), 500).is_err());
+    }
+
+    #[test]
+    fn expired_and_absent() {
+        let (c, w) = codec();
+        let set = c.write(&session(5), &HeaderMap::new(), &w, None, Duration::from_secs(60));
+        assert_eq!(c.read(&replay(&set), 1_000), Err(SessionError::Expired));
+        assert_eq!(c.read(&HeaderMap::new(), 0), Ok(None));
+    }
+}
