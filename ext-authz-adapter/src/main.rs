@@ -1,1 +1,66 @@
-fn main() {}
+//! `ext-authz-adapter` binary: parse flags, start discovery, serve.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use ext_authz_adapter::cli::{Cli, listen_address};
+use ext_authz_adapter::server;
+use oidc_core::Engine;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let cli = Cli::parse();
+    let (engine, addr) = match cli
+        .to_config()
+        .and_then(|c| Ok((Engine::new(c)?, listen_address(&cli.http_address)?)))
+    {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: --http-address: cannot listen on {addr}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let local = listener
+        .local_addr()
+        .map_or_else(|_| addr.to_string(), |a| a.to_string());
+    tracing::info!(address = %local, issuer = %engine.config().issuer, "listening");
+    // Discovery runs in the background: /ping answers at once, /ready once discovered.
+    let discovery = engine.clone();
+    tokio::spawn(async move { discovery.discover_until_ready().await });
+    server::serve(listener, engine, shutdown_signal()).await;
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return ctrl_c.await.unwrap_or(()),
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

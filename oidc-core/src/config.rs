@@ -271,8 +271,9 @@ impl ConfigBuilder {
 
     /// Validates everything and builds the configuration.
     pub fn build(self) -> Result<Config, ConfigError> {
-        let issuer = parse_http_url(&self.issuer)
-            .ok_or_else(|| ConfigError::IssuerUrl { value: self.issuer.clone() })?;
+        let issuer = parse_http_url(&self.issuer).ok_or_else(|| ConfigError::IssuerUrl {
+            value: self.issuer.clone(),
+        })?;
         if self.client_id.trim().is_empty() {
             return Err(ConfigError::MissingClientId);
         }
@@ -301,7 +302,10 @@ impl ConfigBuilder {
         if !prefix.starts_with('/') || prefix.contains(['?', '#', '\\']) {
             return Err(ConfigError::Invalid {
                 flag: "--proxy-prefix",
-                message: format!("{:?} must be an absolute path such as /oauth2", self.proxy_prefix),
+                message: format!(
+                    "{:?} must be an absolute path such as /oauth2",
+                    self.proxy_prefix
+                ),
             });
         }
         if !is_cookie_name(&self.cookie.name) {
@@ -381,9 +385,9 @@ fn parse_http_url(raw: &str) -> Option<Url> {
 /// RFC 6265 `token` characters.
 fn is_cookie_name(name: &str) -> bool {
     !name.is_empty()
-        && name.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-        })
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 #[cfg(test)]
@@ -405,11 +409,20 @@ mod tests {
 
     #[test]
     fn names_the_flag_on_bad_values() {
-        let err = Config::builder("not a url", "app").cookie_secret(SECRET).build().unwrap_err();
+        let err = Config::builder("not a url", "app")
+            .cookie_secret(SECRET)
+            .build()
+            .unwrap_err();
         assert!(err.to_string().starts_with("--oidc-issuer-url"), "{err}");
-        let err = Config::builder("ftp://x", "app").cookie_secret(SECRET).build().unwrap_err();
+        let err = Config::builder("ftp://x", "app")
+            .cookie_secret(SECRET)
+            .build()
+            .unwrap_err();
         assert!(err.to_string().starts_with("--oidc-issuer-url"), "{err}");
-        let err = Config::builder("https://x", "app").cookie_secret("short").build().unwrap_err();
+        let err = Config::builder("https://x", "app")
+            .cookie_secret("short")
+            .build()
+            .unwrap_err();
         assert!(err.to_string().starts_with("--cookie-secret"), "{err}");
         let err = Config::builder("https://x", "app").build().unwrap_err();
         assert!(matches!(err, ConfigError::MissingCookieSecret));
@@ -421,7 +434,10 @@ mod tests {
         assert!(err.to_string().starts_with("--scope"), "{err}");
         let err = Config::builder("https://x", "app")
             .cookie_secret(SECRET)
-            .cookie(CookieSettings { name: "bad name;".into(), ..CookieSettings::default() })
+            .cookie(CookieSettings {
+                name: "bad name;".into(),
+                ..CookieSettings::default()
+            })
             .build()
             .unwrap_err();
         assert!(err.to_string().starts_with("--cookie-name"), "{err}");

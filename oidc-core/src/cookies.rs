@@ -55,7 +55,13 @@ impl CookieWriter {
     }
 
     /// `Set-Cookie` for `name=value` with a lifetime.
-    pub(crate) fn set(&self, name: &str, value: &str, max_age: Duration, host: Option<&str>) -> HeaderValue {
+    pub(crate) fn set(
+        &self,
+        name: &str,
+        value: &str,
+        max_age: Duration,
+        host: Option<&str>,
+    ) -> HeaderValue {
         self.build(name, value, Some(max_age), host)
     }
 
@@ -64,7 +70,13 @@ impl CookieWriter {
         self.build(name, "", None, host)
     }
 
-    fn build(&self, name: &str, value: &str, max_age: Option<Duration>, host: Option<&str>) -> HeaderValue {
+    fn build(
+        &self,
+        name: &str,
+        value: &str,
+        max_age: Option<Duration>,
+        host: Option<&str>,
+    ) -> HeaderValue {
         let s = &self.settings;
         let mut out = String::with_capacity(name.len() + value.len() + 96);
         out.push_str(name);
@@ -98,7 +110,8 @@ impl CookieWriter {
         // Names and values are cookie-safe by construction (config-validated
         // names, base64url values), so this cannot fail; fall back to a
         // harmless empty cookie rather than panic.
-        HeaderValue::from_str(&out).unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
+        HeaderValue::from_str(&out)
+            .unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
     }
 }
 
@@ -123,12 +136,18 @@ mod tests {
             domains: vec![".example.com".into()],
             ..CookieSettings::default()
         });
-        assert_eq!(w.domain_for(Some("nginx.example.com:8080")), Some(".example.com"));
+        assert_eq!(
+            w.domain_for(Some("nginx.example.com:8080")),
+            Some(".example.com")
+        );
         assert_eq!(w.domain_for(Some("example.com")), Some(".example.com"));
         assert_eq!(w.domain_for(Some("badexample.com")), None);
         assert_eq!(w.domain_for(None), None);
         let v = w.set("auth", "v", Duration::from_secs(60), Some("a.example.com"));
         let v = v.to_str().unwrap();
-        assert!(v.starts_with("auth=v; Path=/; Domain=.example.com; Max-Age=60; HttpOnly; Secure"), "{v}");
+        assert!(
+            v.starts_with("auth=v; Path=/; Domain=.example.com; Max-Age=60; HttpOnly; Secure"),
+            "{v}"
+        );
     }
 }

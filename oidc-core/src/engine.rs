@@ -25,7 +25,9 @@ use crate::session::cookie::{SessionCodec, SessionError};
 
 /// Seconds since the Unix epoch.
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Paths of the engine's own routes, computed once from `--proxy-prefix`.
@@ -68,22 +70,29 @@ impl Engine {
     /// Builds the engine. No network I/O happens here: call
     /// [`Engine::discover`] (or [`Engine::discover_until_ready`]) next.
     pub fn new(config: Config) -> Result<Self, ConfigError> {
-        let http = provider::http_client(config.http_timeout).map_err(|e| ConfigError::Invalid {
-            flag: "tls",
-            message: format!("cannot build the HTTP client: {e}"),
-        })?;
+        let http =
+            provider::http_client(config.http_timeout).map_err(|e| ConfigError::Invalid {
+                flag: "tls",
+                message: format!("cannot build the HTTP client: {e}"),
+            })?;
         let prefix = config.proxy_prefix.clone();
         let inner = Inner {
             sessions: SessionCodec::new(&config.cookie.name, &config.cookie_secrets),
             flows: Flows::new(&config),
             writer: CookieWriter::new(config.cookie.clone()),
             remove: removal_list(&config),
-            routes: Routes { start: format!("{prefix}/start"), callback: format!("{prefix}/callback"), prefix },
+            routes: Routes {
+                start: format!("{prefix}/start"),
+                callback: format!("{prefix}/callback"),
+                prefix,
+            },
             http,
             provider: OnceLock::new(),
             config,
         };
-        Ok(Self { inner: Arc::new(inner) })
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
     }
 
     /// The configuration.
@@ -110,7 +119,8 @@ impl Engine {
             return Ok(());
         }
         let c = &self.inner.config;
-        let p = Provider::discover(self.inner.http.clone(), &c.issuer, c.jwks_refetch_interval).await?;
+        let p =
+            Provider::discover(self.inner.http.clone(), &c.issuer, c.jwks_refetch_interval).await?;
         tracing::info!(issuer = %p.endpoints().issuer, "identity provider discovered");
         let _ = self.inner.provider.set(p);
         Ok(())
@@ -188,9 +198,17 @@ impl Engine {
 
     fn forbidden(&self, parts: &Parts) -> Decision {
         let response = if request::is_navigation(parts) {
-            pages::html(StatusCode::FORBIDDEN, "Forbidden", "<p>You are signed in, but your account is not allowed to use this application.</p>")
+            pages::html(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                "<p>You are signed in, but your account is not allowed to use this application.</p>",
+            )
         } else {
-            pages::json_error(StatusCode::FORBIDDEN, "forbidden", "the signed-in user is not allowed")
+            pages::json_error(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "the signed-in user is not allowed",
+            )
         };
         deny(DenyReason::Forbidden, response)
     }
@@ -205,11 +223,16 @@ impl Engine {
                 self.login_redirect(parts, rd)
             } else {
                 let start = self.start_url(rd);
-                deny(DenyReason::Unauthenticated, pages::sign_in(StatusCode::UNAUTHORIZED, &start))
+                deny(
+                    DenyReason::Unauthenticated,
+                    pages::sign_in(StatusCode::UNAUTHORIZED, &start),
+                )
             }
         } else {
-            let mut r = pages::json_error(StatusCode::UNAUTHORIZED, "unauthorized", "sign in first");
-            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            let mut r =
+                pages::json_error(StatusCode::UNAUTHORIZED, "unauthorized", "sign in first");
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             deny(DenyReason::Unauthenticated, r)
         };
         // Drop a refused session cookie so the browser stops sending it.
@@ -217,7 +240,11 @@ impl Engine {
             && let Decision::Deny(d) = &mut decision
         {
             let host = request::host(parts);
-            for v in self.inner.sessions.clear(&parts.headers, &self.inner.writer, host) {
+            for v in self
+                .inner
+                .sessions
+                .clear(&parts.headers, &self.inner.writer, host)
+            {
                 d.response.headers_mut().append(header::SET_COOKIE, v);
             }
         }
@@ -243,7 +270,8 @@ impl Engine {
 
     /// A validated return target, or `/`.
     fn safe_rd<'a>(&self, rd: Option<&'a str>) -> &'a str {
-        rd.and_then(|rd| self.inner.config.redirects.validate(rd)).unwrap_or("/")
+        rd.and_then(|rd| self.inner.config.redirects.validate(rd))
+            .unwrap_or("/")
     }
 
     fn start(&self, parts: &Parts) -> Decision {
@@ -280,7 +308,10 @@ impl Engine {
         if self.inner.config.skip_provider_button {
             return self.login_redirect(parts, &rd);
         }
-        deny(DenyReason::Endpoint, pages::sign_in(StatusCode::OK, &self.start_url(&rd)))
+        deny(
+            DenyReason::Endpoint,
+            pages::sign_in(StatusCode::OK, &self.start_url(&rd)),
+        )
     }
 
     async fn callback(&self, parts: &Parts) -> Decision {
@@ -310,7 +341,11 @@ impl Engine {
         if let Some(c) = clear_flow {
             response.headers_mut().append(header::SET_COOKIE, c);
         }
-        let reason = if response.status() == StatusCode::FOUND { DenyReason::Endpoint } else { DenyReason::LoginFailed };
+        let reason = if response.status() == StatusCode::FOUND {
+            DenyReason::Endpoint
+        } else {
+            DenyReason::LoginFailed
+        };
         deny(reason, response)
     }
 
@@ -321,14 +356,26 @@ impl Engine {
     ) -> Result<(Session, String), LoginError> {
         let c = &self.inner.config;
         if let Some(err) = request::query_param(parts, "error") {
-            let err: String = err.chars().filter(|ch| ch.is_ascii_graphic()).take(64).collect();
+            let err: String = err
+                .chars()
+                .filter(|ch| ch.is_ascii_graphic())
+                .take(64)
+                .collect();
             return Err(LoginError::Provider(err));
         }
-        let state = request::query_param(parts, "state").ok_or(LoginError::MissingParameter("state"))?;
-        let code = request::query_param(parts, "code").ok_or(LoginError::MissingParameter("code"))?;
+        let state =
+            request::query_param(parts, "state").ok_or(LoginError::MissingParameter("state"))?;
+        let code =
+            request::query_param(parts, "code").ok_or(LoginError::MissingParameter("code"))?;
         let now = now();
-        let (flow, clear) =
-            self.inner.flows.take(&parts.headers, &state, c, &self.inner.writer, request::host(parts), now)?;
+        let (flow, clear) = self.inner.flows.take(
+            &parts.headers,
+            &state,
+            c,
+            &self.inner.writer,
+            request::host(parts),
+            now,
+        )?;
         *clear_flow = Some(clear);
         let provider = self.inner.provider.get().ok_or(LoginError::NotReady)?;
         let tokens = provider
@@ -348,7 +395,10 @@ impl Engine {
         )
         .await?;
         let session = build_session(c, &claims, tokens, now);
-        if session.email.is_some() && claims.get("email_verified").is_some_and(is_false) && !c.allow_unverified_email {
+        if session.email.is_some()
+            && claims.get("email_verified").is_some_and(is_false)
+            && !c.allow_unverified_email
+        {
             return Err(LoginError::EmailNotVerified);
         }
         Ok((session, flow.return_to))
@@ -359,7 +409,11 @@ impl Engine {
         let target = self.safe_rd(rd.as_deref());
         let mut r = pages::redirect(target);
         let host = request::host(parts);
-        for c in self.inner.sessions.clear(&parts.headers, &self.inner.writer, host) {
+        for c in self
+            .inner
+            .sessions
+            .clear(&parts.headers, &self.inner.writer, host)
+        {
             r.headers_mut().append(header::SET_COOKIE, c);
         }
         deny(DenyReason::Endpoint, r)
@@ -374,7 +428,11 @@ impl Engine {
                 *r.headers_mut() = identity_headers(&self.inner.config, &session);
                 r
             }
-            Ok(_) => pages::json_error(StatusCode::FORBIDDEN, "forbidden", "the signed-in user is not allowed"),
+            Ok(_) => pages::json_error(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "the signed-in user is not allowed",
+            ),
             Err(_) => pages::json_error(StatusCode::UNAUTHORIZED, "unauthorized", "sign in first"),
         };
         deny(DenyReason::Endpoint, response)
@@ -403,7 +461,9 @@ impl Engine {
         if domains.iter().any(|d| d == "*") {
             return true;
         }
-        let Some(email) = session.email.as_deref() else { return false };
+        let Some(email) = session.email.as_deref() else {
+            return false;
+        };
         let mut parts = email.split('@');
         let (Some(local), Some(domain), None) = (parts.next(), parts.next(), parts.next()) else {
             return false;
@@ -414,7 +474,9 @@ impl Engine {
         domains.iter().any(|d| match d.strip_prefix('.') {
             Some(parent) => {
                 domain.len() > parent.len() + 1
-                    && domain.to_ascii_lowercase().ends_with(&format!(".{}", parent.to_ascii_lowercase()))
+                    && domain
+                        .to_ascii_lowercase()
+                        .ends_with(&format!(".{}", parent.to_ascii_lowercase()))
             }
             None => domain.eq_ignore_ascii_case(d),
         })
@@ -460,7 +522,11 @@ fn is_false(v: &Value) -> bool {
 
 fn string_list(v: Option<&Value>) -> Vec<String> {
     match v {
-        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
         Some(Value::String(s)) => vec![s.clone()],
         _ => Vec::new(),
     }
@@ -474,7 +540,12 @@ fn access_token_claims(token: &str) -> Option<Map<String, Value>> {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
 }
 
-fn build_session(c: &Config, claims: &Map<String, Value>, tokens: TokenResponse, now: u64) -> Session {
+fn build_session(
+    c: &Config,
+    claims: &Map<String, Value>,
+    tokens: TokenResponse,
+    now: u64,
+) -> Session {
     let get = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_owned);
     let access = tokens.access_token.as_deref().and_then(access_token_claims);
     let mut groups = string_list(claims.get(&c.groups_claim));

@@ -24,7 +24,9 @@ pub enum ConfigError {
         len: usize,
     },
     /// No cookie secret was configured.
-    #[error("--cookie-secret is required (16, 24 or 32 bytes; generate one with: openssl rand -base64 32 | tr -- '+/' '-_')")]
+    #[error(
+        "--cookie-secret is required (16, 24 or 32 bytes; generate one with: openssl rand -base64 32 | tr -- '+/' '-_')"
+    )]
     MissingCookieSecret,
     /// No client id was configured.
     #[error("--client-id is required: the OAuth client id registered at the identity provider")]
@@ -143,7 +145,9 @@ pub enum LoginError {
     #[error("the callback is missing the {0} parameter")]
     MissingParameter(&'static str),
     /// No login-flow cookie matches `state` (expired, another browser, or forged).
-    #[error("no login in progress matches this callback's state (expired, replayed, or started in another browser)")]
+    #[error(
+        "no login in progress matches this callback's state (expired, replayed, or started in another browser)"
+    )]
     State,
     /// The code exchange failed.
     #[error("the code exchange failed")]
@@ -155,7 +159,9 @@ pub enum LoginError {
     #[error(transparent)]
     IdToken(#[from] TokenError),
     /// The user's email is not verified and unverified emails are not allowed.
-    #[error("the email address is not verified (email_verified=false); pass --insecure-oidc-allow-unverified-email to accept it")]
+    #[error(
+        "the email address is not verified (email_verified=false); pass --insecure-oidc-allow-unverified-email to accept it"
+    )]
     EmailNotVerified,
     /// The identity provider is not ready (discovery has not succeeded yet).
     #[error("the identity provider is not reachable yet")]

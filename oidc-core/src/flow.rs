@@ -118,11 +118,16 @@ impl Flows {
         }
 
         let mut set_cookies = self.evict_oldest(request, config, writer, host, now);
-        let name = self.name_for(&flow.state).unwrap_or_else(|| self.prefix.clone());
+        let name = self
+            .name_for(&flow.state)
+            .unwrap_or_else(|| self.prefix.clone());
         let plain = serde_json::to_vec(&flow).unwrap_or_default();
         let sealed = self.sealer.seal(name.as_bytes(), &plain);
         set_cookies.push(writer.set(&name, &sealed, config.flow_ttl, host));
-        Started { authorize_url: url, set_cookies }
+        Started {
+            authorize_url: url,
+            set_cookies,
+        }
     }
 
     /// Deletes flow cookies so that, with the one about to be added, at most
@@ -175,7 +180,10 @@ impl Flows {
         let name = self.name_for(state).ok_or(LoginError::State)?;
         let value = cookies::get(request, &name).ok_or(LoginError::State)?;
         let clear = writer.clear(&name, host);
-        let plain = self.sealer.open(name.as_bytes(), value).map_err(|_| LoginError::State)?;
+        let plain = self
+            .sealer
+            .open(name.as_bytes(), value)
+            .map_err(|_| LoginError::State)?;
         let flow: FlowState = serde_json::from_slice(&plain).map_err(|_| LoginError::State)?;
         if !bool::from(flow.state.as_bytes().ct_eq(state.as_bytes()))
             || now.saturating_sub(flow.created_at) > config.flow_ttl.as_secs()

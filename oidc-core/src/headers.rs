@@ -15,7 +15,8 @@ pub const X_AUTH_REQUEST_PREFERRED_USERNAME: HeaderName =
 /// `X-Auth-Request-Groups`: comma-separated.
 pub const X_AUTH_REQUEST_GROUPS: HeaderName = HeaderName::from_static("x-auth-request-groups");
 /// `X-Auth-Request-Access-Token`.
-pub const X_AUTH_REQUEST_ACCESS_TOKEN: HeaderName = HeaderName::from_static("x-auth-request-access-token");
+pub const X_AUTH_REQUEST_ACCESS_TOKEN: HeaderName =
+    HeaderName::from_static("x-auth-request-access-token");
 
 /// Every identity header a client could forge, in both `-` and `_` spellings.
 /// Header names are case-insensitive, so lower case covers every case.
@@ -52,7 +53,9 @@ pub(crate) fn removal_list(config: &Config) -> &'static [&'static str] {
         .iter()
         .copied()
         .filter(|h| match *h {
-            "x-auth-request-user" | "x-auth-request-email" | "x-auth-request-preferred-username"
+            "x-auth-request-user"
+            | "x-auth-request-email"
+            | "x-auth-request-preferred-username"
             | "x-auth-request-groups" => !sets_xauth,
             "x-auth-request-access-token" => !sets_token,
             _ => true,
@@ -71,14 +74,25 @@ pub(crate) fn identity_headers(config: &Config, session: &Session) -> HeaderMap 
     let mut h = HeaderMap::with_capacity(6);
     if config.set_xauthrequest {
         // The user header is always set, so a client copy never survives.
-        h.insert(X_AUTH_REQUEST_USER, value(session.user()).unwrap_or(HeaderValue::from_static("")));
+        h.insert(
+            X_AUTH_REQUEST_USER,
+            value(session.user()).unwrap_or(HeaderValue::from_static("")),
+        );
         h.insert(
             X_AUTH_REQUEST_EMAIL,
-            session.email.as_deref().and_then(value).unwrap_or(HeaderValue::from_static("")),
+            session
+                .email
+                .as_deref()
+                .and_then(value)
+                .unwrap_or(HeaderValue::from_static("")),
         );
         h.insert(
             X_AUTH_REQUEST_PREFERRED_USERNAME,
-            session.preferred_username.as_deref().and_then(value).unwrap_or(HeaderValue::from_static("")),
+            session
+                .preferred_username
+                .as_deref()
+                .and_then(value)
+                .unwrap_or(HeaderValue::from_static("")),
         );
         h.insert(
             X_AUTH_REQUEST_GROUPS,
@@ -88,11 +102,18 @@ pub(crate) fn identity_headers(config: &Config, session: &Session) -> HeaderMap 
     if config.pass_access_token {
         h.insert(
             X_AUTH_REQUEST_ACCESS_TOKEN,
-            session.access_token.as_deref().and_then(value).unwrap_or(HeaderValue::from_static("")),
+            session
+                .access_token
+                .as_deref()
+                .and_then(value)
+                .unwrap_or(HeaderValue::from_static("")),
         );
     }
     if config.set_authorization_header
-        && let Some(v) = session.id_token.as_deref().and_then(|t| value(&format!("Bearer {t}")))
+        && let Some(v) = session
+            .id_token
+            .as_deref()
+            .and_then(|t| value(&format!("Bearer {t}")))
     {
         h.insert(header::AUTHORIZATION, v);
     }

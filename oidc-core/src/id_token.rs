@@ -40,9 +40,15 @@ fn header_alg(token: &str) -> Result<(Algorithm, Option<String>), TokenError> {
     // Parse the header by hand first so that `none` and unknown algorithms
     // get a precise error instead of a generic parse failure.
     let header_b64 = token.split('.').next().ok_or(TokenError::Malformed(None))?;
-    let raw = URL_SAFE_NO_PAD.decode(header_b64).map_err(|_| TokenError::Malformed(None))?;
-    let header: Map<String, Value> = serde_json::from_slice(&raw).map_err(|_| TokenError::Malformed(None))?;
-    let alg = header.get("alg").and_then(Value::as_str).ok_or(TokenError::Malformed(None))?;
+    let raw = URL_SAFE_NO_PAD
+        .decode(header_b64)
+        .map_err(|_| TokenError::Malformed(None))?;
+    let header: Map<String, Value> =
+        serde_json::from_slice(&raw).map_err(|_| TokenError::Malformed(None))?;
+    let alg = header
+        .get("alg")
+        .and_then(Value::as_str)
+        .ok_or(TokenError::Malformed(None))?;
     let parsed = ALLOWED_ALGORITHMS
         .iter()
         .copied()
@@ -63,7 +69,10 @@ pub(crate) async fn validate(
         return Err(TokenError::Malformed(None));
     }
     let (alg, kid) = header_alg(token)?;
-    let keys = provider.jwks.keys_for(&provider.http, kid.as_deref(), alg).await?;
+    let keys = provider
+        .jwks
+        .keys_for(&provider.http, kid.as_deref(), alg)
+        .await?;
 
     let mut validation = Validation::new(alg);
     validation.set_issuer(&[provider.endpoints().issuer.as_str()]);
@@ -90,21 +99,33 @@ pub(crate) async fn validate(
     };
 
     check_azp(&claims, &config.client_id)?;
-    let iat = claims.get("iat").and_then(Value::as_u64).ok_or(TokenError::Claim("iat is missing"))?;
+    let iat = claims
+        .get("iat")
+        .and_then(Value::as_u64)
+        .ok_or(TokenError::Claim("iat is missing"))?;
     if iat > expected.now + config.leeway.as_secs() {
         return Err(TokenError::Claim("iat is in the future"));
     }
-    if claims.get("sub").and_then(Value::as_str).is_none_or(str::is_empty) {
+    if claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
         return Err(TokenError::Claim("sub is missing"));
     }
     if let Some(want) = expected.nonce {
-        let got = claims.get("nonce").and_then(Value::as_str).ok_or(TokenError::Claim("nonce is missing"))?;
+        let got = claims
+            .get("nonce")
+            .and_then(Value::as_str)
+            .ok_or(TokenError::Claim("nonce is missing"))?;
         if !bool::from(got.as_bytes().ct_eq(want.as_bytes())) {
             return Err(TokenError::Claim("nonce does not match the login"));
         }
     }
     if let (Some(at_hash), Some(access_token)) = (claims.get("at_hash"), expected.access_token) {
-        let at_hash = at_hash.as_str().ok_or(TokenError::Claim("at_hash is not a string"))?;
+        let at_hash = at_hash
+            .as_str()
+            .ok_or(TokenError::Claim("at_hash is not a string"))?;
         if at_hash != token_hash(alg, access_token) {
             return Err(TokenError::Claim("at_hash does not match the access token"));
         }
@@ -114,13 +135,22 @@ pub(crate) async fn validate(
 
 /// `azp` must name us when present, and must be present with several audiences.
 fn check_azp(claims: &Map<String, Value>, client_id: &str) -> Result<(), TokenError> {
-    let several_audiences = claims.get("aud").and_then(Value::as_array).is_some_and(|a| {
-        a.iter().filter_map(Value::as_str).collect::<HashSet<_>>().len() > 1
-    });
+    let several_audiences = claims
+        .get("aud")
+        .and_then(Value::as_array)
+        .is_some_and(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .collect::<HashSet<_>>()
+                .len()
+                > 1
+        });
     match claims.get("azp") {
         Some(Value::String(azp)) if azp == client_id => Ok(()),
         Some(_) => Err(TokenError::Claim("azp names another client")),
-        None if several_audiences => Err(TokenError::Claim("azp is missing although aud has several entries")),
+        None if several_audiences => Err(TokenError::Claim(
+            "azp is missing although aud has several entries",
+        )),
         None => Ok(()),
     }
 }
@@ -145,10 +175,16 @@ mod tests {
         let h = |alg: &str| URL_SAFE_NO_PAD.encode(json!({"alg": alg, "typ": "JWT"}).to_string());
         for alg in ["none", "HS256", "HS512", "RS1"] {
             let token = format!("{}.e30.", h(alg));
-            assert!(matches!(header_alg(&token), Err(TokenError::Algorithm(a)) if a == alg), "{alg}");
+            assert!(
+                matches!(header_alg(&token), Err(TokenError::Algorithm(a)) if a == alg),
+                "{alg}"
+            );
         }
         assert!(header_alg(&format!("{}.e30.sig", h("RS256"))).is_ok());
-        assert!(matches!(header_alg("garbage"), Err(TokenError::Malformed(_))));
+        assert!(matches!(
+            header_alg("garbage"),
+            Err(TokenError::Malformed(_))
+        ));
     }
 
     #[test]
@@ -163,6 +199,12 @@ mod tests {
     #[test]
     fn at_hash_matches_the_spec_example() {
         // OpenID Connect Core, Appendix A.3 example values.
-        assert_eq!(token_hash(Algorithm::RS256, "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"), "77QmUPtjPfzWtF2AnpK9RQ");
+        assert_eq!(
+            token_hash(
+                Algorithm::RS256,
+                "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"
+            ),
+            "77QmUPtjPfzWtF2AnpK9RQ"
+        );
     }
 }

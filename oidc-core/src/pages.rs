@@ -21,8 +21,10 @@ pub(crate) fn escape_html(s: &str) -> String {
 fn base(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Bytes> {
     let mut r = Response::new(body.into());
     *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 

@@ -76,17 +76,39 @@ mod tests {
     #[test]
     fn navigation_rules() {
         assert!(is_navigation(&parts("GET", &[])));
-        assert!(is_navigation(&parts("GET", &[("accept", "text/html,application/xhtml+xml,*/*")])));
-        assert!(is_navigation(&parts("GET", &[("sec-fetch-mode", "navigate"), ("accept", "application/json")])));
-        assert!(!is_navigation(&parts("GET", &[("accept", "application/json")])));
+        assert!(is_navigation(&parts(
+            "GET",
+            &[("accept", "text/html,application/xhtml+xml,*/*")]
+        )));
+        assert!(is_navigation(&parts(
+            "GET",
+            &[
+                ("sec-fetch-mode", "navigate"),
+                ("accept", "application/json")
+            ]
+        )));
+        assert!(!is_navigation(&parts(
+            "GET",
+            &[("accept", "application/json")]
+        )));
         assert!(!is_navigation(&parts("GET", &[("sec-fetch-mode", "cors")])));
-        assert!(!is_navigation(&parts("GET", &[("x-requested-with", "XMLHttpRequest")])));
+        assert!(!is_navigation(&parts(
+            "GET",
+            &[("x-requested-with", "XMLHttpRequest")]
+        )));
         assert!(!is_navigation(&parts("POST", &[])));
     }
 
     #[test]
     fn forwarded_host_and_scheme() {
-        let p = parts("GET", &[("host", "internal:4180"), ("x-forwarded-host", "app.example.com"), ("x-forwarded-proto", "https")]);
+        let p = parts(
+            "GET",
+            &[
+                ("host", "internal:4180"),
+                ("x-forwarded-host", "app.example.com"),
+                ("x-forwarded-proto", "https"),
+            ],
+        );
         assert_eq!(host(&p), Some("app.example.com"));
         assert_eq!(scheme(&p.headers, &p.uri), "https");
         let p = parts("GET", &[("host", "app.example.com")]);

@@ -79,7 +79,13 @@ mod tests {
 
     #[test]
     fn accepts_raw_and_base64_of_the_right_lengths() {
-        assert_eq!(CookieSecret::parse("0123456789abcdef").unwrap().bytes().len(), 16);
+        assert_eq!(
+            CookieSecret::parse("0123456789abcdef")
+                .unwrap()
+                .bytes()
+                .len(),
+            16
+        );
         let b64 = STANDARD.encode([7u8; 32]);
         assert_eq!(CookieSecret::parse(&b64).unwrap().bytes(), &[7u8; 32]);
         let b64url = URL_SAFE_NO_PAD.encode([0xfbu8; 24]);

@@ -52,10 +52,16 @@ pub struct Endpoints {
     pub jwks_uri: Url,
 }
 
-pub(super) async fn discover(http: &reqwest::Client, issuer: &Url) -> Result<Endpoints, ProviderError> {
+pub(super) async fn discover(
+    http: &reqwest::Client,
+    issuer: &Url,
+) -> Result<Endpoints, ProviderError> {
     let base = issuer.as_str().trim_end_matches('/');
     let url = Url::parse(&format!("{base}/.well-known/openid-configuration")).map_err(|e| {
-        ProviderError::Malformed { url: issuer.to_string(), what: e.to_string() }
+        ProviderError::Malformed {
+            url: issuer.to_string(),
+            what: e.to_string(),
+        }
     })?;
     let meta: Metadata = get_json(http, &url).await?;
     let found = meta.issuer().as_str();
@@ -66,10 +72,17 @@ pub(super) async fn discover(http: &reqwest::Client, issuer: &Url) -> Result<End
             found: found.to_owned(),
         });
     }
-    let malformed = |what: &str| ProviderError::Malformed { url: url.to_string(), what: what.to_owned() };
-    let token = meta.token_endpoint().ok_or_else(|| malformed("token_endpoint is missing"))?;
+    let malformed = |what: &str| ProviderError::Malformed {
+        url: url.to_string(),
+        what: what.to_owned(),
+    };
+    let token = meta
+        .token_endpoint()
+        .ok_or_else(|| malformed("token_endpoint is missing"))?;
     let end_session = match &meta.additional_metadata().end_session_endpoint {
-        Some(raw) => Some(Url::parse(raw).map_err(|_| malformed("end_session_endpoint is not a URL"))?),
+        Some(raw) => {
+            Some(Url::parse(raw).map_err(|_| malformed("end_session_endpoint is not a URL"))?)
+        }
         None => None,
     };
     Ok(Endpoints {

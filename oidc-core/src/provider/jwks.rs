@@ -56,9 +56,15 @@ impl Key {
                 | Algorithm::PS384
                 | Algorithm::PS512,
             ) => true,
-            (AlgorithmParameters::EllipticCurve(p), Algorithm::ES256) => p.curve == EllipticCurve::P256,
-            (AlgorithmParameters::EllipticCurve(p), Algorithm::ES384) => p.curve == EllipticCurve::P384,
-            (AlgorithmParameters::OctetKeyPair(p), Algorithm::EdDSA) => p.curve == EllipticCurve::Ed25519,
+            (AlgorithmParameters::EllipticCurve(p), Algorithm::ES256) => {
+                p.curve == EllipticCurve::P256
+            }
+            (AlgorithmParameters::EllipticCurve(p), Algorithm::ES384) => {
+                p.curve == EllipticCurve::P384
+            }
+            (AlgorithmParameters::OctetKeyPair(p), Algorithm::EdDSA) => {
+                p.curve == EllipticCurve::Ed25519
+            }
             _ => false,
         }
     }
@@ -80,7 +86,9 @@ pub(crate) struct JwksCache {
 
 impl std::fmt::Debug for JwksCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JwksCache").field("uri", &self.uri.as_str()).finish_non_exhaustive()
+        f.debug_struct("JwksCache")
+            .field("uri", &self.uri.as_str())
+            .finish_non_exhaustive()
     }
 }
 
@@ -107,7 +115,11 @@ impl JwksCache {
         self.fetch_locked(http, &mut last).await
     }
 
-    async fn fetch_locked(&self, http: &reqwest::Client, last: &mut Option<Instant>) -> Result<(), ProviderError> {
+    async fn fetch_locked(
+        &self,
+        http: &reqwest::Client,
+        last: &mut Option<Instant>,
+    ) -> Result<(), ProviderError> {
         *last = Some(Instant::now());
         let raw: RawSet = get_json(http, &self.uri).await?;
         // Parse key by key: one key of a type we do not know must not hide the others.
@@ -156,13 +168,19 @@ impl JwksCache {
             return Ok(found);
         }
         if last.is_some_and(|t| t.elapsed() < self.min_interval) {
-            return Err(TokenError::UnknownKey { kid: kid.map(str::to_owned) });
+            return Err(TokenError::UnknownKey {
+                kid: kid.map(str::to_owned),
+            });
         }
         tracing::info!(kid = ?kid, "unknown signing key; refetching the JWKS (key rotation)");
-        self.fetch_locked(http, &mut last).await.map_err(TokenError::Jwks)?;
+        self.fetch_locked(http, &mut last)
+            .await
+            .map_err(TokenError::Jwks)?;
         let found = Self::find(&self.current(), kid, alg);
         if found.is_empty() {
-            return Err(TokenError::UnknownKey { kid: kid.map(str::to_owned) });
+            return Err(TokenError::UnknownKey {
+                kid: kid.map(str::to_owned),
+            });
         }
         Ok(found)
     }

@@ -33,7 +33,11 @@ impl Provider {
         let endpoints = discovery::discover(&http, issuer).await?;
         let jwks = JwksCache::new(endpoints.jwks_uri.clone(), jwks_refetch_interval);
         jwks.refresh(&http).await?;
-        Ok(Self { endpoints, jwks, http })
+        Ok(Self {
+            endpoints,
+            jwks,
+            http,
+        })
     }
 
     /// The endpoints from the discovery document.
@@ -61,7 +65,10 @@ pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
     http: &reqwest::Client,
     url: &Url,
 ) -> Result<T, ProviderError> {
-    let unreachable = |source| ProviderError::Unreachable { url: url.to_string(), source };
+    let unreachable = |source| ProviderError::Unreachable {
+        url: url.to_string(),
+        source,
+    };
     let resp = http
         .get(url.clone())
         .header(reqwest::header::ACCEPT, "application/json")
@@ -70,8 +77,15 @@ pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
         .map_err(unreachable)?;
     let status = resp.status();
     if !status.is_success() {
-        return Err(ProviderError::Status { url: url.to_string(), status: status.as_u16(), detail: None });
+        return Err(ProviderError::Status {
+            url: url.to_string(),
+            status: status.as_u16(),
+            detail: None,
+        });
     }
     let body = resp.bytes().await.map_err(unreachable)?;
-    serde_json::from_slice(&body).map_err(|e| ProviderError::Malformed { url: url.to_string(), what: e.to_string() })
+    serde_json::from_slice(&body).map_err(|e| ProviderError::Malformed {
+        url: url.to_string(),
+        what: e.to_string(),
+    })
 }

@@ -47,7 +47,11 @@ impl Provider {
         self.token_request(config, &params).await
     }
 
-    async fn token_request(&self, config: &Config, params: &[(&str, &str)]) -> Result<TokenResponse, ProviderError> {
+    async fn token_request(
+        &self,
+        config: &Config,
+        params: &[(&str, &str)],
+    ) -> Result<TokenResponse, ProviderError> {
         let url = &self.endpoints().token;
         let mut body: Vec<String> = params
             .iter()
@@ -56,8 +60,15 @@ impl Provider {
         let mut req = self.http.post(url.clone());
         match (&config.client_secret, config.client_auth) {
             (Some(secret), ClientAuthMethod::Basic) => {
-                let creds = format!("{}:{}", form_encode(&config.client_id), form_encode(secret.expose()));
-                req = req.header(reqwest::header::AUTHORIZATION, format!("Basic {}", STANDARD.encode(creds)));
+                let creds = format!(
+                    "{}:{}",
+                    form_encode(&config.client_id),
+                    form_encode(secret.expose())
+                );
+                req = req.header(
+                    reqwest::header::AUTHORIZATION,
+                    format!("Basic {}", STANDARD.encode(creds)),
+                );
             }
             (Some(secret), ClientAuthMethod::Post) => {
                 body.push(format!("client_id={}", form_encode(&config.client_id)));
@@ -65,9 +76,15 @@ impl Provider {
             }
             (None, _) => body.push(format!("client_id={}", form_encode(&config.client_id))),
         }
-        let unreachable = |source| ProviderError::Unreachable { url: url.to_string(), source };
+        let unreachable = |source| ProviderError::Unreachable {
+            url: url.to_string(),
+            source,
+        };
         let resp = req
-            .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
             .header(reqwest::header::ACCEPT, "application/json")
             .body(body.join("&"))
             .send()
@@ -76,8 +93,14 @@ impl Provider {
         let status = resp.status();
         let bytes = resp.bytes().await.map_err(unreachable)?;
         if !status.is_success() {
-            let detail = serde_json::from_slice::<ErrorResponse>(&bytes).ok().map(|e| e.error);
-            return Err(ProviderError::Status { url: url.to_string(), status: status.as_u16(), detail });
+            let detail = serde_json::from_slice::<ErrorResponse>(&bytes)
+                .ok()
+                .map(|e| e.error);
+            return Err(ProviderError::Status {
+                url: url.to_string(),
+                status: status.as_u16(),
+                detail,
+            });
         }
         serde_json::from_slice(&bytes).map_err(|e| ProviderError::Malformed {
             url: url.to_string(),

@@ -52,7 +52,11 @@ impl SessionCodec {
     }
 
     /// Reads the session from the request's cookies. `Ok(None)` when there is no session cookie.
-    pub(crate) fn read(&self, headers: &HeaderMap, now: u64) -> Result<Option<Session>, SessionError> {
+    pub(crate) fn read(
+        &self,
+        headers: &HeaderMap,
+        now: u64,
+    ) -> Result<Option<Session>, SessionError> {
         let sealed = match cookies::get(headers, &self.name) {
             Some(v) => std::borrow::Cow::Borrowed(v),
             None => {
@@ -119,7 +123,12 @@ impl SessionCodec {
     }
 
     /// `Set-Cookie` values that delete every session cookie the request carried.
-    pub(crate) fn clear(&self, request: &HeaderMap, writer: &CookieWriter, host: Option<&str>) -> Vec<HeaderValue> {
+    pub(crate) fn clear(
+        &self,
+        request: &HeaderMap,
+        writer: &CookieWriter,
+        host: Option<&str>,
+    ) -> Vec<HeaderValue> {
         let mut out = self.clear_chunks_from(0, request, writer, host);
         if cookies::get(request, &self.name).is_some() {
             out.push(writer.clear(&self.name, host));
@@ -175,7 +184,10 @@ mod tests {
             .filter(|p| !p.ends_with('='))
             .collect();
         let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, HeaderValue::from_str(&pairs.join("; ")).unwrap());
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_str(&pairs.join("; ")).unwrap(),
+        );
         h
     }
 
@@ -205,7 +217,13 @@ mod tests {
     #[test]
     fn stale_chunks_are_cleared_when_the_session_shrinks() {
         let (c, w) = codec();
-        let big = c.write(&session(9000), &HeaderMap::new(), &w, None, Duration::from_secs(60));
+        let big = c.write(
+            &session(9000),
+            &HeaderMap::new(),
+            &w,
+            None,
+            Duration::from_secs(60),
+        );
         let request = replay(&big);
         let small = c.write(&session(10), &request, &w, None, Duration::from_secs(60));
         let cleared: Vec<_> = small
@@ -214,13 +232,23 @@ mod tests {
             .filter(|v| v.contains("Max-Age=0"))
             .map(|v| v.split('=').next().unwrap().to_owned())
             .collect();
-        assert_eq!(cleared.len(), big.len(), "every old chunk is deleted: {cleared:?}");
+        assert_eq!(
+            cleared.len(),
+            big.len(),
+            "every old chunk is deleted: {cleared:?}"
+        );
     }
 
     #[test]
     fn reordered_missing_or_renamed_chunks_fail_closed() {
         let (c, w) = codec();
-        let set = c.write(&session(9000), &HeaderMap::new(), &w, None, Duration::from_secs(60));
+        let set = c.write(
+            &session(9000),
+            &HeaderMap::new(),
+            &w,
+            None,
+            Duration::from_secs(60),
+        );
         let pairs: Vec<String> = set
             .iter()
             .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
@@ -231,23 +259,50 @@ mod tests {
             h.insert(header::COOKIE, HeaderValue::from_str(&cookie).unwrap());
             h
         };
-        let swapped = header_of(format!("auth_0={}; auth_1={}; auth_2={}", values[1], values[0], values[2]));
+        let swapped = header_of(format!(
+            "auth_0={}; auth_1={}; auth_2={}",
+            values[1], values[0], values[2]
+        ));
         assert!(c.read(&swapped, 500).is_err());
         let missing = header_of(format!("auth_0={}; auth_2={}", values[0], values[2]));
         assert!(c.read(&missing, 500).is_err());
         let truncated = header_of(format!("auth_0={}; auth_1={}", values[0], values[1]));
         assert!(c.read(&truncated, 500).is_err());
         // A valid single cookie copied under another name.
-        let small = c.write(&session(5), &HeaderMap::new(), &w, None, Duration::from_secs(60));
-        let v = small[0].to_str().unwrap().split(';').next().unwrap().split_once('=').unwrap().1.to_owned();
-        let other = SessionCodec::new("other", &[CookieSecret::parse("0123456789abcdef0123456789abcdef").unwrap()]);
+        let small = c.write(
+            &session(5),
+            &HeaderMap::new(),
+            &w,
+            None,
+            Duration::from_secs(60),
+        );
+        let v = small[0]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .split_once('=')
+            .unwrap()
+            .1
+            .to_owned();
+        let other = SessionCodec::new(
+            "other",
+            &[CookieSecret::parse("0123456789abcdef0123456789abcdef").unwrap()],
+        );
         assert!(other.read(&header_of(format!("other={v}")), 500).is_err());
     }
 
     #[test]
     fn expired_and_absent() {
         let (c, w) = codec();
-        let set = c.write(&session(5), &HeaderMap::new(), &w, None, Duration::from_secs(60));
+        let set = c.write(
+            &session(5),
+            &HeaderMap::new(),
+            &w,
+            None,
+            Duration::from_secs(60),
+        );
         assert_eq!(c.read(&replay(&set), 1_000), Err(SessionError::Expired));
         assert_eq!(c.read(&HeaderMap::new(), 0), Ok(None));
     }

@@ -33,7 +33,9 @@ impl Purpose {
 /// A sealed value could not be opened: wrong key, tampered, truncated or
 /// moved to another cookie name. Deliberately carries no detail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("cookie could not be decrypted (tampered, truncated, renamed or sealed with an unknown secret)")]
+#[error(
+    "cookie could not be decrypted (tampered, truncated, renamed or sealed with an unknown secret)"
+)]
 pub struct OpenError;
 
 /// Seals and opens cookie values.
@@ -44,7 +46,9 @@ pub(crate) struct Sealer {
 
 impl std::fmt::Debug for Sealer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sealer").field("keys", &self.ciphers.len()).finish()
+        f.debug_struct("Sealer")
+            .field("keys", &self.ciphers.len())
+            .finish()
     }
 }
 
@@ -73,7 +77,13 @@ impl Sealer {
         blob.extend_from_slice(&nonce);
         // The first cipher always exists: Config refuses an empty secret list.
         let ct = self.ciphers[0]
-            .encrypt(&Nonce::from(nonce), Payload { msg: plaintext, aad })
+            .encrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: plaintext,
+                    aad,
+                },
+            )
             .unwrap_or_default();
         blob.extend_from_slice(&ct);
         URL_SAFE_NO_PAD.encode(blob)
@@ -109,9 +119,17 @@ mod tests {
         let s = Sealer::new(&[secret("0123456789abcdef")], Purpose::Session);
         let v = s.seal(b"auth", b"hello");
         assert_eq!(s.open(b"auth", &v).unwrap(), b"hello");
-        assert_eq!(s.open(b"other", &v), Err(OpenError), "bound to the cookie name");
+        assert_eq!(
+            s.open(b"other", &v),
+            Err(OpenError),
+            "bound to the cookie name"
+        );
         let flow = Sealer::new(&[secret("0123456789abcdef")], Purpose::Flow);
-        assert_eq!(flow.open(b"auth", &v), Err(OpenError), "bound to the purpose");
+        assert_eq!(
+            flow.open(b"auth", &v),
+            Err(OpenError),
+            "bound to the purpose"
+        );
     }
 
     #[test]
@@ -137,6 +155,9 @@ mod tests {
         );
         assert_eq!(rotated.open(b"auth", &v).unwrap(), b"x");
         let fresh = rotated.seal(b"auth", b"y");
-        assert!(old.open(b"auth", &fresh).is_err(), "new values use the first secret");
+        assert!(
+            old.open(b"auth", &fresh).is_err(),
+            "new values use the first secret"
+        );
     }
 }

@@ -1,0 +1,317 @@
+//! Command-line flags, compatible with oauth2-proxy v7's names and
+//! `OAUTH2_PROXY_*` environment variables.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{ArgAction, Parser, builder::BoolishValueParser};
+use oidc_core::{ClientAuthMethod, ClientSecret, Config, ConfigError, CookieSettings, SameSite};
+
+use crate::duration;
+
+/// Boolean flag in oauth2-proxy style: `--flag`, `--flag=true`, `--flag=false`.
+macro_rules! bool_flag {
+    () => {
+        BoolishValueParser::new()
+    };
+}
+
+/// OpenID Connect login for services behind Envoy/Istio ext_authz: a drop-in
+/// for oauth2-proxy's flags and endpoints.
+///
+/// Every flag can also be set with an environment variable: OAUTH2_PROXY_ and
+/// the flag's name in upper case with `_` for `-` (e.g. OAUTH2_PROXY_CLIENT_SECRET).
+/// Repeatable flags take a comma-separated list in their (plural) variable.
+#[derive(Debug, Parser)]
+#[command(name = "ext-authz-adapter", version, about, long_about = None, max_term_width = 100)]
+#[allow(clippy::struct_excessive_bools)]
+pub struct Cli {
+    /// OAuth provider. Only OpenID Connect: "oidc" (or "keycloak-oidc").
+    #[arg(long, env = "OAUTH2_PROXY_PROVIDER", default_value = "oidc")]
+    pub provider: String,
+
+    /// Issuer URL; discovery is read from <issuer>/.well-known/openid-configuration.
+    #[arg(long, env = "OAUTH2_PROXY_OIDC_ISSUER_URL", value_name = "URL")]
+    pub oidc_issuer_url: Option<String>,
+
+    /// OAuth client id.
+    #[arg(long, env = "OAUTH2_PROXY_CLIENT_ID")]
+    pub client_id: Option<String>,
+
+    /// OAuth client secret (prefer the environment variable over the command line).
+    #[arg(long, env = "OAUTH2_PROXY_CLIENT_SECRET", hide_env_values = true)]
+    pub client_secret: Option<String>,
+
+    /// File holding the client secret (alternative to --client-secret).
+    #[arg(long, env = "OAUTH2_PROXY_CLIENT_SECRET_FILE", value_name = "PATH")]
+    pub client_secret_file: Option<String>,
+
+    /// How to authenticate at the token endpoint: client_secret_basic or client_secret_post.
+    #[arg(
+        long,
+        env = "OAUTH2_PROXY_TOKEN_ENDPOINT_AUTH_METHOD",
+        default_value = "client_secret_basic"
+    )]
+    pub token_endpoint_auth_method: String,
+
+    /// Cookie encryption secret: 16, 24 or 32 bytes, raw or base64. Repeat to rotate:
+    /// the first encrypts, all decrypt.
+    #[arg(
+        long,
+        env = "OAUTH2_PROXY_COOKIE_SECRET",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    pub cookie_secret: Vec<String>,
+
+    /// Name of the session cookie (split into NAME_0, NAME_1, ... when large).
+    #[arg(
+        long,
+        env = "OAUTH2_PROXY_COOKIE_NAME",
+        default_value = "_oauth2_proxy"
+    )]
+    pub cookie_name: String,
+
+    /// Cookie domain(s); the first one the request host ends with is used. Repeatable.
+    #[arg(long, env = "OAUTH2_PROXY_COOKIE_DOMAINS", value_delimiter = ',')]
+    pub cookie_domain: Vec<String>,
+
+    /// Cookie path.
+    #[arg(long, env = "OAUTH2_PROXY_COOKIE_PATH", default_value = "/")]
+    pub cookie_path: String,
+
+    /// Set the Secure attribute on cookies (turn off only for plain-http testing).
+    #[arg(long, env = "OAUTH2_PROXY_COOKIE_SECURE", default_value = "true", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set, value_parser = bool_flag!())]
+    pub cookie_secure: bool,
+
+    /// Set the HttpOnly attribute on cookies.
+    #[arg(long, env = "OAUTH2_PROXY_COOKIE_HTTPONLY", default_value = "true", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set, value_parser = bool_flag!())]
+    pub cookie_httponly: bool,
+
+    /// SameSite attribute: lax, strict, none, or "" for none set.
+    #[arg(long, env = "OAUTH2_PROXY_COOKIE_SAMESITE", default_value = "")]
+    pub cookie_samesite: String,
+
+    /// Session lifetime (Go duration: 4h, 168h0m0s).
+    #[arg(long, env = "OAUTH2_PROXY_COOKIE_EXPIRE", default_value = "168h", value_parser = duration::parse)]
+    pub cookie_expire: Duration,
+
+    /// Refresh the session after this long (Go duration; 0 = off).
+    #[arg(long, env = "OAUTH2_PROXY_COOKIE_REFRESH", default_value = "0", value_parser = duration::parse)]
+    pub cookie_refresh: Duration,
+
+    /// Set `Authorization: Bearer <ID token>` on allowed requests.
+    #[arg(long, env = "OAUTH2_PROXY_SET_AUTHORIZATION_HEADER", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set, value_parser = bool_flag!())]
+    pub set_authorization_header: bool,
+
+    /// Set X-Auth-Request-User, -Email, -Preferred-Username and -Groups on allowed requests.
+    #[arg(long, env = "OAUTH2_PROXY_SET_XAUTHREQUEST", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set, value_parser = bool_flag!())]
+    pub set_xauthrequest: bool,
+
+    /// Pass the access token in X-Auth-Request-Access-Token.
+    #[arg(long, env = "OAUTH2_PROXY_PASS_ACCESS_TOKEN", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set, value_parser = bool_flag!())]
+    pub pass_access_token: bool,
+
+    /// Allowed email domain; "*" allows any. Repeatable. Without one, nobody is allowed.
+    #[arg(long, env = "OAUTH2_PROXY_EMAIL_DOMAINS", value_delimiter = ',')]
+    pub email_domain: Vec<String>,
+
+    /// Address to listen on (host:port; `0.0.0.0:4180`, `:4180` and `http://` forms accepted).
+    #[arg(
+        long,
+        env = "OAUTH2_PROXY_HTTP_ADDRESS",
+        default_value = "127.0.0.1:4180"
+    )]
+    pub http_address: String,
+
+    /// Upstream. Only `static://200`: routing to the application is Envoy's job.
+    #[arg(long, env = "OAUTH2_PROXY_UPSTREAMS", value_delimiter = ',')]
+    pub upstream: Vec<String>,
+
+    /// Send browsers straight to the provider instead of showing a sign-in page.
+    #[arg(long, env = "OAUTH2_PROXY_SKIP_PROVIDER_BUTTON", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set, value_parser = bool_flag!())]
+    pub skip_provider_button: bool,
+
+    /// Domain allowed as an absolute `rd` redirect target (`.example.com`, `*.example.com`,
+    /// optional `:port` or `:*`). Repeatable.
+    #[arg(long, env = "OAUTH2_PROXY_WHITELIST_DOMAINS", value_delimiter = ',')]
+    pub whitelist_domain: Vec<String>,
+
+    /// Fixed callback URL (default: derived from the request, <scheme>://<host><prefix>/callback).
+    #[arg(long, env = "OAUTH2_PROXY_REDIRECT_URL", value_name = "URL")]
+    pub redirect_url: Option<String>,
+
+    /// PKCE method. Only S256: PKCE is always used, and "plain" is refused.
+    #[arg(
+        long,
+        env = "OAUTH2_PROXY_CODE_CHALLENGE_METHOD",
+        default_value = "S256"
+    )]
+    pub code_challenge_method: String,
+
+    /// Do not check the ID token's nonce (insecure; oauth2-proxy's default, not ours).
+    #[arg(long, env = "OAUTH2_PROXY_INSECURE_OIDC_SKIP_NONCE", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set, value_parser = bool_flag!())]
+    pub insecure_oidc_skip_nonce: bool,
+
+    /// Accept ID tokens with email_verified=false.
+    #[arg(long, env = "OAUTH2_PROXY_INSECURE_OIDC_ALLOW_UNVERIFIED_EMAIL", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set, value_parser = bool_flag!())]
+    pub insecure_oidc_allow_unverified_email: bool,
+
+    /// Claim holding the user's groups.
+    #[arg(long, env = "OAUTH2_PROXY_OIDC_GROUPS_CLAIM", default_value = "groups")]
+    pub oidc_groups_claim: String,
+
+    /// Scopes to request (space-separated; must include openid).
+    #[arg(
+        long,
+        env = "OAUTH2_PROXY_SCOPE",
+        default_value = "openid email profile"
+    )]
+    pub scope: String,
+
+    /// Prefix of the adapter's own endpoints (start, callback, sign_in, sign_out, auth, userinfo).
+    #[arg(long, env = "OAUTH2_PROXY_PROXY_PREFIX", default_value = "/oauth2")]
+    pub proxy_prefix: String,
+
+    /// Extra authorization-request parameter KEY=VALUE, e.g. kc_idp_hint=github. Repeatable.
+    #[arg(
+        long,
+        env = "OAUTH2_PROXY_AUTH_REQUEST_PARAMS",
+        value_delimiter = ',',
+        value_name = "KEY=VALUE"
+    )]
+    pub auth_request_param: Vec<String>,
+}
+
+/// Where to listen.
+pub fn listen_address(raw: &str) -> Result<SocketAddr, ConfigError> {
+    let s = raw.trim_start_matches("http://");
+    let s = if s.starts_with(':') {
+        format!("0.0.0.0{s}")
+    } else {
+        s.to_owned()
+    };
+    s.parse().map_err(|_| ConfigError::Invalid {
+        flag: "--http-address",
+        message: format!("{raw:?} is not host:port (e.g. 0.0.0.0:4180 or 127.0.0.1:4180)"),
+    })
+}
+
+impl Cli {
+    /// Validates the flags and builds the engine configuration.
+    pub fn to_config(&self) -> Result<Config, ConfigError> {
+        if !matches!(self.provider.as_str(), "oidc" | "keycloak-oidc") {
+            return Err(ConfigError::Invalid {
+                flag: "--provider",
+                message: format!(
+                    "{:?} is not supported; use --provider=oidc with --oidc-issuer-url",
+                    self.provider
+                ),
+            });
+        }
+        for up in &self.upstream {
+            if up != "static://200" {
+                return Err(ConfigError::Invalid {
+                    flag: "--upstream",
+                    message: format!(
+                        "{up:?} is not supported: only static://200 (Envoy routes to the application; this adapter only decides)"
+                    ),
+                });
+            }
+        }
+        if !self.code_challenge_method.eq_ignore_ascii_case("S256") {
+            return Err(ConfigError::Invalid {
+                flag: "--code-challenge-method",
+                message: format!(
+                    "{:?} is not supported; PKCE always uses S256",
+                    self.code_challenge_method
+                ),
+            });
+        }
+        let issuer = self.oidc_issuer_url.clone().ok_or(ConfigError::Invalid {
+            flag: "--oidc-issuer-url",
+            message: "is required (e.g. https://keycloak.example.com/realms/mytest)".to_owned(),
+        })?;
+        let client_id = self.client_id.clone().ok_or(ConfigError::MissingClientId)?;
+        let client_auth = match self.token_endpoint_auth_method.as_str() {
+            "client_secret_basic" => ClientAuthMethod::Basic,
+            "client_secret_post" => ClientAuthMethod::Post,
+            other => {
+                return Err(ConfigError::Invalid {
+                    flag: "--token-endpoint-auth-method",
+                    message: format!(
+                        "{other:?} is not supported; use client_secret_basic or client_secret_post"
+                    ),
+                });
+            }
+        };
+        let same_site = match self.cookie_samesite.to_ascii_lowercase().as_str() {
+            "" => SameSite::Unset,
+            "lax" => SameSite::Lax,
+            "strict" => SameSite::Strict,
+            "none" => SameSite::None,
+            other => {
+                return Err(ConfigError::Invalid {
+                    flag: "--cookie-samesite",
+                    message: format!("{other:?} is not one of lax, strict, none or \"\""),
+                });
+            }
+        };
+        let secret = match (&self.client_secret, &self.client_secret_file) {
+            (Some(s), _) => Some(s.clone()),
+            (None, Some(path)) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError::Invalid {
+                        flag: "--client-secret-file",
+                        message: format!("cannot read {path:?}: {e}"),
+                    })?
+                    .trim()
+                    .to_owned(),
+            ),
+            (None, None) => None,
+        };
+        let mut b = Config::builder(issuer, client_id)
+            .client_auth(client_auth)
+            .scope(self.scope.clone())
+            .cookie(CookieSettings {
+                name: self.cookie_name.clone(),
+                domains: self.cookie_domain.clone(),
+                path: self.cookie_path.clone(),
+                secure: self.cookie_secure,
+                http_only: self.cookie_httponly,
+                same_site,
+                expire: self.cookie_expire,
+                refresh: (!self.cookie_refresh.is_zero()).then_some(self.cookie_refresh),
+            })
+            .proxy_prefix(self.proxy_prefix.clone())
+            .skip_provider_button(self.skip_provider_button)
+            .whitelist_domains(self.whitelist_domain.clone())
+            .set_xauthrequest(self.set_xauthrequest)
+            .pass_access_token(self.pass_access_token)
+            .set_authorization_header(self.set_authorization_header)
+            .skip_nonce(self.insecure_oidc_skip_nonce)
+            .allow_unverified_email(self.insecure_oidc_allow_unverified_email)
+            .groups_claim(self.oidc_groups_claim.clone())
+            .email_domains(self.email_domain.clone());
+        if let Some(s) = secret.filter(|s| !s.is_empty()) {
+            b = b.client_secret(ClientSecret::new(s));
+        }
+        if let Some(u) = &self.redirect_url {
+            b = b.redirect_url(u.clone());
+        }
+        for s in &self.cookie_secret {
+            b = b.cookie_secret(s.clone());
+        }
+        for p in &self.auth_request_param {
+            let (k, v) = p
+                .split_once('=')
+                .filter(|(k, _)| !k.is_empty())
+                .ok_or_else(|| ConfigError::Invalid {
+                    flag: "--auth-request-param",
+                    message: format!("{p:?} is not KEY=VALUE (e.g. kc_idp_hint=github)"),
+                })?;
+            b = b.extra_auth_param(k, v);
+        }
+        b.build()
+    }
+}

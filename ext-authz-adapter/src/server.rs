@@ -1,0 +1,98 @@
+//! The HTTP ext_authz server (Envoy `envoyExtAuthzHttp`) and oauth2-proxy's endpoints.
+//!
+//! `/ping` and `/ready` are answered here; everything else goes to
+//! [`Engine::check`]. On allow the answer is **200** (Envoy denies on any
+//! other status) with the identity headers, and
+//! `x-envoy-auth-headers-to-remove` naming the client's copies that must go.
+
+use std::convert::Infallible;
+use std::future::Future;
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use oidc_core::{Decision, Engine};
+use tokio::net::TcpListener;
+
+/// Envoy's header naming the request headers to remove before the upstream.
+pub const AUTH_HEADERS_TO_REMOVE: HeaderName =
+    HeaderName::from_static("x-envoy-auth-headers-to-remove");
+
+fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// Answers one request.
+pub async fn handle<B>(engine: &Engine, req: Request<B>) -> Response<Full<Bytes>> {
+    let (parts, _body) = req.into_parts();
+    match parts.uri.path() {
+        "/ping" => return text(StatusCode::OK, "OK"),
+        "/ready" => {
+            return if engine.is_ready() {
+                text(StatusCode::OK, "OK")
+            } else {
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "identity provider not discovered yet",
+                )
+            };
+        }
+        _ => {}
+    }
+    match engine.check(&parts).await {
+        Decision::Allow(allow) => {
+            let mut r = Response::new(Full::new(Bytes::new()));
+            let headers = r.headers_mut();
+            headers.extend(allow.upstream_headers);
+            for (name, value) in allow.response_headers.iter() {
+                headers.append(name, value.clone());
+            }
+            if !allow.headers_to_remove.is_empty()
+                && let Ok(v) = HeaderValue::from_str(&allow.headers_to_remove.join(","))
+            {
+                headers.insert(AUTH_HEADERS_TO_REMOVE, v);
+            }
+            r
+        }
+        Decision::Deny(deny) => deny.response.map(Full::new),
+    }
+}
+
+/// Serves until `shutdown` completes.
+pub async fn serve(listener: TcpListener, engine: Engine, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let engine = engine.clone();
+                async move { Ok::<_, Infallible>(handle(&engine, req).await) }
+            });
+            if let Err(e) = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+}

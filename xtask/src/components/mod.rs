@@ -1,0 +1,25 @@
+//! The real components the tests use, one module each. A component installs itself (if
+//! missing) into the cache and returns the environment variables that point the tests at it.
+//!
+//! To add one (Keycloak, Envoy, Redis, Chromium, ...): a module with a type implementing
+//! [`Component`], listed in [`all`].
+
+mod node_provider;
+
+use std::ffi::OsString;
+
+/// Environment variables for the tests, in order.
+pub type Env = Vec<(String, OsString)>;
+
+/// One real component.
+pub trait Component {
+    /// Installs the component if it is not in the cache yet, printing one progress line
+    /// (`[xtask] <name> <version>: cached at ...` or `installing ...`), and returns the
+    /// environment variables that tell the tests where it is.
+    fn ensure_installed(&self) -> Result<Env, String>;
+}
+
+/// Every component, in install order.
+pub fn all() -> Vec<Box<dyn Component>> {
+    vec![Box::new(node_provider::NodeProvider)]
+}
