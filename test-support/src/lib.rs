@@ -18,7 +18,10 @@
 //! # }
 //! ```
 
+pub mod browser;
+pub mod envoy;
 pub mod html;
+pub mod keycloak;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};

@@ -4,6 +4,9 @@
 //! To add one (Keycloak, Envoy, Redis, Chromium, ...): a module with a type implementing
 //! [`Component`], listed in [`all`].
 
+mod chromium;
+mod envoy;
+mod keycloak;
 mod node_provider;
 
 use std::ffi::OsString;
@@ -21,5 +24,10 @@ pub trait Component {
 
 /// Every component, in install order.
 pub fn all() -> Vec<Box<dyn Component>> {
-    vec![Box::new(node_provider::NodeProvider)]
+    vec![
+        Box::new(node_provider::NodeProvider),
+        Box::new(keycloak::Keycloak),
+        Box::new(envoy::Envoy),
+        Box::new(chromium::Chromium),
+    ]
 }

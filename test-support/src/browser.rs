@@ -1,0 +1,1 @@
+//! Headless Chromium over WebDriver (chromedriver) for browser tests.

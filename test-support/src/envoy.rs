@@ -1,0 +1,1 @@
+//! Envoy, configured as Istio renders ext_authz, started per test.

@@ -1,0 +1,1 @@
+//! The shared Keycloak started by `cargo xtask test`.
