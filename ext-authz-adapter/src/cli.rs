@@ -23,7 +23,7 @@ macro_rules! bool_flag {
 /// the flag's name in upper case with `_` for `-` (e.g. OAUTH2_PROXY_CLIENT_SECRET).
 /// Repeatable flags take a comma-separated list in their (plural) variable.
 #[derive(Debug, Parser)]
-#[command(name = "ext-authz-adapter", version, about, long_about = None, max_term_width = 100)]
+#[command(name = "ext-authz-adapter", version, about, long_about = None, max_term_width = 100, args_override_self = true)]
 #[allow(clippy::struct_excessive_bools)]
 pub struct Cli {
     /// OAuth provider. Only OpenID Connect: "oidc" (or "keycloak-oidc").

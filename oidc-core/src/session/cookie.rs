@@ -57,6 +57,9 @@ impl SessionCodec {
         headers: &HeaderMap,
         now: u64,
     ) -> Result<Option<Session>, SessionError> {
+        // The AAD binds the value to the cookie name and to its form: a
+        // single cookie cannot be replayed as a chunk, nor N chunks as M.
+        let mut chunk_count = 0;
         let sealed = match cookies::get(headers, &self.name) {
             Some(v) => std::borrow::Cow::Borrowed(v),
             None => {
@@ -77,10 +80,13 @@ impl SessionCodec {
                 if found == MAX_CHUNKS {
                     return Err(SessionError::TooLarge);
                 }
+                chunk_count = found;
                 std::borrow::Cow::Owned(joined)
             }
         };
-        let plain = self.sealer.open(self.name.as_bytes(), &sealed)?;
+        let plain = self
+            .sealer
+            .open(self.aad(chunk_count).as_bytes(), &sealed)?;
         let session: Session = serde_json::from_slice(&plain).map_err(|_| SessionError::Format)?;
         if session.is_expired(now) {
             return Err(SessionError::Expired);
@@ -99,12 +105,16 @@ impl SessionCodec {
         max_age: Duration,
     ) -> Vec<HeaderValue> {
         let plain = serde_json::to_vec(session).unwrap_or_default();
-        let sealed = self.sealer.seal(self.name.as_bytes(), &plain);
+        let single = self.sealer.seal(self.aad(0).as_bytes(), &plain);
         let mut out = Vec::new();
-        if sealed.len() <= MAX_CHUNK {
+        if single.len() <= MAX_CHUNK {
+            let sealed = single;
             out.push(writer.set(&self.name, &sealed, max_age, host));
             out.extend(self.clear_chunks_from(0, request, writer, host));
         } else {
+            // Sealing more bytes than fit in one cookie: the AAD names the chunk count.
+            let count = single.len().div_ceil(MAX_CHUNK);
+            let sealed = self.sealer.seal(self.aad(count).as_bytes(), &plain);
             // base64url is ASCII, so byte offsets are char boundaries.
             let chunks: Vec<&str> = sealed
                 .as_bytes()
@@ -120,6 +130,15 @@ impl SessionCodec {
             }
         }
         out
+    }
+
+    /// Associated data for a session in one cookie (`count` 0) or in `count` chunks.
+    fn aad(&self, count: usize) -> String {
+        if count == 0 {
+            self.name.clone()
+        } else {
+            format!("{}#{count}", self.name)
+        }
     }
 
     /// `Set-Cookie` values that delete every session cookie the request carried.
@@ -268,6 +287,11 @@ mod tests {
         assert!(c.read(&missing, 500).is_err());
         let truncated = header_of(format!("auth_0={}; auth_1={}", values[0], values[1]));
         assert!(c.read(&truncated, 500).is_err());
+        let extra = header_of(format!(
+            "auth_0={}; auth_1={}; auth_2={}; auth_3=AAAA",
+            values[0], values[1], values[2]
+        ));
+        assert!(c.read(&extra, 500).is_err());
         // A valid single cookie copied under another name.
         let small = c.write(
             &session(5),
@@ -291,6 +315,11 @@ mod tests {
             &[CookieSecret::parse("0123456789abcdef0123456789abcdef").unwrap()],
         );
         assert!(other.read(&header_of(format!("other={v}")), 500).is_err());
+        assert!(
+            c.read(&header_of(format!("auth_0={v}")), 500).is_err(),
+            "a single cookie is not a chunk"
+        );
+        assert!(c.read(&header_of(format!("auth={v}")), 500).is_ok());
     }
 
     #[test]
