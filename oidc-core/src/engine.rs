@@ -107,6 +107,11 @@ impl Engine {
         self.inner.provider.get().is_some()
     }
 
+    /// The HTTP client used for the identity provider (discovery, JWKS, tokens).
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
     /// The discovered provider, once ready.
     #[must_use]
     pub fn provider(&self) -> Option<&Provider> {

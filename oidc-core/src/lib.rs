@@ -29,6 +29,8 @@
 
 #![deny(missing_docs)]
 
+pub mod authz;
+pub mod bearer;
 pub mod config;
 mod cookies;
 pub mod decision;

@@ -1,0 +1,1 @@
+//! Authorization rules: placeholder, filled in by its own change.

@@ -1,0 +1,1 @@
+//! Bearer-token (JWT access token) validation: placeholder, filled in by its own change.
