@@ -173,6 +173,12 @@ pub struct Cli {
     #[arg(long, env = "OAUTH2_PROXY_PROXY_PREFIX", default_value = "/oauth2")]
     pub proxy_prefix: String,
 
+    /// On sign-out, also end the session at the provider (OpenID RP-Initiated Logout with
+    /// id_token_hint and post_logout_redirect_uri, as Keycloak 18+ requires). The `rd` target,
+    /// made absolute, must be registered at the provider as a post-logout redirect URI.
+    #[arg(long, env = "OAUTH2_PROXY_OIDC_RP_INITIATED_LOGOUT", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set, value_parser = bool_flag!())]
+    pub oidc_rp_initiated_logout: bool,
+
     /// Extra authorization-request parameter KEY=VALUE, e.g. kc_idp_hint=github. Repeatable.
     #[arg(
         long,
@@ -292,7 +298,8 @@ impl Cli {
             .skip_nonce(self.insecure_oidc_skip_nonce)
             .allow_unverified_email(self.insecure_oidc_allow_unverified_email)
             .groups_claim(self.oidc_groups_claim.clone())
-            .email_domains(self.email_domain.clone());
+            .email_domains(self.email_domain.clone())
+            .rp_initiated_logout(self.oidc_rp_initiated_logout);
         if let Some(s) = secret.filter(|s| !s.is_empty()) {
             b = b.client_secret(ClientSecret::new(s));
         }

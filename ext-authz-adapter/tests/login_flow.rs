@@ -524,3 +524,31 @@ async fn ping_answers_at_once_and_ready_waits_for_discovery() {
     assert_eq!(r.status(), 503);
     assert!(r.text().await.unwrap().contains("cannot be reached"));
 }
+
+#[tokio::test]
+async fn rp_initiated_logout_ends_the_provider_session_too() {
+    let port = port();
+    let mut spec = client_spec(port);
+    spec.post_logout_redirect_uris = vec![format!("http://{HOST}:{port}/bye")];
+    let idp = OidcProvider::start(vec![spec]).await;
+    let adapter = Adapter::start(&idp.issuer, port, &["--oidc-rp-initiated-logout"]).await;
+    let c = client(port);
+    login(&c, &adapter, "/", "alice").await;
+    let r = c.get(format!("{}/oauth2/sign_out?rd=%2Fbye", adapter.base)).send().await.unwrap();
+    assert_eq!(r.status(), 302);
+    let end_session = location(r.headers());
+    assert!(end_session.starts_with(&idp.issuer), "{end_session}");
+    assert!(end_session.contains("id_token_hint=ey"), "{end_session}");
+    assert!(end_session.contains("post_logout_redirect_uri=http%3A%2F%2Fnginx.example.com"), "{end_session}");
+    assert!(set_cookies(r.headers()).iter().any(|c| c.starts_with("auth=;")), "local session cleared");
+    let back = test_support::logout_at_provider(&c, &end_session).await;
+    assert_eq!(back, format!("http://{HOST}:{port}/bye"));
+    assert_eq!(check(&c, &adapter, "/").await.status(), 302, "local session ended");
+    // The provider session ended too: the next login shows the login form again,
+    // so another user can sign in with the same browser.
+    let callback = begin_login(&c, &adapter, "/", "bob").await;
+    finish_login(&c, &callback).await;
+    let r = c.get(format!("{}/oauth2/userinfo", adapter.base)).send().await.unwrap();
+    let info: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(info["user"], "bob");
+}

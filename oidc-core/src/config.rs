@@ -112,6 +112,9 @@ pub struct Config {
     pub email_domains: Vec<String>,
     /// Extra query parameters for the authorization request (e.g. `kc_idp_hint`).
     pub extra_auth_params: Vec<(String, String)>,
+    /// On sign-out, also end the provider's session (OpenID RP-Initiated Logout:
+    /// `id_token_hint` and `post_logout_redirect_uri`, as Keycloak 18+ requires).
+    pub rp_initiated_logout: bool,
     /// Clock skew tolerated on `exp`, `iat` and `nbf`.
     pub leeway: Duration,
     /// How long a login may take between start and callback.
@@ -161,6 +164,7 @@ pub struct ConfigBuilder {
     groups_claim: String,
     email_domains: Vec<String>,
     extra_auth_params: Vec<(String, String)>,
+    rp_initiated_logout: bool,
     leeway: Duration,
     flow_ttl: Duration,
     max_flows: usize,
@@ -200,6 +204,7 @@ impl ConfigBuilder {
             groups_claim: "groups".to_owned(),
             email_domains: Vec::new(),
             extra_auth_params: Vec::new(),
+            rp_initiated_logout: false,
             leeway: Duration::from_secs(30),
             flow_ttl: Duration::from_secs(15 * 60),
             max_flows: 5,
@@ -258,6 +263,8 @@ impl ConfigBuilder {
         groups_claim: String);
     setter!(/// Allowed email domains (`*` = any).
         email_domains: Vec<String>);
+    setter!(/// End the provider's session on sign-out (RP-Initiated Logout).
+        rp_initiated_logout: bool);
     setter!(/// Clock skew tolerance.
         leeway: Duration);
     setter!(/// Maximum duration of a login.
@@ -368,6 +375,7 @@ impl ConfigBuilder {
             groups_claim: self.groups_claim,
             email_domains: self.email_domains,
             extra_auth_params: self.extra_auth_params,
+            rp_initiated_logout: self.rp_initiated_logout,
             leeway: self.leeway,
             flow_ttl: self.flow_ttl,
             max_flows: self.max_flows,

@@ -409,19 +409,41 @@ impl Engine {
         Ok((session, flow.return_to))
     }
 
+    /// Clears the session cookies and redirects to a validated `rd` (or `/`).
+    /// With RP-initiated logout on, the redirect goes to the provider's
+    /// `end_session_endpoint` first, with `id_token_hint` and the absolute
+    /// `rd` as `post_logout_redirect_uri` (Keycloak 18+ needs both).
     fn sign_out(&self, parts: &Parts) -> Decision {
         let rd = request::query_param(parts, "rd");
         let target = self.safe_rd(rd.as_deref());
-        let mut r = pages::redirect(target);
+        let location = self.provider_logout_url(parts, target).unwrap_or_else(|| target.to_owned());
+        let mut r = pages::redirect(&location);
         let host = request::host(parts);
-        for c in self
-            .inner
-            .sessions
-            .clear(&parts.headers, &self.inner.writer, host)
-        {
+        for c in self.inner.sessions.clear(&parts.headers, &self.inner.writer, host) {
             r.headers_mut().append(header::SET_COOKIE, c);
         }
         deny(DenyReason::Endpoint, r)
+    }
+
+    fn provider_logout_url(&self, parts: &Parts, target: &str) -> Option<String> {
+        if !self.inner.config.rp_initiated_logout {
+            return None;
+        }
+        let end_session = self.inner.provider.get()?.endpoints().end_session.as_ref()?;
+        let session = self.authenticate(parts).ok()?;
+        let id_token = session.id_token.as_deref()?;
+        let post_logout = if target.starts_with('/') {
+            let scheme = request::scheme(&parts.headers, &parts.uri);
+            format!("{scheme}://{}{target}", request::host(parts)?)
+        } else {
+            target.to_owned()
+        };
+        let mut url = end_session.clone();
+        url.query_pairs_mut()
+            .append_pair("id_token_hint", id_token)
+            .append_pair("post_logout_redirect_uri", &post_logout)
+            .append_pair("client_id", &self.inner.config.client_id);
+        Some(url.into())
     }
 
     /// nginx `auth_request`: 202 with identity headers, 401, or 403.
