@@ -129,7 +129,6 @@ pub struct Config {
 
 impl Config {
     /// Starts a configuration for an issuer and client id.
-    #[must_use]
     pub fn builder(issuer: impl Into<String>, client_id: impl Into<String>) -> ConfigBuilder {
         ConfigBuilder::new(issuer.into(), client_id.into())
     }

@@ -108,6 +108,7 @@ impl Engine {
     }
 
     /// The HTTP client used for the identity provider (discovery, JWKS, tokens).
+    #[allow(dead_code)] // used by bearer-token validation
     pub(crate) fn http(&self) -> &reqwest::Client {
         &self.inner.http
     }

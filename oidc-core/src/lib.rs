@@ -28,6 +28,9 @@
 //! ```
 
 #![deny(missing_docs)]
+// Request data never panics the engine: no unwrap outside tests.
+#![warn(clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod authz;
 pub mod bearer;

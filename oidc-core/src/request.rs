@@ -19,7 +19,7 @@ pub(crate) fn is_navigation(parts: &Parts) -> bool {
     match h.get(header::ACCEPT).and_then(|v| v.to_str().ok()) {
         Some(accept) => {
             let accept = accept.to_ascii_lowercase();
-            !(accept.contains("application/json") && !accept.contains("text/html"))
+            !accept.contains("application/json") || accept.contains("text/html")
         }
         None => true,
     }
