@@ -534,21 +534,155 @@ async fn rp_initiated_logout_ends_the_provider_session_too() {
     let adapter = Adapter::start(&idp.issuer, port, &["--oidc-rp-initiated-logout"]).await;
     let c = client(port);
     login(&c, &adapter, "/", "alice").await;
-    let r = c.get(format!("{}/oauth2/sign_out?rd=%2Fbye", adapter.base)).send().await.unwrap();
+    let r = c
+        .get(format!("{}/oauth2/sign_out?rd=%2Fbye", adapter.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 302);
     let end_session = location(r.headers());
     assert!(end_session.starts_with(&idp.issuer), "{end_session}");
     assert!(end_session.contains("id_token_hint=ey"), "{end_session}");
-    assert!(end_session.contains("post_logout_redirect_uri=http%3A%2F%2Fnginx.example.com"), "{end_session}");
-    assert!(set_cookies(r.headers()).iter().any(|c| c.starts_with("auth=;")), "local session cleared");
+    assert!(
+        end_session.contains("post_logout_redirect_uri=http%3A%2F%2Fnginx.example.com"),
+        "{end_session}"
+    );
+    assert!(
+        set_cookies(r.headers())
+            .iter()
+            .any(|c| c.starts_with("auth=;")),
+        "local session cleared"
+    );
     let back = test_support::logout_at_provider(&c, &end_session).await;
     assert_eq!(back, format!("http://{HOST}:{port}/bye"));
-    assert_eq!(check(&c, &adapter, "/").await.status(), 302, "local session ended");
+    assert_eq!(
+        check(&c, &adapter, "/").await.status(),
+        302,
+        "local session ended"
+    );
     // The provider session ended too: the next login shows the login form again,
     // so another user can sign in with the same browser.
     let callback = begin_login(&c, &adapter, "/", "bob").await;
     finish_login(&c, &callback).await;
-    let r = c.get(format!("{}/oauth2/userinfo", adapter.base)).send().await.unwrap();
+    let r = c
+        .get(format!("{}/oauth2/userinfo", adapter.base))
+        .send()
+        .await
+        .unwrap();
     let info: serde_json::Value = r.json().await.unwrap();
     assert_eq!(info["user"], "bob");
+}
+
+/// Counts lines of the provider's log containing `needle`.
+fn provider_log_count(idp: &OidcProvider, needle: &str) -> usize {
+    idp.output_tail()
+        .lines()
+        .filter(|l| l.contains(needle))
+        .count()
+}
+
+#[tokio::test]
+async fn concurrent_requests_due_for_refresh_share_one_refresh() {
+    let port = port();
+    let idp = provider_for(port).await;
+    let adapter = Adapter::start(
+        &idp.issuer,
+        port,
+        &["--cookie-refresh=1s", "--set-xauthrequest"],
+    )
+    .await;
+    let c = client(port);
+    login(&c, &adapter, "/", "alice").await;
+    let old_cookie = c.cookie(&adapter.base, "auth").unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    // 40 parallel requests, all with the same (now due) session cookie.
+    let raw = raw_client(port);
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let raw = raw.clone();
+        let url = format!("{}/p/{i}", adapter.base);
+        let cookie = format!("auth={old_cookie}");
+        tasks.push(tokio::spawn(async move {
+            let r = raw
+                .get(url)
+                .header("cookie", cookie)
+                .header("accept", "application/json")
+                .send()
+                .await
+                .unwrap();
+            (r.status(), set_cookies(r.headers()))
+        }));
+    }
+    let mut refreshed_cookies = 0;
+    for t in tasks {
+        let (status, cookies) = t.await.unwrap();
+        assert_eq!(status, 200, "nobody is logged out by a refresh race");
+        if cookies
+            .iter()
+            .any(|c| c.starts_with("auth=") && !c.contains("Max-Age=0"))
+        {
+            refreshed_cookies += 1;
+        }
+    }
+    assert_eq!(
+        refreshed_cookies, 40,
+        "every request gets the refreshed session's cookie"
+    );
+    assert_eq!(
+        provider_log_count(&idp, "grant.success refresh_token"),
+        1,
+        "{}",
+        idp.output_tail()
+    );
+    assert_eq!(provider_log_count(&idp, "grant.error refresh_token"), 0);
+
+    // A request a moment later with the old cookie still gets the refreshed session.
+    let r = raw
+        .get(format!("{}/late", adapter.base))
+        .header("cookie", format!("auth={old_cookie}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(provider_log_count(&idp, "grant.success refresh_token"), 1);
+}
+
+#[tokio::test]
+async fn a_refused_refresh_token_ends_the_session() {
+    let port = port();
+    let idp = provider_for(port).await;
+    let first = Adapter::start(&idp.issuer, port, &["--cookie-refresh=1s"]).await;
+    let c = client(port);
+    login(&c, &first, "/", "alice").await;
+    let old_cookie = c.cookie(&first.base, "auth").unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // The session is refreshed once (rotating the refresh token) ...
+    assert_eq!(check(&c, &first, "/").await.status(), 200);
+    assert_eq!(provider_log_count(&idp, "grant.success refresh_token"), 1);
+    drop(first);
+    // ... so a fresh process that sees the old cookie (its outcome cache is gone)
+    // replays a consumed refresh token: the provider refuses it and the session ends.
+    let second = Adapter::start(&idp.issuer, port, &["--cookie-refresh=1s"]).await;
+    let raw = raw_client(port);
+    let r = raw
+        .get(format!("{}/", second.base))
+        .header("cookie", format!("auth={old_cookie}"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(
+        set_cookies(r.headers())
+            .iter()
+            .any(|c| c.starts_with("auth=;")),
+        "the dead session's cookie is cleared"
+    );
+    assert_eq!(
+        provider_log_count(&idp, "grant.error refresh_token invalid_grant"),
+        1,
+        "{}",
+        idp.output_tail()
+    );
 }

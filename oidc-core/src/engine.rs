@@ -19,6 +19,7 @@ use crate::headers::{identity_headers, removal_list};
 use crate::id_token::{self, Expected};
 use crate::pages;
 use crate::provider::{self, Provider, TokenResponse};
+use crate::refresh::{self, Outcome, Refresher};
 use crate::request;
 use crate::session::Session;
 use crate::session::cookie::{SessionCodec, SessionError};
@@ -54,6 +55,7 @@ struct Inner {
     writer: CookieWriter,
     remove: &'static [&'static str],
     routes: Routes,
+    refresher: Refresher,
 }
 
 /// Why a request has no usable session.
@@ -88,6 +90,7 @@ impl Engine {
             },
             http,
             provider: OnceLock::new(),
+            refresher: Refresher::default(),
             config,
         };
         Ok(Self {
@@ -178,28 +181,176 @@ impl Engine {
                 ),
             };
         }
-        self.protect(parts)
+        self.protect(parts).await
     }
 
-    fn protect(&self, parts: &Parts) -> Decision {
-        match self.authenticate(parts) {
-            Ok(session) => {
-                if !self.email_allowed(&session) {
-                    return self.forbidden(parts);
-                }
-                self.allow(session)
-            }
-            Err(why) => self.unauthenticated(parts, why),
+    async fn protect(&self, parts: &Parts) -> Decision {
+        let session = match self.authenticate(parts) {
+            Ok(session) => session,
+            Err(why) => return self.unauthenticated(parts, why),
+        };
+        let now = now();
+        if !self.needs_refresh(&session, now) {
+            return self.allow_if_permitted(parts, Arc::new(session), HeaderMap::new());
         }
+        self.refresh_and_allow(parts, session, now).await
     }
 
-    fn allow(&self, session: Session) -> Decision {
+    fn allow_if_permitted(
+        &self,
+        parts: &Parts,
+        session: Arc<Session>,
+        response_headers: HeaderMap,
+    ) -> Decision {
+        if !self.email_allowed(&session) {
+            return self.forbidden(parts);
+        }
         Decision::Allow(Box::new(Allow {
             upstream_headers: identity_headers(&self.inner.config, &session),
             headers_to_remove: self.inner.remove,
-            response_headers: HeaderMap::new(),
-            session: Arc::new(session),
+            response_headers,
+            session,
         }))
+    }
+
+    /// Refresh when the access token is about to expire or `--cookie-refresh` has passed.
+    fn needs_refresh(&self, s: &Session, now: u64) -> bool {
+        if s.refresh_token.is_none() {
+            return false;
+        }
+        let access_due = s
+            .access_expires_at
+            .is_some_and(|t| now + refresh::MARGIN_SECS >= t);
+        let age_due = self
+            .inner
+            .config
+            .cookie
+            .refresh
+            .is_some_and(|every| now >= s.refreshed_at.max(s.created_at) + every.as_secs());
+        access_due || age_due
+    }
+
+    /// How many refresh-token grants this engine has sent to the provider.
+    #[must_use]
+    pub fn refresh_count(&self) -> u64 {
+        self.inner
+            .refresher
+            .calls
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    async fn refresh_and_allow(&self, parts: &Parts, session: Session, now: u64) -> Decision {
+        let (Some(provider), Some(rt)) =
+            (self.inner.provider.get(), session.refresh_token.as_deref())
+        else {
+            // Provider not discovered yet (e.g. after a restart during an outage): keep the session.
+            return self.allow_if_permitted(parts, Arc::new(session), HeaderMap::new());
+        };
+        let outcome = self
+            .inner
+            .refresher
+            .run(refresh::key(rt), || {
+                self.refresh_session(provider, &session, rt)
+            })
+            .await;
+        match outcome {
+            Outcome::Refreshed(fresh) => {
+                let host = request::host(parts);
+                let max_age = Duration::from_secs(fresh.expires_at.saturating_sub(now));
+                let mut headers = HeaderMap::new();
+                for c in self.inner.sessions.write(
+                    &fresh,
+                    &parts.headers,
+                    &self.inner.writer,
+                    host,
+                    max_age,
+                ) {
+                    headers.append(header::SET_COOKIE, c);
+                }
+                self.allow_if_permitted(parts, fresh, headers)
+            }
+            Outcome::Ended => {
+                self.unauthenticated(parts, Unauthenticated::Invalid(SessionError::Expired))
+            }
+            Outcome::Unavailable => {
+                if session.refresh_expires_at.is_some_and(|t| now >= t) {
+                    return self
+                        .unauthenticated(parts, Unauthenticated::Invalid(SessionError::Expired));
+                }
+                // A brief provider outage must not log anyone out.
+                self.allow_if_permitted(parts, Arc::new(session), HeaderMap::new())
+            }
+        }
+    }
+
+    async fn refresh_session(
+        &self,
+        provider: &Provider,
+        old: &Session,
+        refresh_token: &str,
+    ) -> Outcome {
+        let c = &self.inner.config;
+        let tokens = match provider.refresh(c, refresh_token).await {
+            Ok(t) => t,
+            Err(e) if e.is_invalid_grant() => {
+                tracing::info!(sub = %old.subject, error = %chain(&e), "refresh refused by the provider; session ended");
+                return Outcome::Ended;
+            }
+            Err(e) => {
+                tracing::warn!(sub = %old.subject, error = %chain(&e), "refresh failed; keeping the session for now");
+                return Outcome::Unavailable;
+            }
+        };
+        let now = now();
+        let claims = match tokens.id_token.as_deref() {
+            Some(id_token) => {
+                let expected = Expected {
+                    nonce: None,
+                    access_token: tokens.access_token.as_deref(),
+                    now,
+                };
+                match id_token::validate(id_token, provider, c, expected).await {
+                    Ok(claims)
+                        if claims.get("sub").and_then(Value::as_str)
+                            == Some(old.subject.as_str()) =>
+                    {
+                        claims
+                    }
+                    Ok(_) => {
+                        tracing::warn!(sub = %old.subject, "refreshed ID token names another subject; session ended");
+                        return Outcome::Ended;
+                    }
+                    Err(e) => {
+                        tracing::warn!(sub = %old.subject, error = %chain(&e), "refreshed ID token refused; session ended");
+                        return Outcome::Ended;
+                    }
+                }
+            }
+            None => Map::new(),
+        };
+        let mut fresh = build_session(c, &claims, tokens, now);
+        // Claims the refresh response did not repeat stay as they were.
+        fresh.subject.clone_from(&old.subject);
+        if claims.is_empty() {
+            fresh.email.clone_from(&old.email);
+            fresh.preferred_username.clone_from(&old.preferred_username);
+            fresh.name.clone_from(&old.name);
+            fresh.sid.clone_from(&old.sid);
+            if fresh.groups.is_empty() {
+                fresh.groups.clone_from(&old.groups);
+            }
+        }
+        if fresh.id_token.is_none() {
+            fresh.id_token.clone_from(&old.id_token);
+        }
+        if fresh.refresh_token.is_none() {
+            fresh.refresh_token.clone_from(&old.refresh_token);
+            fresh.refresh_expires_at = old.refresh_expires_at;
+        }
+        fresh.created_at = old.created_at;
+        fresh.expires_at = old.expires_at;
+        tracing::info!(sub = %fresh.subject, "session refreshed");
+        Outcome::Refreshed(Arc::new(fresh))
     }
 
     fn forbidden(&self, parts: &Parts) -> Decision {
@@ -417,10 +568,16 @@ impl Engine {
     fn sign_out(&self, parts: &Parts) -> Decision {
         let rd = request::query_param(parts, "rd");
         let target = self.safe_rd(rd.as_deref());
-        let location = self.provider_logout_url(parts, target).unwrap_or_else(|| target.to_owned());
+        let location = self
+            .provider_logout_url(parts, target)
+            .unwrap_or_else(|| target.to_owned());
         let mut r = pages::redirect(&location);
         let host = request::host(parts);
-        for c in self.inner.sessions.clear(&parts.headers, &self.inner.writer, host) {
+        for c in self
+            .inner
+            .sessions
+            .clear(&parts.headers, &self.inner.writer, host)
+        {
             r.headers_mut().append(header::SET_COOKIE, c);
         }
         deny(DenyReason::Endpoint, r)
@@ -430,7 +587,13 @@ impl Engine {
         if !self.inner.config.rp_initiated_logout {
             return None;
         }
-        let end_session = self.inner.provider.get()?.endpoints().end_session.as_ref()?;
+        let end_session = self
+            .inner
+            .provider
+            .get()?
+            .endpoints()
+            .end_session
+            .as_ref()?;
         let session = self.authenticate(parts).ok()?;
         let id_token = session.id_token.as_deref()?;
         let post_logout = if target.starts_with('/') {
@@ -609,5 +772,10 @@ fn build_session(
         created_at: now,
         expires_at: now + c.cookie.expire.as_secs(),
         access_expires_at: tokens.expires_in.map(|s| now + s),
+        refresh_expires_at: tokens
+            .refresh_expires_in
+            .filter(|s| *s > 0)
+            .map(|s| now + s),
+        refreshed_at: now,
     }
 }

@@ -45,6 +45,7 @@ pub mod id_token;
 mod pages;
 pub mod provider;
 pub mod redirect;
+mod refresh;
 mod request;
 pub mod secret;
 pub mod session;

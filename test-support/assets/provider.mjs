@@ -188,6 +188,9 @@ async function main() {
     // oidc-provider drops offline_access unless prompt=consent is sent; issue refresh tokens
     // to every client that may use them, like Keycloak does.
     issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+    // Every refresh rotates the refresh token and consumes the old one, like Keycloak with
+    // "Revoke Refresh Token" on: a second use of a refresh token fails with invalid_grant.
+    rotateRefreshToken: true,
     async findAccount(_ctx, id) {
       const claims = accountClaims(id);
       return {
@@ -233,6 +236,9 @@ async function main() {
         ctx?.method ? `on ${ctx.method} ${ctx.path}` : '');
     });
   }
+  // Grant outcomes, one line each: tests count refreshes with these.
+  provider.on('grant.success', (ctx) => log(`grant.success ${ctx.oidc.params.grant_type}`));
+  provider.on('grant.error', (ctx, err) => log(`grant.error ${ctx.oidc?.params?.grant_type} ${err.error}`));
   provider.on('server_error', (ctx, err) => {
     log('server_error', ctx?.method, ctx?.path, err);
   });

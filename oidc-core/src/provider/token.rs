@@ -16,6 +16,8 @@ pub(crate) struct TokenResponse {
     pub(crate) id_token: Option<String>,
     pub(crate) refresh_token: Option<String>,
     pub(crate) expires_in: Option<u64>,
+    /// Keycloak's lifetime of the refresh token.
+    pub(crate) refresh_expires_in: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -43,6 +45,19 @@ impl Provider {
             ("code", code),
             ("redirect_uri", redirect_uri),
             ("code_verifier", verifier),
+        ];
+        self.token_request(config, &params).await
+    }
+
+    /// Uses a refresh token (`grant_type=refresh_token`).
+    pub(crate) async fn refresh(
+        &self,
+        config: &Config,
+        refresh_token: &str,
+    ) -> Result<TokenResponse, ProviderError> {
+        let params = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
         ];
         self.token_request(config, &params).await
     }

@@ -56,6 +56,12 @@ pub struct Session {
     /// When the access token expires (Unix seconds), if known.
     #[serde(rename = "ax", default, skip_serializing_if = "Option::is_none")]
     pub access_expires_at: Option<u64>,
+    /// When the refresh token expires (Unix seconds), if the provider said (Keycloak does).
+    #[serde(rename = "rx", default, skip_serializing_if = "Option::is_none")]
+    pub refresh_expires_at: Option<u64>,
+    /// When the tokens were last obtained or refreshed (Unix seconds).
+    #[serde(rename = "ra", default)]
+    pub refreshed_at: u64,
 }
 
 impl Session {
