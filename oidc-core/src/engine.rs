@@ -230,6 +230,14 @@ impl Engine {
         access_due || age_due
     }
 
+    /// `Set-Cookie` values that store `session` in this engine's session
+    /// cookie(s), for a request to `host`. For custom logins, tests and benchmarks.
+    #[must_use]
+    pub fn session_cookies(&self, session: &Session, host: Option<&str>) -> Vec<HeaderValue> {
+        let max_age = Duration::from_secs(session.expires_at.saturating_sub(now()));
+        self.inner.sessions.write(session, &HeaderMap::new(), &self.inner.writer, host, max_age)
+    }
+
     /// How many refresh-token grants this engine has sent to the provider.
     #[must_use]
     pub fn refresh_count(&self) -> u64 {
