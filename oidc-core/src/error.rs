@@ -118,7 +118,7 @@ pub enum TokenError {
     Algorithm(String),
     /// No key in the provider's JWKS matches the token's `kid` and algorithm,
     /// even after refetching the JWKS.
-    #[error("no signing key matches the ID token (kid {kid:?})")]
+    #[error("no signing key matches the ID token (kid {})", kid.as_deref().unwrap_or("none"))]
     UnknownKey {
         /// The token's `kid`, when it has one.
         kid: Option<String>,

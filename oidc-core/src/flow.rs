@@ -5,6 +5,9 @@
 //! return URL and start time. Two tabs can log in at once; at most
 //! `max_flows` are kept per browser, the oldest dropped first.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{HeaderMap, HeaderValue};
@@ -52,11 +55,18 @@ pub(crate) fn pkce_challenge(verifier: &str) -> String {
 }
 
 /// Creates and reads login-flow cookies.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) struct Flows {
     sealer: Sealer,
     prefix: String,
+    /// States already used, until their flow would have expired anyway: a
+    /// callback replayed together with its flow cookie is refused.
+    consumed: Mutex<HashMap<[u8; 32], u64>>,
 }
+
+/// Most used states remembered; beyond it new logins are refused rather than
+/// old entries forgotten (which would reopen replays).
+const MAX_CONSUMED: usize = 100_000;
 
 /// A started login: where to send the browser and the cookies to set.
 pub(crate) struct Started {
@@ -69,7 +79,22 @@ impl Flows {
         Self {
             sealer: Sealer::new(&config.cookie_secrets, Purpose::Flow),
             prefix: format!("{}_csrf_", config.cookie.name),
+            consumed: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Marks `state` used; `false` if it was used before (a replay).
+    fn consume(&self, state: &str, expires_at: u64, now: u64) -> bool {
+        let key: [u8; 32] = Sha256::digest(state.as_bytes()).into();
+        let mut used = self.consumed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if used.len() >= MAX_CONSUMED / 2 {
+            used.retain(|_, exp| *exp >= now);
+        }
+        if used.contains_key(&key) || used.len() >= MAX_CONSUMED {
+            return false;
+        }
+        used.insert(key, expires_at);
+        true
     }
 
     fn name_for(&self, state: &str) -> Option<String> {
@@ -188,6 +213,9 @@ impl Flows {
         if !bool::from(flow.state.as_bytes().ct_eq(state.as_bytes()))
             || now.saturating_sub(flow.created_at) > config.flow_ttl.as_secs()
         {
+            return Err(LoginError::State);
+        }
+        if !self.consume(&flow.state, flow.created_at + config.flow_ttl.as_secs(), now) {
             return Err(LoginError::State);
         }
         Ok((flow, clear))
