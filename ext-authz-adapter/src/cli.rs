@@ -124,6 +124,14 @@ pub struct Cli {
     )]
     pub http_address: String,
 
+    /// Address for Prometheus metrics at /metrics (e.g. 0.0.0.0:9100); off when unset.
+    #[arg(long, env = "OAUTH2_PROXY_METRICS_ADDRESS")]
+    pub metrics_address: Option<String>,
+
+    /// Log format: text or json (one JSON object per line, with Envoy's x-request-id).
+    #[arg(long, env = "OAUTH2_PROXY_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+
     /// Upstream. Only `static://200`: routing to the application is Envoy's job.
     #[arg(long, env = "OAUTH2_PROXY_UPSTREAMS", value_delimiter = ',')]
     pub upstream: Vec<String>,
@@ -189,8 +197,8 @@ pub struct Cli {
     pub auth_request_param: Vec<String>,
 }
 
-/// Where to listen.
-pub fn listen_address(raw: &str) -> Result<SocketAddr, ConfigError> {
+/// Where to listen (`flag` names the flag in the error).
+pub fn parse_address(flag: &'static str, raw: &str) -> Result<SocketAddr, ConfigError> {
     let s = raw.trim_start_matches("http://");
     let s = if s.starts_with(':') {
         format!("0.0.0.0{s}")
@@ -198,9 +206,14 @@ pub fn listen_address(raw: &str) -> Result<SocketAddr, ConfigError> {
         s.to_owned()
     };
     s.parse().map_err(|_| ConfigError::Invalid {
-        flag: "--http-address",
+        flag,
         message: format!("{raw:?} is not host:port (e.g. 0.0.0.0:4180 or 127.0.0.1:4180)"),
     })
+}
+
+/// Where to listen for HTTP (`--http-address`).
+pub fn listen_address(raw: &str) -> Result<SocketAddr, ConfigError> {
+    parse_address("--http-address", raw)
 }
 
 impl Cli {

@@ -3,21 +3,24 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use ext_authz_adapter::cli::{Cli, listen_address};
+use ext_authz_adapter::cli::{Cli, listen_address, parse_address};
 use ext_authz_adapter::server;
 use oidc_core::Engine;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-
     let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if cli.log_format == "json" {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
+
     let (engine, addr) = match cli
         .to_config()
         .and_then(|c| Ok((Engine::new(c)?, listen_address(&cli.http_address)?)))
@@ -39,6 +42,28 @@ async fn main() -> ExitCode {
         .local_addr()
         .map_or_else(|_| addr.to_string(), |a| a.to_string());
     tracing::info!(address = %local, issuer = %engine.config().issuer, "listening");
+    if let Some(raw) = &cli.metrics_address {
+        let listener = match parse_address("--metrics-address", raw) {
+            Ok(addr) => tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("--metrics-address: cannot listen on {addr}: {e}")),
+            Err(e) => Err(e.to_string()),
+        };
+        match listener {
+            Ok(l) => {
+                tracing::info!(address = %l.local_addr().map_or_else(|_| raw.clone(), |a| a.to_string()), "metrics at /metrics");
+                tokio::spawn(server::serve_metrics(
+                    l,
+                    engine.clone(),
+                    std::future::pending(),
+                ));
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     // Discovery runs in the background: /ping answers at once, /ready once discovered.
     let discovery = engine.clone();
     tokio::spawn(async move { discovery.discover_until_ready().await });

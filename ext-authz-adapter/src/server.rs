@@ -31,9 +31,19 @@ fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     r
 }
 
-/// Answers one request.
+/// Answers one request, in a span carrying Envoy's `x-request-id`.
 pub async fn handle<B>(engine: &Engine, req: Request<B>) -> Response<Full<Bytes>> {
     let (parts, _body) = req.into_parts();
+    let request_id = parts
+        .headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let span = tracing::info_span!("check", request_id);
+    tracing::Instrument::instrument(answer(engine, parts), span).await
+}
+
+async fn answer(engine: &Engine, parts: http::request::Parts) -> Response<Full<Bytes>> {
     match parts.uri.path() {
         "/ping" => return text(StatusCode::OK, "OK"),
         "/ready" => {
@@ -67,8 +77,44 @@ pub async fn handle<B>(engine: &Engine, req: Request<B>) -> Response<Full<Bytes>
     }
 }
 
+/// Serves Prometheus metrics at `/metrics` until `shutdown` completes.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    engine: Engine,
+    shutdown: impl Future<Output = ()>,
+) {
+    serve_with(listener, shutdown, move |req: Request<Incoming>| {
+        let engine = engine.clone();
+        async move {
+            if req.uri().path() != "/metrics" {
+                return text(StatusCode::NOT_FOUND, "see /metrics");
+            }
+            let mut r = Response::new(Full::new(Bytes::from(engine.metrics().render())));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            r
+        }
+    })
+    .await;
+}
+
 /// Serves until `shutdown` completes.
 pub async fn serve(listener: TcpListener, engine: Engine, shutdown: impl Future<Output = ()>) {
+    serve_with(listener, shutdown, move |req: Request<Incoming>| {
+        let engine = engine.clone();
+        async move { handle(&engine, req).await }
+    })
+    .await;
+}
+
+/// Accepts connections and answers each request with `answer`.
+async fn serve_with<F, Fut>(listener: TcpListener, shutdown: impl Future<Output = ()>, answer: F)
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
     tokio::pin!(shutdown);
     loop {
         let (stream, _peer) = tokio::select! {
@@ -81,11 +127,11 @@ pub async fn serve(listener: TcpListener, engine: Engine, shutdown: impl Future<
             },
             () = &mut shutdown => break,
         };
-        let engine = engine.clone();
+        let answer = answer.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let engine = engine.clone();
-                async move { Ok::<_, Infallible>(handle(&engine, req).await) }
+                let answer = answer.clone();
+                async move { Ok::<_, Infallible>(answer(req).await) }
             });
             if let Err(e) = auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), service)

@@ -1,7 +1,8 @@
 //! The engine: one `check` per request, for every transport.
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -17,6 +18,7 @@ use crate::error::{ConfigError, LoginError, ProviderError, chain};
 use crate::flow::Flows;
 use crate::headers::{identity_headers, removal_list};
 use crate::id_token::{self, Expected};
+use crate::metrics::Metrics;
 use crate::pages;
 use crate::provider::{self, Provider, TokenResponse};
 use crate::refresh::{self, Outcome, Refresher};
@@ -56,6 +58,7 @@ struct Inner {
     remove: &'static [&'static str],
     routes: Routes,
     refresher: Refresher,
+    metrics: Metrics,
 }
 
 /// Why a request has no usable session.
@@ -91,6 +94,7 @@ impl Engine {
             http,
             provider: OnceLock::new(),
             refresher: Refresher::default(),
+            metrics: Metrics::default(),
             config,
         };
         Ok(Self {
@@ -143,6 +147,7 @@ impl Engine {
             match self.discover().await {
                 Ok(()) => return,
                 Err(e) => {
+                    self.inner.metrics.idp_errors.fetch_add(1, Relaxed);
                     tracing::error!(issuer = %self.inner.config.issuer, error = %chain(&e), retry_in_s = delay.as_secs(), "OIDC discovery failed");
                 }
             }
@@ -164,6 +169,13 @@ impl Engine {
     /// answer it (login redirect, 401, 403, or one of the engine's routes under
     /// the proxy prefix: start, callback, sign_in, sign_out, auth, userinfo).
     pub async fn check(&self, parts: &Parts) -> Decision {
+        let started = Instant::now();
+        let decision = self.decide(parts).await;
+        self.inner.metrics.record(&decision, started.elapsed());
+        decision
+    }
+
+    async fn decide(&self, parts: &Parts) -> Decision {
         let path = parts.uri.path();
         if let Some(rest) = path.strip_prefix(self.inner.routes.prefix.as_str())
             && (rest.is_empty() || rest.starts_with('/'))
@@ -235,16 +247,29 @@ impl Engine {
     #[must_use]
     pub fn session_cookies(&self, session: &Session, host: Option<&str>) -> Vec<HeaderValue> {
         let max_age = Duration::from_secs(session.expires_at.saturating_sub(now()));
-        self.inner.sessions.write(session, &HeaderMap::new(), &self.inner.writer, host, max_age)
+        self.inner.sessions.write(
+            session,
+            &HeaderMap::new(),
+            &self.inner.writer,
+            host,
+            max_age,
+        )
     }
 
     /// How many refresh-token grants this engine has sent to the provider.
     #[must_use]
     pub fn refresh_count(&self) -> u64 {
-        self.inner
-            .refresher
-            .calls
-            .load(std::sync::atomic::Ordering::Relaxed)
+        self.inner.metrics.refreshes()
+    }
+
+    /// The engine's counters and latency histogram.
+    #[must_use]
+    pub fn metrics(&self) -> &Metrics {
+        if let Some(p) = self.inner.provider.get() {
+            let fetches = p.jwks.fetches.load(Relaxed);
+            self.inner.metrics.jwks_fetches.store(fetches, Relaxed);
+        }
+        &self.inner.metrics
     }
 
     async fn refresh_and_allow(&self, parts: &Parts, session: Session, now: u64) -> Decision {
@@ -298,13 +323,17 @@ impl Engine {
         refresh_token: &str,
     ) -> Outcome {
         let c = &self.inner.config;
+        self.inner.metrics.refreshes.fetch_add(1, Relaxed);
         let tokens = match provider.refresh(c, refresh_token).await {
             Ok(t) => t,
             Err(e) if e.is_invalid_grant() => {
+                self.inner.metrics.refresh_failures.fetch_add(1, Relaxed);
                 tracing::info!(sub = %old.subject, error = %chain(&e), "refresh refused by the provider; session ended");
                 return Outcome::Ended;
             }
             Err(e) => {
+                self.inner.metrics.refresh_failures.fetch_add(1, Relaxed);
+                self.inner.metrics.idp_errors.fetch_add(1, Relaxed);
                 tracing::warn!(sub = %old.subject, error = %chain(&e), "refresh failed; keeping the session for now");
                 return Outcome::Unavailable;
             }
@@ -485,7 +514,8 @@ impl Engine {
         let result = self.finish_login(parts, &mut clear_flow).await;
         let mut response = match result {
             Ok((session, return_to)) => {
-                tracing::info!(sub = %session.subject, email = ?session.email, "login succeeded");
+                self.inner.metrics.logins.fetch_add(1, Relaxed);
+                tracing::info!(sub = %session.subject, email = session.email.as_deref().unwrap_or(""), "login succeeded");
                 let mut r = pages::redirect(self.safe_rd(Some(&return_to)));
                 for c in self.inner.sessions.write(
                     &session,
@@ -499,6 +529,9 @@ impl Engine {
                 r
             }
             Err(e) => {
+                if matches!(e, LoginError::Exchange(_)) {
+                    self.inner.metrics.idp_errors.fetch_add(1, Relaxed);
+                }
                 tracing::warn!(error = %chain(&e), "login refused; no session created");
                 login_error_page(&e, &self.start_url("/"))
             }

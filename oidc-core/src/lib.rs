@@ -42,6 +42,7 @@ pub mod error;
 mod flow;
 pub mod headers;
 pub mod id_token;
+pub mod metrics;
 mod pages;
 pub mod provider;
 pub mod redirect;

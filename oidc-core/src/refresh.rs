@@ -42,8 +42,6 @@ struct Entry {
 #[derive(Default)]
 pub(crate) struct Refresher {
     entries: Mutex<HashMap<[u8; 32], Entry>>,
-    /// Refresh calls made to the provider (for tests and metrics).
-    pub(crate) calls: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Refresher {
@@ -88,13 +86,7 @@ impl Refresher {
                     .cell,
             )
         };
-        cell.get_or_init(|| async {
-            self.calls
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            refresh().await
-        })
-        .await
-        .clone()
+        cell.get_or_init(refresh).await.clone()
     }
 }
 

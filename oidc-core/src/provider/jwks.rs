@@ -82,6 +82,8 @@ pub(crate) struct JwksCache {
     /// Held while fetching; remembers when the last fetch happened.
     last_fetch: tokio::sync::Mutex<Option<Instant>>,
     min_interval: Duration,
+    /// Fetches made (start-up and rotation), for metrics.
+    pub(crate) fetches: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for JwksCache {
@@ -99,6 +101,7 @@ impl JwksCache {
             keys: RwLock::new(Arc::new(Vec::new())),
             last_fetch: tokio::sync::Mutex::new(None),
             min_interval,
+            fetches: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -122,6 +125,7 @@ impl JwksCache {
         http: &reqwest::Client,
         last: &mut Option<Instant>,
     ) -> Result<(), ProviderError> {
+        self.fetches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         *last = Some(Instant::now());
         let raw: RawSet = get_json(http, &self.uri).await?;
         // Parse key by key: one key of a type we do not know must not hide the others.
