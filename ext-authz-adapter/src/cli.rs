@@ -124,6 +124,11 @@ pub struct Cli {
     )]
     pub http_address: String,
 
+    /// Address for the gRPC ext_authz server (envoy.service.auth.v3.Authorization), e.g.
+    /// 0.0.0.0:9001; off when unset. Same decisions as the HTTP check.
+    #[arg(long, env = "OAUTH2_PROXY_GRPC_ADDRESS")]
+    pub grpc_address: Option<String>,
+
     /// Address for Prometheus metrics at /metrics (e.g. 0.0.0.0:9100); off when unset.
     #[arg(long, env = "OAUTH2_PROXY_METRICS_ADDRESS")]
     pub metrics_address: Option<String>,

@@ -27,4 +27,8 @@
 
 pub mod cli;
 pub mod duration;
+pub mod envoy;
+#[cfg(feature = "grpc")]
+pub mod grpc;
+pub mod istio;
 pub mod server;

@@ -42,6 +42,41 @@ async fn main() -> ExitCode {
         .local_addr()
         .map_or_else(|_| addr.to_string(), |a| a.to_string());
     tracing::info!(address = %local, issuer = %engine.config().issuer, "listening");
+    // One shutdown signal for every server.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    let mut servers = Vec::new();
+    if let Some(raw) = &cli.grpc_address {
+        #[cfg(feature = "grpc")]
+        {
+            let listener = match parse_address("--grpc-address", raw) {
+                Ok(addr) => tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| format!("--grpc-address: cannot listen on {addr}: {e}")),
+                Err(e) => Err(e.to_string()),
+            };
+            match listener {
+                Ok(l) => {
+                    tracing::info!(address = %l.local_addr().map_or_else(|_| raw.clone(), |a| a.to_string()), "gRPC ext_authz listening");
+                    servers.push(tokio::spawn(ext_authz_adapter::grpc::serve(l, engine.clone(), stopped())));
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        #[cfg(not(feature = "grpc"))]
+        {
+            eprintln!("error: --grpc-address={raw}: this build has no gRPC support (build with the `grpc` feature)");
+            return ExitCode::from(2);
+        }
+    }
     if let Some(raw) = &cli.metrics_address {
         let listener = match parse_address("--metrics-address", raw) {
             Ok(addr) => tokio::net::TcpListener::bind(addr)
@@ -67,7 +102,13 @@ async fn main() -> ExitCode {
     // Discovery runs in the background: /ping answers at once, /ready once discovered.
     let discovery = engine.clone();
     tokio::spawn(async move { discovery.discover_until_ready().await });
-    server::serve(listener, engine, shutdown_signal()).await;
+    let http = tokio::spawn(server::serve(listener, engine, stopped()));
+    shutdown_signal().await;
+    let _ = stop_tx.send(true);
+    let _ = http.await;
+    for s in servers {
+        let _ = s.await;
+    }
     tracing::info!("stopped");
     ExitCode::SUCCESS
 }

@@ -1,1 +1,1027 @@
-//! Bearer-token (JWT access token) validation: placeholder, filled in by its own change.
+//! Bearer tokens: `Authorization: Bearer <JWT>` access tokens, validated
+//! locally against the issuer's signing keys.
+//!
+//! A [`BearerValidator`] checks a token's signature with an allow-listed
+//! asymmetric algorithm against the issuer's JWKS (the engine's own cache for
+//! the engine's issuer, so key rotation and the rate-limited refetch on an
+//! unknown `kid` behave exactly as for ID tokens), then `iss`, the audience,
+//! `exp` and `nbf` (with the configured leeway), and that the token is an
+//! access token rather than an ID token of the same issuer. Extra issuers can be trusted,
+//! each with its own audiences; they are discovered on their first token or
+//! up front with [`BearerValidator::discover`].
+//!
+//! Keycloak puts `aud: account` in access tokens unless an audience mapper
+//! adds the client: the default expected audience is the client id, so either
+//! add the mapper or list the audiences you accept with
+//! [`BearerBuilder::audience`] (or match `azp` with
+//! [`BearerBuilder::audience_claim`]).
+//!
+//! ```no_run
+//! use oidc_core::bearer::{BearerValidator, TrustedIssuer, token_from_headers};
+//! use oidc_core::{Config, Engine};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = Config::builder("https://keycloak.example.com/realms/mytest", "nginx")
+//!     .cookie_secret("0123456789abcdef0123456789abcdef")
+//!     .build()?;
+//! let engine = Engine::new(config)?;
+//! engine.discover().await?;
+//! let bearer = BearerValidator::builder(engine)
+//!     .audience("nginx")
+//!     .audience("account")
+//!     .trusted_issuer(TrustedIssuer::new("https://partner.example.com/realms/b2b").audience("nginx"))
+//!     .build()?;
+//!
+//! let (parts, ()) = http::Request::get("/api").body(())?.into_parts();
+//! match token_from_headers(&parts.headers) {
+//!     Ok(Some(token)) => match bearer.validate(token).await {
+//!         Ok(claims) => println!("token of {} with roles {:?}", claims.subject, claims.realm_roles),
+//!         Err(e) => println!("answer {} ({e})", e.status()),
+//!     },
+//!     Ok(None) => println!("no bearer token"),
+//!     Err(e) => println!("answer {} ({e})", e.status()),
+//! }
+//! # Ok(()) }
+//! ```
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, Validation};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use url::Url;
+
+use crate::authz::Principal;
+use crate::engine::Engine;
+use crate::error::{ProviderError, TokenError, chain};
+use crate::id_token::ALLOWED_ALGORITHMS;
+use crate::pages;
+use crate::provider::Provider;
+
+/// Why a bearer token was refused. Each maps to an HTTP answer with
+/// [`BearerError::status`] and [`BearerError::response`]; none carries the token.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BearerError {
+    /// The `Authorization: Bearer` value is empty or not a token, or the token
+    /// is not a well-formed JWS (three base64url parts, JSON header and payload).
+    #[error("the bearer token is malformed")]
+    Malformed,
+    /// The token is not a JWT at all (an opaque token): it cannot be checked
+    /// locally.
+    #[error("the bearer token is opaque, not a JWT; only JWT access tokens are accepted")]
+    Opaque,
+    /// The token's algorithm is not on the allow-list (never `none`, never HMAC).
+    #[error("the bearer token's algorithm {0:?} is not allowed")]
+    Algorithm(String),
+    /// The token's `iss` is neither the engine's issuer nor a trusted one.
+    #[error("the bearer token's issuer {0:?} is not trusted")]
+    UntrustedIssuer(String),
+    /// No key of the issuer matches the token's `kid` and algorithm, even after
+    /// refetching the issuer's JWKS.
+    #[error("no signing key of the issuer matches the bearer token (kid {kid:?})")]
+    UnknownKey {
+        /// The token's `kid`, when it has one.
+        kid: Option<String>,
+    },
+    /// The signature does not verify with the issuer's key.
+    #[error("the bearer token's signature is invalid")]
+    Signature,
+    /// `exp` is past (beyond the leeway).
+    #[error("the bearer token has expired")]
+    Expired,
+    /// `nbf` is in the future (beyond the leeway).
+    #[error("the bearer token is not valid yet (nbf)")]
+    NotYetValid,
+    /// None of the token's audiences is one this service accepts.
+    #[error("the bearer token is meant for another audience")]
+    Audience,
+    /// A required claim (`exp`, `iss`, `sub`) is missing.
+    #[error("the bearer token lacks the {0} claim")]
+    MissingClaim(&'static str),
+    /// The token is a JWT but not an access token (an ID, refresh or logout
+    /// token, going by its `typ`).
+    #[error("the bearer token is not an access token (typ {0:?})")]
+    NotAccessToken(String),
+    /// Any other validation failure reported by `jsonwebtoken`.
+    #[error("the bearer token is invalid")]
+    Invalid(#[source] jsonwebtoken::errors::Error),
+    /// The issuer has not been discovered yet (or its discovery failed a
+    /// moment ago): try again shortly.
+    #[error("the token's identity provider is not reachable yet")]
+    NotReady,
+    /// Discovering the issuer or fetching its signing keys failed.
+    #[error("could not fetch the token issuer's signing keys")]
+    Provider(#[source] ProviderError),
+}
+
+impl BearerError {
+    /// 503 when the provider could not be asked, 401 otherwise.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::NotReady | Self::Provider(_) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::UNAUTHORIZED,
+        }
+    }
+
+    /// A short description for `error_description`, never echoing the token.
+    fn description(&self) -> &'static str {
+        match self {
+            Self::Malformed => "the access token is malformed",
+            Self::Opaque => "the access token is not a JWT",
+            Self::Algorithm(_) => "the access token's signature algorithm is not allowed",
+            Self::UntrustedIssuer(_) => "the access token's issuer is not trusted",
+            Self::UnknownKey { .. } => "the access token is signed by an unknown key",
+            Self::Signature => "the access token's signature is invalid",
+            Self::Expired => "the access token expired",
+            Self::NotYetValid => "the access token is not valid yet",
+            Self::Audience => "the access token is meant for another audience",
+            Self::MissingClaim(_) => "the access token lacks a required claim",
+            Self::NotAccessToken(_) => "the token is not an access token",
+            Self::Invalid(_) => "the access token is invalid",
+            Self::NotReady | Self::Provider(_) => {
+                "the access token's issuer cannot be reached right now"
+            }
+        }
+    }
+
+    /// The answer to send: `401` with `WWW-Authenticate: Bearer
+    /// error="invalid_token", error_description="..."` and a JSON body
+    /// `{"error":"invalid_token","message":"..."}`, or `503` when the
+    /// provider could not be asked.
+    #[must_use]
+    pub fn response(&self) -> Response<Bytes> {
+        let description = self.description();
+        if self.status() == StatusCode::SERVICE_UNAVAILABLE {
+            let mut r = pages::json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                description,
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            return r;
+        }
+        let mut r = pages::json_error(StatusCode::UNAUTHORIZED, "invalid_token", description);
+        let challenge =
+            format!("Bearer error=\"invalid_token\", error_description=\"{description}\"");
+        if let Ok(v) = HeaderValue::from_str(&challenge) {
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+        r
+    }
+}
+
+/// A bearer configuration that cannot be used. Raised when building, never per request.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BearerConfigError {
+    /// A trusted issuer is not an http(s) URL.
+    #[error("trusted issuer {0:?} is not an http(s) URL")]
+    IssuerUrl(String),
+    /// An issuer was given no audience: every token would be refused.
+    #[error("issuer {0} has no accepted audience; add one (the default is the client id)")]
+    NoAudience(String),
+    /// The same issuer was trusted twice (or is the engine's own issuer).
+    #[error(
+        "issuer {0} is trusted twice (the engine's own issuer is always trusted; set its audiences with .audience())"
+    )]
+    DuplicateIssuer(String),
+}
+
+/// The claims of a validated access token, with the usual ones parsed out.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct BearerClaims {
+    /// `iss`.
+    pub issuer: String,
+    /// `sub`.
+    pub subject: String,
+    /// `azp`: the client the token was issued to, when present.
+    pub authorized_party: Option<String>,
+    /// `email`.
+    pub email: Option<String>,
+    /// `preferred_username`.
+    pub preferred_username: Option<String>,
+    /// `name`.
+    pub name: Option<String>,
+    /// Groups, from the engine's configured groups claim.
+    pub groups: Vec<String>,
+    /// Keycloak realm roles (`realm_access.roles`).
+    pub realm_roles: Vec<String>,
+    /// Keycloak client roles as `client:role` (`resource_access.<client>.roles`).
+    pub client_roles: Vec<String>,
+    /// `scope`, split at spaces.
+    pub scopes: Vec<String>,
+    /// `exp` (Unix seconds).
+    pub expires_at: u64,
+    /// Every claim of the token, as sent.
+    pub claims: Map<String, Value>,
+}
+
+impl BearerClaims {
+    fn from_claims(claims: Map<String, Value>, groups_claim: &str) -> Self {
+        let get = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_owned);
+        let mut client_roles = Vec::new();
+        if let Some(Value::Object(resources)) = claims.get("resource_access") {
+            for (client, v) in resources {
+                for role in string_list(v.get("roles")) {
+                    client_roles.push(format!("{client}:{role}"));
+                }
+            }
+        }
+        Self {
+            issuer: get("iss").unwrap_or_default(),
+            subject: get("sub").unwrap_or_default(),
+            authorized_party: get("azp"),
+            email: get("email"),
+            preferred_username: get("preferred_username"),
+            name: get("name"),
+            groups: string_list(claims.get(groups_claim)),
+            realm_roles: string_list(claims.get("realm_access").and_then(|r| r.get("roles"))),
+            client_roles,
+            scopes: claims
+                .get("scope")
+                .and_then(Value::as_str)
+                .map(|s| s.split_ascii_whitespace().map(str::to_owned).collect())
+                .unwrap_or_default(),
+            expires_at: claims.get("exp").and_then(Value::as_u64).unwrap_or(0),
+            claims,
+        }
+    }
+}
+
+impl Principal for BearerClaims {
+    fn groups(&self) -> &[String] {
+        &self.groups
+    }
+    fn realm_roles(&self) -> &[String] {
+        &self.realm_roles
+    }
+    fn client_roles(&self) -> &[String] {
+        &self.client_roles
+    }
+}
+
+fn string_list(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        Some(Value::String(s)) => vec![s.clone()],
+        _ => Vec::new(),
+    }
+}
+
+/// An issuer trusted besides the engine's own, with the audiences accepted
+/// from it. Discovered (`/.well-known/openid-configuration`, then its JWKS)
+/// on its first token, or up front with [`BearerValidator::discover`].
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct TrustedIssuer {
+    issuer: String,
+    audiences: Vec<String>,
+}
+
+impl TrustedIssuer {
+    /// An issuer URL, exactly as its discovery document and tokens name it.
+    pub fn new(issuer: impl Into<String>) -> Self {
+        Self {
+            issuer: issuer.into(),
+            audiences: Vec::new(),
+        }
+    }
+
+    /// Accepts tokens from this issuer for this audience (call once per audience).
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+}
+
+/// Builder for [`BearerValidator`]; see [`BearerValidator::builder`].
+#[derive(Debug)]
+#[must_use]
+pub struct BearerBuilder {
+    engine: Engine,
+    audiences: Option<Vec<String>>,
+    audience_claims: Option<Vec<String>>,
+    trusted: Vec<TrustedIssuer>,
+}
+
+impl BearerBuilder {
+    /// Accepts tokens of the engine's issuer for this audience. The first call
+    /// replaces the default (the client id); call once per audience.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences
+            .get_or_insert_with(Vec::new)
+            .push(audience.into());
+        self
+    }
+
+    /// Which claims are compared with the accepted audiences (default `aud`;
+    /// oauth2-proxy's `--oidc-audience-claim`). The first call replaces the
+    /// default: `.audience_claim("aud").audience_claim("azp")` accepts a
+    /// Keycloak token whose `azp` is the client even when `aud` is `account`.
+    pub fn audience_claim(mut self, claim: impl Into<String>) -> Self {
+        self.audience_claims
+            .get_or_insert_with(Vec::new)
+            .push(claim.into());
+        self
+    }
+
+    /// Trusts another issuer, with its own audiences.
+    pub fn trusted_issuer(mut self, issuer: TrustedIssuer) -> Self {
+        self.trusted.push(issuer);
+        self
+    }
+
+    /// Checks the configuration and builds the validator. No I/O.
+    pub fn build(self) -> Result<BearerValidator, BearerConfigError> {
+        let config = self.engine.config();
+        let primary_key = issuer_key(config.issuer.as_str()).to_owned();
+        let primary = self
+            .audiences
+            .unwrap_or_else(|| vec![config.client_id.clone()]);
+        if primary.is_empty() {
+            return Err(BearerConfigError::NoAudience(config.issuer.to_string()));
+        }
+        let audience_claims = self
+            .audience_claims
+            .unwrap_or_else(|| vec!["aud".to_owned()]);
+        let mut extras: Vec<Extra> = Vec::with_capacity(self.trusted.len());
+        for t in self.trusted {
+            let url = Url::parse(&t.issuer)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+                .ok_or_else(|| BearerConfigError::IssuerUrl(t.issuer.clone()))?;
+            let key = issuer_key(&t.issuer);
+            if key == primary_key || extras.iter().any(|e| *e.key == *key) {
+                return Err(BearerConfigError::DuplicateIssuer(t.issuer));
+            }
+            if t.audiences.is_empty() {
+                return Err(BearerConfigError::NoAudience(t.issuer));
+            }
+            extras.push(Extra {
+                key: key.into(),
+                url,
+                audiences: t.audiences.into_boxed_slice(),
+                provider: tokio::sync::OnceCell::new(),
+                last_failure: Mutex::new(None),
+            });
+        }
+        let leeway = config.leeway.as_secs();
+        let validations = ALLOWED_ALGORITHMS
+            .iter()
+            .map(|&alg| {
+                let mut v = Validation::new(alg);
+                // iss and aud are checked here, against the issuer the token
+                // was routed to and that issuer's own audiences.
+                v.validate_aud = false;
+                v.set_required_spec_claims(&["exp", "iss", "sub"]);
+                v.validate_nbf = true;
+                v.leeway = leeway;
+                v
+            })
+            .collect();
+        Ok(BearerValidator {
+            inner: Arc::new(Inner {
+                primary_key: primary_key.into(),
+                primary: primary.into_boxed_slice(),
+                audience_claims: audience_claims.into_boxed_slice(),
+                extras: extras.into_boxed_slice(),
+                validations,
+                retry: config.jwks_refetch_interval,
+                engine: self.engine,
+            }),
+        })
+    }
+}
+
+/// An issuer URL without its trailing `/`, for routing tokens by `iss`.
+fn issuer_key(issuer: &str) -> &str {
+    issuer.trim_end_matches('/')
+}
+
+/// Validates bearer access tokens. Cheap to clone; build one per process.
+#[derive(Clone)]
+pub struct BearerValidator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    primary_key: Box<str>,
+    primary: Box<[String]>,
+    audience_claims: Box<[String]>,
+    extras: Box<[Extra]>,
+    /// One per entry of [`ALLOWED_ALGORITHMS`], in the same order.
+    validations: Box<[Validation]>,
+    /// Minimum time between two discovery attempts of a failing trusted issuer.
+    retry: Duration,
+}
+
+struct Extra {
+    key: Box<str>,
+    url: Url,
+    audiences: Box<[String]>,
+    provider: tokio::sync::OnceCell<Provider>,
+    last_failure: Mutex<Option<Instant>>,
+}
+
+impl Extra {
+    async fn provider(
+        &self,
+        http: &reqwest::Client,
+        retry: Duration,
+    ) -> Result<&Provider, BearerError> {
+        if let Some(p) = self.provider.get() {
+            return Ok(p);
+        }
+        let recently_failed = self
+            .last_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some_and(|t| t.elapsed() < retry);
+        if recently_failed {
+            return Err(BearerError::NotReady);
+        }
+        self.provider
+            .get_or_try_init(|| Provider::discover(http.clone(), &self.url, retry))
+            .await
+            .map_err(|e| {
+                tracing::warn!(issuer = %self.url, error = %chain(&e), "trusted issuer discovery failed");
+                *self
+                    .last_failure
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+                BearerError::Provider(e)
+            })
+    }
+}
+
+impl fmt::Debug for BearerValidator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = &self.inner;
+        let mut d = f.debug_struct("BearerValidator");
+        d.field("issuer", &i.primary_key)
+            .field("audiences", &i.primary)
+            .field("audience_claims", &i.audience_claims);
+        for e in &*i.extras {
+            d.field("trusted_issuer", &(&e.key, &e.audiences));
+        }
+        d.finish()
+    }
+}
+
+/// The parts of the header we read, borrowed from the decoded bytes.
+#[derive(Deserialize)]
+struct RawHeader<'a> {
+    #[serde(borrow, default)]
+    alg: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    kid: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    typ: Option<Cow<'a, str>>,
+}
+
+/// The issuer, read before anything is trusted, to pick the keys.
+#[derive(Deserialize)]
+struct Peek<'a> {
+    #[serde(borrow, default)]
+    iss: Option<Cow<'a, str>>,
+}
+
+impl BearerValidator {
+    /// Starts a validator for the engine's issuer; by default it accepts the
+    /// client id as audience and trusts no other issuer.
+    pub fn builder(engine: Engine) -> BearerBuilder {
+        BearerBuilder {
+            engine,
+            audiences: None,
+            audience_claims: None,
+            trusted: Vec::new(),
+        }
+    }
+
+    /// A validator with the defaults: the engine's issuer, audience = client id.
+    #[must_use]
+    pub fn new(engine: Engine) -> Self {
+        Self::builder(engine)
+            .build()
+            .unwrap_or_else(|_| unreachable!("the default bearer configuration is valid"))
+    }
+
+    /// The engine this validator uses for its own issuer.
+    #[must_use]
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// Discovers the trusted issuers now rather than on their first token.
+    /// The engine's own issuer is discovered by [`Engine::discover`].
+    pub async fn discover(&self) -> Result<(), ProviderError> {
+        let http = self.inner.engine.http();
+        for e in &*self.inner.extras {
+            if e.provider.get().is_none() {
+                e.provider
+                    .get_or_try_init(|| Provider::discover(http.clone(), &e.url, self.inner.retry))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Validates an access token (the value after `Bearer `) and returns its claims.
+    ///
+    /// I/O happens only when the token's key is not cached (one rate-limited
+    /// JWKS refetch) or a trusted issuer is used for the first time.
+    pub async fn validate(&self, token: &str) -> Result<BearerClaims, BearerError> {
+        let inner = &*self.inner;
+        let mut segments = token.split('.');
+        let (Some(h64), Some(p64), Some(s64), None) = (
+            segments.next(),
+            segments.next(),
+            segments.next(),
+            segments.next(),
+        ) else {
+            return Err(if token.contains('.') {
+                BearerError::Malformed
+            } else {
+                BearerError::Opaque
+            });
+        };
+        if h64.is_empty() || p64.is_empty() {
+            return Err(BearerError::Malformed);
+        }
+
+        // The header, for the algorithm and key id.
+        let raw = URL_SAFE_NO_PAD
+            .decode(h64)
+            .map_err(|_| BearerError::Malformed)?;
+        let head: RawHeader<'_> =
+            serde_json::from_slice(&raw).map_err(|_| BearerError::Malformed)?;
+        let alg_name = head.alg.as_deref().ok_or(BearerError::Malformed)?;
+        let alg_index = ALLOWED_ALGORITHMS
+            .iter()
+            .position(|a| algorithm_name(*a) == alg_name)
+            .ok_or_else(|| BearerError::Algorithm(alg_name.chars().take(16).collect()))?;
+        let alg = ALLOWED_ALGORITHMS[alg_index];
+        if s64.is_empty() {
+            return Err(BearerError::Malformed);
+        }
+        if let Some(typ) = head.typ.as_deref()
+            && !["JWT", "at+jwt", "application/at+jwt"]
+                .iter()
+                .any(|ok| typ.eq_ignore_ascii_case(ok))
+        {
+            return Err(BearerError::NotAccessToken(typ.chars().take(32).collect()));
+        }
+
+        // The issuer, to pick its keys and audiences. Nothing is trusted yet.
+        let payload = URL_SAFE_NO_PAD
+            .decode(p64)
+            .map_err(|_| BearerError::Malformed)?;
+        let peek: Peek<'_> =
+            serde_json::from_slice(&payload).map_err(|_| BearerError::Malformed)?;
+        let iss = peek
+            .iss
+            .as_deref()
+            .ok_or(BearerError::MissingClaim("iss"))?;
+        let http = inner.engine.http();
+        let (provider, audiences) = if issuer_key(iss) == &*inner.primary_key {
+            let p = inner.engine.provider().ok_or(BearerError::NotReady)?;
+            (p, &*inner.primary)
+        } else if let Some(e) = inner.extras.iter().find(|e| *e.key == *issuer_key(iss)) {
+            (e.provider(http, inner.retry).await?, &*e.audiences)
+        } else {
+            return Err(BearerError::UntrustedIssuer(
+                iss.chars().take(200).collect(),
+            ));
+        };
+
+        let keys = provider
+            .jwks
+            .keys_for(http, head.kid.as_deref(), alg)
+            .await
+            .map_err(|e| match e {
+                TokenError::Jwks(p) => BearerError::Provider(p),
+                _ => BearerError::UnknownKey {
+                    kid: head.kid.as_deref().map(|k| k.chars().take(64).collect()),
+                },
+            })?;
+
+        // Signature, exp, nbf and the required claims, with jsonwebtoken.
+        let validation = &inner.validations[alg_index];
+        let mut outcome = Err(BearerError::Signature);
+        for key in &keys {
+            match jsonwebtoken::decode::<Map<String, Value>>(token, key, validation) {
+                Ok(data) => {
+                    outcome = Ok(data.claims);
+                    break;
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::InvalidSignature) => {}
+                Err(e) => {
+                    outcome = Err(map_jwt_error(e));
+                    break;
+                }
+            }
+        }
+        let claims = outcome?;
+
+        if claims.get("iss").and_then(Value::as_str) != Some(provider.endpoints().issuer.as_str()) {
+            return Err(BearerError::UntrustedIssuer(
+                iss.chars().take(200).collect(),
+            ));
+        }
+        if !self.audience_ok(&claims, audiences) {
+            return Err(BearerError::Audience);
+        }
+        check_access_token_type(&claims)?;
+        if claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            return Err(BearerError::MissingClaim("sub"));
+        }
+        Ok(BearerClaims::from_claims(
+            claims,
+            &inner.engine.config().groups_claim,
+        ))
+    }
+
+    fn audience_ok(&self, claims: &Map<String, Value>, accepted: &[String]) -> bool {
+        let accepts = |v: &Value| v.as_str().is_some_and(|s| accepted.iter().any(|a| a == s));
+        self.inner
+            .audience_claims
+            .iter()
+            .filter_map(|c| claims.get(c.as_str()))
+            .any(|v| match v {
+                Value::Array(items) => items.iter().any(accepts),
+                v => accepts(v),
+            })
+    }
+}
+
+/// Refuses ID tokens (and other JWTs) presented as access tokens: an ID
+/// token is signed by the same issuer for the client id, so audience checks
+/// alone would let it pass. Keycloak names the kind in `typ` (`Bearer`, `ID`,
+/// `Refresh`, `Logout`); without `typ`, the ID-token-only claims `nonce`,
+/// `at_hash` and `c_hash` give an ID token away.
+fn check_access_token_type(claims: &Map<String, Value>) -> Result<(), BearerError> {
+    match claims.get("typ") {
+        Some(Value::String(t)) if t.eq_ignore_ascii_case("Bearer") => Ok(()),
+        Some(other) => Err(BearerError::NotAccessToken(
+            other.as_str().unwrap_or("?").chars().take(32).collect(),
+        )),
+        None if ["nonce", "at_hash", "c_hash"]
+            .iter()
+            .any(|c| claims.contains_key(*c)) =>
+        {
+            Err(BearerError::NotAccessToken("id_token".to_owned()))
+        }
+        None => Ok(()),
+    }
+}
+
+fn algorithm_name(alg: Algorithm) -> &'static str {
+    match alg {
+        Algorithm::HS256 => "HS256",
+        Algorithm::HS384 => "HS384",
+        Algorithm::HS512 => "HS512",
+        Algorithm::RS256 => "RS256",
+        Algorithm::RS384 => "RS384",
+        Algorithm::RS512 => "RS512",
+        Algorithm::PS256 => "PS256",
+        Algorithm::PS384 => "PS384",
+        Algorithm::PS512 => "PS512",
+        Algorithm::ES256 => "ES256",
+        Algorithm::ES384 => "ES384",
+        Algorithm::EdDSA => "EdDSA",
+    }
+}
+
+fn map_jwt_error(e: jsonwebtoken::errors::Error) -> BearerError {
+    match e.kind() {
+        ErrorKind::ExpiredSignature => BearerError::Expired,
+        ErrorKind::ImmatureSignature => BearerError::NotYetValid,
+        ErrorKind::InvalidSignature => BearerError::Signature,
+        ErrorKind::MissingRequiredClaim(c) => BearerError::MissingClaim(match c.as_str() {
+            "exp" => "exp",
+            "iss" => "iss",
+            "sub" => "sub",
+            _ => "required",
+        }),
+        ErrorKind::Base64(_)
+        | ErrorKind::Json(_)
+        | ErrorKind::Utf8(_)
+        | ErrorKind::InvalidToken => BearerError::Malformed,
+        _ => BearerError::Invalid(e),
+    }
+}
+
+impl Engine {
+    /// A [`BearerBuilder`] for this engine's issuer; same as
+    /// [`BearerValidator::builder`].
+    pub fn bearer_validator(&self) -> BearerBuilder {
+        BearerValidator::builder(self.clone())
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header.
+///
+/// `Ok(None)` when there is no `Authorization` header or it uses another
+/// scheme (e.g. `Basic`); [`BearerError::Malformed`] when the scheme is
+/// `Bearer` but the value is not an RFC 6750 token.
+pub fn token_from_headers(headers: &HeaderMap) -> Result<Option<&str>, BearerError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let bytes = value.as_bytes();
+    const SCHEME: &[u8] = b"bearer";
+    if bytes.len() < SCHEME.len() || !bytes[..SCHEME.len()].eq_ignore_ascii_case(SCHEME) {
+        return Ok(None);
+    }
+    let rest = &bytes[SCHEME.len()..];
+    if !rest.is_empty() && rest[0] != b' ' {
+        // e.g. "BearerX": another scheme.
+        return Ok(None);
+    }
+    let token = rest.trim_ascii();
+    let body_len = token.iter().position(|&b| b == b'=').unwrap_or(token.len());
+    let token68 = !token.is_empty()
+        && token[..body_len]
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+        && token[body_len..].iter().all(|&b| b == b'=');
+    if !token68 {
+        return Err(BearerError::Malformed);
+    }
+    std::str::from_utf8(token)
+        .map(Some)
+        .map_err(|_| BearerError::Malformed)
+}
+
+/// `401` with a bare `WWW-Authenticate: Bearer` challenge (RFC 6750 §3.1: no
+/// error code when no token was sent) and a JSON body.
+#[must_use]
+pub fn missing_token_response() -> Response<Bytes> {
+    let mut r = pages::json_error(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "an access token is required (Authorization: Bearer <token>)",
+    );
+    r.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    r
+}
+
+/// `403` for a valid token whose subject a rule refuses:
+/// `WWW-Authenticate: Bearer error="insufficient_scope"` and a JSON body.
+#[must_use]
+pub fn forbidden_response() -> Response<Bytes> {
+    let mut r = pages::json_error(
+        StatusCode::FORBIDDEN,
+        "insufficient_scope",
+        "the access token lacks a required group or role",
+    );
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(
+            "Bearer error=\"insufficient_scope\", error_description=\"the access token lacks a required group or role\"",
+        ),
+    );
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use serde_json::json;
+
+    fn engine() -> Engine {
+        let c = Config::builder("https://idp.example.com/realms/r", "app")
+            .cookie_secret("0123456789abcdef0123456789abcdef")
+            .build()
+            .unwrap();
+        Engine::new(c).unwrap()
+    }
+
+    fn headers(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, HeaderValue::from_str(v).unwrap());
+        h
+    }
+
+    fn b64(v: &Value) -> String {
+        URL_SAFE_NO_PAD.encode(v.to_string())
+    }
+
+    #[test]
+    fn authorization_header_parsing() {
+        assert_eq!(token_from_headers(&HeaderMap::new()).unwrap(), None);
+        assert_eq!(
+            token_from_headers(&headers("Basic dXNlcjpwdw==")).unwrap(),
+            None
+        );
+        assert_eq!(token_from_headers(&headers("Bearerish x")).unwrap(), None);
+        assert_eq!(
+            token_from_headers(&headers("Bearer a.b.c")).unwrap(),
+            Some("a.b.c")
+        );
+        assert_eq!(
+            token_from_headers(&headers("bearer  a.b-_c ")).unwrap(),
+            Some("a.b-_c")
+        );
+        assert_eq!(
+            token_from_headers(&headers("BEARER abc==")).unwrap(),
+            Some("abc==")
+        );
+        for bad in [
+            "Bearer",
+            "Bearer ",
+            "Bearer a b",
+            "Bearer a,b",
+            "Bearer a=b",
+            "Bearer \"x\"",
+        ] {
+            assert!(
+                matches!(
+                    token_from_headers(&headers(bad)),
+                    Err(BearerError::Malformed)
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn refuses_before_any_io() {
+        let v = BearerValidator::new(engine());
+        let h = |alg: &str| b64(&json!({"alg": alg, "typ": "JWT"}));
+        let p = b64(&json!({"iss": "https://idp.example.com/realms/r", "sub": "x"}));
+        type Expect = fn(&BearerError) -> bool;
+        let cases: Vec<(String, Expect)> = vec![
+            ("opaque-token".into(), |e| matches!(e, BearerError::Opaque)),
+            ("a.b".into(), |e| matches!(e, BearerError::Malformed)),
+            ("a..c".into(), |e| matches!(e, BearerError::Malformed)),
+            ("!!.e30.sig".into(), |e| matches!(e, BearerError::Malformed)),
+            (
+                format!("{}.{p}.sig", h("none")),
+                |e| matches!(e, BearerError::Algorithm(a) if a == "none"),
+            ),
+            (
+                format!("{}.{p}.sig", h("HS256")),
+                |e| matches!(e, BearerError::Algorithm(a) if a == "HS256"),
+            ),
+            (
+                format!(
+                    "{}.{p}.sig",
+                    b64(&json!({"alg": "RS256", "typ": "logout+jwt"}))
+                ),
+                |e| matches!(e, BearerError::NotAccessToken(_)),
+            ),
+            (
+                format!("{}.{}.sig", h("RS256"), b64(&json!({"sub": "x"}))),
+                |e| matches!(e, BearerError::MissingClaim("iss")),
+            ),
+            (
+                format!(
+                    "{}.{}.sig",
+                    h("RS256"),
+                    b64(&json!({"iss": "https://evil.example.com", "sub": "x"}))
+                ),
+                |e| matches!(e, BearerError::UntrustedIssuer(_)),
+            ),
+            // The right issuer, but the engine has not discovered it yet.
+            (format!("{}.{p}.sig", h("RS256")), |e| {
+                matches!(e, BearerError::NotReady)
+            }),
+        ];
+        for (token, expected) in cases {
+            let err = v.validate(&token).await.unwrap_err();
+            assert!(expected(&err), "{token}: {err:?}");
+        }
+    }
+
+    #[test]
+    fn error_responses() {
+        let r = BearerError::Expired.response();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            r.headers()[header::WWW_AUTHENTICATE],
+            "Bearer error=\"invalid_token\", error_description=\"the access token expired\""
+        );
+        let body: Value = serde_json::from_slice(r.body()).unwrap();
+        assert_eq!(body["error"], "invalid_token");
+        assert_eq!(
+            BearerError::NotReady.response().status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            missing_token_response().headers()[header::WWW_AUTHENTICATE],
+            "Bearer"
+        );
+        assert_eq!(forbidden_response().status(), StatusCode::FORBIDDEN);
+    }
+
+    #[test]
+    fn configuration_errors() {
+        let e = engine();
+        assert!(matches!(
+            BearerValidator::builder(e.clone())
+                .trusted_issuer(
+                    TrustedIssuer::new("https://idp.example.com/realms/r/").audience("a")
+                )
+                .build(),
+            Err(BearerConfigError::DuplicateIssuer(_))
+        ));
+        assert!(matches!(
+            BearerValidator::builder(e.clone())
+                .trusted_issuer(TrustedIssuer::new("https://other.example.com"))
+                .build(),
+            Err(BearerConfigError::NoAudience(_))
+        ));
+        assert!(matches!(
+            BearerValidator::builder(e.clone())
+                .trusted_issuer(TrustedIssuer::new("ftp://x").audience("a"))
+                .build(),
+            Err(BearerConfigError::IssuerUrl(_))
+        ));
+        let v = BearerValidator::builder(e)
+            .audience("account")
+            .audience_claim("aud")
+            .audience_claim("azp")
+            .build()
+            .unwrap();
+        let claims = |v: Value| v.as_object().unwrap().clone();
+        let acc = ["account".to_owned()];
+        assert!(v.audience_ok(&claims(json!({"aud": "account"})), &acc));
+        assert!(v.audience_ok(&claims(json!({"aud": ["x", "account"]})), &acc));
+        assert!(v.audience_ok(&claims(json!({"aud": "x", "azp": "account"})), &acc));
+        assert!(!v.audience_ok(&claims(json!({"aud": "x"})), &acc));
+        assert!(!v.audience_ok(&claims(json!({})), &acc));
+    }
+
+    #[test]
+    fn id_tokens_are_not_access_tokens() {
+        let c = |v: Value| v.as_object().unwrap().clone();
+        assert!(check_access_token_type(&c(json!({}))).is_ok());
+        assert!(check_access_token_type(&c(json!({"typ": "Bearer"}))).is_ok());
+        assert!(check_access_token_type(&c(json!({"typ": "Bearer", "nonce": "n"}))).is_ok());
+        for bad in [
+            json!({"typ": "ID"}),
+            json!({"typ": "Refresh"}),
+            json!({"nonce": "n"}),
+            json!({"at_hash": "h"}),
+            json!({"c_hash": "h"}),
+        ] {
+            assert!(
+                matches!(
+                    check_access_token_type(&c(bad.clone())),
+                    Err(BearerError::NotAccessToken(_))
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn claims_are_parsed_for_an_identity() {
+        let c = BearerClaims::from_claims(
+            json!({
+                "iss": "i", "sub": "s", "azp": "nginx", "exp": 5,
+                "email": "a@example.com", "preferred_username": "alice", "name": "Alice A",
+                "groups": ["g1"], "scope": "openid email",
+                "realm_access": {"roles": ["admin", "user"]},
+                "resource_access": {"nginx": {"roles": ["editor"]}, "account": {"roles": ["view-profile"]}}
+            })
+            .as_object()
+            .unwrap()
+            .clone(),
+            "groups",
+        );
+        assert_eq!(c.subject, "s");
+        assert_eq!(c.preferred_username.as_deref(), Some("alice"));
+        assert_eq!(c.realm_roles, ["admin", "user"]);
+        assert!(c.client_roles.contains(&"nginx:editor".to_owned()));
+        assert!(c.client_roles.contains(&"account:view-profile".to_owned()));
+        assert_eq!(c.scopes, ["openid", "email"]);
+        assert_eq!(c.groups, ["g1"]);
+        assert_eq!(c.expires_at, 5);
+        assert!(crate::authz::Rule::client_role("nginx", "editor").allows(&c));
+    }
+}

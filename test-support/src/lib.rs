@@ -22,6 +22,7 @@ pub mod browser;
 pub mod envoy;
 pub mod html;
 pub mod keycloak;
+pub mod redis;
 pub mod rogue;
 
 use std::collections::{BTreeMap, VecDeque};

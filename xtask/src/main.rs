@@ -1,12 +1,17 @@
 //! `cargo xtask <command>`: installs the real components the tests use, then runs the tests.
 //!
 //! Commands:
-//! - `cargo xtask test [-- <cargo test args>]`: installs what is missing, then runs
-//!   `cargo test --workspace --all-targets` with the components' environment set, and exits
-//!   with its status.
+//! - `cargo xtask test [-- <cargo test args>]`: installs what is missing, starts the shared
+//!   services (Keycloak with the realms of `deploy/keycloak`), builds the tests while they
+//!   boot, waits until they are ready, then runs `cargo test --workspace --all-targets` with
+//!   the components' environment set, stops the services, and exits with the tests' status.
 //! - `cargo xtask install`: only installs what is missing.
+//! - `cargo xtask keycloak`: starts Keycloak as for the tests and waits for Ctrl-C, printing
+//!   the environment to run `cargo test` against it by hand.
 //!
-//! Each component is one module under `components/`, listed in [`components::all`].
+//! Each component is one module under `components/`, listed in [`components::all`]. Services
+//! run in their own process group and are stopped by PID when xtask ends, fails, or gets
+//! Ctrl-C/SIGTERM ([`util::Services`]).
 
 mod components;
 mod util;
@@ -19,9 +24,12 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  test [-- ARGS]   install the test components if missing, then run
-                   `cargo test --workspace --all-targets [ARGS]` with them
+  test [-- ARGS]   install the test components if missing, start Keycloak, then run
+                   `cargo test --workspace --all-targets [ARGS]` with them (without
+                   --workspace when ARGS pick packages with -p)
   install          install the test components if missing
+  keycloak         start Keycloak with deploy/keycloak's realms until Ctrl-C, and print
+                   the environment for running `cargo test` by hand
   help             this text
 
 Components are cached under $XDG_CACHE_HOME/oidc-authz (default ~/.cache/oidc-authz).";
@@ -35,6 +43,7 @@ fn main() -> ExitCode {
     let result = match command {
         "test" => test(rest),
         "install" if rest.is_empty() => install().map(|_| ExitCode::SUCCESS),
+        "keycloak" if rest.is_empty() => keycloak(),
         "help" | "-h" | "--help" => {
             println!("{USAGE}");
             Ok(ExitCode::SUCCESS)
@@ -69,20 +78,75 @@ fn test(args: &[String]) -> Result<ExitCode, String> {
             ));
         }
     };
-    let env = install()?;
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(util::repo_root())
-        .args(["test", "--workspace", "--all-targets"])
-        .args(extra)
-        .envs(env.iter().map(|(k, v)| (k, v)));
+    // Cargo's own arguments (for the build) end at a second `--`; the rest go to the tests.
+    let cargo_args = &extra[..extra.iter().position(|a| a == "--").unwrap_or(extra.len())];
+    // `--workspace` unless packages are chosen (`-p test-support`): cargo would run them all.
+    let picks_packages = cargo_args
+        .iter()
+        .any(|a| a.starts_with("-p") || a.starts_with("--package"));
+    let scope: &[&str] = if picks_packages {
+        &["--all-targets"]
+    } else {
+        &["--workspace", "--all-targets"]
+    };
+
+    let mut env = install()?;
+    // Stopped when `services` is dropped: on success, on error and on panic (Ctrl-C too).
+    let mut services = util::Services::new();
+    env.extend(services.start_keycloak(0, None)?);
     for (key, value) in &env {
         println!("[xtask] {key}={}", value.to_string_lossy());
     }
+
+    // Build the tests while the services boot.
     println!(
-        "[xtask] running cargo test --workspace --all-targets {}",
+        "[xtask] building the tests while the services start: cargo test {} --no-run {}",
+        scope.join(" "),
+        cargo_args.join(" ")
+    );
+    let status = util::status(
+        cargo(&env)
+            .arg("test")
+            .args(scope)
+            .arg("--no-run")
+            .args(cargo_args),
+    )?;
+    if !status.success() {
+        return Ok(util::exit_code(status));
+    }
+    services.wait_ready()?;
+
+    println!(
+        "[xtask] running cargo test {} {}",
+        scope.join(" "),
         extra.join(" ")
     );
-    let status = util::status(&mut cmd)?;
+    let status = util::status(cargo(&env).arg("test").args(scope).args(extra))?;
+    if !status.success() {
+        services.keep_logs();
+    }
     Ok(util::exit_code(status))
+}
+
+/// `cargo` (the one running xtask) in the workspace root with `env` set.
+fn cargo(env: &Env) -> Command {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(util::repo_root())
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    cmd
+}
+
+fn keycloak() -> Result<ExitCode, String> {
+    let mut services = util::Services::new();
+    let env = services.start_keycloak(0, None)?;
+    services.wait_ready()?;
+    println!("[xtask] Keycloak is running; for `cargo test` in another shell:");
+    for (key, value) in &env {
+        println!("export {key}={}", value.to_string_lossy());
+    }
+    println!("[xtask] Ctrl-C stops it.");
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
 }

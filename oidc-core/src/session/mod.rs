@@ -2,6 +2,7 @@
 
 pub(crate) mod cookie;
 pub(crate) mod crypto;
+#[cfg(feature = "redis")] pub mod redis;
 
 pub use cookie::SessionError;
 

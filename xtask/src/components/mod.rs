@@ -8,6 +8,7 @@ mod chromium;
 mod envoy;
 mod keycloak;
 mod node_provider;
+mod redis;
 
 use std::ffi::OsString;
 
@@ -28,6 +29,7 @@ pub fn all() -> Vec<Box<dyn Component>> {
         Box::new(node_provider::NodeProvider),
         Box::new(keycloak::Keycloak),
         Box::new(envoy::Envoy),
+        Box::new(redis::Redis),
         Box::new(chromium::Chromium),
     ]
 }

@@ -1,0 +1,174 @@
+{{/* Chart name. */}}
+{{- define "ext-authz-adapter.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Full name: the Deployment, Service, Secret and ServiceAccount name. */}}
+{{- define "ext-authz-adapter.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "ext-authz-adapter.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "ext-authz-adapter.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "ext-authz-adapter.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "ext-authz-adapter.labels" -}}
+helm.sh/chart: {{ include "ext-authz-adapter.chart" . }}
+{{ include "ext-authz-adapter.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* The chart's Redis: labels distinct from the adapter's, so no selector takes both. */}}
+{{- define "ext-authz-adapter.redisSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "ext-authz-adapter.name" . }}-redis
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "ext-authz-adapter.redisLabels" -}}
+helm.sh/chart: {{ include "ext-authz-adapter.chart" . }}
+{{ include "ext-authz-adapter.redisSelectorLabels" . }}
+app.kubernetes.io/component: redis
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "ext-authz-adapter.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "ext-authz-adapter.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret holding client-secret, cookie-secret (and redis-password). */}}
+{{- define "ext-authz-adapter.secretName" -}}
+{{- default (include "ext-authz-adapter.fullname" .) .Values.oidc.existingSecret }}
+{{- end }}
+
+{{/* The adapter's Service host: the mesh config provider's `service`. */}}
+{{- define "ext-authz-adapter.serviceHost" -}}
+{{- printf "%s.%s.svc.cluster.local" (include "ext-authz-adapter.fullname" .) .Release.Namespace }}
+{{- end }}
+
+{{/* The callback path the CUSTOM policy must never skip. */}}
+{{- define "ext-authz-adapter.callbackPath" -}}
+{{- if .Values.config.redirectUrl }}
+{{- (urlParse .Values.config.redirectUrl).path }}
+{{- else }}
+{{- printf "%s/callback" (trimSuffix "/" .Values.config.proxyPrefix) }}
+{{- end }}
+{{- end }}
+
+{{/* Cookie Secure attribute: true/false, or auto (true when the Gateway terminates TLS). */}}
+{{- define "ext-authz-adapter.cookieSecure" -}}
+{{- if kindIs "bool" .Values.config.cookieSecure }}
+{{- .Values.config.cookieSecure }}
+{{- else }}
+{{- not (empty .Values.istio.gateway.tlsCredential) }}
+{{- end }}
+{{- end }}
+
+{{/* The VirtualService's name. */}}
+{{- define "ext-authz-adapter.virtualServiceName" -}}
+{{- if .Values.istio.virtualService.name }}
+{{- .Values.istio.virtualService.name }}
+{{- else }}
+{{- first .Values.istio.hosts | replace "." "-" | replace "*" "" | trimPrefix "-" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{/* Redis URL: the external one, or the chart's own Redis. */}}
+{{- define "ext-authz-adapter.redisUrl" -}}
+{{- if .Values.redis.connectionUrl }}
+{{- .Values.redis.connectionUrl }}
+{{- else }}
+{{- printf "redis://%s-redis.%s.svc.cluster.local:6379" (include "ext-authz-adapter.fullname" .) .Release.Namespace }}
+{{- end }}
+{{- end }}
+
+{{/* The mesh config's extensionProviders entry, for NOTES.txt (and istiod's values). */}}
+{{- define "ext-authz-adapter.meshConfig" -}}
+extensionProviders:
+- name: {{ .Values.istio.providerName }}
+  {{- if eq .Values.istio.mode "grpc" }}
+  envoyExtAuthzGrpc:
+    service: {{ include "ext-authz-adapter.serviceHost" . }}
+    port: {{ .Values.service.grpcPort }}
+    timeout: {{ .Values.istio.timeout }}
+  {{- else }}
+  envoyExtAuthzHttp:
+    service: {{ include "ext-authz-adapter.serviceHost" . }}
+    port: {{ .Values.service.httpPort }}
+    timeout: {{ .Values.istio.timeout }}
+    includeRequestHeadersInCheck: {{ .Values.istio.headers.includeRequestHeadersInCheck | toJson }}
+    headersToUpstreamOnAllow: {{ .Values.istio.headers.headersToUpstreamOnAllow | toJson }}
+    headersToDownstreamOnAllow: {{ .Values.istio.headers.headersToDownstreamOnAllow | toJson }}
+    headersToDownstreamOnDeny: {{ .Values.istio.headers.headersToDownstreamOnDeny | toJson }}
+  {{- end }}
+{{- end }}
+
+{{/* Refuses values that would make the resources disagree. Included by every template. */}}
+{{- define "ext-authz-adapter.validate" -}}
+{{- if not (has .Values.istio.mode (list "http" "grpc")) }}
+{{- fail (printf "istio.mode must be http or grpc, not %q" .Values.istio.mode) }}
+{{- end }}
+{{- if and (eq .Values.istio.mode "grpc") (not .Values.grpc.enabled) }}
+{{- fail "istio.mode=grpc needs grpc.enabled=true (the provider calls the gRPC port)" }}
+{{- end }}
+{{- if eq (int .Values.service.httpPort) (int .Values.service.grpcPort) }}
+{{- fail "service.httpPort and service.grpcPort must differ" }}
+{{- end }}
+{{- if not (hasPrefix "/" .Values.config.proxyPrefix) }}
+{{- fail "config.proxyPrefix must start with /" }}
+{{- end }}
+{{- with .Values.oidc.cookieSecret }}
+{{- if not (has (len .) (list 16 22 24 32 43 44)) }}
+{{- fail "oidc.cookieSecret must be 16, 24 or 32 bytes, raw or base64 (openssl rand -base64 32 | tr -- '+/' '-_')" }}
+{{- end }}
+{{- end }}
+{{- if .Values.istio.enabled }}
+{{- if empty .Values.istio.hosts }}
+{{- fail "istio.hosts needs at least one host to protect" }}
+{{- end }}
+{{- range .Values.istio.hosts }}
+{{- if or (eq . "*") (contains "/" .) }}
+{{- fail (printf "istio.hosts: %q is not a host name (never \"*\": the IdP's login page would need a login)" .) }}
+{{- end }}
+{{- end }}
+{{- $callback := include "ext-authz-adapter.callbackPath" . }}
+{{- range .Values.istio.skipPaths }}
+{{- $skip := or (eq . "*") (eq . $callback) (and (hasSuffix "*" .) (hasPrefix (trimSuffix "*" .) $callback)) (and (hasPrefix "*" .) (hasSuffix (trimPrefix "*" .) $callback)) }}
+{{- if $skip }}
+{{- fail (printf "istio.skipPaths: %q covers the callback path %s; the login could never finish" . $callback) }}
+{{- end }}
+{{- end }}
+{{- if .Values.config.cookieDomains }}
+{{- range $host := .Values.istio.hosts }}
+{{- $covered := false }}
+{{- range $.Values.config.cookieDomains }}
+{{- $d := trimPrefix "." . }}
+{{- if or (eq $host $d) (hasSuffix (printf ".%s" $d) $host) }}
+{{- $covered = true }}
+{{- end }}
+{{- end }}
+{{- if not $covered }}
+{{- fail (printf "config.cookieDomains %v do not cover the protected host %s (browsers would drop the session cookie)" $.Values.config.cookieDomains $host) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,698 @@
+//! Envoy configuration equivalent to what Istio renders for the seed's setup: an ingress
+//! gateway whose protected hosts go through this adapter as an ext_authz provider
+//! (`AuthorizationPolicy` with `action: CUSTOM`), and whose other hosts (the IdP) do not.
+//!
+//! The header lists of the mesh config's `envoyExtAuthzHttp` provider are constants here
+//! ([`INCLUDE_REQUEST_HEADERS_IN_CHECK`], [`HEADERS_TO_UPSTREAM_ON_ALLOW`],
+//! [`HEADERS_TO_DOWNSTREAM_ON_ALLOW`], [`HEADERS_TO_DOWNSTREAM_ON_DENY`]), written as one
+//! writes them in Istio's mesh config, so the adapter's own settings, the deploy manifests
+//! and the Envoy configuration of the tests all use the same lists and cannot drift.
+//! [`header_allowed`] says whether a header name passes such a list as Envoy will apply it.
+//!
+//! [`EnvoyConfig::render`] produces a complete Envoy bootstrap as JSON (Envoy reads JSON as
+//! YAML: pass it with `--config-yaml` or in a `.json` file):
+//!
+//! ```
+//! use std::time::Duration;
+//! use ext_authz_adapter::envoy::{AuthzTarget, EnvoyConfig};
+//!
+//! let config = EnvoyConfig::seed(
+//!     "127.0.0.1:10000".parse().unwrap(),
+//!     AuthzTarget::Http { addr: "127.0.0.1:4180".parse().unwrap(), timeout: Duration::from_secs(5) },
+//!     "127.0.0.1:8080".parse().unwrap(), // the app (nginx in the seed)
+//!     "127.0.0.1:8081".parse().unwrap(), // Keycloak
+//! );
+//! let json = config.render();
+//! assert!(json.contains("envoy.filters.http.ext_authz"));
+//! ```
+//!
+//! What Istio renders and this copies (checked against Envoy 1.40):
+//!
+//! - Header lists become `ListStringMatcher`s with `ignore_case: true`: `exact` for a plain
+//!   name, `prefix` for `name*`, `suffix` for `*name` ([`header_matchers`]).
+//! - HTTP mode: `includeRequestHeadersInCheck` is the filter's `allowed_headers`;
+//!   `headersToUpstreamOnAllow`, `headersToDownstreamOnDeny` and `headersToDownstreamOnAllow`
+//!   are `http_service.authorization_response.allowed_upstream_headers`,
+//!   `allowed_client_headers` and `allowed_client_headers_on_success`; no `path_prefix`
+//!   unless `pathPrefix` is set; `status_on_error` 403, fail closed.
+//! - gRPC mode (`envoyExtAuthzGrpc`): a `grpc_service` (Envoy's own gRPC client) to an HTTP/2
+//!   cluster; no header list (Envoy sends every request header).
+//! - The gateway's connection manager uses the remote address (`use_remote_address`) with no
+//!   trusted hops, so Envoy sets `x-forwarded-proto` from the downstream connection's scheme
+//!   (overwriting a client's value) before ext_authz runs: the check request carries it. The
+//!   check request's `Host` is the original request's host.
+//! - Istio enables its ext_authz filter only for requests a CUSTOM policy matches (RBAC shadow
+//!   metadata); here a host or path prefix outside the policy disables the filter with a
+//!   per-route `ExtAuthzPerRoute { disabled: true }` instead, with the same effect.
+//! - Gateway virtual hosts match `host` and `host:*`; routes have no timeout (Istio's `0s`).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+/// Istio `includeRequestHeadersInCheck`: the client request headers Envoy copies into the HTTP
+/// check request (besides method, path and Host, which it always sends). Without `cookie` the
+/// adapter cannot see the session; without `x-forwarded-proto` it cannot build `https`
+/// redirect URLs behind a TLS-terminating gateway.
+pub const INCLUDE_REQUEST_HEADERS_IN_CHECK: &[&str] = &[
+    "authorization",
+    "cookie",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+];
+
+/// Istio `headersToUpstreamOnAllow`: headers of a 200 check response that Envoy sets on the
+/// upstream request, overwriting the client's. A trailing `*` is a prefix match.
+pub const HEADERS_TO_UPSTREAM_ON_ALLOW: &[&str] = &["authorization", "x-auth-request-*"];
+
+/// Istio `headersToDownstreamOnAllow`: headers of a 200 check response that Envoy adds to the
+/// response to the client (a refreshed session cookie).
+pub const HEADERS_TO_DOWNSTREAM_ON_ALLOW: &[&str] = &["set-cookie"];
+
+/// Istio `headersToDownstreamOnDeny`: headers of a non-200 check response that Envoy passes to
+/// the client (besides `Location` and `WWW-Authenticate`, which it always passes).
+pub const HEADERS_TO_DOWNSTREAM_ON_DENY: &[&str] = &["content-type", "set-cookie"];
+
+/// Istio's default `statusOnError`: the status Envoy answers when the authz server cannot be
+/// reached or errs.
+pub const STATUS_ON_ERROR: u16 = 403;
+
+/// The seed's protected application host (nginx).
+pub const SEED_APP_HOST: &str = "nginx.example.com";
+
+/// The seed's identity provider host (Keycloak), not protected.
+pub const SEED_IDP_HOST: &str = "keycloak.example.com";
+
+/// The name of Envoy's ext_authz HTTP filter (also the key of its per-route configuration).
+pub const EXT_AUTHZ_FILTER: &str = "envoy.filters.http.ext_authz";
+
+/// Cluster name of the authz server in HTTP mode.
+pub const AUTHZ_HTTP_CLUSTER: &str = "ext_authz_http";
+
+/// Cluster name of the authz server in gRPC mode.
+pub const AUTHZ_GRPC_CLUSTER: &str = "ext_authz_grpc";
+
+const HCM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+const EXT_AUTHZ_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz";
+const EXT_AUTHZ_PER_ROUTE_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute";
+const ROUTER_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
+const STDOUT_LOG_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog";
+const HTTP_PROTOCOL_OPTIONS_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+
+/// Where and how Envoy asks for an authorization decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthzTarget {
+    /// HTTP mode, as Istio's `envoyExtAuthzHttp` provider: the check is the client's request
+    /// (method, path, Host and the [`INCLUDE_REQUEST_HEADERS_IN_CHECK`] headers, no body) sent
+    /// to the adapter's HTTP port; 200 allows, anything else is the response to the client.
+    Http {
+        /// The adapter's HTTP address (`--http-address`).
+        addr: SocketAddr,
+        /// How long Envoy waits for a decision (Istio's `timeout`, default 600 s there).
+        timeout: Duration,
+    },
+    /// gRPC mode, as Istio's `envoyExtAuthzGrpc` provider: `envoy.service.auth.v3.Authorization/Check`
+    /// over HTTP/2 to the adapter's gRPC port, with every request header.
+    Grpc {
+        /// The adapter's gRPC address.
+        addr: SocketAddr,
+        /// How long Envoy waits for a decision.
+        timeout: Duration,
+    },
+}
+
+impl AuthzTarget {
+    /// The authz server's address.
+    pub fn addr(&self) -> SocketAddr {
+        match self {
+            AuthzTarget::Http { addr, .. } | AuthzTarget::Grpc { addr, .. } => *addr,
+        }
+    }
+
+    /// The decision timeout.
+    pub fn timeout(&self) -> Duration {
+        match self {
+            AuthzTarget::Http { timeout, .. } | AuthzTarget::Grpc { timeout, .. } => *timeout,
+        }
+    }
+}
+
+/// One host served by the gateway (a `Gateway` server host + `VirtualService` in Istio).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VirtualHost {
+    /// The host name, without port (`nginx.example.com`); requests for `host` and `host:<any
+    /// port>` match.
+    pub domain: String,
+    /// Where matching requests go (one static endpoint).
+    pub upstream: SocketAddr,
+    /// Whether the ext_authz check applies (a CUSTOM `AuthorizationPolicy` covers the host).
+    pub protected: bool,
+    /// Path prefixes on a protected host that bypass the check (a policy's `notPaths`). Never
+    /// put the adapter's own paths (`/oauth2/...`) here: the callback must reach it.
+    pub unprotected_prefixes: Vec<String>,
+}
+
+impl VirtualHost {
+    /// A host behind ext_authz.
+    pub fn protected(domain: &str, upstream: SocketAddr) -> VirtualHost {
+        VirtualHost {
+            domain: domain.to_owned(),
+            upstream,
+            protected: true,
+            unprotected_prefixes: Vec::new(),
+        }
+    }
+
+    /// A host that bypasses ext_authz (the identity provider).
+    pub fn unprotected(domain: &str, upstream: SocketAddr) -> VirtualHost {
+        VirtualHost {
+            protected: false,
+            ..VirtualHost::protected(domain, upstream)
+        }
+    }
+
+    fn cluster_name(&self, index: usize) -> String {
+        let safe: String = self
+            .domain
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        format!("upstream_{index}_{safe}")
+    }
+}
+
+/// A complete Envoy bootstrap: one listener standing in for the Istio ingress gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvoyConfig {
+    /// The gateway listener (plain HTTP, like the seed's port 80 server).
+    pub listen: SocketAddr,
+    /// Envoy's admin listener (`/ready`, `/stats`, `/config_dump`), if any.
+    pub admin: Option<SocketAddr>,
+    /// The authz server and mode.
+    pub authz: AuthzTarget,
+    /// The hosts, in order; a request for any other host gets 404.
+    pub hosts: Vec<VirtualHost>,
+    /// Whether Envoy logs every request to stdout.
+    pub access_log: bool,
+}
+
+impl EnvoyConfig {
+    /// A gateway with no hosts yet, no admin listener, no access log.
+    pub fn new(listen: SocketAddr, authz: AuthzTarget) -> EnvoyConfig {
+        EnvoyConfig {
+            listen,
+            admin: None,
+            authz,
+            hosts: Vec::new(),
+            access_log: false,
+        }
+    }
+
+    /// The seed's setup: [`SEED_APP_HOST`] protected, routed to `app`; [`SEED_IDP_HOST`] not
+    /// protected, routed to `idp`.
+    pub fn seed(
+        listen: SocketAddr,
+        authz: AuthzTarget,
+        app: SocketAddr,
+        idp: SocketAddr,
+    ) -> EnvoyConfig {
+        EnvoyConfig {
+            hosts: vec![
+                VirtualHost::protected(SEED_APP_HOST, app),
+                VirtualHost::unprotected(SEED_IDP_HOST, idp),
+            ],
+            ..EnvoyConfig::new(listen, authz)
+        }
+    }
+
+    /// The bootstrap as pretty-printed JSON.
+    pub fn render(&self) -> String {
+        serde_json::to_string_pretty(&self.to_json()).expect("a JSON value serialises")
+    }
+
+    /// The bootstrap as a JSON value.
+    pub fn to_json(&self) -> Value {
+        let mut hcm = json!({
+            "@type": HCM_TYPE,
+            "stat_prefix": "ingress_http",
+            "use_remote_address": true,
+            "xff_num_trusted_hops": 0,
+            "normalize_path": true,
+            "route_config": {
+                "name": "ingress",
+                "virtual_hosts": self.hosts.iter().enumerate()
+                    .map(|(i, host)| virtual_host(host, &host.cluster_name(i)))
+                    .collect::<Vec<_>>(),
+            },
+            "http_filters": [
+                { "name": EXT_AUTHZ_FILTER, "typed_config": self.ext_authz_filter() },
+                { "name": "envoy.filters.http.router", "typed_config": { "@type": ROUTER_TYPE } },
+            ],
+        });
+        if self.access_log {
+            hcm["access_log"] = json!([{
+                "name": "envoy.access_loggers.stdout",
+                "typed_config": { "@type": STDOUT_LOG_TYPE },
+            }]);
+        }
+
+        let mut clusters: Vec<Value> = self
+            .hosts
+            .iter()
+            .enumerate()
+            .map(|(i, host)| static_cluster(&host.cluster_name(i), host.upstream))
+            .collect();
+        clusters.push(match &self.authz {
+            AuthzTarget::Http { addr, .. } => static_cluster(AUTHZ_HTTP_CLUSTER, *addr),
+            AuthzTarget::Grpc { addr, .. } => {
+                let mut cluster = static_cluster(AUTHZ_GRPC_CLUSTER, *addr);
+                cluster["typed_extension_protocol_options"] = json!({
+                    "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                        "@type": HTTP_PROTOCOL_OPTIONS_TYPE,
+                        "explicit_http_config": { "http2_protocol_options": {} },
+                    }
+                });
+                cluster
+            }
+        });
+
+        let mut bootstrap = json!({
+            "static_resources": {
+                "listeners": [{
+                    "name": "ingress",
+                    "address": socket_address(self.listen),
+                    "filter_chains": [{
+                        "filters": [{
+                            "name": "envoy.filters.network.http_connection_manager",
+                            "typed_config": hcm,
+                        }],
+                    }],
+                }],
+                "clusters": clusters,
+            },
+        });
+        if let Some(admin) = self.admin {
+            bootstrap["admin"] = json!({ "address": socket_address(admin) });
+        }
+        bootstrap
+    }
+
+    fn ext_authz_filter(&self) -> Value {
+        let mut filter = json!({
+            "@type": EXT_AUTHZ_TYPE,
+            "transport_api_version": "V3",
+            "failure_mode_allow": false,
+            "status_on_error": { "code": STATUS_ON_ERROR },
+        });
+        match &self.authz {
+            AuthzTarget::Http { addr, timeout } => {
+                filter["allowed_headers"] = header_matchers(INCLUDE_REQUEST_HEADERS_IN_CHECK);
+                filter["http_service"] = json!({
+                    "server_uri": {
+                        // Required, but only the cluster is used.
+                        "uri": format!("http://{addr}"),
+                        "cluster": AUTHZ_HTTP_CLUSTER,
+                        "timeout": duration(*timeout),
+                    },
+                    "authorization_response": {
+                        "allowed_upstream_headers": header_matchers(HEADERS_TO_UPSTREAM_ON_ALLOW),
+                        "allowed_client_headers": header_matchers(HEADERS_TO_DOWNSTREAM_ON_DENY),
+                        "allowed_client_headers_on_success":
+                            header_matchers(HEADERS_TO_DOWNSTREAM_ON_ALLOW),
+                    },
+                });
+            }
+            AuthzTarget::Grpc { addr, timeout } => {
+                filter["grpc_service"] = json!({
+                    "envoy_grpc": {
+                        "cluster_name": AUTHZ_GRPC_CLUSTER,
+                        "authority": addr.to_string(),
+                    },
+                    "timeout": duration(*timeout),
+                });
+            }
+        }
+        filter
+    }
+}
+
+/// Istio's rendering of a mesh-config header list as an Envoy `ListStringMatcher`: each entry
+/// case-insensitive, `prefix` for `name*`, `suffix` for `*name`, `exact` otherwise.
+pub fn header_matchers(headers: &[&str]) -> Value {
+    let patterns: Vec<Value> = headers
+        .iter()
+        .map(|header| {
+            if let Some(suffix) = header.strip_prefix('*') {
+                json!({ "suffix": suffix, "ignore_case": true })
+            } else if let Some(prefix) = header.strip_suffix('*') {
+                json!({ "prefix": prefix, "ignore_case": true })
+            } else {
+                json!({ "exact": header, "ignore_case": true })
+            }
+        })
+        .collect();
+    json!({ "patterns": patterns })
+}
+
+/// Whether Envoy lets header `name` through a list rendered by [`header_matchers`] (for
+/// example, whether an identity header the adapter sets on allow reaches the upstream).
+pub fn header_allowed(headers: &[&str], name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    headers.iter().any(|header| {
+        let header = header.to_ascii_lowercase();
+        if let Some(suffix) = header.strip_prefix('*') {
+            name.ends_with(suffix)
+        } else if let Some(prefix) = header.strip_suffix('*') {
+            name.starts_with(prefix)
+        } else {
+            name == header
+        }
+    })
+}
+
+fn virtual_host(host: &VirtualHost, cluster: &str) -> Value {
+    let route = json!({ "cluster": cluster, "timeout": "0s" });
+    let mut routes: Vec<Value> = host
+        .unprotected_prefixes
+        .iter()
+        .filter(|_| host.protected)
+        .map(|prefix| {
+            json!({
+                "match": { "prefix": prefix },
+                "route": route,
+                "typed_per_filter_config": authz_disabled(),
+            })
+        })
+        .collect();
+    routes.push(json!({ "match": { "prefix": "/" }, "route": route }));
+    let mut vhost = json!({
+        "name": host.domain,
+        "domains": [host.domain, format!("{}:*", host.domain)],
+        "routes": routes,
+    });
+    if !host.protected {
+        vhost["typed_per_filter_config"] = authz_disabled();
+    }
+    vhost
+}
+
+fn authz_disabled() -> Value {
+    json!({ EXT_AUTHZ_FILTER: { "@type": EXT_AUTHZ_PER_ROUTE_TYPE, "disabled": true } })
+}
+
+fn static_cluster(name: &str, addr: SocketAddr) -> Value {
+    json!({
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": socket_address(addr) } }] }],
+        },
+    })
+}
+
+fn socket_address(addr: SocketAddr) -> Value {
+    json!({ "socket_address": { "address": addr.ip().to_string(), "port_value": addr.port() } })
+}
+
+/// A protobuf JSON duration (`"1s"`, `"0.250000000s"`).
+fn duration(d: Duration) -> String {
+    match d.subsec_nanos() {
+        0 => format!("{}s", d.as_secs()),
+        nanos => format!("{}.{nanos:09}s", d.as_secs()),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    fn http_seed() -> EnvoyConfig {
+        EnvoyConfig {
+            admin: Some(addr(9901)),
+            ..EnvoyConfig::seed(
+                addr(10000),
+                AuthzTarget::Http {
+                    addr: addr(4180),
+                    timeout: Duration::from_millis(2500),
+                },
+                addr(8080),
+                addr(8081),
+            )
+        }
+    }
+
+    fn parse(config: &EnvoyConfig) -> Value {
+        serde_json::from_str(&config.render()).unwrap()
+    }
+
+    fn hcm(bootstrap: &Value) -> &Value {
+        &bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    }
+
+    fn patterns(list: &Value) -> Vec<(String, String)> {
+        list["patterns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                assert_eq!(p["ignore_case"], true, "{p}");
+                let obj = p.as_object().unwrap();
+                let (kind, value) = obj.iter().find(|(k, _)| *k != "ignore_case").unwrap();
+                (kind.clone(), value.as_str().unwrap().to_owned())
+            })
+            .collect()
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn http_mode_has_istios_header_lists() {
+        let bootstrap = parse(&http_seed());
+        let filter = &hcm(&bootstrap)["http_filters"][0];
+        assert_eq!(filter["name"], EXT_AUTHZ_FILTER);
+        let authz = &filter["typed_config"];
+        assert_eq!(authz["@type"], EXT_AUTHZ_TYPE);
+        assert_eq!(authz["transport_api_version"], "V3");
+        assert_eq!(authz["failure_mode_allow"], false);
+        assert_eq!(authz["status_on_error"]["code"], 403);
+        assert!(authz.get("grpc_service").is_none());
+        assert_eq!(
+            patterns(&authz["allowed_headers"]),
+            pairs(&[
+                ("exact", "authorization"),
+                ("exact", "cookie"),
+                ("exact", "x-forwarded-proto"),
+                ("exact", "x-forwarded-host"),
+            ])
+        );
+        let service = &authz["http_service"];
+        assert!(service.get("path_prefix").is_none(), "{service}");
+        assert_eq!(service["server_uri"]["cluster"], AUTHZ_HTTP_CLUSTER);
+        assert_eq!(service["server_uri"]["timeout"], "2.500000000s");
+        let response = &service["authorization_response"];
+        assert_eq!(
+            patterns(&response["allowed_upstream_headers"]),
+            pairs(&[("exact", "authorization"), ("prefix", "x-auth-request-")])
+        );
+        assert_eq!(
+            patterns(&response["allowed_client_headers_on_success"]),
+            pairs(&[("exact", "set-cookie")])
+        );
+        assert_eq!(
+            patterns(&response["allowed_client_headers"]),
+            pairs(&[("exact", "content-type"), ("exact", "set-cookie")])
+        );
+        // The router comes last.
+        assert_eq!(
+            hcm(&bootstrap)["http_filters"][1]["name"],
+            "envoy.filters.http.router"
+        );
+    }
+
+    #[test]
+    fn gateway_sets_forwarded_proto_and_listens_where_asked() {
+        let bootstrap = parse(&http_seed());
+        let hcm = hcm(&bootstrap);
+        assert_eq!(hcm["use_remote_address"], true);
+        assert_eq!(hcm["xff_num_trusted_hops"], 0);
+        assert!(hcm.get("access_log").is_none());
+        let listener = &bootstrap["static_resources"]["listeners"][0];
+        assert_eq!(
+            listener["address"]["socket_address"],
+            json!({ "address": "127.0.0.1", "port_value": 10000 })
+        );
+        assert_eq!(
+            bootstrap["admin"]["address"]["socket_address"]["port_value"],
+            9901
+        );
+        let no_admin = EnvoyConfig {
+            admin: None,
+            access_log: true,
+            ..http_seed()
+        };
+        let bootstrap = parse(&no_admin);
+        assert!(bootstrap.get("admin").is_none());
+        assert_eq!(
+            self::hcm(&bootstrap)["access_log"][0]["name"],
+            "envoy.access_loggers.stdout"
+        );
+    }
+
+    #[test]
+    fn app_is_protected_and_idp_is_not() {
+        let bootstrap = parse(&http_seed());
+        let vhosts = hcm(&bootstrap)["route_config"]["virtual_hosts"]
+            .as_array()
+            .unwrap()
+            .clone();
+        assert_eq!(vhosts.len(), 2);
+        let (app, idp) = (&vhosts[0], &vhosts[1]);
+        assert_eq!(
+            app["domains"],
+            json!(["nginx.example.com", "nginx.example.com:*"])
+        );
+        assert!(app.get("typed_per_filter_config").is_none(), "{app}");
+        assert_eq!(app["routes"].as_array().unwrap().len(), 1);
+        assert_eq!(app["routes"][0]["route"]["timeout"], "0s");
+        assert_eq!(
+            idp["domains"],
+            json!(["keycloak.example.com", "keycloak.example.com:*"])
+        );
+        let per_filter = &idp["typed_per_filter_config"][EXT_AUTHZ_FILTER];
+        assert_eq!(per_filter["@type"], EXT_AUTHZ_PER_ROUTE_TYPE);
+        assert_eq!(per_filter["disabled"], true);
+
+        // Each host's route goes to its own cluster, pointing at its upstream.
+        let clusters = bootstrap["static_resources"]["clusters"]
+            .as_array()
+            .unwrap();
+        let port_of = |name: &Value| {
+            let cluster = clusters.iter().find(|c| c["name"] == *name).unwrap();
+            cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
+                ["socket_address"]["port_value"]
+                .as_u64()
+                .unwrap()
+        };
+        assert_eq!(port_of(&app["routes"][0]["route"]["cluster"]), 8080);
+        assert_eq!(port_of(&idp["routes"][0]["route"]["cluster"]), 8081);
+        assert_eq!(port_of(&json!(AUTHZ_HTTP_CLUSTER)), 4180);
+        assert_eq!(clusters.len(), 3);
+    }
+
+    #[test]
+    fn unprotected_prefixes_disable_the_check_per_route() {
+        let mut config = http_seed();
+        config.hosts[0].unprotected_prefixes = vec!["/public/".into(), "/healthz".into()];
+        config.hosts[1].unprotected_prefixes = vec!["/ignored".into()];
+        let bootstrap = parse(&config);
+        let vhosts = &hcm(&bootstrap)["route_config"]["virtual_hosts"];
+        let routes = vhosts[0]["routes"].as_array().unwrap();
+        assert_eq!(routes.len(), 3);
+        assert_eq!(routes[0]["match"]["prefix"], "/public/");
+        assert_eq!(routes[1]["match"]["prefix"], "/healthz");
+        for route in &routes[..2] {
+            assert_eq!(
+                route["typed_per_filter_config"][EXT_AUTHZ_FILTER]["disabled"],
+                true
+            );
+        }
+        assert_eq!(routes[2]["match"]["prefix"], "/");
+        assert!(routes[2].get("typed_per_filter_config").is_none());
+        // Already unprotected as a whole: no extra routes.
+        assert_eq!(vhosts[1]["routes"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn grpc_mode_uses_an_http2_cluster_and_sends_all_headers() {
+        let config = EnvoyConfig {
+            authz: AuthzTarget::Grpc {
+                addr: addr(4181),
+                timeout: Duration::from_secs(3),
+            },
+            ..http_seed()
+        };
+        let bootstrap = parse(&config);
+        let authz = &hcm(&bootstrap)["http_filters"][0]["typed_config"];
+        assert!(authz.get("http_service").is_none());
+        assert!(authz.get("allowed_headers").is_none());
+        assert_eq!(authz["transport_api_version"], "V3");
+        assert_eq!(
+            authz["grpc_service"]["envoy_grpc"]["cluster_name"],
+            AUTHZ_GRPC_CLUSTER
+        );
+        assert_eq!(authz["grpc_service"]["timeout"], "3s");
+        let clusters = bootstrap["static_resources"]["clusters"]
+            .as_array()
+            .unwrap();
+        let grpc = clusters
+            .iter()
+            .find(|c| c["name"] == AUTHZ_GRPC_CLUSTER)
+            .unwrap();
+        assert!(
+            grpc["typed_extension_protocol_options"]
+                ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]["explicit_http_config"]
+                .get("http2_protocol_options")
+                .is_some()
+        );
+        assert!(clusters.iter().all(|c| c["name"] != AUTHZ_HTTP_CLUSTER));
+    }
+
+    #[test]
+    fn header_lists_match_like_envoy() {
+        assert!(header_allowed(
+            HEADERS_TO_UPSTREAM_ON_ALLOW,
+            "X-Auth-Request-User"
+        ));
+        assert!(header_allowed(
+            HEADERS_TO_UPSTREAM_ON_ALLOW,
+            "x-auth-request-access-token"
+        ));
+        assert!(header_allowed(
+            HEADERS_TO_UPSTREAM_ON_ALLOW,
+            "Authorization"
+        ));
+        assert!(!header_allowed(HEADERS_TO_UPSTREAM_ON_ALLOW, "set-cookie"));
+        assert!(!header_allowed(HEADERS_TO_UPSTREAM_ON_ALLOW, "x-auth-user"));
+        assert!(header_allowed(HEADERS_TO_DOWNSTREAM_ON_DENY, "Set-Cookie"));
+        assert!(header_allowed(&["*-token"], "x-access-token"));
+        assert_eq!(
+            patterns(&header_matchers(&["*-token", "x-a*", "b"])),
+            pairs(&[("suffix", "-token"), ("prefix", "x-a"), ("exact", "b")])
+        );
+        // Cookie and the forwarded headers reach the check.
+        for name in [
+            "cookie",
+            "authorization",
+            "x-forwarded-proto",
+            "x-forwarded-host",
+        ] {
+            assert!(
+                header_allowed(INCLUDE_REQUEST_HEADERS_IN_CHECK, name),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn durations_are_protobuf_json() {
+        assert_eq!(duration(Duration::from_secs(600)), "600s");
+        assert_eq!(duration(Duration::from_millis(250)), "0.250000000s");
+        assert_eq!(duration(Duration::ZERO), "0s");
+    }
+}

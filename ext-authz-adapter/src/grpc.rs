@@ -1,0 +1,524 @@
+//! The gRPC ext_authz server: `envoy.service.auth.v3.Authorization/Check`, as Istio's
+//! `envoyExtAuthzGrpc` provider (and Envoy's `grpc_service`) calls it.
+//!
+//! Every check goes to the same [`Engine::check`] as in HTTP mode ([`crate::server`]); only
+//! the translation differs:
+//!
+//! - The request is rebuilt from `CheckRequest.attributes.request.http`: method, `path` (with
+//!   the query), `host` as the `Host` header, and every header Envoy sent (in gRPC mode Envoy
+//!   sends all of them, lower-cased; pseudo-headers such as `:authority` are skipped). When
+//!   Envoy sent no `x-forwarded-proto`, the `scheme` attribute stands in for it, so redirect
+//!   URLs get the scheme Envoy saw. Envoy sets `x-forwarded-proto` itself before ext_authz runs
+//!   (from the downstream connection, or from a trusted proxy in front), so normally it is
+//!   present and the adapter reads the same value as in HTTP mode, where the header list
+//!   includes it.
+//! - [`Decision::Allow`] becomes an [`OkHttpResponse`] with gRPC status `OK`: the identity
+//!   headers in `headers` with [`HeaderAppendAction::OverwriteIfExistsOrAdd`] (a client's copy
+//!   is replaced, never joined), the client copies in other spellings in `headers_to_remove`,
+//!   and the response headers (a refreshed session `Set-Cookie`, possibly several chunks) in
+//!   `response_headers_to_add` with [`HeaderAppendAction::AppendIfExistsOrAdd`] so every one
+//!   reaches the browser.
+//! - [`Decision::Deny`] becomes a [`DeniedHttpResponse`] with the response's status, all its
+//!   headers (each with [`HeaderAppendAction::AppendIfExistsOrAdd`], so several `Set-Cookie`
+//!   survive; framing headers like `content-length` are left to Envoy) and its body, and gRPC
+//!   status `UNAUTHENTICATED` (no or invalid session, failed login), `UNAVAILABLE` (identity
+//!   provider not reachable) or `PERMISSION_DENIED` (forbidden, and the adapter's own endpoints
+//!   such as the callback, whose redirect and cookies travel back to the browser this way).
+//!   Envoy denies on any status but `OK` and answers with the denied response.
+//!
+//! The deprecated `append` field of `HeaderValueOption` is never set: Envoy reads it before
+//! `append_action`, and what `append: true` does to a second `Set-Cookie` (a second header, or
+//! one value joined with a comma) differs between Envoy versions. Checked with Envoy 1.40:
+//! with `OverwriteIfExistsOrAdd` in `response_headers_to_add` only the last `Set-Cookie`
+//! reaches the browser; with `AppendIfExistsOrAdd` every one does.
+//!
+//! ```no_run
+//! # async fn run(engine: oidc_core::Engine) -> std::io::Result<()> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:4181").await?;
+//! ext_authz_adapter::grpc::serve(listener, engine, std::future::pending()).await;
+//! # Ok(()) }
+//! ```
+
+use std::future::Future;
+
+use bytes::Bytes;
+use envoy_types::pb::envoy::config::core::v3::{HeaderValue, HeaderValueOption};
+use envoy_types::pb::envoy::r#type::v3::HttpStatus;
+use envoy_types::pb::google::rpc;
+use http::request::Parts;
+use http::{HeaderMap, HeaderName, Method, Request, StatusCode, header};
+use oidc_core::{Decision, DenyReason, Engine};
+use tokio::net::TcpListener;
+use tonic::transport::server::TcpIncoming;
+
+/// The check request's HTTP attributes (`CheckRequest.attributes.request.http`).
+pub use envoy_types::pb::envoy::service::auth::v3::attribute_context::HttpRequest;
+
+pub use envoy_types::ext_authz::v3::pb::{
+    Authorization, AuthorizationServer, CheckRequest, CheckResponse, DeniedHttpResponse,
+    HeaderAppendAction, HttpResponse, OkHttpResponse,
+};
+
+/// The gRPC service name, as in Envoy's and Istio's configuration.
+pub const SERVICE_NAME: &str = "envoy.service.auth.v3.Authorization";
+
+/// gRPC status codes used in [`CheckResponse::status`] (`google.rpc.Code`).
+pub mod code {
+    /// The request is allowed.
+    pub const OK: i32 = 0;
+    /// The request is malformed (the adapter answers it with 400).
+    pub const INVALID_ARGUMENT: i32 = 3;
+    /// Denied: logged in but not allowed, or answered by one of the adapter's endpoints.
+    pub const PERMISSION_DENIED: i32 = 7;
+    /// Denied: the identity provider cannot be reached.
+    pub const UNAVAILABLE: i32 = 14;
+    /// Denied: no valid session (login redirect, 401), or the login failed.
+    pub const UNAUTHENTICATED: i32 = 16;
+}
+
+/// `envoy.service.auth.v3.Authorization` backed by an [`Engine`]. Serve it with [`serve`], or
+/// add [`AuthzService::into_server`] to a tonic server of your own.
+#[derive(Clone, Debug)]
+pub struct AuthzService {
+    engine: Engine,
+}
+
+impl AuthzService {
+    /// A service deciding with `engine`.
+    #[must_use]
+    pub fn new(engine: Engine) -> AuthzService {
+        AuthzService { engine }
+    }
+
+    /// The engine it decides with.
+    #[must_use]
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The tonic service (a `tower::Service` for HTTP/2 gRPC requests).
+    #[must_use]
+    pub fn into_server(self) -> AuthorizationServer<AuthzService> {
+        AuthorizationServer::new(self)
+    }
+}
+
+#[tonic::async_trait]
+impl Authorization for AuthzService {
+    async fn check(
+        &self,
+        request: tonic::Request<CheckRequest>,
+    ) -> Result<tonic::Response<CheckResponse>, tonic::Status> {
+        let request = request.into_inner();
+        let http = request
+            .attributes
+            .as_ref()
+            .and_then(|a| a.request.as_ref())
+            .and_then(|r| r.http.as_ref())
+            .ok_or_else(|| {
+                tonic::Status::invalid_argument("CheckRequest.attributes.request.http is missing")
+            })?;
+        Ok(tonic::Response::new(check_http(&self.engine, http).await))
+    }
+}
+
+/// Decides one check: [`request_parts`], [`Engine::check`], [`check_response`]. A request that
+/// cannot be rebuilt (a method or path no HTTP server would accept) is denied with 400.
+pub async fn check_http(engine: &Engine, http: &HttpRequest) -> CheckResponse {
+    match request_parts(http) {
+        Ok(parts) => {
+            let decision = engine.check(&parts).await;
+            check_response(decision)
+        }
+        Err(why) => {
+            tracing::debug!(error = %why, id = %http.id, "malformed check request");
+            denied(
+                code::INVALID_ARGUMENT,
+                StatusCode::BAD_REQUEST,
+                Vec::new(),
+                format!("Bad Request: {why}\n"),
+            )
+        }
+    }
+}
+
+/// Why a check request cannot be turned into an HTTP request.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// Not an HTTP method.
+    #[error("invalid method {0:?}")]
+    Method(String),
+    /// Not a request target.
+    #[error("invalid path {0:?}")]
+    Path(String),
+    /// Not a host.
+    #[error("invalid host {0:?}")]
+    Host(String),
+}
+
+/// The request Envoy is asking about, as [`Engine::check`] takes it: method, path with query
+/// (origin form), `Host` from the `host` attribute, every other header as sent (pseudo-headers
+/// skipped; from `header_map` when Envoy encodes raw headers), and `x-forwarded-proto` from the
+/// `scheme` attribute when Envoy sent none. Header names or values that are not valid HTTP are
+/// dropped.
+pub fn request_parts(http: &HttpRequest) -> Result<Parts, RequestError> {
+    let method = if http.method.is_empty() {
+        Method::GET
+    } else {
+        Method::from_bytes(http.method.as_bytes())
+            .map_err(|_| RequestError::Method(http.method.clone()))?
+    };
+    let mut target = if http.path.is_empty() {
+        String::from("/")
+    } else {
+        http.path.clone()
+    };
+    // Envoy puts the query in `path` and leaves `query` empty; other clients may not.
+    if !http.query.is_empty() && !target.contains('?') {
+        target.push('?');
+        target.push_str(&http.query);
+    }
+    if !target.starts_with('/') && target != "*" {
+        return Err(RequestError::Path(target));
+    }
+    let uri: http::Uri = target
+        .parse()
+        .map_err(|_| RequestError::Path(target.clone()))?;
+
+    let mut headers = HeaderMap::with_capacity(http.headers.len() + 2);
+    let raw = http.header_map.as_ref().map(|m| m.headers.as_slice());
+    match raw {
+        Some(raw) if !raw.is_empty() => {
+            for h in raw {
+                let value = if h.raw_value.is_empty() {
+                    h.value.as_bytes()
+                } else {
+                    h.raw_value.as_slice()
+                };
+                append_header(&mut headers, &h.key, value);
+            }
+        }
+        _ => {
+            for (name, value) in &http.headers {
+                append_header(&mut headers, name, value.as_bytes());
+            }
+        }
+    }
+    if !http.host.is_empty() {
+        let host = http::HeaderValue::from_str(&http.host)
+            .map_err(|_| RequestError::Host(http.host.clone()))?;
+        headers.insert(header::HOST, host);
+    }
+    let scheme = http.scheme.to_ascii_lowercase();
+    if !headers.contains_key(X_FORWARDED_PROTO) && (scheme == "http" || scheme == "https") {
+        headers.insert(
+            X_FORWARDED_PROTO,
+            http::HeaderValue::from_str(&scheme).expect("http or https is a header value"),
+        );
+    }
+
+    let mut request = Request::new(());
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.headers_mut() = headers;
+    Ok(request.into_parts().0)
+}
+
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
+fn append_header(headers: &mut HeaderMap, name: &str, value: &[u8]) {
+    if name.starts_with(':') {
+        // :authority, :path, :method, :scheme: already in the attributes.
+        return;
+    }
+    let (Ok(name), Ok(value)) = (
+        HeaderName::from_bytes(name.as_bytes()),
+        http::HeaderValue::from_bytes(value),
+    ) else {
+        tracing::debug!(header = name, "dropping an invalid request header");
+        return;
+    };
+    headers.append(name, value);
+}
+
+/// The answer to Envoy for a decision.
+#[must_use]
+pub fn check_response(decision: Decision) -> CheckResponse {
+    match decision {
+        Decision::Allow(allow) => {
+            let mut headers = Vec::with_capacity(allow.upstream_headers.len());
+            let mut last: Option<HeaderName> = None;
+            for (name, value) in &allow.upstream_headers {
+                // The first value of a name replaces the client's; more values are added.
+                let action = if last.as_ref() == Some(name) {
+                    HeaderAppendAction::AppendIfExistsOrAdd
+                } else {
+                    HeaderAppendAction::OverwriteIfExistsOrAdd
+                };
+                last = Some(name.clone());
+                headers.push(header_option(name, value, action));
+            }
+            let ok = OkHttpResponse {
+                headers,
+                headers_to_remove: allow
+                    .headers_to_remove
+                    .iter()
+                    .map(|h| (*h).to_owned())
+                    .collect(),
+                response_headers_to_add: allow
+                    .response_headers
+                    .iter()
+                    .map(|(n, v)| header_option(n, v, HeaderAppendAction::AppendIfExistsOrAdd))
+                    .collect(),
+                ..OkHttpResponse::default()
+            };
+            CheckResponse {
+                status: Some(rpc::Status {
+                    code: code::OK,
+                    ..rpc::Status::default()
+                }),
+                http_response: Some(HttpResponse::OkResponse(ok)),
+                ..CheckResponse::default()
+            }
+        }
+        Decision::Deny(deny) => {
+            let grpc_code = match deny.reason {
+                DenyReason::Unauthenticated | DenyReason::LoginFailed => code::UNAUTHENTICATED,
+                DenyReason::Unavailable => code::UNAVAILABLE,
+                _ => code::PERMISSION_DENIED,
+            };
+            let (parts, body) = deny.response.into_parts();
+            let headers = parts
+                .headers
+                .iter()
+                .filter(|(name, _)| !is_framing(name))
+                .map(|(n, v)| header_option(n, v, HeaderAppendAction::AppendIfExistsOrAdd))
+                .collect();
+            denied(grpc_code, parts.status, headers, body_text(body))
+        }
+    }
+}
+
+fn denied(
+    grpc_code: i32,
+    status: StatusCode,
+    headers: Vec<HeaderValueOption>,
+    body: String,
+) -> CheckResponse {
+    CheckResponse {
+        status: Some(rpc::Status {
+            code: grpc_code,
+            ..rpc::Status::default()
+        }),
+        http_response: Some(HttpResponse::DeniedResponse(DeniedHttpResponse {
+            status: Some(HttpStatus {
+                // envoy.type.v3.StatusCode's values are the HTTP status codes.
+                code: i32::from(status.as_u16()),
+            }),
+            headers,
+            body,
+        })),
+        ..CheckResponse::default()
+    }
+}
+
+/// Headers Envoy sets itself on the response it sends (it frames the body).
+fn is_framing(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "content-length" | "transfer-encoding" | "connection" | "keep-alive" | "upgrade"
+    )
+}
+
+fn body_text(body: Bytes) -> String {
+    match String::from_utf8(body.into()) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    }
+}
+
+fn header_option(
+    name: &HeaderName,
+    value: &http::HeaderValue,
+    action: HeaderAppendAction,
+) -> HeaderValueOption {
+    // Envoy reads `value` (a proto string, so UTF-8); anything else goes in `raw_value`.
+    let (value, raw_value) = match std::str::from_utf8(value.as_bytes()) {
+        Ok(s) => (s.to_owned(), Vec::new()),
+        Err(_) => (String::new(), value.as_bytes().to_vec()),
+    };
+    HeaderValueOption {
+        header: Some(HeaderValue {
+            key: name.as_str().to_owned(),
+            value,
+            raw_value,
+        }),
+        append_action: action as i32,
+        ..HeaderValueOption::default()
+    }
+}
+
+/// Serves `envoy.service.auth.v3.Authorization` (HTTP/2, plaintext) on `listener` until
+/// `shutdown` completes, then lets the checks in flight finish.
+pub async fn serve(listener: TcpListener, engine: Engine, shutdown: impl Future<Output = ()>) {
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let result = tonic::transport::Server::builder()
+        .serve_with_incoming_shutdown(AuthzService::new(engine).into_server(), incoming, shutdown)
+        .await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, "gRPC server stopped with an error");
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::collections::HashMap;
+
+    use envoy_types::pb::envoy::config::core::v3::HeaderMap as PbHeaderMap;
+
+    use super::*;
+
+    fn http_request(headers: &[(&str, &str)]) -> HttpRequest {
+        HttpRequest {
+            method: "GET".into(),
+            path: "/some/page?x=1&y=%2F".into(),
+            host: "nginx.example.com".into(),
+            scheme: "https".into(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect::<HashMap<_, _>>(),
+            ..HttpRequest::default()
+        }
+    }
+
+    #[test]
+    fn parts_from_the_attributes() {
+        let parts = request_parts(&http_request(&[
+            (":authority", "nginx.example.com"),
+            (":path", "/some/page?x=1&y=%2F"),
+            (":method", "GET"),
+            ("cookie", "auth=abc; other=1"),
+            ("accept", "text/html"),
+        ]))
+        .unwrap();
+        assert_eq!(parts.method, Method::GET);
+        assert_eq!(parts.uri.path(), "/some/page");
+        assert_eq!(parts.uri.query(), Some("x=1&y=%2F"));
+        assert_eq!(parts.headers["host"], "nginx.example.com");
+        assert_eq!(parts.headers["cookie"], "auth=abc; other=1");
+        assert_eq!(parts.headers["accept"], "text/html");
+        assert_eq!(parts.headers["x-forwarded-proto"], "https");
+        assert!(parts.headers.keys().all(|k| !k.as_str().starts_with(':')));
+    }
+
+    #[test]
+    fn envoys_forwarded_proto_wins_over_the_scheme() {
+        let parts = request_parts(&http_request(&[("x-forwarded-proto", "http")])).unwrap();
+        assert_eq!(parts.headers["x-forwarded-proto"], "http");
+        let mut no_scheme = http_request(&[]);
+        no_scheme.scheme.clear();
+        let parts = request_parts(&no_scheme).unwrap();
+        assert!(!parts.headers.contains_key("x-forwarded-proto"));
+    }
+
+    #[test]
+    fn raw_headers_keep_repeated_values() {
+        let mut http = http_request(&[]);
+        http.header_map = Some(PbHeaderMap {
+            headers: vec![
+                HeaderValue {
+                    key: "x-a".into(),
+                    raw_value: b"1".to_vec(),
+                    ..HeaderValue::default()
+                },
+                HeaderValue {
+                    key: "x-a".into(),
+                    raw_value: b"2".to_vec(),
+                    ..HeaderValue::default()
+                },
+            ],
+        });
+        let parts = request_parts(&http).unwrap();
+        let values: Vec<_> = parts.headers.get_all("x-a").iter().collect();
+        assert_eq!(values, ["1", "2"]);
+    }
+
+    #[test]
+    fn query_attribute_and_defaults() {
+        let http = HttpRequest {
+            path: "/p".into(),
+            query: "a=b".into(),
+            ..HttpRequest::default()
+        };
+        let parts = request_parts(&http).unwrap();
+        assert_eq!(parts.method, Method::GET);
+        assert_eq!(parts.uri, "/p?a=b");
+        assert!(parts.headers.is_empty());
+    }
+
+    #[test]
+    fn malformed_requests_are_refused() {
+        for (method, path, host) in [
+            ("GE T", "/", "h"),
+            ("GET", "no-slash", "h"),
+            ("GET", "/a b", "h"),
+            ("GET", "/", "h\nx"),
+        ] {
+            let http = HttpRequest {
+                method: method.into(),
+                path: path.into(),
+                host: host.into(),
+                ..HttpRequest::default()
+            };
+            assert!(request_parts(&http).is_err(), "{method} {path} {host}");
+        }
+    }
+
+    fn deny_with_cookies() -> Decision {
+        let response = http::Response::builder()
+            .status(302)
+            .header("location", "https://idp.example.com/auth?x=1")
+            .header("set-cookie", "a=1; Path=/")
+            .header("set-cookie", "b=2; Path=/")
+            .header("content-length", "3")
+            .body(Bytes::from_static(b"abc"))
+            .unwrap();
+        Decision::Deny(Box::new(oidc_core::decision::Deny {
+            reason: DenyReason::Unauthenticated,
+            response,
+        }))
+    }
+
+    #[test]
+    fn deny_keeps_status_every_cookie_and_body() {
+        let response = check_response(deny_with_cookies());
+        assert_eq!(response.status.unwrap().code, code::UNAUTHENTICATED);
+        let Some(HttpResponse::DeniedResponse(denied)) = response.http_response else {
+            panic!("not denied");
+        };
+        assert_eq!(denied.status.unwrap().code, 302);
+        assert_eq!(denied.body, "abc");
+        let headers: Vec<_> = denied
+            .headers
+            .iter()
+            .map(|h| {
+                let hv = h.header.as_ref().unwrap();
+                (hv.key.as_str(), hv.value.as_str(), h.append_action)
+            })
+            .collect();
+        let append = HeaderAppendAction::AppendIfExistsOrAdd as i32;
+        assert_eq!(
+            headers,
+            [
+                ("location", "https://idp.example.com/auth?x=1", append),
+                ("set-cookie", "a=1; Path=/", append),
+                ("set-cookie", "b=2; Path=/", append),
+            ]
+        );
+        #[allow(deprecated)]
+        let no_append = denied.headers.iter().all(|h| h.append.is_none());
+        assert!(no_append, "the deprecated `append` field stays unset");
+    }
+}

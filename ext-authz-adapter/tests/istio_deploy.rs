@@ -1,0 +1,428 @@
+//! Structural checks of deploy/helm (no `helm` binary here to render it) and of the Dockerfile
+//! (no Docker engine here to build it): the chart's templates are balanced and reference only
+//! values that exist, its defaults agree with `ext-authz-adapter istio`'s, and the Dockerfile
+//! keeps its promises (multi-stage, distroless, non-root, the binary only).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use ext_authz_adapter::envoy::{
+    HEADERS_TO_DOWNSTREAM_ON_ALLOW, HEADERS_TO_DOWNSTREAM_ON_DENY, HEADERS_TO_UPSTREAM_ON_ALLOW,
+    INCLUDE_REQUEST_HEADERS_IN_CHECK,
+};
+use ext_authz_adapter::istio::Settings;
+use ext_authz_adapter::istio::yaml::{Lines, Node, parse_documents};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn chart() -> PathBuf {
+    root().join("deploy/helm/ext-authz-adapter")
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn parse_one(path: &Path) -> Node {
+    let docs = parse_documents(&read(path), Lines::Offset(0));
+    assert_eq!(docs.len(), 1, "{}", path.display());
+    assert!(
+        docs[0].error.is_none(),
+        "{}: {:?}",
+        path.display(),
+        docs[0].error
+    );
+    docs[0].root.clone().expect("a document")
+}
+
+fn values() -> Node {
+    parse_one(&chart().join("values.yaml"))
+}
+
+fn templates() -> Vec<(String, String)> {
+    let mut found: Vec<(String, String)> = std::fs::read_dir(chart().join("templates"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                read(&p),
+            )
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// The `{{ ... }}` actions of a template, trimmed of `-` and spaces.
+fn actions(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let end = after
+            .find("}}")
+            .unwrap_or_else(|| panic!("unclosed action: {}", &after[..after.len().min(60)]));
+        out.push(
+            after[..end]
+                .trim_start_matches('-')
+                .trim_end_matches('-')
+                .trim()
+                .to_owned(),
+        );
+        rest = &after[end + 2..];
+    }
+    out
+}
+
+#[test]
+fn chart_metadata() {
+    let chart_yaml = parse_one(&chart().join("Chart.yaml"));
+    assert_eq!(chart_yaml.str_at(&["apiVersion"]), Some("v2"));
+    assert_eq!(chart_yaml.str_at(&["name"]), Some("ext-authz-adapter"));
+    assert!(chart_yaml.str_at(&["version"]).is_some());
+    assert!(chart_yaml.str_at(&["appVersion"]).is_some());
+    let expected: BTreeSet<&str> = [
+        "NOTES.txt",
+        "_helpers.tpl",
+        "deployment.yaml",
+        "hpa.yaml",
+        "istio.yaml",
+        "pdb.yaml",
+        "redis.yaml",
+        "secret.yaml",
+        "service.yaml",
+        "serviceaccount.yaml",
+    ]
+    .into_iter()
+    .collect();
+    let names: Vec<String> = templates().into_iter().map(|(n, _)| n).collect();
+    let have: BTreeSet<&str> = names.iter().map(String::as_str).collect();
+    assert_eq!(have, expected);
+}
+
+#[test]
+fn templates_are_balanced() {
+    for (name, text) in templates() {
+        assert_eq!(
+            text.matches("{{").count(),
+            text.matches("}}").count(),
+            "{name}: unbalanced braces"
+        );
+        let mut depth: i32 = 0;
+        for action in actions(&text) {
+            if action.starts_with("/*") {
+                assert!(action.ends_with("*/"), "{name}: comment {action:?}");
+                continue;
+            }
+            let word = action.split_whitespace().next().unwrap_or("");
+            match word {
+                "if" | "range" | "with" | "define" | "block" => depth += 1,
+                "end" => depth -= 1,
+                _ => {}
+            }
+            assert!(depth >= 0, "{name}: `end` without an opening action");
+        }
+        assert_eq!(depth, 0, "{name}: an if/range/with/define is not closed");
+    }
+}
+
+#[test]
+fn every_referenced_value_exists() {
+    let values = values();
+    let mut missing = Vec::new();
+    for (name, text) in templates() {
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find(".Values.") {
+            let tail = &rest[at + ".Values.".len()..];
+            let path: String = tail
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '.' || *c == '_')
+                .collect();
+            let keys: Vec<&str> = path.trim_end_matches('.').split('.').collect();
+            if values.path(&keys).is_none() {
+                missing.push(format!("{name}: .Values.{path}"));
+            }
+            rest = tail;
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "not in values.yaml:\n{}",
+        missing.join("\n")
+    );
+}
+
+#[test]
+fn every_included_template_is_defined() {
+    let all: String = templates().into_iter().map(|(_, t)| t).collect();
+    let defined: BTreeSet<String> = actions(&all)
+        .iter()
+        .filter_map(|a| a.strip_prefix("define "))
+        .map(|d| d.trim().trim_matches('"').to_owned())
+        .collect();
+    let mut rest = all.as_str();
+    while let Some(at) = rest.find("include \"") {
+        let tail = &rest[at + "include \"".len()..];
+        let name = &tail[..tail.find('"').unwrap()];
+        assert!(
+            defined.contains(name),
+            "include {name:?} has no define (defined: {defined:?})"
+        );
+        rest = tail;
+    }
+}
+
+fn strings(node: &Node) -> Vec<String> {
+    node.items()
+        .iter()
+        .map(|n| n.as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn owned(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// The chart's defaults and `ext-authz-adapter istio`'s describe the same deployment, with the
+/// same header lists.
+#[test]
+fn chart_defaults_agree_with_the_generator() {
+    let values = values();
+    let headers = values.path(&["istio", "headers"]).unwrap();
+    for (key, list) in [
+        (
+            "includeRequestHeadersInCheck",
+            INCLUDE_REQUEST_HEADERS_IN_CHECK,
+        ),
+        ("headersToUpstreamOnAllow", HEADERS_TO_UPSTREAM_ON_ALLOW),
+        ("headersToDownstreamOnAllow", HEADERS_TO_DOWNSTREAM_ON_ALLOW),
+        ("headersToDownstreamOnDeny", HEADERS_TO_DOWNSTREAM_ON_DENY),
+    ] {
+        assert_eq!(strings(headers.get(key).unwrap()), owned(list), "{key}");
+    }
+    let seed = Settings::seed();
+    let get = |keys: &[&str]| values.str_at(keys).unwrap().to_owned();
+    assert_eq!(get(&["istio", "providerName"]), seed.provider_name);
+    assert_eq!(get(&["service", "httpPort"]), seed.port.to_string());
+    assert_eq!(get(&["service", "grpcPort"]), seed.grpc_port.to_string());
+    assert_eq!(get(&["istio", "timeout"]), seed.timeout);
+    assert_eq!(get(&["istio", "apiVersion"]), seed.api_version);
+    assert_eq!(get(&["istio", "namespace"]), seed.istio_namespace);
+    assert_eq!(get(&["istio", "gateway", "name"]), seed.gateway);
+    assert_eq!(get(&["istio", "gateway", "namespace"]), seed.app_namespace);
+    assert_eq!(
+        get(&["istio", "gateway", "port"]),
+        seed.gateway_port.to_string()
+    );
+    assert_eq!(
+        Some(get(&["istio", "virtualService", "app", "service"])),
+        seed.app_service
+    );
+    assert_eq!(
+        get(&["istio", "virtualService", "app", "port"]),
+        seed.app_port.to_string()
+    );
+    assert_eq!(get(&["config", "proxyPrefix"]), seed.proxy_prefix);
+    assert_eq!(
+        strings(values.path(&["istio", "hosts"]).unwrap()),
+        seed.hosts
+    );
+    let selector: Vec<(String, String)> = values
+        .path(&["istio", "ingressSelector"])
+        .unwrap()
+        .entries()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().unwrap().to_owned(),
+                v.as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(selector, seed.gateway_selector);
+
+    // The templates spell the shared names the way the generator does.
+    let all: String = templates().into_iter().map(|(_, t)| t).collect();
+    for needle in [
+        "name: grpc-ext-authz",
+        "name: http",
+        "name: oidc-endpoints",
+        "action: CUSTOM",
+        "printf \"%s:*\"",
+        "envoyExtAuthzHttp:",
+        "envoyExtAuthzGrpc:",
+        ".svc.cluster.local",
+    ] {
+        assert!(all.contains(needle), "templates lack {needle:?}");
+    }
+}
+
+#[test]
+fn the_deployment_is_hardened_and_probed() {
+    let (_, deployment) = templates()
+        .into_iter()
+        .find(|(n, _)| n == "deployment.yaml")
+        .unwrap();
+    for needle in [
+        "path: /ping",
+        "path: /ready",
+        "toYaml .Values.securityContext",
+        "toYaml .Values.podSecurityContext",
+        "secretKeyRef",
+        "OAUTH2_PROXY_COOKIE_SECRET",
+        "OAUTH2_PROXY_CLIENT_SECRET",
+        "--http-address=0.0.0.0:%v",
+        "--grpc-address=0.0.0.0:%v",
+        "automountServiceAccountToken: false",
+    ] {
+        assert!(
+            deployment.contains(needle),
+            "deployment.yaml lacks {needle:?}"
+        );
+    }
+    // Liveness on /ping, readiness on /ready, in that order in the file.
+    let live = deployment.find("livenessProbe").unwrap();
+    let ready = deployment.find("readinessProbe").unwrap();
+    let ping = deployment.find("path: /ping").unwrap();
+    let ready_path = deployment.find("path: /ready").unwrap();
+    assert!(live < ping && ping < ready && ready < ready_path);
+    // No secret value is ever put on the command line.
+    assert!(!deployment.contains("--cookie-secret"));
+    assert!(!deployment.contains("--client-secret"));
+
+    let values = values();
+    assert_eq!(
+        values
+            .path(&["podSecurityContext", "runAsNonRoot"])
+            .and_then(Node::as_bool),
+        Some(true)
+    );
+    assert_eq!(
+        values
+            .path(&["securityContext", "readOnlyRootFilesystem"])
+            .and_then(Node::as_bool),
+        Some(true)
+    );
+    assert_eq!(
+        values
+            .path(&["podDisruptionBudget", "enabled"])
+            .and_then(Node::as_bool),
+        Some(true)
+    );
+    assert!(values.path(&["autoscaling", "enabled"]).is_some());
+    assert!(values.path(&["redis", "enabled"]).is_some());
+    assert!(values.path(&["oidc", "existingSecret"]).is_some());
+    assert!(values.path(&["resources", "requests", "cpu"]).is_some());
+}
+
+#[test]
+fn the_dockerfile_builds_one_binary_into_a_distroless_nonroot_image() {
+    let dockerfile = read(&root().join("Dockerfile"));
+    let instructions: Vec<&str> = dockerfile
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    let froms: Vec<&&str> = instructions
+        .iter()
+        .filter(|l| l.starts_with("FROM "))
+        .collect();
+    assert_eq!(froms.len(), 2, "two stages: {froms:?}");
+    assert!(froms[0].contains("rust:") && froms[0].ends_with("AS builder"));
+    assert!(froms[1].contains("gcr.io/distroless/") && froms[1].contains(":nonroot"));
+    // The toolchain the repository pins.
+    let toolchain = read(&root().join("rust-toolchain.toml"));
+    let channel = toolchain
+        .lines()
+        .find_map(|l| l.strip_prefix("channel = "))
+        .unwrap()
+        .trim_matches('"');
+    assert!(
+        dockerfile.contains(&format!("ARG RUST_VERSION={channel}")),
+        "the Dockerfile's RUST_VERSION must be rust-toolchain.toml's {channel}"
+    );
+    // The final stage: only the binary, as a numeric non-root user, both ports, the adapter as
+    // entry point.
+    let last_stage: Vec<&&str> = instructions
+        .iter()
+        .skip_while(|l| !l.starts_with("FROM gcr.io/distroless/"))
+        .collect();
+    let copies: Vec<&&&str> = last_stage
+        .iter()
+        .filter(|l| l.starts_with("COPY"))
+        .collect();
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    assert!(
+        copies[0].contains("--from=builder")
+            && copies[0].ends_with("/usr/local/bin/ext-authz-adapter")
+    );
+    assert!(last_stage.iter().any(|l| **l == "USER 65532:65532"));
+    assert!(last_stage.iter().any(|l| **l == "EXPOSE 4180 4181"));
+    assert!(
+        last_stage
+            .iter()
+            .any(|l| **l == "ENTRYPOINT [\"/usr/local/bin/ext-authz-adapter\"]")
+    );
+    assert!(
+        last_stage.iter().all(|l| !l.starts_with("RUN")),
+        "no shell in distroless"
+    );
+    assert!(dockerfile.contains("--locked --package ext-authz-adapter"));
+
+    let ignore = read(&root().join(".dockerignore"));
+    for needle in ["target/", ".git/"] {
+        assert!(
+            ignore.lines().any(|l| l == needle),
+            ".dockerignore lacks {needle}"
+        );
+    }
+    // The members cargo needs to resolve the workspace stay in the context.
+    let members = read(&root().join("Cargo.toml"));
+    for line in ignore
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let dir = line.trim_end_matches('/');
+        assert!(
+            !members.contains(&format!("\"{dir}\"")),
+            ".dockerignore drops the workspace member {dir}"
+        );
+    }
+}
+
+/// `istio --check deploy/` reads the Istio examples and the chart's values, skips the chart's
+/// templates (Go templates, not YAML), and finds nothing.
+#[test]
+fn the_deploy_directory_passes_the_check() {
+    use ext_authz_adapter::istio::{CheckOptions, check_sources, read_sources};
+    let sources = read_sources(&[root().join("deploy")]).unwrap();
+    let names: Vec<String> = sources
+        .iter()
+        .map(|s| {
+            Path::new(&s.name)
+                .strip_prefix(root().join("deploy"))
+                .unwrap()
+                .display()
+                .to_string()
+        })
+        .collect();
+    assert!(names.iter().all(|n| !n.contains("templates")), "{names:?}");
+    for expected in [
+        "helm/ext-authz-adapter/Chart.yaml",
+        "helm/ext-authz-adapter/values.yaml",
+        "istio/keycloak.yaml",
+        "istio/nginx-http.yaml",
+        "istio/nginx-grpc.yaml",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} not in {names:?}"
+        );
+    }
+    let findings = check_sources(&sources, &CheckOptions::default());
+    let text: Vec<String> = findings.iter().map(ToString::to_string).collect();
+    assert!(findings.is_empty(), "{}", text.join("\n"));
+}

@@ -1,0 +1,366 @@
+//! What handlers get: the signed-in user's [`Identity`] and [`AccessToken`].
+
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::HeaderValue;
+use oidc_core::Session;
+use oidc_core::authz::{Principal, Rule};
+use oidc_core::bearer::BearerClaims;
+use serde_json::{Map, Value};
+
+/// The signed-in user of a request, put into the request extensions by
+/// [`OidcLayer`](crate::OidcLayer).
+///
+/// It comes either from the browser session or from a validated bearer
+/// token; the accessors read the same way for both. Cheap to clone (one
+/// reference count). Its `Debug` shows who, never a token.
+#[derive(Clone)]
+pub struct Identity {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    source: Source,
+    /// The raw claims of a session, parsed from its ID token on first use.
+    session_claims: OnceLock<Map<String, Value>>,
+}
+
+#[allow(
+    clippy::large_enum_variant,
+    reason = "stored once inside an Arc; boxing the claims would cost another allocation"
+)]
+enum Source {
+    Session(Arc<Session>),
+    Bearer(BearerClaims),
+}
+
+/// Where an [`Identity`] came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IdentitySource {
+    /// The browser session cookie.
+    Session,
+    /// An `Authorization: Bearer` access token.
+    Bearer,
+}
+
+impl Identity {
+    /// An identity for a browser session.
+    #[must_use]
+    pub fn from_session(session: Arc<Session>) -> Self {
+        Self::with(Source::Session(session))
+    }
+
+    /// An identity for a validated bearer token.
+    #[must_use]
+    pub fn from_bearer(claims: BearerClaims) -> Self {
+        Self::with(Source::Bearer(claims))
+    }
+
+    fn with(source: Source) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                source,
+                session_claims: OnceLock::new(),
+            }),
+        }
+    }
+
+    /// Where this identity came from.
+    #[must_use]
+    pub fn source(&self) -> IdentitySource {
+        match self.inner.source {
+            Source::Session(_) => IdentitySource::Session,
+            Source::Bearer(_) => IdentitySource::Bearer,
+        }
+    }
+
+    /// The subject (`sub`) at the issuer.
+    #[must_use]
+    pub fn subject(&self) -> &str {
+        match &self.inner.source {
+            Source::Session(s) => &s.subject,
+            Source::Bearer(c) => &c.subject,
+        }
+    }
+
+    /// The email address, if the provider released one.
+    #[must_use]
+    pub fn email(&self) -> Option<&str> {
+        match &self.inner.source {
+            Source::Session(s) => s.email.as_deref(),
+            Source::Bearer(c) => c.email.as_deref(),
+        }
+    }
+
+    /// `preferred_username`.
+    #[must_use]
+    pub fn preferred_username(&self) -> Option<&str> {
+        match &self.inner.source {
+            Source::Session(s) => s.preferred_username.as_deref(),
+            Source::Bearer(c) => c.preferred_username.as_deref(),
+        }
+    }
+
+    /// The display name (`name`).
+    #[must_use]
+    pub fn name(&self) -> Option<&str> {
+        match &self.inner.source {
+            Source::Session(s) => s.name.as_deref(),
+            Source::Bearer(c) => c.name.as_deref(),
+        }
+    }
+
+    /// A name to show: `preferred_username`, else `email`, else the subject.
+    #[must_use]
+    pub fn username(&self) -> &str {
+        self.preferred_username()
+            .or_else(|| self.email())
+            .unwrap_or_else(|| self.subject())
+    }
+
+    /// Groups, from the configured groups claim.
+    #[must_use]
+    pub fn groups(&self) -> &[String] {
+        match &self.inner.source {
+            Source::Session(s) => &s.groups,
+            Source::Bearer(c) => &c.groups,
+        }
+    }
+
+    /// Keycloak realm roles.
+    #[must_use]
+    pub fn realm_roles(&self) -> &[String] {
+        match &self.inner.source {
+            Source::Session(s) => &s.realm_roles,
+            Source::Bearer(c) => &c.realm_roles,
+        }
+    }
+
+    /// Keycloak client roles, each as `client:role`.
+    #[must_use]
+    pub fn client_roles(&self) -> &[String] {
+        match &self.inner.source {
+            Source::Session(s) => &s.client_roles,
+            Source::Bearer(c) => &c.client_roles,
+        }
+    }
+
+    /// `true` when the user is in `group`.
+    #[must_use]
+    pub fn in_group(&self, group: &str) -> bool {
+        self.groups().iter().any(|g| g == group)
+    }
+
+    /// `true` when the user has the realm role `role`.
+    #[must_use]
+    pub fn has_realm_role(&self, role: &str) -> bool {
+        self.realm_roles().iter().any(|r| r == role)
+    }
+
+    /// `true` when the user has the client role `role` of `client`.
+    #[must_use]
+    pub fn has_client_role(&self, client: &str, role: &str) -> bool {
+        self.client_roles().iter().any(|cr| {
+            cr.len() == client.len() + 1 + role.len()
+                && cr.starts_with(client)
+                && cr.ends_with(role)
+                && cr.as_bytes()[client.len()] == b':'
+        })
+    }
+
+    /// `true` when `rule` lets this user through.
+    #[must_use]
+    pub fn satisfies(&self, rule: &Rule) -> bool {
+        rule.allows(self)
+    }
+
+    /// The raw claims: those of the access token for a bearer identity, those
+    /// of the ID token (validated at login) for a session. Empty when the
+    /// session kept no ID token.
+    #[must_use]
+    pub fn claims(&self) -> &Map<String, Value> {
+        match &self.inner.source {
+            Source::Bearer(c) => &c.claims,
+            Source::Session(s) => self
+                .inner
+                .session_claims
+                .get_or_init(|| s.id_token.as_deref().and_then(payload).unwrap_or_default()),
+        }
+    }
+
+    /// One raw claim, see [`Identity::claims`].
+    #[must_use]
+    pub fn claim(&self, name: &str) -> Option<&Value> {
+        self.claims().get(name)
+    }
+
+    /// The session behind this identity, for a session identity.
+    #[must_use]
+    pub fn session(&self) -> Option<&Session> {
+        match &self.inner.source {
+            Source::Session(s) => Some(s),
+            Source::Bearer(_) => None,
+        }
+    }
+
+    /// The validated token claims, for a bearer identity.
+    #[must_use]
+    pub fn bearer_claims(&self) -> Option<&BearerClaims> {
+        match &self.inner.source {
+            Source::Bearer(c) => Some(c),
+            Source::Session(_) => None,
+        }
+    }
+}
+
+/// The payload of a JWT, without checking it (the session's ID token was
+/// validated when the session was created).
+fn payload(token: &str) -> Option<Map<String, Value>> {
+    let p = token.split('.').nth(1)?;
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).ok()?).ok()
+}
+
+impl Principal for Identity {
+    fn groups(&self) -> &[String] {
+        Identity::groups(self)
+    }
+    fn realm_roles(&self) -> &[String] {
+        Identity::realm_roles(self)
+    }
+    fn client_roles(&self) -> &[String] {
+        Identity::client_roles(self)
+    }
+}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Identity")
+            .field("source", &self.source())
+            .field("subject", &self.subject())
+            .field("email", &self.email())
+            .field("preferred_username", &self.preferred_username())
+            .field("groups", &self.groups())
+            .field("realm_roles", &self.realm_roles())
+            .field("client_roles", &self.client_roles())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The signed-in user's access token, to call other services on their
+/// behalf. Put into the request extensions next to the [`Identity`] when
+/// there is one. Its `Debug` never shows the token.
+#[derive(Clone)]
+pub struct AccessToken(TokenRepr);
+
+#[derive(Clone)]
+enum TokenRepr {
+    /// The session's access token (the session is shared, not copied).
+    Session(Arc<Session>),
+    /// The request's own `Authorization: Bearer` header.
+    Header(HeaderValue),
+}
+
+impl AccessToken {
+    pub(crate) fn from_session(session: &Arc<Session>) -> Option<Self> {
+        session
+            .access_token
+            .is_some()
+            .then(|| Self(TokenRepr::Session(Arc::clone(session))))
+    }
+
+    pub(crate) fn from_authorization(header: HeaderValue) -> Self {
+        Self(TokenRepr::Header(header))
+    }
+
+    /// The token itself. Never log it.
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        match &self.0 {
+            TokenRepr::Session(s) => s.access_token.as_deref().unwrap_or_default(),
+            TokenRepr::Header(h) => std::str::from_utf8(h.as_bytes())
+                .ok()
+                .and_then(|v| v.get("bearer".len()..))
+                .map_or("", str::trim),
+        }
+    }
+
+    /// `Bearer <token>`, for the `Authorization` header of an outgoing call;
+    /// marked sensitive so HTTP/2 header compression and loggers skip it.
+    #[must_use]
+    pub fn authorization(&self) -> HeaderValue {
+        let mut v = match &self.0 {
+            TokenRepr::Header(h) => h.clone(),
+            TokenRepr::Session(_) => HeaderValue::try_from(format!("Bearer {}", self.expose()))
+                .unwrap_or_else(|_| HeaderValue::from_static("")),
+        };
+        v.set_sensitive(true);
+        v
+    }
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AccessToken([redacted])")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session() -> Session {
+        let mut s = Session::default();
+        s.subject = "sub-1".into();
+        s.email = Some("alice@example.com".into());
+        s.preferred_username = Some("alice".into());
+        s.groups = vec!["admins".into()];
+        s.realm_roles = vec!["admin".into()];
+        s.client_roles = vec!["nginx:editor".into()];
+        s.access_token = Some("at-secret".into());
+        // header {"alg":"RS256"}, payload {"sub":"sub-1","acr":"1"}
+        s.id_token = Some(format!(
+            "e30.{}.sig",
+            URL_SAFE_NO_PAD.encode(r#"{"sub":"sub-1","acr":"1"}"#)
+        ));
+        s
+    }
+
+    #[test]
+    fn session_identity_reads_the_session() {
+        let s = Arc::new(session());
+        let id = Identity::from_session(Arc::clone(&s));
+        assert_eq!(id.source(), IdentitySource::Session);
+        assert_eq!(id.subject(), "sub-1");
+        assert_eq!(id.username(), "alice");
+        assert!(id.in_group("admins") && !id.in_group("admin"));
+        assert!(id.has_realm_role("admin"));
+        assert!(id.has_client_role("nginx", "editor"));
+        assert!(!id.has_client_role("nginx", "edito"));
+        assert!(!id.has_client_role("ngin", "x:editor"));
+        assert_eq!(id.claim("acr"), Some(&Value::from("1")));
+        assert!(id.satisfies(&Rule::realm_role("admin")));
+        assert!(!id.satisfies(&Rule::realm_role("root")));
+        assert!(id.session().is_some() && id.bearer_claims().is_none());
+
+        let dbg = format!("{id:?}");
+        assert!(dbg.contains("alice") && !dbg.contains("at-secret"), "{dbg}");
+
+        let t = AccessToken::from_session(&s).unwrap();
+        assert_eq!(t.expose(), "at-secret");
+        assert_eq!(t.authorization(), "Bearer at-secret");
+        assert!(t.authorization().is_sensitive());
+        assert_eq!(format!("{t:?}"), "AccessToken([redacted])");
+        assert!(AccessToken::from_session(&Arc::new(Session::default())).is_none());
+    }
+
+    #[test]
+    fn header_token_is_read_back() {
+        let t = AccessToken::from_authorization(HeaderValue::from_static("bearer  abc.def.ghi"));
+        assert_eq!(t.expose(), "abc.def.ghi");
+        assert_eq!(t.authorization(), "bearer  abc.def.ghi");
+    }
+}

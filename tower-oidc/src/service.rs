@@ -1,0 +1,493 @@
+//! [`OidcService`] and [`RequireRule`]: the middleware services.
+
+use std::fmt;
+use std::mem;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::request::Parts;
+use http::{HeaderMap, Request, Response, StatusCode, Uri, header};
+use oidc_core::authz::{self, Rule};
+use oidc_core::bearer::{self, BearerError, BearerValidator};
+use oidc_core::{Allow, Decision, Engine};
+use tower::Service;
+
+use crate::future::{Authorized, ResponseFuture};
+use crate::identity::{AccessToken, Identity, IdentitySource};
+
+/// What an [`OidcLayer`](crate::OidcLayer) was configured with.
+#[derive(Clone)]
+pub(crate) struct Settings {
+    pub(crate) engine: Engine,
+    pub(crate) bearer: Option<BearerValidator>,
+    pub(crate) sessions: bool,
+    pub(crate) rule: Rule,
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OidcLayer")
+            .field("issuer", &self.engine.config().issuer.as_str())
+            .field("client_id", &self.engine.config().client_id)
+            .field("bearer", &self.bearer)
+            .field("sessions", &self.sessions)
+            .field("rule", &self.rule)
+            .finish()
+    }
+}
+
+/// Left in the extensions of a request that an [`OidcService`] let through
+/// without an [`Identity`], so that a [`RequireRule`] or an extractor further
+/// in can still answer it as the layer would have (login redirect or 401).
+#[derive(Clone)]
+pub(crate) struct Anonymous {
+    settings: Arc<Settings>,
+    /// The URI the layer saw (routers may strip a nesting prefix later).
+    uri: Uri,
+    /// Why a bearer token, when one was sent, was refused.
+    bearer_error: Option<Arc<BearerError>>,
+}
+
+/// Middleware that authenticates requests with OpenID Connect; see
+/// [`OidcLayer`](crate::OidcLayer).
+#[derive(Clone)]
+pub struct OidcService<S> {
+    inner: S,
+    settings: Arc<Settings>,
+}
+
+impl<S> OidcService<S> {
+    pub(crate) fn new(inner: S, settings: Arc<Settings>) -> Self {
+        Self { inner, settings }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes `self`, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for OidcService<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OidcService")
+            .field("inner", &self.inner)
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for OidcService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    ResBody: From<Bytes>,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, ReqBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        // Take the service that was driven to readiness, leave a clone.
+        let clone = self.inner.clone();
+        let service = mem::replace(&mut self.inner, clone);
+        let (mut parts, body) = req.into_parts();
+        let s = &self.settings;
+
+        // An outer OidcLayer already decided who this is: apply our rule only.
+        if let Some(decided) = decided_by_outer_layer(&s.rule, &parts) {
+            return decided.future(service, parts, body);
+        }
+        let engine_route = s.sessions && is_engine_route(&s.engine, &parts);
+        // Fast path: a public route and nothing to authenticate with.
+        let has_credentials = (s.bearer.is_some()
+            && parts.headers.contains_key(header::AUTHORIZATION))
+            || (s.sessions && has_session_cookie(&parts.headers, &s.engine.config().cookie.name));
+        if !engine_route && s.rule.allows_anonymous() && !has_credentials {
+            parts.extensions.insert(Anonymous {
+                settings: Arc::clone(s),
+                uri: parts.uri.clone(),
+                bearer_error: None,
+            });
+            return ResponseFuture::calling(service, Request::from_parts(parts, body));
+        }
+        let auth = Box::pin(authorize(Arc::clone(s), parts, engine_route));
+        ResponseFuture::authorizing(auth, service, body)
+    }
+}
+
+/// What a layer further in does when an outer layer already authenticated.
+enum Decided {
+    Forward,
+    Respond(Response<Bytes>),
+    /// Nobody signed in and the rule needs someone: answer like the outer layer.
+    Unauthenticated(Anonymous),
+}
+
+impl Decided {
+    fn future<S, ReqBody>(
+        self,
+        service: S,
+        parts: Parts,
+        body: ReqBody,
+    ) -> ResponseFuture<S, ReqBody>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        match self {
+            Decided::Forward => ResponseFuture::calling(service, Request::from_parts(parts, body)),
+            Decided::Respond(r) => ResponseFuture::responding(r),
+            Decided::Unauthenticated(anonymous) => {
+                let auth = Box::pin(async move {
+                    let mut parts = parts;
+                    Authorized::Respond(unauthenticated(&anonymous, &mut parts).await)
+                });
+                ResponseFuture::authorizing(auth, service, body)
+            }
+        }
+    }
+}
+
+/// `Some` when an outer [`OidcService`] left its verdict in the extensions.
+fn decided_by_outer_layer(rule: &Rule, parts: &Parts) -> Option<Decided> {
+    if let Some(identity) = parts.extensions.get::<Identity>() {
+        return Some(if rule.allows(identity) {
+            Decided::Forward
+        } else {
+            Decided::Respond(forbidden(identity, parts, rule))
+        });
+    }
+    let anonymous = parts.extensions.get::<Anonymous>()?;
+    Some(if rule.allows_anonymous() {
+        Decided::Forward
+    } else {
+        Decided::Unauthenticated(anonymous.clone())
+    })
+}
+
+fn forbidden(identity: &Identity, parts: &Parts, rule: &Rule) -> Response<Bytes> {
+    tracing::info!(
+        sub = identity.subject(),
+        path = parts.uri.path(),
+        rule = %rule,
+        "signed-in user refused by rule"
+    );
+    match identity.source() {
+        IdentitySource::Bearer => bearer::forbidden_response(),
+        _ => authz::forbidden_response(parts),
+    }
+}
+
+/// The answer for a request that needs a user when none is signed in, as
+/// the layer that let it through anonymously would have given it.
+async fn unauthenticated(anonymous: &Anonymous, parts: &mut Parts) -> Response<Bytes> {
+    if let Some(e) = &anonymous.bearer_error {
+        return e.response();
+    }
+    if !anonymous.settings.sessions {
+        return bearer::missing_token_response();
+    }
+    let seen = mem::replace(&mut parts.uri, anonymous.uri.clone());
+    let decision = anonymous.settings.engine.check(parts).await;
+    parts.uri = seen;
+    match decision {
+        Decision::Deny(deny) => deny.response,
+        // A session the outer layer did not use (it preferred a bearer token).
+        Decision::Allow(_) => bearer::missing_token_response(),
+    }
+}
+
+/// For the extractors: the answer when a handler needs an [`Identity`] that
+/// is not there.
+#[cfg_attr(not(feature = "axum"), allow(dead_code))]
+pub(crate) async fn missing_identity(parts: &mut Parts) -> Response<Bytes> {
+    match parts.extensions.get::<Anonymous>().cloned() {
+        Some(anonymous) => unauthenticated(&anonymous, parts).await,
+        None => {
+            tracing::error!(
+                path = parts.uri.path(),
+                "a handler asks for the signed-in user, but no OidcLayer is in front of it"
+            );
+            not_configured()
+        }
+    }
+}
+
+/// 500: a route needs a user but no `OidcLayer` authenticates for it.
+fn not_configured() -> Response<Bytes> {
+    let mut r = Response::new(Bytes::from_static(
+        b"{\"error\":\"server_error\",\"message\":\"authentication is not configured for this route\"}",
+    ));
+    *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// `true` for the engine's own routes (`<prefix>`, `<prefix>/...`).
+fn is_engine_route(engine: &Engine, parts: &Parts) -> bool {
+    parts
+        .uri
+        .path()
+        .strip_prefix(engine.config().proxy_prefix.as_str())
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// `true` when a `Cookie` header carries the session cookie `name` or one of
+/// its chunks `name_<n>`.
+fn has_session_cookie(headers: &HeaderMap, name: &str) -> bool {
+    let name = name.as_bytes();
+    headers.get_all(header::COOKIE).iter().any(|v| {
+        v.as_bytes().split(|&b| b == b';').any(|pair| {
+            let pair = pair.trim_ascii_start();
+            let n = pair
+                .split(|&b| b == b'=')
+                .next()
+                .unwrap_or_default()
+                .trim_ascii_end();
+            match n.strip_prefix(name) {
+                Some([]) => true,
+                Some([b'_', digits @ ..]) => {
+                    !digits.is_empty() && digits.iter().all(u8::is_ascii_digit)
+                }
+                _ => false,
+            }
+        })
+    })
+}
+
+/// The asynchronous part of [`OidcService::call`].
+async fn authorize(settings: Arc<Settings>, mut parts: Parts, engine_route: bool) -> Authorized {
+    let s = &*settings;
+    if engine_route {
+        return match s.engine.check(&parts).await {
+            Decision::Deny(deny) => Authorized::Respond(deny.response),
+            Decision::Allow(allow) => forward_session(parts, *allow),
+        };
+    }
+
+    if let Some(validator) = &s.bearer {
+        let result = match bearer::token_from_headers(&parts.headers) {
+            Ok(Some(token)) => Some(validator.validate(token).await),
+            Ok(None) => None,
+            Err(e) => Some(Err(e)),
+        };
+        match result {
+            None => {}
+            Some(Ok(claims)) => {
+                let identity = Identity::from_bearer(claims);
+                if !s.rule.allows(&identity) {
+                    return Authorized::Respond(forbidden(&identity, &parts, &s.rule));
+                }
+                if let Some(h) = parts.headers.get(header::AUTHORIZATION).cloned() {
+                    parts.extensions.insert(AccessToken::from_authorization(h));
+                }
+                parts.extensions.insert(identity);
+                return forward(parts);
+            }
+            Some(Err(e)) => {
+                tracing::info!(error = %e, path = parts.uri.path(), "bearer token refused");
+                if !s.rule.allows_anonymous() {
+                    return Authorized::Respond(e.response());
+                }
+                let anonymous = Anonymous {
+                    settings: Arc::clone(&settings),
+                    uri: parts.uri.clone(),
+                    bearer_error: Some(Arc::new(e)),
+                };
+                parts.extensions.insert(anonymous);
+                return forward(parts);
+            }
+        }
+    }
+
+    if !s.sessions {
+        if !s.rule.allows_anonymous() {
+            return Authorized::Respond(bearer::missing_token_response());
+        }
+        return forward_anonymous(&settings, parts);
+    }
+
+    if s.rule.allows_anonymous() {
+        // Public: greet a signed-in user, but never answer for the engine.
+        return match s.engine.check(&parts).await {
+            Decision::Allow(allow) => forward_session(parts, *allow),
+            Decision::Deny(_) => forward_anonymous(&settings, parts),
+        };
+    }
+    match s.engine.check_rule(&parts, &s.rule).await {
+        Decision::Allow(allow) => forward_session(parts, *allow),
+        Decision::Deny(deny) => Authorized::Respond(deny.response),
+    }
+}
+
+fn forward(parts: Parts) -> Authorized {
+    Authorized::Forward {
+        parts,
+        response_headers: HeaderMap::new(),
+    }
+}
+
+fn forward_anonymous(settings: &Arc<Settings>, mut parts: Parts) -> Authorized {
+    parts.extensions.insert(Anonymous {
+        settings: Arc::clone(settings),
+        uri: parts.uri.clone(),
+        bearer_error: None,
+    });
+    forward(parts)
+}
+
+/// Applies an engine `Allow` to the request: identity headers set and
+/// forged ones removed (as the adapter would), `Identity` and `AccessToken`
+/// in the extensions, response headers kept for the response.
+fn forward_session(mut parts: Parts, allow: Allow) -> Authorized {
+    for name in allow.headers_to_remove {
+        parts.headers.remove(*name);
+    }
+    let mut current = None;
+    for (name, value) in allow.upstream_headers {
+        match name {
+            Some(name) => {
+                parts.headers.insert(&name, value);
+                current = Some(name);
+            }
+            None => {
+                if let Some(name) = &current {
+                    parts.headers.append(name, value);
+                }
+            }
+        }
+    }
+    if let Some(token) = AccessToken::from_session(&allow.session) {
+        parts.extensions.insert(token);
+    }
+    parts
+        .extensions
+        .insert(Identity::from_session(allow.session));
+    Authorized::Forward {
+        parts,
+        response_headers: allow.response_headers,
+    }
+}
+
+/// Middleware that applies a [`Rule`] to requests an outer
+/// [`OidcLayer`](crate::OidcLayer) has authenticated; see
+/// [`RequireRuleLayer`](crate::RequireRuleLayer).
+#[derive(Clone)]
+pub struct RequireRule<S> {
+    inner: S,
+    rule: Arc<Rule>,
+}
+
+impl<S> RequireRule<S> {
+    pub(crate) fn new(inner: S, rule: Arc<Rule>) -> Self {
+        Self { inner, rule }
+    }
+
+    /// The rule.
+    pub fn rule(&self) -> &Rule {
+        &self.rule
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes `self`, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for RequireRule<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequireRule")
+            .field("inner", &self.inner)
+            .field("rule", &self.rule)
+            .finish()
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequireRule<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    ResBody: From<Bytes>,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, ReqBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let clone = self.inner.clone();
+        let service = mem::replace(&mut self.inner, clone);
+        let (parts, body) = req.into_parts();
+        match decided_by_outer_layer(&self.rule, &parts) {
+            Some(decided) => decided.future(service, parts, body),
+            None => {
+                tracing::error!(
+                    path = parts.uri.path(),
+                    rule = %self.rule,
+                    "RequireRule without an OidcLayer in front of it: refusing the request"
+                );
+                ResponseFuture::responding(not_configured())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(cookie: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::COOKIE, cookie.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn session_cookie_detection() {
+        for (cookie, expected) in [
+            ("auth=x", true),
+            ("a=b; auth=x", true),
+            ("a=b;auth_0=x; auth_1=y", true),
+            ("auth_csrf_abc=x", false),
+            ("auth_=x", false),
+            ("authx=1", false),
+            ("xauth=1", false),
+            ("a=auth", false),
+        ] {
+            assert_eq!(
+                has_session_cookie(&headers(cookie), "auth"),
+                expected,
+                "{cookie}"
+            );
+        }
+        assert!(!has_session_cookie(&HeaderMap::new(), "auth"));
+    }
+}

@@ -1,0 +1,474 @@
+//! The example application (`examples/axum-app`) against the real Keycloak
+//! that `cargo xtask test` starts: browser logins through Keycloak's login
+//! form for the pages, and access tokens from Keycloak for the JSON API.
+//!
+//! Each run creates its own copy of the `mytest` realm (the helper's advice
+//! for tests that need other settings), with:
+//! - the frontend URL `http://127.0.0.1:<port>`, so the issuer resolves
+//!   without mapping `keycloak.example.com` (the engine's HTTP client cannot
+//!   map host names);
+//! - the password grant enabled on `nginx`, to get tokens without a browser;
+//! - a client `reports` without the `nginx` audience (tokens for another
+//!   audience) and a client `shortlived` whose tokens live 2 s.
+//!
+//! Users (from `deploy/keycloak`): alice has realm role `admin` and client
+//! role `nginx:editor`; bob has neither.
+//!
+//! Fails (never skips) when Keycloak is not there: run `cargo xtask test`.
+
+mod common;
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use common::{COOKIE_SECRET, SigningKey};
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT, AUTHORIZATION, LOCATION, WWW_AUTHENTICATE};
+use serde_json::{Value, json};
+use test_support::free_port;
+use test_support::keycloak::{
+    ALICE, BOB, CLIENT_ID, CLIENT_SECRET, Keycloak, TestUser, keycloak, login_at_keycloak,
+};
+use tower_oidc::OidcLayer;
+use tower_oidc::oidc_core::{ClientSecret, Config, CookieSettings};
+
+const REPORTS_SECRET: &str = "reports-secret-for-tests-only";
+const SHORT_SECRET: &str = "shortlived-secret-for-tests-only";
+
+struct Realm {
+    issuer: String,
+}
+
+impl Realm {
+    fn token_url(&self) -> String {
+        format!("{}/protocol/openid-connect/token", self.issuer)
+    }
+}
+
+/// A fresh copy of `mytest` for this test (see the module docs).
+async fn create_realm(kc: &Keycloak) -> Realm {
+    let mut realm = kc.mytest_realm_json();
+    let name = format!("tower-oidc-{:016x}", rand::random::<u64>());
+    realm["realm"] = json!(name);
+    realm["displayName"] = json!(name);
+    realm["attributes"] = json!({ "frontendUrl": format!("http://{}", kc.addr) });
+    let clients = realm["clients"].as_array_mut().expect("clients");
+    let nginx = clients
+        .iter_mut()
+        .find(|c| c["clientId"] == CLIENT_ID)
+        .expect("nginx client");
+    nginx["directAccessGrantsEnabled"] = json!(true);
+    let mut short = nginx.clone();
+    short["clientId"] = json!("shortlived");
+    short["name"] = json!("shortlived");
+    short["secret"] = json!(SHORT_SECRET);
+    short["standardFlowEnabled"] = json!(false);
+    short["attributes"]["access.token.lifespan"] = json!("2");
+    clients.push(short);
+    clients.push(json!({
+        "clientId": "reports",
+        "name": "reports",
+        "enabled": true,
+        "protocol": "openid-connect",
+        "publicClient": false,
+        "clientAuthenticatorType": "client-secret",
+        "secret": REPORTS_SECRET,
+        "standardFlowEnabled": false,
+        "directAccessGrantsEnabled": true,
+        "fullScopeAllowed": false,
+        "defaultClientScopes": ["basic", "profile", "email"],
+    }));
+    kc.create_realm(&realm).await;
+    Realm {
+        issuer: format!("http://{}/realms/{name}", kc.addr),
+    }
+}
+
+/// Tokens by the password grant (`client_secret_basic`); the whole response.
+async fn password_grant(
+    kc: &Keycloak,
+    realm: &Realm,
+    client: (&str, &str),
+    user: &TestUser,
+) -> Value {
+    let r = kc
+        .client_builder()
+        .build()
+        .expect("client")
+        .post(realm.token_url())
+        .basic_auth(client.0, Some(client.1))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", user.username),
+            ("password", user.password),
+            ("scope", "openid"),
+        ])
+        .send()
+        .await
+        .expect("token request");
+    let status = r.status();
+    let body: Value = r.json().await.expect("JSON");
+    assert_eq!(status, StatusCode::OK, "password grant: {body}");
+    body
+}
+
+async fn access_token(kc: &Keycloak, realm: &Realm, user: &TestUser) -> String {
+    password_grant(kc, realm, (CLIENT_ID, CLIENT_SECRET), user).await["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_owned()
+}
+
+struct App {
+    base: String,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// The example app for `realm`, on 127.0.0.1.
+async fn start_app(realm: &Realm) -> App {
+    let port = free_port();
+    let config = Config::builder(&realm.issuer, CLIENT_ID)
+        .client_secret(ClientSecret::new(CLIENT_SECRET))
+        .cookie_secret(COOKIE_SECRET)
+        .cookie(CookieSettings {
+            name: "_axum_app".into(),
+            secure: false,
+            ..CookieSettings::default()
+        })
+        .skip_provider_button(true)
+        .email_domains(vec!["*".into()])
+        // Expiry is tested to the second.
+        .leeway(Duration::ZERO)
+        .build()
+        .expect("config");
+    let oidc = OidcLayer::discover(config).await.expect("discovery");
+    let roles = axum_app::Roles {
+        admin_realm_role: "admin".into(),
+        api_client: CLIENT_ID.into(),
+        api_client_role: "editor".into(),
+    };
+    let app = axum_app::app(oidc, &roles);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("bind");
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app).await.expect("serve");
+    });
+    App {
+        base: format!("http://127.0.0.1:{port}"),
+        server,
+    }
+}
+
+async fn api(app: &App, path: &str, token: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(format!("{}{path}", app.base))
+        .header(ACCEPT, "application/json")
+        .header(AUTHORIZATION, format!("Bearer {token}"))
+        .send()
+        .await
+        .expect("GET")
+}
+
+fn challenge(r: &reqwest::Response) -> String {
+    r.headers()
+        .get(WWW_AUTHENTICATE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// `token` with its signature replaced: the same claims signed by `key`.
+fn resign(token: &str, header: &Value, key: &jsonwebtoken::EncodingKey) -> String {
+    let payload = token.split('.').nth(1).expect("payload");
+    let message = format!("{}.{payload}", URL_SAFE_NO_PAD.encode(header.to_string()));
+    let alg = match header["alg"].as_str() {
+        Some("ES256") => jsonwebtoken::Algorithm::ES256,
+        _ => jsonwebtoken::Algorithm::RS256,
+    };
+    let signature = jsonwebtoken::crypto::sign(message.as_bytes(), key, alg).expect("sign");
+    format!("{message}.{signature}")
+}
+
+/// The test fixture `rsa-unpublished.pem` (PKCS#1): a key no JWKS publishes.
+fn unpublished_rsa_key() -> jsonwebtoken::EncodingKey {
+    let pem = include_str!("../../test-support/assets/keys/rsa-unpublished.pem");
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    jsonwebtoken::EncodingKey::from_rsa_der(&STANDARD.decode(body).expect("PEM body"))
+}
+
+#[tokio::test]
+async fn api_tokens_from_keycloak() {
+    let kc = keycloak();
+    let realm = create_realm(&kc).await;
+    let app = start_app(&realm).await;
+    let alice = access_token(&kc, &realm, &ALICE).await;
+    let bob = access_token(&kc, &realm, &BOB).await;
+
+    // Valid tokens: the identity comes from the token.
+    let r = api(&app, "/api/me", &alice).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let me: Value = r.json().await.expect("JSON");
+    assert_eq!(me["preferred_username"], "alice");
+    assert_eq!(me["email"], ALICE.email);
+    assert_eq!(me["source"], "bearer");
+    assert!(
+        me["realm_roles"]
+            .as_array()
+            .expect("roles")
+            .contains(&json!("admin"))
+    );
+    assert!(
+        me["client_roles"]
+            .as_array()
+            .expect("roles")
+            .contains(&json!("nginx:editor"))
+    );
+    assert!(
+        me["groups"]
+            .as_array()
+            .expect("groups")
+            .contains(&json!("admins"))
+    );
+
+    // With the role: 200; without: 403.
+    let r = api(&app, "/api/reports", &alice).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.expect("JSON");
+    assert_eq!(body["requested_by"], "alice");
+    let r = api(&app, "/api/reports", &bob).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(challenge(&r).starts_with("Bearer error=\"insufficient_scope\""));
+    let r = api(&app, "/admin", &bob).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = api(&app, "/admin", &alice).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = api(&app, "/api/me", &bob).await;
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // No token on the API: 401 with a bare challenge, not a redirect.
+    let r = reqwest::Client::new()
+        .get(format!("{}/api/reports", app.base))
+        .header(ACCEPT, "application/json")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(challenge(&r), "Bearer");
+}
+
+#[tokio::test]
+async fn refused_tokens_get_401() {
+    let kc = keycloak();
+    let realm = create_realm(&kc).await;
+    let app = start_app(&realm).await;
+    let grant = password_grant(&kc, &realm, (CLIENT_ID, CLIENT_SECRET), &ALICE).await;
+    let alice = grant["access_token"].as_str().expect("access token");
+    let kid = {
+        let header = alice.split('.').next().expect("header");
+        let header: Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).expect("b64")).expect("JSON");
+        header["kid"].as_str().expect("kid").to_owned()
+    };
+
+    let other_issuer = kc.admin_token().await; // the master realm
+    let other_audience =
+        password_grant(&kc, &realm, ("reports", REPORTS_SECRET), &ALICE).await["access_token"]
+            .as_str()
+            .expect("access token")
+            .to_owned();
+    let short =
+        password_grant(&kc, &realm, ("shortlived", SHORT_SECRET), &ALICE).await["access_token"]
+            .as_str()
+            .expect("access token")
+            .to_owned();
+    let fresh = SigningKey::generate("not-in-the-jwks");
+    let unknown_key = resign(
+        alice,
+        &json!({"alg": "ES256", "typ": "JWT", "kid": fresh.kid}),
+        &fresh.encoding,
+    );
+    let forged = resign(
+        alice,
+        &json!({"alg": "RS256", "typ": "JWT", "kid": kid}),
+        &unpublished_rsa_key(),
+    );
+    // The short-lived token works now, and is refused once expired.
+    assert_eq!(
+        api(&app, "/api/reports", &short).await.status(),
+        StatusCode::OK
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let cases = [
+        (
+            "another issuer",
+            other_issuer,
+            "the access token's issuer is not trusted",
+        ),
+        (
+            "another audience",
+            other_audience,
+            "the access token is meant for another audience",
+        ),
+        ("expired", short, "the access token expired"),
+        (
+            "signed by an unknown key",
+            unknown_key,
+            "the access token is signed by an unknown key",
+        ),
+        (
+            "forged under a published kid",
+            forged,
+            "the access token's signature is invalid",
+        ),
+        (
+            "an ID token",
+            grant["id_token"].as_str().expect("id token").to_owned(),
+            "the token is not an access token",
+        ),
+        (
+            "a refresh token (HS512)",
+            grant["refresh_token"]
+                .as_str()
+                .expect("refresh token")
+                .to_owned(),
+            "the access token's signature algorithm is not allowed",
+        ),
+        (
+            "opaque",
+            "8xLOxBtZp8".to_owned(),
+            "the access token is not a JWT",
+        ),
+    ];
+    for (what, token, description) in cases {
+        for path in ["/api/me", "/api/reports"] {
+            let r = api(&app, path, &token).await;
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{what} on {path}");
+            assert_eq!(
+                challenge(&r),
+                format!("Bearer error=\"invalid_token\", error_description=\"{description}\""),
+                "{what} on {path}"
+            );
+            let body: Value = r.json().await.expect("JSON");
+            assert_eq!(body["error"], "invalid_token", "{what}");
+        }
+    }
+    // The public page stays public for a refused token.
+    let r = api(&app, "/", "8xLOxBtZp8").await;
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+/// Logs `user` in through Keycloak's login form, starting at `path`; returns
+/// the browser-like client holding the session.
+async fn browser_login(kc: &Keycloak, app: &App, path: &str, user: &TestUser) -> reqwest::Client {
+    let browser = kc.http_client();
+    let r = browser
+        .get(format!("{}{path}", app.base))
+        .header(ACCEPT, "text/html")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), StatusCode::FOUND, "{path} sends to Keycloak");
+    let authorize = r.headers()[LOCATION].to_str().expect("ascii").to_owned();
+    let callback = login_at_keycloak(&browser, &authorize, user.username, user.password).await;
+    assert!(
+        callback.starts_with(&format!("{}/oauth2/callback?", app.base)),
+        "{callback}"
+    );
+    let r = browser.get(&callback).send().await.expect("callback");
+    assert_eq!(r.status(), StatusCode::FOUND, "callback");
+    assert_eq!(r.headers()[LOCATION], path, "back where the login started");
+    browser
+}
+
+async fn page(browser: &reqwest::Client, app: &App, path: &str) -> (StatusCode, String) {
+    let r = browser
+        .get(format!("{}{path}", app.base))
+        .header(ACCEPT, "text/html")
+        .send()
+        .await
+        .expect("GET");
+    (r.status(), r.text().await.expect("body"))
+}
+
+#[tokio::test]
+async fn pages_with_browser_sessions() {
+    let kc = keycloak();
+    let realm = create_realm(&kc).await;
+    let app = start_app(&realm).await;
+
+    let anonymous = kc.http_client();
+    let (status, body) = page(&anonymous, &app, "/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("Hello, stranger"), "{body}");
+    for path in ["/me", "/admin"] {
+        let r = anonymous
+            .get(format!("{}{path}", app.base))
+            .header(ACCEPT, "text/html")
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(r.status(), StatusCode::FOUND, "{path}");
+        let location = r.headers()[LOCATION].to_str().expect("ascii");
+        assert!(location.starts_with(&realm.issuer), "{location}");
+    }
+
+    // alice: admin and editor.
+    let alice = browser_login(&kc, &app, "/admin", &ALICE).await;
+    let (status, body) = page(&alice, &app, "/admin").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("alice"), "{body}");
+    let (status, body) = page(&alice, &app, "/me").await;
+    assert_eq!(status, StatusCode::OK);
+    for expected in ["alice@example.com", "admins", "nginx:editor", "Session"] {
+        assert!(body.contains(expected), "{expected} missing: {body}");
+    }
+    let r = alice
+        .get(format!("{}/api/reports", app.base))
+        .header(ACCEPT, "application/json")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), StatusCode::OK, "the API takes the session too");
+
+    // bob: signed in, but neither admin nor editor.
+    let bob = browser_login(&kc, &app, "/me", &BOB).await;
+    let (status, body) = page(&bob, &app, "/me").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("bob@example.com"), "{body}");
+    let (status, _) = page(&bob, &app, "/admin").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let r = bob
+        .get(format!("{}/api/reports", app.base))
+        .header(ACCEPT, "application/json")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let (status, body) = page(&bob, &app, "/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("Hello, <b id=\"user\">bob</b>"), "{body}");
+
+    // Signing out ends the session here.
+    let r = bob
+        .get(format!("{}/oauth2/sign_out?rd=%2F", app.base))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), StatusCode::FOUND);
+    let r = bob
+        .get(format!("{}/me", app.base))
+        .header(ACCEPT, "application/json")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
