@@ -192,6 +192,17 @@ pub struct Cli {
     #[arg(long, env = "OAUTH2_PROXY_OIDC_RP_INITIATED_LOGOUT", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set, value_parser = bool_flag!())]
     pub oidc_rp_initiated_logout: bool,
 
+    /// Resolve HOST to IP for calls to the identity provider, like curl's --resolve
+    /// (e.g. keycloak.example.com=127.0.0.1 when the issuer's public name does not resolve
+    /// from here). Repeatable.
+    #[arg(
+        long,
+        env = "OAUTH2_PROXY_RESOLVE",
+        value_delimiter = ',',
+        value_name = "HOST=IP"
+    )]
+    pub resolve: Vec<String>,
+
     /// Extra authorization-request parameter KEY=VALUE, e.g. kc_idp_hint=github. Repeatable.
     #[arg(
         long,
@@ -327,6 +338,18 @@ impl Cli {
         for s in &self.cookie_secret {
             b = b.cookie_secret(s.clone());
         }
+        let mut resolve = Vec::new();
+        for r in &self.resolve {
+            let parsed = r
+                .split_once('=')
+                .and_then(|(h, ip)| Some((h.trim().to_owned(), ip.trim().parse().ok()?)))
+                .filter(|(h, _)| !h.is_empty());
+            resolve.push(parsed.ok_or_else(|| ConfigError::Invalid {
+                flag: "--resolve",
+                message: format!("{r:?} is not HOST=IP (e.g. keycloak.example.com=127.0.0.1)"),
+            })?);
+        }
+        b = b.resolve(resolve);
         for p in &self.auth_request_param {
             let (k, v) = p
                 .split_once('=')

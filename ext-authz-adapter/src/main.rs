@@ -63,7 +63,11 @@ async fn main() -> ExitCode {
             match listener {
                 Ok(l) => {
                     tracing::info!(address = %l.local_addr().map_or_else(|_| raw.clone(), |a| a.to_string()), "gRPC ext_authz listening");
-                    servers.push(tokio::spawn(ext_authz_adapter::grpc::serve(l, engine.clone(), stopped())));
+                    servers.push(tokio::spawn(ext_authz_adapter::grpc::serve(
+                        l,
+                        engine.clone(),
+                        stopped(),
+                    )));
                 }
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -73,7 +77,9 @@ async fn main() -> ExitCode {
         }
         #[cfg(not(feature = "grpc"))]
         {
-            eprintln!("error: --grpc-address={raw}: this build has no gRPC support (build with the `grpc` feature)");
+            eprintln!(
+                "error: --grpc-address={raw}: this build has no gRPC support (build with the `grpc` feature)"
+            );
             return ExitCode::from(2);
         }
     }

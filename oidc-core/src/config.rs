@@ -125,6 +125,10 @@ pub struct Config {
     pub jwks_refetch_interval: Duration,
     /// Timeout for each call to the identity provider.
     pub http_timeout: Duration,
+    /// Host names resolved to fixed addresses for calls to the provider (like
+    /// curl's `--resolve`), for setups where the issuer's public name is not
+    /// resolvable from the adapter (local demos, split-horizon DNS).
+    pub resolve: Vec<(String, std::net::IpAddr)>,
 }
 
 impl Config {
@@ -169,6 +173,7 @@ pub struct ConfigBuilder {
     max_flows: usize,
     jwks_refetch_interval: Duration,
     http_timeout: Duration,
+    resolve: Vec<(String, std::net::IpAddr)>,
 }
 
 macro_rules! setter {
@@ -209,6 +214,7 @@ impl ConfigBuilder {
             max_flows: 5,
             jwks_refetch_interval: Duration::from_secs(10),
             http_timeout: Duration::from_secs(10),
+            resolve: Vec::new(),
         }
     }
 
@@ -274,6 +280,8 @@ impl ConfigBuilder {
         jwks_refetch_interval: Duration);
     setter!(/// Timeout of calls to the provider.
         http_timeout: Duration);
+    setter!(/// Fixed addresses for provider host names.
+        resolve: Vec<(String, std::net::IpAddr)>);
 
     /// Validates everything and builds the configuration.
     pub fn build(self) -> Result<Config, ConfigError> {
@@ -380,6 +388,7 @@ impl ConfigBuilder {
             max_flows: self.max_flows,
             jwks_refetch_interval: self.jwks_refetch_interval,
             http_timeout: self.http_timeout,
+            resolve: self.resolve,
         })
     }
 }

@@ -75,11 +75,12 @@ impl Engine {
     /// Builds the engine. No network I/O happens here: call
     /// [`Engine::discover`] (or [`Engine::discover_until_ready`]) next.
     pub fn new(config: Config) -> Result<Self, ConfigError> {
-        let http =
-            provider::http_client(config.http_timeout).map_err(|e| ConfigError::Invalid {
+        let http = provider::http_client(config.http_timeout, &config.resolve).map_err(|e| {
+            ConfigError::Invalid {
                 flag: "tls",
                 message: format!("cannot build the HTTP client: {e}"),
-            })?;
+            }
+        })?;
         let prefix = config.proxy_prefix.clone();
         let inner = Inner {
             sessions: SessionCodec::new(&config.cookie.name, &config.cookie_secrets),

@@ -125,7 +125,8 @@ impl JwksCache {
         http: &reqwest::Client,
         last: &mut Option<Instant>,
     ) -> Result<(), ProviderError> {
-        self.fetches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.fetches
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         *last = Some(Instant::now());
         let raw: RawSet = get_json(http, &self.uri).await?;
         // Parse key by key: one key of a type we do not know must not hide the others.
@@ -288,7 +289,7 @@ mod tests {
     }
 
     fn http() -> reqwest::Client {
-        crate::provider::http_client(Duration::from_secs(5)).expect("client")
+        crate::provider::http_client(Duration::from_secs(5), &[]).expect("client")
     }
 
     /// A cache that has done its start-up fetch, as `Provider::discover` leaves it.

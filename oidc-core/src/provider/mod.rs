@@ -49,10 +49,18 @@ impl Provider {
 
 /// Builds the HTTP client used to talk to the provider: rustls with the
 /// webpki roots, no redirects followed, a timeout on every call.
-pub fn http_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+pub fn http_client(
+    timeout: Duration,
+    resolve: &[(String, std::net::IpAddr)],
+) -> Result<reqwest::Client, reqwest::Error> {
     // Selecting the process-wide provider is idempotent; a second call is a no-op error.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder();
+    for (host, ip) in resolve {
+        // Port 0: the URL's port is used.
+        builder = builder.resolve(host, std::net::SocketAddr::new(*ip, 0));
+    }
+    builder
         .redirect(reqwest::redirect::Policy::none())
         .timeout(timeout)
         .connect_timeout(timeout)
