@@ -9,6 +9,11 @@ use oidc_core::Engine;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // `ext-authz-adapter istio ...`: print or check the Istio resources.
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("istio") {
+        return ext_authz_adapter::istio::run(args[2..].to_vec());
+    }
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

@@ -31,6 +31,7 @@ fn config(issuer: &str) -> Config {
             ..CookieSettings::default()
         })
         .skip_provider_button(true)
+        .email_domains(vec!["*".into()])
         .jwks_refetch_interval(Duration::ZERO)
         .build()
         .expect("config")
@@ -701,4 +702,128 @@ async fn an_inner_oidc_layer_reuses_the_outer_identity() {
 #[test]
 fn identity_sources_are_distinguishable() {
     assert_ne!(IdentitySource::Session, IdentitySource::Bearer);
+}
+
+/// A `Cookie` header carrying `session` as the engine stores it.
+fn session_cookie(engine: &Engine, session: &tower_oidc::oidc_core::Session) -> String {
+    engine
+        .session_cookies(session, Some("app.example.com"))
+        .iter()
+        .map(|c| {
+            let c = c.to_str().expect("ascii");
+            c.split(';').next().expect("name=value").to_owned()
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn session(realm_roles: &[&str]) -> tower_oidc::oidc_core::Session {
+    let mut s = tower_oidc::oidc_core::Session::default();
+    s.subject = "carol".into();
+    s.email = Some("carol@example.com".into());
+    s.preferred_username = Some("carol".into());
+    s.realm_roles = realm_roles.iter().map(|r| (*r).to_owned()).collect();
+    s.access_token = Some("opaque-access-token".into());
+    s.created_at = now();
+    s.expires_at = now() + 3600;
+    s
+}
+
+#[tokio::test]
+async fn a_session_cookie_reaches_the_handler_as_an_identity() {
+    let key = SigningKey::generate("k1");
+    let idp = FakeIssuer::start(&[&key]).await;
+    let engine = engine(&idp).await;
+    let svc = ServiceBuilder::new()
+        .layer(OidcLayer::new(engine.clone()).require(Rule::realm_role("admin")))
+        .service(echo());
+
+    let admin = session_cookie(&engine, &session(&["admin"]));
+    let r = call(
+        &svc,
+        nav("/page")
+            .header(header::COOKIE, &admin)
+            .body(Full::default())
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let body = json_body(r).await;
+    assert_eq!(body["sub"], "carol");
+    assert_eq!(body["source"], "Session");
+    assert_eq!(body["token"], "opaque-access-token");
+
+    // Signed in without the role: 403, a page for navigations, JSON for API calls.
+    let user = session_cookie(&engine, &session(&["user"]));
+    let r = call(
+        &svc,
+        nav("/page")
+            .header(header::COOKIE, &user)
+            .body(Full::default())
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(
+        r.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/html")
+    );
+    let r = call(
+        &svc,
+        api("/page")
+            .header(header::COOKIE, &user)
+            .body(Full::default())
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(json_body(r).await["error"], "forbidden");
+
+    // A tampered cookie is no session: the login redirect.
+    let r = call(
+        &svc,
+        nav("/page")
+            .header(header::COOKIE, "auth=AAAA")
+            .body(Full::default())
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::FOUND);
+}
+
+#[tokio::test]
+async fn a_public_route_greets_a_session_and_a_bearer_token_wins_over_it() {
+    let key = SigningKey::generate("k1");
+    let idp = FakeIssuer::start(&[&key]).await;
+    let engine = engine(&idp).await;
+    let svc = ServiceBuilder::new()
+        .layer(OidcLayer::new(engine.clone()).require(Rule::public()))
+        .service(echo());
+    let cookie = session_cookie(&engine, &session(&[]));
+    let r = call(
+        &svc,
+        nav("/")
+            .header(header::COOKIE, &cookie)
+            .body(Full::default())
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(json_body(r).await["sub"], "carol");
+    let r = call(
+        &svc,
+        api("/")
+            .header(header::COOKIE, &cookie)
+            .header(
+                header::AUTHORIZATION,
+                format!("Bearer {}", key.sign(&idp.claims("alice", CLIENT))),
+            )
+            .body(Full::default())
+            .expect("req"),
+    )
+    .await;
+    let body = json_body(r).await;
+    assert_eq!(body["sub"], "alice");
+    assert_eq!(body["source"], "Bearer");
 }
