@@ -13,7 +13,10 @@
 //! run in their own process group and are stopped by PID when xtask ends, fails, or gets
 //! Ctrl-C/SIGTERM ([`util::Services`]).
 
+mod bench;
 mod components;
+mod demo;
+mod fuzz;
 mod util;
 
 use std::process::{Command, ExitCode};
@@ -42,6 +45,9 @@ fn main() -> ExitCode {
     };
     let result = match command {
         "test" => test(rest),
+        "demo" => demo::run(rest),
+        "bench" => bench::run(rest),
+        "fuzz" => fuzz::run(rest),
         "install" if rest.is_empty() => install().map(|_| ExitCode::SUCCESS),
         "keycloak" if rest.is_empty() => keycloak(),
         "help" | "-h" | "--help" => {

@@ -4,11 +4,11 @@
 //! To add one (Keycloak, Envoy, Redis, Chromium, ...): a module with a type implementing
 //! [`Component`], listed in [`all`].
 
-mod chromium;
-mod envoy;
-mod keycloak;
-mod node_provider;
-mod redis;
+pub(crate) mod chromium;
+pub(crate) mod envoy;
+pub(crate) mod keycloak;
+pub(crate) mod node_provider;
+pub(crate) mod redis;
 
 use std::ffi::OsString;
 
