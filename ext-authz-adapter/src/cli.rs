@@ -124,6 +124,86 @@ pub struct Cli {
     )]
     pub http_address: String,
 
+    /// Where sessions are kept: cookie (encrypted in the browser) or redis (the cookie holds a
+    /// ticket; see --redis-connection-url).
+    #[arg(long, env = "OAUTH2_PROXY_SESSION_STORE_TYPE", default_value = "cookie", value_parser = ["cookie", "redis"])]
+    pub session_store_type: String,
+
+    /// Keep tokens out of cookie sessions: small cookies, but no refresh, no
+    /// --set-authorization-header and no --pass-access-token.
+    #[arg(long, env = "OAUTH2_PROXY_SESSION_COOKIE_MINIMAL", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set, value_parser = bool_flag!())]
+    pub session_cookie_minimal: bool,
+
+    /// Redis URL (redis://[user:password@]host:port[/db], rediss:// for TLS). Also used in
+    /// cookie mode, for back-channel logout revocation and one refresh across replicas.
+    #[arg(
+        long,
+        env = "OAUTH2_PROXY_REDIS_CONNECTION_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub redis_connection_url: Option<String>,
+
+    /// Redis username (ACL), if not in the URL.
+    #[arg(long, env = "OAUTH2_PROXY_REDIS_USERNAME")]
+    pub redis_username: Option<String>,
+
+    /// Redis password, if not in the URL (prefer the environment variable).
+    #[arg(long, env = "OAUTH2_PROXY_REDIS_PASSWORD", hide_env_values = true)]
+    pub redis_password: Option<String>,
+
+    /// Connect through Redis Sentinel.
+    #[arg(long, env = "OAUTH2_PROXY_REDIS_USE_SENTINEL", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set, value_parser = bool_flag!())]
+    pub redis_use_sentinel: bool,
+
+    /// Sentinel master name.
+    #[arg(long, env = "OAUTH2_PROXY_REDIS_SENTINEL_MASTER_NAME")]
+    pub redis_sentinel_master_name: Option<String>,
+
+    /// Sentinel URLs (repeatable).
+    #[arg(
+        long,
+        env = "OAUTH2_PROXY_REDIS_SENTINEL_CONNECTION_URLS",
+        value_delimiter = ','
+    )]
+    pub redis_sentinel_connection_urls: Vec<String>,
+
+    /// Sentinel password.
+    #[arg(
+        long,
+        env = "OAUTH2_PROXY_REDIS_SENTINEL_PASSWORD",
+        hide_env_values = true
+    )]
+    pub redis_sentinel_password: Option<String>,
+
+    /// Connect to a Redis Cluster.
+    #[arg(long, env = "OAUTH2_PROXY_REDIS_USE_CLUSTER", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set, value_parser = bool_flag!())]
+    pub redis_use_cluster: bool,
+
+    /// Cluster node URLs (repeatable).
+    #[arg(
+        long,
+        env = "OAUTH2_PROXY_REDIS_CLUSTER_CONNECTION_URLS",
+        value_delimiter = ','
+    )]
+    pub redis_cluster_connection_urls: Vec<String>,
+
+    /// CA certificate file for rediss:// connections.
+    #[arg(long, env = "OAUTH2_PROXY_REDIS_CA_PATH", value_name = "PATH")]
+    pub redis_ca_path: Option<std::path::PathBuf>,
+
+    /// Do not verify the Redis server's certificate (testing only).
+    #[arg(long, env = "OAUTH2_PROXY_REDIS_INSECURE_SKIP_TLS_VERIFY", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set, value_parser = bool_flag!())]
+    pub redis_insecure_skip_tls_verify: bool,
+
+    /// Seconds after which idle Redis connections are pinged (0 = never).
+    #[arg(
+        long,
+        env = "OAUTH2_PROXY_REDIS_CONNECTION_IDLE_TIMEOUT",
+        default_value = "0"
+    )]
+    pub redis_connection_idle_timeout: u64,
+
     /// Address for the gRPC ext_authz server (envoy.service.auth.v3.Authorization), e.g.
     /// 0.0.0.0:9001; off when unset. Same decisions as the HTTP check.
     #[arg(long, env = "OAUTH2_PROXY_GRPC_ADDRESS")]
@@ -211,6 +291,70 @@ pub struct Cli {
         value_name = "KEY=VALUE"
     )]
     pub auth_request_param: Vec<String>,
+}
+
+#[cfg(feature = "redis")]
+impl Cli {
+    /// The Redis settings from the `--redis-*` flags, if Redis is configured.
+    fn redis_settings(
+        &self,
+    ) -> Result<Option<oidc_core::session::redis::RedisSettings>, ConfigError> {
+        use oidc_core::session::redis::RedisSettings;
+        let invalid = |flag, message: &str| ConfigError::Invalid {
+            flag,
+            message: message.to_owned(),
+        };
+        let mut settings = if self.redis_use_sentinel {
+            let master = self.redis_sentinel_master_name.clone().ok_or_else(|| {
+                invalid(
+                    "--redis-sentinel-master-name",
+                    "is required with --redis-use-sentinel",
+                )
+            })?;
+            if self.redis_sentinel_connection_urls.is_empty() {
+                return Err(invalid(
+                    "--redis-sentinel-connection-urls",
+                    "is required with --redis-use-sentinel",
+                ));
+            }
+            RedisSettings::sentinel(master, self.redis_sentinel_connection_urls.clone())
+        } else if self.redis_use_cluster {
+            if self.redis_cluster_connection_urls.is_empty() {
+                return Err(invalid(
+                    "--redis-cluster-connection-urls",
+                    "is required with --redis-use-cluster",
+                ));
+            }
+            RedisSettings::cluster(self.redis_cluster_connection_urls.clone())
+        } else if let Some(url) = &self.redis_connection_url {
+            if !(url.starts_with("redis://")
+                || url.starts_with("rediss://")
+                || url.starts_with("unix://"))
+            {
+                return Err(invalid(
+                    "--redis-connection-url",
+                    "must start with redis://, rediss:// or unix://",
+                ));
+            }
+            RedisSettings::standalone(url.clone())
+        } else {
+            return Ok(None);
+        };
+        settings.username.clone_from(&self.redis_username);
+        if self.redis_password.is_some() {
+            settings.password.clone_from(&self.redis_password);
+        }
+        settings
+            .sentinel_password
+            .clone_from(&self.redis_sentinel_password);
+        settings.ca_path.clone_from(&self.redis_ca_path);
+        settings.insecure_skip_tls_verify = self.redis_insecure_skip_tls_verify;
+        if self.redis_connection_idle_timeout > 0 {
+            settings.idle_timeout = Some(Duration::from_secs(self.redis_connection_idle_timeout));
+        }
+        settings.revocation_ttl = self.cookie_expire;
+        Ok(Some(settings))
+    }
 }
 
 /// Where to listen (`flag` names the flag in the error).
@@ -350,6 +494,23 @@ impl Cli {
             })?);
         }
         b = b.resolve(resolve);
+        b = b.minimal_session(self.session_cookie_minimal);
+        if self.session_store_type == "redis" {
+            b = b.session_store(oidc_core::SessionStoreKind::Redis);
+        }
+        #[cfg(feature = "redis")]
+        if let Some(settings) = self.redis_settings()? {
+            b = b.redis(settings);
+        }
+        #[cfg(not(feature = "redis"))]
+        if self.redis_connection_url.is_some() || self.redis_use_sentinel || self.redis_use_cluster
+        {
+            return Err(ConfigError::Invalid {
+                flag: "--redis-connection-url",
+                message: "this build has no Redis support (build with the `redis` feature)"
+                    .to_owned(),
+            });
+        }
         for p in &self.auth_request_param {
             let (k, v) = p
                 .split_once('=')

@@ -31,9 +31,31 @@ fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     r
 }
 
+/// Largest back-channel logout body accepted.
+const MAX_LOGOUT_BODY: usize = 64 * 1024;
+
 /// Answers one request, in a span carrying Envoy's `x-request-id`.
-pub async fn handle<B>(engine: &Engine, req: Request<B>) -> Response<Full<Bytes>> {
-    let (parts, _body) = req.into_parts();
+pub async fn handle<B>(engine: &Engine, req: Request<B>) -> Response<Full<Bytes>>
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (parts, body) = req.into_parts();
+    if parts.method == http::Method::POST && parts.uri.path() == engine.backchannel_logout_path() {
+        // The provider calls this directly (server to server), with a form body.
+        let limited = http_body_util::Limited::new(body, MAX_LOGOUT_BODY);
+        return match http_body_util::BodyExt::collect(limited).await {
+            Ok(collected) => engine
+                .backchannel_logout(&collected.to_bytes())
+                .await
+                .map(Full::new),
+            Err(_) => text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "logout request body too large or unreadable",
+            ),
+        };
+    }
+    drop(body);
     let request_id = parts
         .headers
         .get("x-request-id")

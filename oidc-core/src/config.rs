@@ -19,6 +19,17 @@ pub enum ClientAuthMethod {
     Post,
 }
 
+/// Where sessions are kept.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionStoreKind {
+    /// The whole session, encrypted, in the cookie (no server needed).
+    #[default]
+    Cookie,
+    /// In Redis; the cookie holds a ticket (id + per-session key).
+    Redis,
+}
+
 /// The cookie `SameSite` attribute.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -125,6 +136,15 @@ pub struct Config {
     pub jwks_refetch_interval: Duration,
     /// Timeout for each call to the identity provider.
     pub http_timeout: Duration,
+    /// Where sessions are kept (`--session-store-type`).
+    pub session_store: SessionStoreKind,
+    /// Redis, for the Redis session store, and in cookie mode for revocation
+    /// (back-channel logout) and one refresh across replicas.
+    #[cfg(feature = "redis")]
+    pub redis: Option<crate::session::redis::RedisSettings>,
+    /// Keep tokens out of cookie sessions (`--session-cookie-minimal`): small
+    /// cookies, but no refresh, no Authorization header and no access token upstream.
+    pub minimal_session: bool,
     /// Host names resolved to fixed addresses for calls to the provider (like
     /// curl's `--resolve`), for setups where the issuer's public name is not
     /// resolvable from the adapter (local demos, split-horizon DNS).
@@ -174,6 +194,10 @@ pub struct ConfigBuilder {
     jwks_refetch_interval: Duration,
     http_timeout: Duration,
     resolve: Vec<(String, std::net::IpAddr)>,
+    session_store: SessionStoreKind,
+    #[cfg(feature = "redis")]
+    redis: Option<crate::session::redis::RedisSettings>,
+    minimal_session: bool,
 }
 
 macro_rules! setter {
@@ -215,6 +239,10 @@ impl ConfigBuilder {
             jwks_refetch_interval: Duration::from_secs(10),
             http_timeout: Duration::from_secs(10),
             resolve: Vec::new(),
+            session_store: SessionStoreKind::Cookie,
+            #[cfg(feature = "redis")]
+            redis: None,
+            minimal_session: false,
         }
     }
 
@@ -280,6 +308,18 @@ impl ConfigBuilder {
         jwks_refetch_interval: Duration);
     setter!(/// Timeout of calls to the provider.
         http_timeout: Duration);
+    setter!(/// Where sessions are kept.
+        session_store: SessionStoreKind);
+    setter!(/// Keep tokens out of cookie sessions.
+        minimal_session: bool);
+
+    /// Redis settings (session store, revocation, cross-replica refresh).
+    #[cfg(feature = "redis")]
+    pub fn redis(mut self, settings: crate::session::redis::RedisSettings) -> Self {
+        self.redis = Some(settings);
+        self
+    }
+
     setter!(/// Fixed addresses for provider host names.
         resolve: Vec<(String, std::net::IpAddr)>);
 
@@ -361,6 +401,22 @@ impl ConfigBuilder {
                 message: "must be at least 1".to_owned(),
             });
         }
+        #[cfg(feature = "redis")]
+        let has_redis = self.redis.is_some();
+        #[cfg(not(feature = "redis"))]
+        let has_redis = false;
+        if self.session_store == SessionStoreKind::Redis && !has_redis {
+            return Err(ConfigError::Invalid {
+                flag: "--session-store-type",
+                message: if cfg!(feature = "redis") {
+                    "redis needs --redis-connection-url (or the Sentinel or Cluster options)"
+                        .to_owned()
+                } else {
+                    "redis is not available in this build (oidc-core without the `redis` feature)"
+                        .to_owned()
+                },
+            });
+        }
         let redirects = RedirectValidator::new(&self.whitelist_domains)?;
         Ok(Config {
             issuer,
@@ -389,6 +445,10 @@ impl ConfigBuilder {
             jwks_refetch_interval: self.jwks_refetch_interval,
             http_timeout: self.http_timeout,
             resolve: self.resolve,
+            session_store: self.session_store,
+            #[cfg(feature = "redis")]
+            redis: self.redis,
+            minimal_session: self.minimal_session,
         })
     }
 }

@@ -25,6 +25,12 @@ use crate::refresh::{self, Outcome, Refresher};
 use crate::request;
 use crate::session::Session;
 use crate::session::cookie::{SessionCodec, SessionError};
+use crate::store::{Down, Loaded, Store};
+
+/// Seconds since the Unix epoch.
+pub(crate) fn unix_now() -> u64 {
+    now()
+}
 
 /// Seconds since the Unix epoch.
 fn now() -> u64 {
@@ -37,6 +43,7 @@ fn now() -> u64 {
 #[derive(Debug)]
 struct Routes {
     prefix: String,
+    backchannel: String,
     start: String,
     callback: String,
 }
@@ -59,6 +66,7 @@ struct Inner {
     routes: Routes,
     refresher: Refresher,
     metrics: Metrics,
+    store: Store,
 }
 
 /// Why a request has no usable session.
@@ -88,6 +96,7 @@ impl Engine {
             writer: CookieWriter::new(config.cookie.clone()),
             remove: removal_list(&config),
             routes: Routes {
+                backchannel: format!("{prefix}/backchannel-logout"),
                 start: format!("{prefix}/start"),
                 callback: format!("{prefix}/callback"),
                 prefix,
@@ -96,6 +105,7 @@ impl Engine {
             provider: OnceLock::new(),
             refresher: Refresher::default(),
             metrics: Metrics::default(),
+            store: Store::new(&config),
             config,
         };
         Ok(Self {
@@ -113,6 +123,18 @@ impl Engine {
     #[must_use]
     pub fn is_ready(&self) -> bool {
         self.inner.provider.get().is_some()
+    }
+
+    /// The session and revocation stores.
+    pub(crate) fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The path of the back-channel logout endpoint (`<prefix>/backchannel-logout`),
+    /// which takes a POSTed `logout_token` (see [`Engine::backchannel_logout`]).
+    #[must_use]
+    pub fn backchannel_logout_path(&self) -> &str {
+        &self.inner.routes.backchannel
     }
 
     /// The HTTP client used for the identity provider (discovery, JWKS, tokens).
@@ -157,7 +179,8 @@ impl Engine {
         }
     }
 
-    /// Reads and checks the session cookie. No I/O.
+    /// Reads and checks a cookie-store session from the request. No I/O; with
+    /// the Redis store (or revocations) use [`Engine::check`], which consults them.
     pub fn authenticate(&self, parts: &Parts) -> Result<Session, Unauthenticated> {
         match self.inner.sessions.read(&parts.headers, now()) {
             Ok(Some(s)) => Ok(s),
@@ -183,11 +206,20 @@ impl Engine {
         {
             return match rest {
                 "/start" => self.start(parts),
-                "/callback" => self.callback(parts).await,
+                // Rare and deep: boxed so the per-request future stays small.
+                "/callback" => Box::pin(self.callback(parts)).await,
                 "/sign_in" => self.sign_in(parts),
-                "/sign_out" => self.sign_out(parts),
-                "/auth" => self.auth_endpoint(parts),
-                "/userinfo" => self.userinfo(parts),
+                "/sign_out" => self.sign_out(parts).await,
+                "/auth" => self.auth_endpoint(parts).await,
+                "/userinfo" => self.userinfo(parts).await,
+                "/backchannel-logout" => deny(
+                    DenyReason::Endpoint,
+                    pages::json_error(
+                        StatusCode::METHOD_NOT_ALLOWED,
+                        "method_not_allowed",
+                        "POST a logout_token (OpenID Connect Back-Channel Logout)",
+                    ),
+                ),
                 _ => deny(
                     DenyReason::Endpoint,
                     pages::json_error(StatusCode::NOT_FOUND, "not_found", "no such endpoint"),
@@ -198,15 +230,91 @@ impl Engine {
     }
 
     async fn protect(&self, parts: &Parts) -> Decision {
-        let session = match self.authenticate(parts) {
-            Ok(session) => session,
-            Err(why) => return self.unauthenticated(parts, why),
+        let loaded = match self.load(parts).await {
+            Ok(loaded) => loaded,
+            Err(LoadFailure::Unauthenticated(why)) => return self.unauthenticated(parts, why),
+            Err(LoadFailure::Down) => return store_unavailable(parts),
         };
         let now = now();
-        if !self.needs_refresh(&session, now) {
-            return self.allow_if_permitted(parts, Arc::new(session), HeaderMap::new());
+        if !self.needs_refresh(&loaded.session, now) {
+            return self.allow_if_permitted(parts, Arc::new(loaded.session), HeaderMap::new());
         }
-        self.refresh_and_allow(parts, session, now).await
+        // Rare and deep: boxed so the per-request future stays small.
+        Box::pin(self.refresh_and_allow(parts, loaded, now)).await
+    }
+
+    /// The request's session: from the cookie, or from Redis by the cookie's
+    /// ticket; revoked sessions (back-channel logout) are refused.
+    async fn load(&self, parts: &Parts) -> Result<Loaded, LoadFailure> {
+        use LoadFailure::Unauthenticated as Unauth;
+        let now = now();
+        let store = &self.inner.store;
+        if store.tickets() {
+            let raw = self
+                .inner
+                .sessions
+                .read_raw(&parts.headers)
+                .map_err(|e| Unauth(Unauthenticated::Invalid(e)))?
+                .ok_or(Unauth(Unauthenticated::NoSession))?;
+            let ticket = String::from_utf8(raw)
+                .map_err(|_| Unauth(Unauthenticated::Invalid(SessionError::Format)))?;
+            return match store.load_ticket(&ticket).await {
+                Ok(Some(session)) if !session.is_expired(now) => Ok(Loaded {
+                    session,
+                    ticket: Some(ticket),
+                }),
+                Ok(_) => Err(Unauth(Unauthenticated::Invalid(SessionError::Expired))),
+                Err(Down) => Err(LoadFailure::Down),
+            };
+        }
+        let session = self.authenticate(parts).map_err(Unauth)?;
+        match store.is_revoked(&session).await {
+            Ok(false) => Ok(Loaded {
+                session,
+                ticket: None,
+            }),
+            Ok(true) => Err(Unauth(Unauthenticated::Invalid(SessionError::Revoked))),
+            Err(Down) => Err(LoadFailure::Down),
+        }
+    }
+
+    /// `Set-Cookie` values for a new or refreshed session: the session itself
+    /// (cookie store) or its ticket, after saving it in Redis.
+    async fn store_session(
+        &self,
+        parts: &Parts,
+        session: &Session,
+        ticket: Option<&str>,
+        now: u64,
+    ) -> Result<Vec<HeaderValue>, Down> {
+        let host = request::host(parts);
+        let max_age = Duration::from_secs(session.expires_at.saturating_sub(now));
+        if self.inner.store.tickets() {
+            let ticket = self.inner.store.save(ticket, session, now).await?;
+            return Ok(self.inner.sessions.write_raw(
+                ticket.as_bytes(),
+                &parts.headers,
+                &self.inner.writer,
+                host,
+                max_age,
+            ));
+        }
+        let minimal;
+        let session = if self.inner.config.minimal_session {
+            minimal = Session {
+                id_token: None,
+                access_token: None,
+                refresh_token: None,
+                ..session.clone()
+            };
+            &minimal
+        } else {
+            session
+        };
+        Ok(self
+            .inner
+            .sessions
+            .write(session, &parts.headers, &self.inner.writer, host, max_age))
     }
 
     fn allow_if_permitted(
@@ -273,46 +381,54 @@ impl Engine {
         &self.inner.metrics
     }
 
-    async fn refresh_and_allow(&self, parts: &Parts, session: Session, now: u64) -> Decision {
+    async fn refresh_and_allow(&self, parts: &Parts, loaded: Loaded, now: u64) -> Decision {
+        let session = &loaded.session;
         let (Some(provider), Some(rt)) =
             (self.inner.provider.get(), session.refresh_token.as_deref())
         else {
             // Provider not discovered yet (e.g. after a restart during an outage): keep the session.
-            return self.allow_if_permitted(parts, Arc::new(session), HeaderMap::new());
+            return self.allow_if_permitted(parts, Arc::new(loaded.session), HeaderMap::new());
         };
+        let key = refresh::key(rt);
         let outcome = self
             .inner
             .refresher
-            .run(refresh::key(rt), || {
-                self.refresh_session(provider, &session, rt)
+            .run(key, || {
+                self.inner.store.refresh_once(
+                    &key,
+                    rt,
+                    &loaded,
+                    self.refresh_session(provider, session, rt),
+                )
             })
             .await;
         match outcome {
             Outcome::Refreshed(fresh) => {
-                let host = request::host(parts);
-                let max_age = Duration::from_secs(fresh.expires_at.saturating_sub(now));
                 let mut headers = HeaderMap::new();
-                for c in self.inner.sessions.write(
-                    &fresh,
-                    &parts.headers,
-                    &self.inner.writer,
-                    host,
-                    max_age,
-                ) {
-                    headers.append(header::SET_COOKIE, c);
+                // In Redis the ticket stays the same: the cookie need not change.
+                if !self.inner.store.tickets() {
+                    match self.store_session(parts, &fresh, None, now).await {
+                        Ok(cookies) => {
+                            for c in cookies {
+                                headers.append(header::SET_COOKIE, c);
+                            }
+                        }
+                        Err(Down) => return store_unavailable(parts),
+                    }
                 }
                 self.allow_if_permitted(parts, fresh, headers)
             }
             Outcome::Ended => {
                 self.unauthenticated(parts, Unauthenticated::Invalid(SessionError::Expired))
             }
+            Outcome::StoreDown => store_unavailable(parts),
             Outcome::Unavailable => {
                 if session.refresh_expires_at.is_some_and(|t| now >= t) {
                     return self
                         .unauthenticated(parts, Unauthenticated::Invalid(SessionError::Expired));
                 }
                 // A brief provider outage must not log anyone out.
-                self.allow_if_permitted(parts, Arc::new(session), HeaderMap::new())
+                self.allow_if_permitted(parts, Arc::new(loaded.session), HeaderMap::new())
             }
         }
     }
@@ -510,24 +626,24 @@ impl Engine {
     }
 
     async fn callback(&self, parts: &Parts) -> Decision {
-        let host = request::host(parts);
         let mut clear_flow = None;
         let result = self.finish_login(parts, &mut clear_flow).await;
         let mut response = match result {
             Ok((session, return_to)) => {
-                self.inner.metrics.logins.fetch_add(1, Relaxed);
-                tracing::info!(sub = %session.subject, email = session.email.as_deref().unwrap_or(""), "login succeeded");
-                let mut r = pages::redirect(self.safe_rd(Some(&return_to)));
-                for c in self.inner.sessions.write(
-                    &session,
-                    &parts.headers,
-                    &self.inner.writer,
-                    host,
-                    self.inner.config.cookie.expire,
-                ) {
-                    r.headers_mut().append(header::SET_COOKIE, c);
+                match self.store_session(parts, &session, None, now()).await {
+                    Ok(cookies) => {
+                        self.inner.metrics.logins.fetch_add(1, Relaxed);
+                        tracing::info!(sub = %session.subject, email = session.email.as_deref().unwrap_or(""), "login succeeded");
+                        let mut r = pages::redirect(self.safe_rd(Some(&return_to)));
+                        for c in cookies {
+                            r.headers_mut().append(header::SET_COOKIE, c);
+                        }
+                        r
+                    }
+                    Err(Down) => unavailable_page(
+                        "The session store cannot be reached right now. Please try again in a moment.",
+                    ),
                 }
-                r
             }
             Err(e) => {
                 if matches!(e, LoginError::Exchange(_)) {
@@ -607,11 +723,16 @@ impl Engine {
     /// With RP-initiated logout on, the redirect goes to the provider's
     /// `end_session_endpoint` first, with `id_token_hint` and the absolute
     /// `rd` as `post_logout_redirect_uri` (Keycloak 18+ needs both).
-    fn sign_out(&self, parts: &Parts) -> Decision {
+    async fn sign_out(&self, parts: &Parts) -> Decision {
         let rd = request::query_param(parts, "rd");
         let target = self.safe_rd(rd.as_deref());
-        let location = self
-            .provider_logout_url(parts, target)
+        let loaded = self.load(parts).await.ok();
+        if let Some(ticket) = loaded.as_ref().and_then(|l| l.ticket.as_deref()) {
+            self.inner.store.delete(ticket).await;
+        }
+        let location = loaded
+            .as_ref()
+            .and_then(|l| self.provider_logout_url(parts, &l.session, target))
             .unwrap_or_else(|| target.to_owned());
         let mut r = pages::redirect(&location);
         let host = request::host(parts);
@@ -625,7 +746,12 @@ impl Engine {
         deny(DenyReason::Endpoint, r)
     }
 
-    fn provider_logout_url(&self, parts: &Parts, target: &str) -> Option<String> {
+    fn provider_logout_url(
+        &self,
+        parts: &Parts,
+        session: &Session,
+        target: &str,
+    ) -> Option<String> {
         if !self.inner.config.rp_initiated_logout {
             return None;
         }
@@ -636,7 +762,6 @@ impl Engine {
             .endpoints()
             .end_session
             .as_ref()?;
-        let session = self.authenticate(parts).ok()?;
         let id_token = session.id_token.as_deref()?;
         let post_logout = if target.starts_with('/') {
             let scheme = request::scheme(&parts.headers, &parts.uri);
@@ -653,8 +778,9 @@ impl Engine {
     }
 
     /// nginx `auth_request`: 202 with identity headers, 401, or 403.
-    fn auth_endpoint(&self, parts: &Parts) -> Decision {
-        let response = match self.authenticate(parts) {
+    async fn auth_endpoint(&self, parts: &Parts) -> Decision {
+        let response = match self.load(parts).await.map(|l| l.session) {
+            Err(LoadFailure::Down) => return store_unavailable(parts),
             Ok(session) if self.email_allowed(&session) => {
                 let mut r = Response::new(Bytes::new());
                 *r.status_mut() = StatusCode::ACCEPTED;
@@ -671,8 +797,9 @@ impl Engine {
         deny(DenyReason::Endpoint, response)
     }
 
-    fn userinfo(&self, parts: &Parts) -> Decision {
-        let response = match self.authenticate(parts) {
+    async fn userinfo(&self, parts: &Parts) -> Decision {
+        let response = match self.load(parts).await.map(|l| l.session) {
+            Err(LoadFailure::Down) => return store_unavailable(parts),
             Ok(s) => pages::json(
                 StatusCode::OK,
                 &json!({
@@ -718,6 +845,37 @@ impl Engine {
 
 fn deny(reason: DenyReason, response: Response<Bytes>) -> Decision {
     Decision::Deny(Box::new(Deny { reason, response }))
+}
+
+/// Why no session could be loaded.
+enum LoadFailure {
+    Unauthenticated(Unauthenticated),
+    /// The session store is down: fail closed.
+    Down,
+}
+
+fn unavailable_page(message: &str) -> Response<Bytes> {
+    pages::html(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Temporarily unavailable",
+        &format!("<p>{}</p>", pages::escape_html(message)),
+    )
+}
+
+/// The session store is unreachable: 503, never an allow.
+fn store_unavailable(parts: &Parts) -> Decision {
+    let response = if request::is_navigation(parts) {
+        unavailable_page(
+            "The session store cannot be reached right now. Please try again in a moment.",
+        )
+    } else {
+        pages::json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the session store cannot be reached",
+        )
+    };
+    deny(DenyReason::Unavailable, response)
 }
 
 fn unavailable() -> Decision {

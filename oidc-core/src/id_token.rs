@@ -58,13 +58,15 @@ fn header_alg(token: &str) -> Result<(Algorithm, Option<String>), TokenError> {
     Ok((parsed, kid))
 }
 
-/// Validates `token` and returns its claims.
-pub(crate) async fn validate(
+/// Verifies a JWS signed by the provider (allow-listed algorithm, a key from
+/// its JWKS, refetched once on an unknown `kid`) and the standard claims that
+/// `validation` asks for (its algorithm list is replaced by the token's
+/// allow-listed algorithm). Returns the algorithm and the claims.
+pub(crate) async fn decode_verified(
     token: &str,
     provider: &Provider,
-    config: &Config,
-    expected: Expected<'_>,
-) -> Result<Map<String, Value>, TokenError> {
+    mut validation: Validation,
+) -> Result<(Algorithm, Map<String, Value>), TokenError> {
     if token.split('.').count() != 3 {
         return Err(TokenError::Malformed(None));
     }
@@ -73,30 +75,34 @@ pub(crate) async fn validate(
         .jwks
         .keys_for(&provider.http, kid.as_deref(), alg)
         .await?;
+    validation.algorithms = vec![alg];
+    let mut last_err = None;
+    for key in &keys {
+        match jsonwebtoken::decode::<Map<String, Value>>(token, key, &validation) {
+            Ok(data) => return Ok((alg, data.claims)),
+            Err(e) => last_err = Some(e),
+        }
+    }
+    match last_err {
+        Some(e) => Err(TokenError::Invalid(e)),
+        None => Err(TokenError::UnknownKey { kid }),
+    }
+}
 
-    let mut validation = Validation::new(alg);
+/// Validates `token` and returns its claims.
+pub(crate) async fn validate(
+    token: &str,
+    provider: &Provider,
+    config: &Config,
+    expected: Expected<'_>,
+) -> Result<Map<String, Value>, TokenError> {
+    let mut validation = Validation::new(Algorithm::RS256);
     validation.set_issuer(&[provider.endpoints().issuer.as_str()]);
     validation.set_audience(&[config.client_id.as_str()]);
     validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
     validation.leeway = config.leeway.as_secs();
     validation.validate_nbf = true;
-
-    let mut last_err = None;
-    let mut claims = None;
-    for key in &keys {
-        match jsonwebtoken::decode::<Map<String, Value>>(token, key, &validation) {
-            Ok(data) => {
-                claims = Some(data.claims);
-                break;
-            }
-            Err(e) => last_err = Some(e),
-        }
-    }
-    let claims = match (claims, last_err) {
-        (Some(c), _) => c,
-        (None, Some(e)) => return Err(TokenError::Invalid(e)),
-        (None, None) => return Err(TokenError::UnknownKey { kid }),
-    };
+    let (alg, claims) = decode_verified(token, provider, validation).await?;
 
     check_azp(&claims, &config.client_id)?;
     let iat = claims

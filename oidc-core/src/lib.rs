@@ -42,6 +42,7 @@ pub mod error;
 mod flow;
 pub mod headers;
 pub mod id_token;
+pub mod logout;
 pub mod metrics;
 mod pages;
 pub mod provider;
@@ -50,8 +51,13 @@ mod refresh;
 mod request;
 pub mod secret;
 pub mod session;
+mod store;
+pub mod skip_auth;
+pub mod trusted_proxy;
 
-pub use config::{ClientAuthMethod, Config, ConfigBuilder, CookieSettings, SameSite};
+pub use config::{
+    ClientAuthMethod, Config, ConfigBuilder, CookieSettings, SameSite, SessionStoreKind,
+};
 pub use decision::{Allow, Decision, Deny, DenyReason};
 pub use engine::{Engine, Unauthenticated};
 pub use error::{ConfigError, LoginError, ProviderError, TokenError};

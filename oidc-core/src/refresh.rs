@@ -31,6 +31,8 @@ pub(crate) enum Outcome {
     Ended,
     /// The provider could not be reached or failed: keep the old session for now.
     Unavailable,
+    /// The session store (Redis) could not be reached: fail closed.
+    StoreDown,
 }
 
 struct Entry {
@@ -71,7 +73,7 @@ impl Refresher {
             let now = Instant::now();
             entries.retain(|_, e| {
                 let keep_for = match e.cell.get() {
-                    Some(Outcome::Unavailable) => RETRY_AFTER,
+                    Some(Outcome::Unavailable | Outcome::StoreDown) => RETRY_AFTER,
                     _ => GRACE,
                 };
                 now.duration_since(e.started) < keep_for

@@ -49,6 +49,12 @@ impl CookieSecret {
         }
     }
 
+    /// Key material derived elsewhere (never user input).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn from_bytes(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+
     pub(crate) fn bytes(&self) -> &[u8] {
         &self.0
     }

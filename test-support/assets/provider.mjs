@@ -182,6 +182,9 @@ async function main() {
     features: {
       devInteractions: { enabled: true },
       rpInitiatedLogout: { enabled: true },
+      // OpenID Back-Channel Logout 1.0: clients with a backchannel_logout_uri get a signed
+      // logout_token POSTed when the user's session at the provider ends.
+      backchannelLogout: { enabled: true },
       revocation: { enabled: true },
       userinfo: { enabled: true },
     },
@@ -191,6 +194,12 @@ async function main() {
     // Every refresh rotates the refresh token and consumes the old one, like Keycloak with
     // "Revoke Refresh Token" on: a second use of a refresh token fails with invalid_grant.
     rotateRefreshToken: true,
+    // Outgoing calls (back-channel logout) go to relying parties on 127.0.0.1 in tests;
+    // oidc-provider's SSRF guard refuses loopback, so drop its dispatcher here (test-only).
+    fetch: (url, options) => {
+      delete options.dispatcher;
+      return globalThis.fetch(url, options);
+    },
     async findAccount(_ctx, id) {
       const claims = accountClaims(id);
       return {
@@ -239,6 +248,8 @@ async function main() {
   // Grant outcomes, one line each: tests count refreshes with these.
   provider.on('grant.success', (ctx) => log(`grant.success ${ctx.oidc.params.grant_type}`));
   provider.on('grant.error', (ctx, err) => log(`grant.error ${ctx.oidc?.params?.grant_type} ${err.error}`));
+  provider.on('backchannel.success', (client) => log(`backchannel.success ${client.clientId}`));
+  provider.on("backchannel.error", (ctx, err, client) => log(`backchannel.error ${client?.clientId ?? ""} ${err} ${err?.cause ?? ""}`));
   provider.on('server_error', (ctx, err) => {
     log('server_error', ctx?.method, ctx?.path, err);
   });

@@ -32,6 +32,9 @@ pub enum SessionError {
     /// More chunks than we ever write.
     #[error("session cookie has too many chunks")]
     TooLarge,
+    /// Ended by a back-channel logout.
+    #[error("session revoked by a logout at the identity provider")]
+    Revoked,
 }
 
 /// Encodes sessions into cookies and back.
@@ -57,6 +60,19 @@ impl SessionCodec {
         headers: &HeaderMap,
         now: u64,
     ) -> Result<Option<Session>, SessionError> {
+        let Some(plain) = self.read_raw(headers)? else {
+            return Ok(None);
+        };
+        let session: Session = serde_json::from_slice(&plain).map_err(|_| SessionError::Format)?;
+        if session.is_expired(now) {
+            return Err(SessionError::Expired);
+        }
+        Ok(Some(session))
+    }
+
+    /// Opens the session cookie (single or chunked) and returns its plaintext:
+    /// a serialised session, or a Redis ticket. `Ok(None)` when there is none.
+    pub(crate) fn read_raw(&self, headers: &HeaderMap) -> Result<Option<Vec<u8>>, SessionError> {
         // The AAD binds the value to the cookie name and to its form: a
         // single cookie cannot be replayed as a chunk, nor N chunks as M.
         let mut chunk_count = 0;
@@ -84,14 +100,7 @@ impl SessionCodec {
                 std::borrow::Cow::Owned(joined)
             }
         };
-        let plain = self
-            .sealer
-            .open(self.aad(chunk_count).as_bytes(), &sealed)?;
-        let session: Session = serde_json::from_slice(&plain).map_err(|_| SessionError::Format)?;
-        if session.is_expired(now) {
-            return Err(SessionError::Expired);
-        }
-        Ok(Some(session))
+        Ok(Some(self.sealer.open(self.aad(chunk_count).as_bytes(), &sealed)?))
     }
 
     /// `Set-Cookie` values that store `session`, and clear whatever session
@@ -105,6 +114,19 @@ impl SessionCodec {
         max_age: Duration,
     ) -> Vec<HeaderValue> {
         let plain = serde_json::to_vec(session).unwrap_or_default();
+        self.write_raw(&plain, request, writer, host, max_age)
+    }
+
+    /// Like [`SessionCodec::write`] for any plaintext (a Redis ticket).
+    pub(crate) fn write_raw(
+        &self,
+        plain: &[u8],
+        request: &HeaderMap,
+        writer: &CookieWriter,
+        host: Option<&str>,
+        max_age: Duration,
+    ) -> Vec<HeaderValue> {
+        let plain = plain.to_vec();
         let single = self.sealer.seal(self.aad(0).as_bytes(), &plain);
         let mut out = Vec::new();
         if single.len() <= MAX_CHUNK {

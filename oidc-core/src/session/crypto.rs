@@ -19,6 +19,9 @@ const NONCE_LEN: usize = 12;
 pub(crate) enum Purpose {
     Session,
     Flow,
+    /// A refreshed session published in Redis for other replicas.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    RefreshResult,
 }
 
 impl Purpose {
@@ -26,6 +29,7 @@ impl Purpose {
         match self {
             Purpose::Session => b"oidc-authz session cookie v1",
             Purpose::Flow => b"oidc-authz login flow cookie v1",
+            Purpose::RefreshResult => b"oidc-authz refresh result v1",
         }
     }
 }
