@@ -116,6 +116,23 @@ pub struct Cli {
     #[arg(long, env = "OAUTH2_PROXY_EMAIL_DOMAINS", value_delimiter = ',')]
     pub email_domain: Vec<String>,
 
+    /// File of allowed email addresses, one per line (in addition to --email-domain).
+    #[arg(
+        long,
+        env = "OAUTH2_PROXY_AUTHENTICATED_EMAILS_FILE",
+        value_name = "PATH"
+    )]
+    pub authenticated_emails_file: Option<String>,
+
+    /// Group a user must be in (any of the groups and roles given). Repeatable.
+    #[arg(long, env = "OAUTH2_PROXY_ALLOWED_GROUPS", value_delimiter = ',')]
+    pub allowed_group: Vec<String>,
+
+    /// Keycloak role a user must have: realm role `role` or client role `client:role`
+    /// (any of the groups and roles given; read from the access token). Repeatable.
+    #[arg(long, env = "OAUTH2_PROXY_ALLOWED_ROLES", value_delimiter = ',')]
+    pub allowed_role: Vec<String>,
+
     /// Address to listen on (host:port; `0.0.0.0:4180`, `:4180` and `http://` forms accepted).
     #[arg(
         long,
@@ -494,6 +511,17 @@ impl Cli {
             })?);
         }
         b = b.resolve(resolve);
+        b = b.authorization(oidc_core::authz::Rule::oauth2_proxy(
+            self.allowed_group.clone(),
+            self.allowed_role.clone(),
+        ));
+        if let Some(path) = &self.authenticated_emails_file {
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Invalid {
+                flag: "--authenticated-emails-file",
+                message: format!("cannot read {path:?}: {e}"),
+            })?;
+            b = b.authenticated_emails(text.lines().map(str::to_owned).collect());
+        }
         b = b.minimal_session(self.session_cookie_minimal);
         if self.session_store_type == "redis" {
             b = b.session_store(oidc_core::SessionStoreKind::Redis);

@@ -686,3 +686,65 @@ async fn a_refused_refresh_token_ends_the_session() {
         idp.output_tail()
     );
 }
+
+#[tokio::test]
+async fn allowed_groups_and_authenticated_emails_decide_who_passes() {
+    let port = port();
+    let idp = provider_for(port).await;
+    let adapter = Adapter::start(
+        &idp.issuer,
+        port,
+        &[
+            "--allowed-group=admins",
+            "--allowed-role=nginx:editor",
+            "--scope=openid email profile groups",
+            "--set-xauthrequest",
+        ],
+    )
+    .await;
+    let c = client(port);
+    login(&c, &adapter, "/", "alice").await; // groups: users, alice-group
+    let r = check(&c, &adapter, "/").await;
+    assert_eq!(r.status(), 403);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("groups or roles") && !body.contains("alice-group"),
+        "says what is missing, leaks no claims: {body}"
+    );
+    let c = client(port);
+    login(&c, &adapter, "/", "admin-ann").await; // in admins
+    assert_eq!(check(&c, &adapter, "/").await.status(), 200);
+    drop(adapter);
+
+    let dir = std::env::temp_dir().join(format!("emails-{port}"));
+    std::fs::write(&dir, "# allowed\nCarol@Elsewhere.org\n").unwrap();
+    let file_flag = format!("--authenticated-emails-file={}", dir.display());
+    let adapter = Adapter::start(
+        &idp.issuer,
+        port,
+        &["--email-domain=example.com", file_flag.as_str()],
+    )
+    .await;
+    let c = client(port);
+    login(&c, &adapter, "/", "carol@elsewhere.org").await;
+    assert_eq!(
+        check(&c, &adapter, "/").await.status(),
+        200,
+        "listed address passes"
+    );
+    let c = client(port);
+    login(&c, &adapter, "/", "dan@elsewhere.org").await;
+    assert_eq!(
+        check(&c, &adapter, "/").await.status(),
+        403,
+        "unlisted address of another domain"
+    );
+    let c = client(port);
+    login(&c, &adapter, "/", "eve").await; // eve@example.com
+    assert_eq!(
+        check(&c, &adapter, "/").await.status(),
+        200,
+        "allowed domain"
+    );
+    let _ = std::fs::remove_file(dir);
+}

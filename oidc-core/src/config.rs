@@ -121,6 +121,11 @@ pub struct Config {
     pub groups_claim: String,
     /// Allowed email domains (`--email-domain`); `*` allows any.
     pub email_domains: Vec<String>,
+    /// Allowed email addresses (`--authenticated-emails-file`), lower case; an
+    /// address listed here passes even if its domain is not allowed.
+    pub authenticated_emails: Vec<String>,
+    /// Who may pass once signed in (`--allowed-group`, `--allowed-role`: any of them).
+    pub authorization: crate::authz::Rule,
     /// Extra query parameters for the authorization request (e.g. `kc_idp_hint`).
     pub extra_auth_params: Vec<(String, String)>,
     /// On sign-out, also end the provider's session (OpenID RP-Initiated Logout:
@@ -186,6 +191,8 @@ pub struct ConfigBuilder {
     allow_unverified_email: bool,
     groups_claim: String,
     email_domains: Vec<String>,
+    authenticated_emails: Vec<String>,
+    authorization: crate::authz::Rule,
     extra_auth_params: Vec<(String, String)>,
     rp_initiated_logout: bool,
     leeway: Duration,
@@ -231,6 +238,8 @@ impl ConfigBuilder {
             allow_unverified_email: false,
             groups_claim: "groups".to_owned(),
             email_domains: Vec::new(),
+            authenticated_emails: Vec::new(),
+            authorization: crate::authz::Rule::authenticated(),
             extra_auth_params: Vec::new(),
             rp_initiated_logout: false,
             leeway: Duration::from_secs(30),
@@ -296,6 +305,18 @@ impl ConfigBuilder {
         groups_claim: String);
     setter!(/// Allowed email domains (`*` = any).
         email_domains: Vec<String>);
+    setter!(/// Who may pass once signed in.
+        authorization: crate::authz::Rule);
+
+    /// Allowed email addresses (in addition to allowed domains).
+    pub fn authenticated_emails(mut self, emails: Vec<String>) -> Self {
+        self.authenticated_emails = emails
+            .into_iter()
+            .map(|e| e.trim().to_ascii_lowercase())
+            .filter(|e| !e.is_empty())
+            .collect();
+        self
+    }
     setter!(/// End the provider's session on sign-out (RP-Initiated Logout).
         rp_initiated_logout: bool);
     setter!(/// Clock skew tolerance.
@@ -437,6 +458,8 @@ impl ConfigBuilder {
             allow_unverified_email: self.allow_unverified_email,
             groups_claim: self.groups_claim,
             email_domains: self.email_domains,
+            authenticated_emails: self.authenticated_emails,
+            authorization: self.authorization,
             extra_auth_params: self.extra_auth_params,
             rp_initiated_logout: self.rp_initiated_logout,
             leeway: self.leeway,

@@ -323,7 +323,7 @@ impl Engine {
         session: Arc<Session>,
         response_headers: HeaderMap,
     ) -> Decision {
-        if !self.email_allowed(&session) {
+        if !self.permitted(&session) {
             return self.forbidden(parts);
         }
         Decision::Allow(Box::new(Allow {
@@ -512,7 +512,7 @@ impl Engine {
             pages::html(
                 StatusCode::FORBIDDEN,
                 "Forbidden",
-                "<p>You are signed in, but your account is not allowed to use this application.</p>",
+                "<p>You are signed in, but your account is not allowed to use this application: it needs an allowed email address or one of the groups or roles this application requires. Ask its administrator for access.</p>",
             )
         } else {
             pages::json_error(
@@ -781,7 +781,7 @@ impl Engine {
     async fn auth_endpoint(&self, parts: &Parts) -> Decision {
         let response = match self.load(parts).await.map(|l| l.session) {
             Err(LoadFailure::Down) => return store_unavailable(parts),
-            Ok(session) if self.email_allowed(&session) => {
+            Ok(session) if self.permitted(&session) => {
                 let mut r = Response::new(Bytes::new());
                 *r.status_mut() = StatusCode::ACCEPTED;
                 *r.headers_mut() = identity_headers(&self.inner.config, &session);
@@ -814,6 +814,11 @@ impl Engine {
         deny(DenyReason::Endpoint, response)
     }
 
+    /// The email rules and then `--allowed-group`/`--allowed-role`.
+    fn permitted(&self, session: &Session) -> bool {
+        self.email_allowed(session) && self.inner.config.authorization.allows(session)
+    }
+
     /// `--email-domain`: `*` allows any; otherwise the address must have exactly
     /// one `@` and its domain must equal an entry (a leading `.` allows subdomains).
     fn email_allowed(&self, session: &Session) -> bool {
@@ -824,6 +829,10 @@ impl Engine {
         let Some(email) = session.email.as_deref() else {
             return false;
         };
+        let listed = &self.inner.config.authenticated_emails;
+        if !listed.is_empty() && listed.iter().any(|e| e.eq_ignore_ascii_case(email)) {
+            return true;
+        }
         let mut parts = email.split('@');
         let (Some(local), Some(domain), None) = (parts.next(), parts.next(), parts.next()) else {
             return false;
