@@ -54,12 +54,17 @@ use serde_json::{Value, json};
 /// Istio `includeRequestHeadersInCheck`: the client request headers Envoy copies into the HTTP
 /// check request (besides method, path and Host, which it always sends). Without `cookie` the
 /// adapter cannot see the session; without `x-forwarded-proto` it cannot build `https`
-/// redirect URLs behind a TLS-terminating gateway.
+/// redirect URLs behind a TLS-terminating gateway. `accept`, `sec-fetch-mode` and
+/// `x-requested-with` tell a browser navigation (302 to the login) from an API call (401),
+/// which cannot follow a cross-origin redirect.
 pub const INCLUDE_REQUEST_HEADERS_IN_CHECK: &[&str] = &[
     "authorization",
     "cookie",
     "x-forwarded-proto",
     "x-forwarded-host",
+    "accept",
+    "sec-fetch-mode",
+    "x-requested-with",
 ];
 
 /// Istio `headersToUpstreamOnAllow`: headers of a 200 check response that Envoy sets on the

@@ -32,6 +32,7 @@ pub(crate) enum Outcome {
     /// The provider could not be reached or failed: keep the old session for now.
     Unavailable,
     /// The session store (Redis) could not be reached: fail closed.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     StoreDown,
 }
 

@@ -374,6 +374,20 @@ impl Store {
                     {
                         return Ok(Outcome::Ended);
                     }
+                    // The holder let go without publishing: its refresh failed
+                    // (provider unreachable). Do not wait out the deadline.
+                    if let Some(guard) = boxed(store.try_lock(&lock_name, REFRESH_LOCK_TTL))
+                        .await
+                        .map_err(|e| down(&e))?
+                    {
+                        let _ = boxed(guard.release()).await;
+                        return Ok(
+                            match self.published(store, key, refresh_token, loaded).await? {
+                                Some(done) => Outcome::Refreshed(done),
+                                None => Outcome::Unavailable,
+                            },
+                        );
+                    }
                 }
                 Ok(Outcome::Unavailable)
             }

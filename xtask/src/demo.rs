@@ -1,8 +1,507 @@
-//! `cargo xtask demo`.
+//! `cargo xtask demo [--grpc] [--port PORT]`: the seed's stack on 127.0.0.1, until Ctrl-C.
+//!
+//! The seed (an Istio ingress gateway, oauth2-proxy as its ext_authz provider, Keycloak, and
+//! nginx) on one machine, each part a real process:
+//!
+//! | seed | here |
+//! |---|---|
+//! | Istio ingress gateway, `AuthorizationPolicy` CUSTOM | Envoy 1.40 with the bootstrap of `EnvoyConfig::seed` (as Istio renders `envoyExtAuthzHttp`/`Grpc`), listening on `--port` (8080 if free) |
+//! | oauth2-proxy | `target/debug/ext-authz-adapter` with the seed's Deployment args |
+//! | Keycloak, realm `mytest` | Keycloak 26 with `deploy/keycloak`'s realms, behind the gateway as `keycloak.example.com` (the seed's keycloak VirtualService) |
+//! | nginx | `hello-upstream` (`examples/hello-upstream`): a page listing the identity headers it received |
+//!
+//! Order: Keycloak starts first (it takes longest) and boots while cargo builds the adapter and
+//! the upstream; then the upstream and Envoy start; once those three are ready the adapter
+//! starts (its discovery goes through Envoy to Keycloak) and is ready when discovery succeeded.
+//! A last self-check sends `GET http://nginx.example.com:PORT/` through the gateway and expects
+//! the 302 to Keycloak. Every service runs in its own process group, and is stopped on Ctrl-C,
+//! on failure (with its log tail), or when one of them exits ([`util::Services`]).
 
-use std::process::ExitCode;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Duration;
 
-/// Runs `cargo xtask demo` with the arguments after it.
-pub fn run(_args: &[String]) -> Result<ExitCode, String> {
-    Err("cargo xtask demo: not built yet".to_owned())
+use crate::components::envoy::{ENVOY_VERSION, Envoy};
+use crate::components::keycloak::{self, Keycloak};
+use crate::components::{Component, Env};
+use crate::util::{self, Readiness, Services};
+
+const USAGE: &str = "\
+usage: cargo xtask demo [--grpc] [--port PORT]
+
+Starts Keycloak (realms of deploy/keycloak), the ext-authz-adapter with the seed's arguments,
+Envoy as the Istio ingress gateway (ext_authz as Istio renders it), and a hello upstream that
+shows the identity headers it receives, all on 127.0.0.1, until Ctrl-C.
+
+options:
+  --grpc         Envoy calls the adapter over gRPC (Istio envoyExtAuthzGrpc) instead of HTTP
+                 (envoyExtAuthzHttp)
+  --port PORT    the gateway's port (default: 8080 if free, else a free port)
+  -h, --help     this text";
+
+/// The seed's protected host (nginx in the seed).
+const APP_HOST: &str = "nginx.example.com";
+/// The seed's realm.
+const REALM: &str = "mytest";
+/// The seed's client id.
+const CLIENT_ID: &str = "nginx";
+/// The `nginx` client's secret in `deploy/keycloak/realm-mytest.json` (public: demo and tests
+/// only; a unit test checks it against the realm file).
+const CLIENT_SECRET: &str = "nginx-client-secret-for-tests-only";
+/// The demo user (deploy/keycloak/README.md).
+const USER: (&str, &str) = ("alice", "alice-password");
+
+/// The gateway's port when it is free and none is asked for.
+const DEFAULT_GATEWAY_PORT: u16 = 8080;
+/// The adapter's ports when free: oauth2-proxy's 4180 (the seed's), and the gRPC port of
+/// `ext-authz-adapter istio`.
+const DEFAULT_ADAPTER_PORT: u16 = 4180;
+const DEFAULT_ADAPTER_GRPC_PORT: u16 = 4181;
+
+/// How long the upstream, Envoy and the adapter may take to be ready.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The seed's Deployment args (DESIGN.md §4) that do not depend on where things run. The
+/// seed's `--http-address=0.0.0.0:4180`, `--oidc-issuer-url`, `--cookie-domain`,
+/// `--cookie-secret` and `--client-id` are set in [`adapter_command`].
+const SEED_ARGS: &[&str] = &[
+    "--provider=oidc",
+    "--cookie-secure=false",
+    "--cookie-samesite=lax",
+    "--cookie-refresh=1h",
+    "--cookie-expire=4h",
+    "--cookie-name=auth",
+    "--set-authorization-header=true",
+    "--email-domain=*",
+    "--upstream=static://200",
+    "--skip-provider-button=true",
+    "--whitelist-domain=*.example.com",
+];
+
+/// What `cargo xtask demo` was asked for.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Options {
+    grpc: bool,
+    port: Option<u16>,
+}
+
+/// `None` for `--help`.
+fn parse(args: &[String]) -> Result<Option<Options>, String> {
+    let mut options = Options::default();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "--grpc" => options.grpc = true,
+            "--port" => {
+                let value = args.next().ok_or("--port needs a value")?;
+                options.port = Some(parse_port(value)?);
+            }
+            other => match other.strip_prefix("--port=") {
+                Some(value) => options.port = Some(parse_port(value)?),
+                None => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
+            },
+        }
+    }
+    Ok(Some(options))
+}
+
+fn parse_port(value: &str) -> Result<u16, String> {
+    match value.parse::<u16>() {
+        Ok(port) if port > 0 => Ok(port),
+        _ => Err(format!("--port {value:?}: not a port number (1-65535)")),
+    }
+}
+
+/// Runs `cargo xtask demo` with the arguments after it. Returns only on failure (or `--help`):
+/// Ctrl-C ends the process through [`util::Services`]' handler, which stops every service.
+pub fn run(args: &[String]) -> Result<ExitCode, String> {
+    let Some(options) = parse(args)? else {
+        println!("{USAGE}");
+        return Ok(ExitCode::SUCCESS);
+    };
+    let mode = if options.grpc { "gRPC" } else { "HTTP" };
+    println!(
+        "[xtask] demo: Keycloak + ext-authz-adapter + Envoy (ext_authz in {mode} mode, as Istio \
+         renders it) + a hello upstream, on 127.0.0.1"
+    );
+
+    // Install what is missing (cached after the first run).
+    Keycloak.ensure_installed()?;
+    let envoy_binary = env_value(&Envoy.ensure_installed()?, "OIDC_AUTHZ_ENVOY")?;
+
+    let gateway_port = match options.port {
+        Some(port) if port_is_free(port) => port,
+        Some(port) => return Err(format!("--port {port}: 127.0.0.1:{port} is in use")),
+        None => preferred_port(DEFAULT_GATEWAY_PORT)?,
+    };
+    let gateway = localhost(gateway_port);
+    let base = format!("http://{APP_HOST}:{gateway_port}");
+
+    // Keycloak boots (10-60 s) while cargo builds. Its frontend URL is the gateway's, as in
+    // the seed (keycloak.example.com through the ingress gateway): one port for everything.
+    let mut services = Services::new();
+    let frontend = format!("http://{}:{gateway_port}", keycloak::HOSTNAME);
+    let kc_env = services.start_keycloak(0, Some(&frontend))?;
+    let kc_addr: SocketAddr = env_value(&kc_env, keycloak::ADDR_ENV)?
+        .to_string_lossy()
+        .parse()
+        .map_err(|e| format!("Keycloak's address: {e}"))?;
+    let issuer = format!("{frontend}/realms/{REALM}");
+
+    println!(
+        "[xtask] demo: building the adapter and the upstream: cargo build -p ext-authz-adapter \
+         -p hello-upstream"
+    );
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo);
+    build.current_dir(util::repo_root()).args([
+        "build",
+        "-p",
+        "ext-authz-adapter",
+        "-p",
+        "hello-upstream",
+    ]);
+    let status = util::status(util::without_cargo_run_env(&mut build))?;
+    if !status.success() {
+        return Err(format!("cargo build failed ({status})"));
+    }
+    let bin = target_dir().join("debug");
+    let (adapter_bin, upstream_bin) = (bin.join("ext-authz-adapter"), bin.join("hello-upstream"));
+
+    // Logs and Envoy's config; removed when the demo stops (kept after a failure).
+    let run_dir = std::env::temp_dir().join(format!("oidc-authz-demo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&run_dir);
+    std::fs::create_dir_all(&run_dir)
+        .map_err(|e| format!("cannot create {}: {e}", run_dir.display()))?;
+
+    // The application (nginx in the seed).
+    let upstream = localhost(util::free_port()?);
+    let ready = Readiness::new(
+        format!("GET http://{upstream}/"),
+        START_TIMEOUT,
+        move || util::http_status(upstream, "hello", "/", Duration::from_secs(2)) == Some(200),
+    );
+    let log = run_dir.join("hello-upstream.log");
+    println!(
+        "[xtask] hello-upstream: starting on {upstream} (log {})",
+        log.display()
+    );
+    services.spawn(
+        "hello-upstream",
+        Command::new(&upstream_bin).args(["serve", "--listen", &upstream.to_string()]),
+        &log,
+        // The first demo service is stopped last: its directory goes then.
+        Some(run_dir.clone()),
+        Some(ready),
+    )?;
+
+    // The adapter's addresses (it starts once Keycloak is ready).
+    let adapter = localhost(preferred_port(DEFAULT_ADAPTER_PORT)?);
+    let adapter_grpc = if options.grpc {
+        Some(localhost(preferred_port(DEFAULT_ADAPTER_GRPC_PORT)?))
+    } else {
+        None
+    };
+
+    // The gateway (Istio's ingress gateway in the seed).
+    let admin = localhost(util::free_port()?);
+    let config = envoy_config(
+        &upstream_bin,
+        gateway,
+        admin,
+        adapter_grpc.unwrap_or(adapter),
+        options.grpc,
+        upstream,
+        kc_addr,
+    )?;
+    let config_path = run_dir.join("envoy.json");
+    std::fs::write(&config_path, config)
+        .map_err(|e| format!("cannot write {}: {e}", config_path.display()))?;
+    let ready = Readiness::new(
+        format!("Envoy's admin /ready at {admin} and the gateway on {gateway}"),
+        START_TIMEOUT,
+        move || {
+            util::http_status(admin, &admin.to_string(), "/ready", Duration::from_secs(2))
+                == Some(200)
+                && std::net::TcpStream::connect_timeout(&gateway, Duration::from_secs(2)).is_ok()
+        },
+    );
+    let log = run_dir.join("envoy.log");
+    println!(
+        "[xtask] envoy {ENVOY_VERSION}: starting the gateway on {gateway}: {APP_HOST} -> ext_authz \
+         check ({mode}, {}) -> hello-upstream; {} -> keycloak (admin {admin}; config {}; log {})",
+        adapter_grpc.unwrap_or(adapter),
+        keycloak::HOSTNAME,
+        config_path.display(),
+        log.display()
+    );
+    services.spawn(
+        "envoy",
+        Command::new(&envoy_binary)
+            .arg("--config-path")
+            .arg(&config_path)
+            .args(["--log-level", "warning", "--concurrency", "2"])
+            .args(["--disable-hot-restart", "--use-dynamic-base-id"]),
+        &log,
+        None,
+        Some(ready),
+    )?;
+
+    // Keycloak, the upstream and Envoy.
+    services.wait_ready()?;
+
+    let cookie_secret = random_secret()?;
+    let log = run_dir.join("ext-authz-adapter.log");
+    let mut cmd = adapter_command(&adapter_bin, adapter, adapter_grpc, &issuer, &cookie_secret);
+    println!(
+        "[xtask] ext-authz-adapter: starting on {adapter}{} (issuer {issuer}; log {}):\n  {} {}\n  \
+         with OAUTH2_PROXY_CLIENT_SECRET (the realm's) and OAUTH2_PROXY_COOKIE_SECRET (random) \
+         in its environment",
+        adapter_grpc.map_or(String::new(), |g| format!(", gRPC on {g}")),
+        log.display(),
+        adapter_bin.display(),
+        cmd.get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let ready = Readiness::new(
+        format!("GET http://{adapter}/ready (discovery of {issuer} through the gateway)"),
+        START_TIMEOUT,
+        move || util::http_status(adapter, APP_HOST, "/ready", Duration::from_secs(2)) == Some(200),
+    );
+    services.spawn("ext-authz-adapter", &mut cmd, &log, None, Some(ready))?;
+    services.wait_ready()?;
+
+    // Through the gateway: no session, so the check sends the browser to Keycloak.
+    let host = format!("{APP_HOST}:{gateway_port}");
+    match util::http_status(gateway, &host, "/", Duration::from_secs(10)) {
+        Some(302) => println!("[xtask] demo: self-check: GET {base}/ -> 302 to Keycloak's login"),
+        other => {
+            services.keep_logs();
+            return Err(format!(
+                "self-check: GET {base}/ through the gateway answered {other:?}, not 302 to \
+                 Keycloak (logs above, and in {})",
+                run_dir.display()
+            ));
+        }
+    }
+
+    print_banner(gateway_port, options.grpc, &run_dir);
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+        services.check_running()?;
+    }
+}
+
+/// What the user needs: the URL, the host mapping, a user, a curl recipe.
+fn print_banner(port: u16, grpc: bool, run_dir: &Path) {
+    let kc = keycloak::HOSTNAME;
+    let (user, password) = USER;
+    let mode = if grpc { "gRPC" } else { "HTTP" };
+    println!(
+        "
+The demo is ready (ext_authz in {mode} mode).
+
+  Open  http://{APP_HOST}:{port}/
+  and sign in as {user} / {password}
+  (also bob / bob-password; or carol / carol-password with the \"Upstream IdP\" button,
+  the brokered realm that stands in for Google/GitHub)
+
+  Nothing resolves {APP_HOST} and {kc}; map them to 127.0.0.1, one of:
+    - /etc/hosts (as root):  127.0.0.1 {APP_HOST} {kc}
+    - Chromium:  chromium --user-data-dir=$(mktemp -d) \\
+                   --host-resolver-rules=\"MAP {APP_HOST} 127.0.0.1, MAP {kc} 127.0.0.1\" \\
+                   http://{APP_HOST}:{port}/
+    - curl:      curl --resolve {APP_HOST}:{port}:127.0.0.1 --resolve {kc}:{port}:127.0.0.1 ...
+
+  Log in with curl and a cookie jar:
+    jar=$(mktemp); r=\"--resolve {APP_HOST}:{port}:127.0.0.1 --resolve {kc}:{port}:127.0.0.1\"
+    # 1. the gateway sends curl to Keycloak's login form; take the form's action URL
+    form=$(curl -sSL $r -b \"$jar\" -c \"$jar\" http://{APP_HOST}:{port}/ \\
+      | grep -o 'action=\"[^\"]*\"' | head -n1 | cut -d'\"' -f2 | sed 's/&amp;/\\&/g')
+    # 2. post the credentials; curl follows the callback through the gateway to the app
+    curl -sSL $r -b \"$jar\" -c \"$jar\" -d username={user} -d password={password} \"$form\"
+    # 3. the session cookie (\"auth\") in the jar is enough now
+    curl -sS $r -b \"$jar\" http://{APP_HOST}:{port}/
+    # 4. sign out here and at Keycloak (RP-initiated logout): ends on Keycloak's login form
+    curl -sSL $r -b \"$jar\" -o /dev/null -w '%{{url_effective}}\\n' \\
+      'http://{APP_HOST}:{port}/oauth2/sign_out?rd=%2F'
+    rm \"$jar\"   # curl 7.88 writes some deleted cookies back to its jar: start a new one
+
+  Keycloak's admin console: http://{kc}:{port}/admin/ (admin / admin)
+  Logs and Envoy's config: {}
+
+Ctrl-C stops everything.",
+        run_dir.display()
+    );
+}
+
+/// The adapter with the seed's args (its own addresses, issuer, and cookie domain), the
+/// identity headers for the upstream, RP-initiated logout for Keycloak 18+, and the issuer's
+/// host name mapped to 127.0.0.1 (where the gateway is).
+fn adapter_command(
+    binary: &Path,
+    http: SocketAddr,
+    grpc: Option<SocketAddr>,
+    issuer: &str,
+    cookie_secret: &str,
+) -> Command {
+    let mut cmd = Command::new(binary);
+    cmd.args(SEED_ARGS)
+        .arg(format!("--http-address={http}"))
+        .arg(format!("--oidc-issuer-url={issuer}"))
+        .arg("--cookie-domain=.example.com")
+        .arg(format!("--client-id={CLIENT_ID}"))
+        // Not in the seed: X-Auth-Request-User/-Email/-Groups for the upstream to show.
+        .arg("--set-xauthrequest=true")
+        .arg("--oidc-rp-initiated-logout=true")
+        .arg(format!("--resolve={}=127.0.0.1", keycloak::HOSTNAME));
+    if let Some(grpc) = grpc {
+        cmd.arg(format!("--grpc-address={grpc}"));
+    }
+    cmd.env("OAUTH2_PROXY_CLIENT_ID", CLIENT_ID)
+        .env("OAUTH2_PROXY_CLIENT_SECRET", CLIENT_SECRET)
+        .env("OAUTH2_PROXY_COOKIE_SECRET", cookie_secret)
+        .env("RUST_LOG", "info");
+    cmd
+}
+
+/// The Envoy bootstrap from `EnvoyConfig::seed` (through `hello-upstream envoy-config`: xtask
+/// does not link the adapter's library), with an admin listener and an access log.
+fn envoy_config(
+    upstream_bin: &Path,
+    gateway: SocketAddr,
+    admin: SocketAddr,
+    authz: SocketAddr,
+    grpc: bool,
+    app: SocketAddr,
+    idp: SocketAddr,
+) -> Result<String, String> {
+    let authz_flag = if grpc { "--authz-grpc" } else { "--authz-http" };
+    let output = Command::new(upstream_bin)
+        .arg("envoy-config")
+        .args(["--listen", &gateway.to_string()])
+        .args(["--admin", &admin.to_string()])
+        .args([authz_flag, &authz.to_string()])
+        .args(["--app", &app.to_string()])
+        .args(["--idp", &idp.to_string()])
+        .arg("--access-log")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", upstream_bin.display()))?;
+    if !output.status.success() {
+        return Err(format!(
+            "{} envoy-config failed ({}): {}",
+            upstream_bin.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    String::from_utf8(output.stdout).map_err(|e| format!("envoy-config printed non-UTF-8: {e}"))
+}
+
+fn env_value(env: &Env, key: &str) -> Result<std::ffi::OsString, String> {
+    env.iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.clone())
+        .ok_or_else(|| format!("{key} was not set by its component"))
+}
+
+fn localhost(port: u16) -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+}
+
+fn port_is_free(port: u16) -> bool {
+    std::net::TcpListener::bind(localhost(port)).is_ok()
+}
+
+/// `port` if 127.0.0.1:`port` is free, else a free port.
+fn preferred_port(port: u16) -> Result<u16, String> {
+    if port_is_free(port) {
+        Ok(port)
+    } else {
+        util::free_port()
+    }
+}
+
+/// Cargo's target directory: `$CARGO_TARGET_DIR` or `<workspace>/target`.
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR").filter(|v| !v.is_empty()) {
+        Some(dir) => {
+            let dir = PathBuf::from(dir);
+            if dir.is_absolute() {
+                dir
+            } else {
+                std::env::current_dir().unwrap_or_default().join(dir)
+            }
+        }
+        None => util::repo_root().join("target"),
+    }
+}
+
+/// A fresh cookie secret: 16 random bytes as 32 hex digits (32 bytes: AES-256).
+fn random_secret() -> Result<String, String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|a| (*a).to_owned()).collect()
+    }
+
+    #[test]
+    fn parses_options() {
+        assert_eq!(parse(&[]), Ok(Some(Options::default())));
+        assert_eq!(
+            parse(&args(&["--grpc", "--port", "9000"])),
+            Ok(Some(Options {
+                grpc: true,
+                port: Some(9000)
+            }))
+        );
+        assert_eq!(
+            parse(&args(&["--port=9001"])),
+            Ok(Some(Options {
+                grpc: false,
+                port: Some(9001)
+            }))
+        );
+        assert_eq!(parse(&args(&["--help"])), Ok(None));
+        assert!(parse(&args(&["--port"])).is_err());
+        assert!(parse(&args(&["--port", "0"])).is_err());
+        assert!(parse(&args(&["--bogus"])).is_err());
+    }
+
+    #[test]
+    fn the_client_secret_is_the_realms() {
+        let realm =
+            std::fs::read_to_string(util::repo_root().join("deploy/keycloak/realm-mytest.json"))
+                .expect("realm-mytest.json");
+        assert!(
+            realm.contains(&format!("\"secret\": \"{CLIENT_SECRET}\"")),
+            "deploy/keycloak/realm-mytest.json no longer has the nginx secret {CLIENT_SECRET}"
+        );
+        assert!(realm.contains(&format!("\"clientId\": \"{CLIENT_ID}\"")));
+        assert!(realm.contains(&format!("\"username\": \"{}\"", USER.0)));
+        assert!(realm.contains(&format!("\"value\": \"{}\"", USER.1)));
+    }
+
+    #[test]
+    fn secrets_are_32_hex_digits() {
+        let a = random_secret().unwrap();
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(a, random_secret().unwrap());
+    }
 }

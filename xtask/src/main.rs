@@ -30,6 +30,13 @@ commands:
   test [-- ARGS]   install the test components if missing, start Keycloak, then run
                    `cargo test --workspace --all-targets [ARGS]` with them (without
                    --workspace when ARGS pick packages with -p)
+  demo [--grpc] [--port PORT]
+                   Keycloak + the adapter + Envoy (as Istio renders ext_authz) + a hello
+                   app on 127.0.0.1 until Ctrl-C; prints the URL and a test login
+  bench [--quick]  load benchmarks against oauth2-proxy and the machine's limit; writes
+                   BENCHMARKS.md
+  fuzz [--seconds N] [TARGET]
+                   run the cargo-fuzz targets for a bounded time
   install          install the test components if missing
   keycloak         start Keycloak with deploy/keycloak's realms until Ctrl-C, and print
                    the environment for running `cargo test` by hand
@@ -90,11 +97,31 @@ fn test(args: &[String]) -> Result<ExitCode, String> {
     let picks_packages = cargo_args
         .iter()
         .any(|a| a.starts_with("-p") || a.starts_with("--package"));
-    let scope: &[&str] = if picks_packages {
-        &["--all-targets"]
-    } else {
-        &["--workspace", "--all-targets"]
-    };
+    // `--all-targets` unless targets are chosen (`--test login_flow`): it would override them.
+    let picks_targets = cargo_args.iter().any(|a| {
+        [
+            "--lib",
+            "--bins",
+            "--bin",
+            "--tests",
+            "--test",
+            "--examples",
+            "--example",
+            "--benches",
+            "--bench",
+            "--doc",
+        ]
+        .iter()
+        .any(|f| a == f || a.starts_with(&format!("{f}=")))
+    });
+    let mut scope: Vec<&str> = Vec::new();
+    if !picks_packages {
+        scope.push("--workspace");
+    }
+    if !picks_targets {
+        scope.push("--all-targets");
+    }
+    let scope = scope.as_slice();
 
     let mut env = install()?;
     // Stopped when `services` is dropped: on success, on error and on panic (Ctrl-C too).
@@ -140,6 +167,7 @@ fn cargo(env: &Env) -> Command {
     let mut cmd = Command::new(cargo);
     cmd.current_dir(util::repo_root())
         .envs(env.iter().map(|(k, v)| (k, v)));
+    util::without_cargo_run_env(&mut cmd);
     cmd
 }
 

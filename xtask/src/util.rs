@@ -57,6 +57,26 @@ pub fn status(cmd: &mut Command) -> Result<ExitStatus, String> {
         .map_err(|e| format!("cannot run {cmd:?}: {e}"))
 }
 
+/// Removes from `cmd` (a nested `cargo`) the variables `cargo run` set for xtask itself
+/// (`CARGO_PKG_NAME=xtask`, `CARGO_MANIFEST_DIR`, ...). Build scripts that watch them (ring's
+/// `rerun-if-env-changed=CARGO_PKG_NAME`) would otherwise see a change and rebuild, and again at
+/// the next `cargo build` from a shell.
+pub fn without_cargo_run_env(cmd: &mut Command) -> &mut Command {
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("CARGO_PKG_")
+            || key.starts_with("CARGO_MANIFEST_")
+            || matches!(
+                &*key,
+                "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE"
+            )
+        {
+            cmd.env_remove(&*key);
+        }
+    }
+    cmd
+}
+
 /// Runs a command with inherited stdout/stderr and fails unless it succeeds.
 pub fn run(cmd: &mut Command) -> Result<(), String> {
     let status = status(cmd)?;
@@ -452,6 +472,24 @@ impl Services {
         }
         Ok(())
     }
+
+    /// Fails (with the service's log tail, keeping the logs) if a service has exited by
+    /// itself: for commands that keep services running until Ctrl-C (`cargo xtask demo`).
+    /// Services the Ctrl-C handler is stopping are not reported (it exits the process).
+    pub fn check_running(&mut self) -> Result<(), String> {
+        for service in &self.list {
+            let exited = running()
+                .iter_mut()
+                .find(|(id, _, _)| *id == service.id)
+                .and_then(|(_, child, _)| child.try_wait().ok().flatten());
+            if let Some(status) = exited {
+                self.keep_logs = true;
+                return Err(service.failure(&format!("exited unexpectedly ({status})")));
+            }
+        }
+        Ok(())
+    }
+
     /// Keeps the services' per-run directories (logs, data) when they stop, and prints the end
     /// of each log now: for a failed test run.
     pub fn keep_logs(&mut self) {
