@@ -504,6 +504,9 @@ mod tests {
                 ("exact", "cookie"),
                 ("exact", "x-forwarded-proto"),
                 ("exact", "x-forwarded-host"),
+                ("exact", "accept"),
+                ("exact", "sec-fetch-mode"),
+                ("exact", "x-requested-with"),
             ])
         );
         let service = &authz["http_service"];

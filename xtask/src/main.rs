@@ -154,7 +154,14 @@ fn test(args: &[String]) -> Result<ExitCode, String> {
         scope.join(" "),
         extra.join(" ")
     );
-    let status = util::status(cargo(&env).arg("test").args(scope).args(extra))?;
+    // Every failing test binary is reported, not only the first.
+    let status = util::status(
+        cargo(&env)
+            .arg("test")
+            .args(scope)
+            .arg("--no-fail-fast")
+            .args(extra),
+    )?;
     if !status.success() {
         services.keep_logs();
     }
