@@ -136,7 +136,10 @@ mod tests {
     fn prefixes() {
         assert_eq!(CookiePrefix::of("__Host-auth"), Some(CookiePrefix::Host));
         assert_eq!(CookiePrefix::of("__host-auth"), Some(CookiePrefix::Host));
-        assert_eq!(CookiePrefix::of("__Secure-auth"), Some(CookiePrefix::Secure));
+        assert_eq!(
+            CookiePrefix::of("__Secure-auth"),
+            Some(CookiePrefix::Secure)
+        );
         assert_eq!(CookiePrefix::of("__SECURE-x"), Some(CookiePrefix::Secure));
         assert_eq!(CookiePrefix::of("_oauth2_proxy"), None);
         assert_eq!(CookiePrefix::of("__Host"), None);
@@ -146,7 +149,10 @@ mod tests {
 
     #[test]
     fn unprefixed_names_always_pass() {
-        assert_eq!(check("_oauth2_proxy", false, "/app", &[".example.com"]), Ok(()));
+        assert_eq!(
+            check("_oauth2_proxy", false, "/app", &[".example.com"]),
+            Ok(())
+        );
     }
 
     #[test]
@@ -154,9 +160,15 @@ mod tests {
         assert_eq!(check("__Host-auth", true, "/", &[]), Ok(()));
         assert_eq!(check("__Host-auth", true, "/", &["", " "]), Ok(()));
         let e = check("__Host-auth", false, "/", &[]).unwrap_err();
-        assert!(e.starts_with("--cookie-secure: ") && e.contains("--cookie-secure=true"), "{e}");
+        assert!(
+            e.starts_with("--cookie-secure: ") && e.contains("--cookie-secure=true"),
+            "{e}"
+        );
         let e = check("__Host-auth", true, "/app", &[]).unwrap_err();
-        assert!(e.starts_with("--cookie-path: \"/app\"") && e.contains("--cookie-path=/"), "{e}");
+        assert!(
+            e.starts_with("--cookie-path: \"/app\"") && e.contains("--cookie-path=/"),
+            "{e}"
+        );
         let e = check("__host-auth", true, "/", &[".example.com"]).unwrap_err();
         assert!(
             e.starts_with("--cookie-domain: .example.com") && e.contains("remove --cookie-domain"),
@@ -166,7 +178,10 @@ mod tests {
 
     #[test]
     fn secure_prefix_needs_secure_only() {
-        assert_eq!(check("__Secure-auth", true, "/app", &[".example.com"]), Ok(()));
+        assert_eq!(
+            check("__Secure-auth", true, "/app", &[".example.com"]),
+            Ok(())
+        );
         let e = check("__Secure-auth", false, "/", &[]).unwrap_err();
         assert!(e.starts_with("--cookie-secure: "), "{e}");
     }

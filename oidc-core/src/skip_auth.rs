@@ -144,13 +144,15 @@ impl SkipAuthRoutes {
             let (method, negate, pattern) = split_route(r);
             let method = match method {
                 None => None,
-                Some(m) => Some(Method::from_bytes(m.to_ascii_uppercase().as_bytes()).map_err(
-                    |_| SkipAuthError {
-                        flag: "--skip-auth-route",
-                        rule: r.clone(),
-                        reason: format!("has an invalid method {m:?}"),
-                    },
-                )?),
+                Some(m) => Some(
+                    Method::from_bytes(m.to_ascii_uppercase().as_bytes()).map_err(|_| {
+                        SkipAuthError {
+                            flag: "--skip-auth-route",
+                            rule: r.clone(),
+                            reason: format!("has an invalid method {m:?}"),
+                        }
+                    })?,
+                ),
             };
             out.push(compile("--skip-auth-route", r, method, negate, pattern)?);
         }
@@ -294,7 +296,11 @@ fn strip_leading_flags(mut pattern: &str) -> &str {
     // `(?i)`, `(?s-u)`, ... : a group of flag letters closed by `)`.
     while let Some(rest) = pattern.strip_prefix("(?") {
         match rest.find(')') {
-            Some(end) if rest[..end].bytes().all(|b| b.is_ascii_alphabetic() || b == b'-') => {
+            Some(end)
+                if rest[..end]
+                    .bytes()
+                    .all(|b| b.is_ascii_alphabetic() || b == b'-') =>
+            {
                 pattern = &rest[end + 1..];
             }
             _ => break,
@@ -396,9 +402,7 @@ fn strip_path_params(path: &str) -> Cow<'_, str> {
 /// Resolves `.` and `..` segments (RFC 3986 §5.2.4), with `\` read as `/`; borrowed when
 /// there is nothing to resolve.
 fn resolve_dot_segments(path: &str) -> Cow<'_, str> {
-    let has_dots = path
-        .split(['/', '\\'])
-        .any(|seg| seg == "." || seg == "..");
+    let has_dots = path.split(['/', '\\']).any(|seg| seg == "." || seg == "..");
     if !has_dots {
         return Cow::Borrowed(path);
     }
@@ -478,11 +482,17 @@ mod tests {
     fn bad_rules_name_the_flag_and_the_rule() {
         let err = SkipAuthRoutes::new(&["GET=^/(".to_owned()]).unwrap_err();
         let msg = ConfigError::from(err.clone()).to_string();
-        assert!(msg.starts_with("--skip-auth-route: \"GET=^/(\" is not a valid regex"), "{msg}");
+        assert!(
+            msg.starts_with("--skip-auth-route: \"GET=^/(\" is not a valid regex"),
+            "{msg}"
+        );
         let err = SkipAuthRoutes::new(&["GET=".to_owned()]).unwrap_err();
         assert!(err.to_string().contains("empty regex"), "{err}");
         let err = SkipAuthRoutes::from_flags(&[], &["[".to_owned()]).unwrap_err();
-        assert!(err.to_string().starts_with("--skip-auth-regex: \"[\""), "{err}");
+        assert!(
+            err.to_string().starts_with("--skip-auth-regex: \"[\""),
+            "{err}"
+        );
     }
 
     #[test]

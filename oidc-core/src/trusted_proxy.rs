@@ -64,9 +64,7 @@ struct Net {
 impl Net {
     fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                mask32(ip.to_bits(), self.prefix) == net.to_bits()
-            }
+            (IpAddr::V4(net), IpAddr::V4(ip)) => mask32(ip.to_bits(), self.prefix) == net.to_bits(),
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
                 mask128(ip.to_bits(), self.prefix) == net.to_bits()
             }
@@ -150,7 +148,8 @@ impl TrustedProxies {
         peer: Option<IpAddr>,
         headers: &'h HeaderMap,
     ) -> Option<Forwarded<'h>> {
-        self.trusts_peer(peer).then(|| Forwarded::from_headers(headers))
+        self.trusts_peer(peer)
+            .then(|| Forwarded::from_headers(headers))
     }
 
     /// [`TrustedProxies::forwarded`] for a request whose peer is in its extensions as a
@@ -220,8 +219,7 @@ impl<'h> Forwarded<'h> {
 
 fn is_host(h: &str) -> bool {
     h.len() <= 255
-        && h
-            .bytes()
+        && h.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-._:[]".contains(&b))
 }
 
@@ -274,8 +272,7 @@ mod tests {
     }
 
     fn proxies(entries: &[&str]) -> TrustedProxies {
-        TrustedProxies::new(&entries.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
-            .unwrap()
+        TrustedProxies::new(&entries.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()).unwrap()
     }
 
     #[test]
@@ -290,7 +287,13 @@ mod tests {
 
     #[test]
     fn addresses_and_ranges_v4_and_v6() {
-        let t = proxies(&["127.0.0.1", " 10.0.0.0/8 ", "fd00::/8", "::1", "192.0.2.77/24"]);
+        let t = proxies(&[
+            "127.0.0.1",
+            " 10.0.0.0/8 ",
+            "fd00::/8",
+            "::1",
+            "192.0.2.77/24",
+        ]);
         assert!(t.trusts(ip("127.0.0.1")));
         assert!(!t.trusts(ip("127.0.0.2")));
         assert!(t.trusts(ip("10.255.0.1")));

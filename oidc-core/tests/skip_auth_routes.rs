@@ -35,7 +35,10 @@ struct Row<'a> {
 fn rows() -> Vec<Row<'static>> {
     let mut lines = TSV.lines().enumerate();
     let (_, header) = lines.next().expect("header");
-    assert!(header.starts_with("method\t"), "unexpected header {header:?}");
+    assert!(
+        header.starts_with("method\t"),
+        "unexpected header {header:?}"
+    );
     lines
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {
@@ -76,7 +79,9 @@ struct ForwardedCase<'a> {
 fn forwarded_case(request: &str) -> Option<ForwardedCase<'_>> {
     let rest = request.strip_prefix("X-Forwarded-Uri:")?;
     let (uri, rest) = rest.split_once(" from ")?;
-    let rest = rest.trim_start_matches("untrusted ").trim_start_matches("trusted ");
+    let rest = rest
+        .trim_start_matches("untrusted ")
+        .trim_start_matches("trusted ");
     let rest = rest.strip_prefix("RemoteAddr ")?;
     let (peer, rest) = rest.split_once(' ')?;
     let trusted = rest
@@ -186,7 +191,10 @@ fn query_and_fragment_never_change_the_answer() {
 #[test]
 fn encoded_variants_fail_closed() {
     let rules = SkipAuthRoutes::from_flags(
-        &["^/foo/.*/bar$".to_owned(), "GET=^/skip/auth/routes/get".to_owned()],
+        &[
+            "^/foo/.*/bar$".to_owned(),
+            "GET=^/skip/auth/routes/get".to_owned(),
+        ],
         &["^/public/.*/endpoint$".to_owned()],
     )
     .unwrap();
@@ -215,6 +223,9 @@ fn encoded_variants_fail_closed() {
         "/public/legit/endpoint",
         "/skip/auth/routes/get/sub",
     ] {
-        assert!(rules.matches(&Method::GET, target), "{target} was not skipped");
+        assert!(
+            rules.matches(&Method::GET, target),
+            "{target} was not skipped"
+        );
     }
 }
