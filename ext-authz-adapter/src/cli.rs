@@ -133,6 +133,20 @@ pub struct Cli {
     #[arg(long, env = "OAUTH2_PROXY_ALLOWED_ROLES", value_delimiter = ',')]
     pub allowed_role: Vec<String>,
 
+    /// Requests that need no login: `METHOD=regex`, `METHOD!=regex`, `regex` or `!=regex`,
+    /// matched against the decoded path only (never the query). Repeatable.
+    #[arg(long, env = "OAUTH2_PROXY_SKIP_AUTH_ROUTES")]
+    pub skip_auth_route: Vec<String>,
+
+    /// Paths that need no login (regex, any method; legacy form of --skip-auth-route). Repeatable.
+    #[arg(long, env = "OAUTH2_PROXY_SKIP_AUTH_REGEX")]
+    pub skip_auth_regex: Vec<String>,
+
+    /// Let CORS preflight requests (OPTIONS with Origin and Access-Control-Request-Method)
+    /// through without a login.
+    #[arg(long, env = "OAUTH2_PROXY_SKIP_AUTH_PREFLIGHT", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set, value_parser = bool_flag!())]
+    pub skip_auth_preflight: bool,
+
     /// Address to listen on (host:port; `0.0.0.0:4180`, `:4180` and `http://` forms accepted).
     #[arg(
         long,
@@ -511,6 +525,10 @@ impl Cli {
             })?);
         }
         b = b.resolve(resolve);
+        b = b
+            .skip_auth_routes(self.skip_auth_route.clone())
+            .skip_auth_regexes(self.skip_auth_regex.clone())
+            .skip_auth_preflight(self.skip_auth_preflight);
         b = b.authorization(oidc_core::authz::Rule::oauth2_proxy(
             self.allowed_group.clone(),
             self.allowed_role.clone(),

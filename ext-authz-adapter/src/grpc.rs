@@ -126,6 +126,23 @@ impl Authorization for AuthzService {
 /// cannot be rebuilt (a method or path no HTTP server would accept) is denied with 400.
 pub async fn check_http(engine: &Engine, http: &HttpRequest) -> CheckResponse {
     match request_parts(http) {
+        Ok(parts) if engine.skips_auth(&parts) => {
+            // No login needed (--skip-auth-route, preflight): allowed, with no identity.
+            CheckResponse {
+                status: Some(rpc::Status {
+                    code: code::OK,
+                    ..rpc::Status::default()
+                }),
+                http_response: Some(HttpResponse::OkResponse(OkHttpResponse {
+                    headers_to_remove: oidc_core::headers::ALL_IDENTITY
+                        .iter()
+                        .map(|h| (*h).to_owned())
+                        .collect(),
+                    ..OkHttpResponse::default()
+                })),
+                ..CheckResponse::default()
+            }
+        }
         Ok(parts) => {
             let decision = engine.check(&parts).await;
             check_response(decision)

@@ -80,6 +80,13 @@ async fn answer(engine: &Engine, parts: http::request::Parts) -> Response<Full<B
         }
         _ => {}
     }
+    if engine.skips_auth(&parts) {
+        // No login needed (--skip-auth-route, preflight): allowed, with no identity.
+        let mut r = Response::new(Full::new(Bytes::new()));
+        r.headers_mut()
+            .insert(AUTH_HEADERS_TO_REMOVE, all_identity_headers());
+        return r;
+    }
     match engine.check(&parts).await {
         Decision::Allow(allow) => {
             let mut r = Response::new(Full::new(Bytes::new()));
@@ -95,8 +102,27 @@ async fn answer(engine: &Engine, parts: http::request::Parts) -> Response<Full<B
             }
             r
         }
-        Decision::Deny(deny) => deny.response.map(Full::new),
+        Decision::Deny(deny) => {
+            let mut r = deny.response.map(Full::new);
+            // Envoy treats any 200 as an allow (e.g. the sign-in page or userinfo reached
+            // through the check): then no client identity header may go upstream.
+            if r.status().is_success() {
+                r.headers_mut()
+                    .insert(AUTH_HEADERS_TO_REMOVE, all_identity_headers());
+            }
+            r
+        }
     }
+}
+
+/// Every identity header name, for `x-envoy-auth-headers-to-remove`.
+fn all_identity_headers() -> HeaderValue {
+    static ALL: std::sync::OnceLock<HeaderValue> = std::sync::OnceLock::new();
+    ALL.get_or_init(|| {
+        HeaderValue::from_str(&oidc_core::headers::ALL_IDENTITY.join(","))
+            .unwrap_or_else(|_| HeaderValue::from_static("x-auth-request-user"))
+    })
+    .clone()
 }
 
 /// Serves Prometheus metrics at `/metrics` until `shutdown` completes.

@@ -137,3 +137,22 @@ fn env_vars_are_read() {
         "env value used: {err}"
     );
 }
+
+#[test]
+fn cookie_prefixes_and_skip_routes_are_validated() {
+    let (code, err) = run(&with(&[
+        "--cookie-name=__Host-auth",
+        "--cookie-domain=.example.com",
+    ]));
+    assert_ne!(code, 0);
+    assert!(err.contains("--cookie-domain"), "{err}");
+    let (code, err) = run(&with(&[
+        "--cookie-name=__Secure-auth",
+        "--cookie-secure=false",
+    ]));
+    assert_ne!(code, 0);
+    assert!(err.contains("--cookie-secure"), "{err}");
+    let (code, err) = run(&with(&["--skip-auth-route=GET=^/("]));
+    assert_ne!(code, 0);
+    assert!(err.contains("--skip-auth-route"), "{err}");
+}

@@ -748,3 +748,63 @@ async fn allowed_groups_and_authenticated_emails_decide_who_passes() {
     );
     let _ = std::fs::remove_file(dir);
 }
+
+#[tokio::test]
+async fn skip_auth_routes_pass_without_identity_and_2xx_pages_strip_forged_headers() {
+    let port = port();
+    let idp = provider_for(port).await;
+    let adapter = Adapter::start(
+        &idp.issuer,
+        port,
+        &[
+            "--skip-auth-route=GET=^/public/",
+            "--skip-auth-preflight",
+            "--skip-provider-button=false",
+        ],
+    )
+    .await;
+    let raw = raw_client(port);
+    let get = |path: &'static str| {
+        let raw = raw.clone();
+        let url = format!("{}{path}", adapter.base);
+        async move {
+            raw.get(url)
+                .header("x-auth-request-user", "mallory")
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let r = get("/public/logo.png").await;
+    assert_eq!(r.status(), 200);
+    let removed = r.headers()["x-envoy-auth-headers-to-remove"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        removed.split(',').any(|h| h == "x-auth-request-user"),
+        "{removed}"
+    );
+    assert_eq!(
+        get("/private?next=/public/").await.status(),
+        401,
+        "the query never matches"
+    );
+    assert_eq!(
+        get("/public%2F..%2Fprivate").await.status(),
+        401,
+        "decoded path tricks do not match"
+    );
+    let r = raw
+        .request(reqwest::Method::OPTIONS, format!("{}/api", adapter.base))
+        .header("origin", "http://app.example.com")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "CORS preflight");
+    // The sign-in page answers 200, which Envoy takes as an allow: forged headers are removed.
+    let r = get("/oauth2/sign_in").await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().contains_key("x-envoy-auth-headers-to-remove"));
+}

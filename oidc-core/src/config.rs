@@ -126,6 +126,10 @@ pub struct Config {
     pub authenticated_emails: Vec<String>,
     /// Who may pass once signed in (`--allowed-group`, `--allowed-role`: any of them).
     pub authorization: crate::authz::Rule,
+    /// Requests that need no login (`--skip-auth-route`, `--skip-auth-regex`).
+    pub skip_auth: crate::skip_auth::SkipAuthRoutes,
+    /// Let CORS preflight requests through without a login (`--skip-auth-preflight`).
+    pub skip_auth_preflight: bool,
     /// Extra query parameters for the authorization request (e.g. `kc_idp_hint`).
     pub extra_auth_params: Vec<(String, String)>,
     /// On sign-out, also end the provider's session (OpenID RP-Initiated Logout:
@@ -193,6 +197,9 @@ pub struct ConfigBuilder {
     email_domains: Vec<String>,
     authenticated_emails: Vec<String>,
     authorization: crate::authz::Rule,
+    skip_auth_routes: Vec<String>,
+    skip_auth_regexes: Vec<String>,
+    skip_auth_preflight: bool,
     extra_auth_params: Vec<(String, String)>,
     rp_initiated_logout: bool,
     leeway: Duration,
@@ -240,6 +247,9 @@ impl ConfigBuilder {
             email_domains: Vec::new(),
             authenticated_emails: Vec::new(),
             authorization: crate::authz::Rule::authenticated(),
+            skip_auth_routes: Vec::new(),
+            skip_auth_regexes: Vec::new(),
+            skip_auth_preflight: false,
             extra_auth_params: Vec::new(),
             rp_initiated_logout: false,
             leeway: Duration::from_secs(30),
@@ -307,6 +317,12 @@ impl ConfigBuilder {
         email_domains: Vec<String>);
     setter!(/// Who may pass once signed in.
         authorization: crate::authz::Rule);
+    setter!(/// `--skip-auth-route` rules (`METHOD=regex`, `METHOD!=regex`, `regex`, `!=regex`).
+        skip_auth_routes: Vec<String>);
+    setter!(/// `--skip-auth-regex` rules (any method).
+        skip_auth_regexes: Vec<String>);
+    setter!(/// Let CORS preflights through.
+        skip_auth_preflight: bool);
 
     /// Allowed email addresses (in addition to allowed domains).
     pub fn authenticated_emails(mut self, emails: Vec<String>) -> Self {
@@ -439,6 +455,23 @@ impl ConfigBuilder {
             });
         }
         let redirects = RedirectValidator::new(&self.whitelist_domains)?;
+        let skip_auth = crate::skip_auth::SkipAuthRoutes::from_flags(
+            &self.skip_auth_routes,
+            &self.skip_auth_regexes,
+        )?;
+        for w in skip_auth.warnings() {
+            tracing::warn!("{w}");
+        }
+        crate::cookie_prefix::validate_cookie_prefix(
+            &self.cookie.name,
+            self.cookie.secure,
+            &self.cookie.path,
+            &self.cookie.domains,
+        )
+        .map_err(|e| ConfigError::Invalid {
+            flag: e.flag,
+            message: e.message,
+        })?;
         Ok(Config {
             issuer,
             client_id: self.client_id,
@@ -460,6 +493,8 @@ impl ConfigBuilder {
             email_domains: self.email_domains,
             authenticated_emails: self.authenticated_emails,
             authorization: self.authorization,
+            skip_auth,
+            skip_auth_preflight: self.skip_auth_preflight,
             extra_auth_params: self.extra_auth_params,
             rp_initiated_logout: self.rp_initiated_logout,
             leeway: self.leeway,

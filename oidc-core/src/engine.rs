@@ -179,6 +179,24 @@ impl Engine {
         }
     }
 
+    /// `true` when the request needs no login: a `--skip-auth-route` or
+    /// `--skip-auth-regex` rule matches its (decoded) path, or it is a CORS
+    /// preflight and `--skip-auth-preflight` is on. Transports then let it
+    /// through with every identity header removed ([`crate::headers::ALL_IDENTITY`]).
+    #[must_use]
+    pub fn skips_auth(&self, parts: &Parts) -> bool {
+        let c = &self.inner.config;
+        if parts
+            .uri
+            .path()
+            .starts_with(self.inner.routes.prefix.as_str())
+        {
+            return false;
+        }
+        (c.skip_auth_preflight && crate::skip_auth::is_preflight(parts))
+            || (!c.skip_auth.is_empty() && c.skip_auth.matches_request(parts))
+    }
+
     /// Reads and checks a cookie-store session from the request. No I/O; with
     /// the Redis store (or revocations) use [`Engine::check`], which consults them.
     pub fn authenticate(&self, parts: &Parts) -> Result<Session, Unauthenticated> {

@@ -20,7 +20,7 @@ pub const X_AUTH_REQUEST_ACCESS_TOKEN: HeaderName =
 
 /// Every identity header a client could forge, in both `-` and `_` spellings.
 /// Header names are case-insensitive, so lower case covers every case.
-const ALL_IDENTITY: &[&str] = &[
+pub const ALL_IDENTITY: &[&str] = &[
     "x-auth-request-user",
     "x-auth-request-email",
     "x-auth-request-preferred-username",

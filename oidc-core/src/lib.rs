@@ -35,6 +35,7 @@
 pub mod authz;
 pub mod bearer;
 pub mod config;
+pub mod cookie_prefix;
 mod cookies;
 pub mod decision;
 mod engine;

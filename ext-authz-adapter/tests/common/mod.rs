@@ -87,7 +87,7 @@ impl Adapter {
 
     pub async fn wait_ready(&self) {
         let client = client(self.port);
-        for _ in 0..200 {
+        for _ in 0..400 {
             if let Ok(r) = client.get(format!("{}/ready", self.base)).send().await
                 && r.status() == 200
             {
@@ -101,7 +101,14 @@ impl Adapter {
 
 impl Drop for Adapter {
     fn drop(&mut self) {
+        // Wait until the process is gone, so the next adapter can bind the same port.
         let _ = self.child.start_kill();
+        for _ in 0..300 {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
 
