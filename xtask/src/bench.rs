@@ -1,8 +1,1882 @@
-//! `cargo xtask bench`.
+//! `cargo xtask bench [--quick] [--rounds N] [--duration SECS] [--connections N]`: load
+//! benchmarks of the adapter against oauth2-proxy and the machine's limit, all on 127.0.0.1,
+//! written to `BENCHMARKS.md` with a chart at `docs/bench/throughput.png`.
+//!
+//! One run, in stages (one progress line each):
+//!
+//! 1. installs what is missing: wrk (Debian), oauth2-proxy (`go install`, cached), Envoy and
+//!    node oidc-provider (the test components);
+//! 2. builds, in release mode, the adapter and `benches`' `noop-server` (the limit: hyper
+//!    answering 200) and `bench-agent` (logins, the gRPC load generator, Envoy configs, chart);
+//! 3. starts node oidc-provider, the no-op server, the adapter (HTTP + gRPC), oauth2-proxy
+//!    v7.15.6 with the seed's flags and `--upstream=static://200`, and four Envoys (no
+//!    ext_authz; ext_authz HTTP to the adapter; ext_authz gRPC to the adapter; ext_authz HTTP to
+//!    oauth2-proxy; Envoy's own oauth2 + jwt_authn filters), servers pinned to CPU 1.., load
+//!    generators to CPU 0;
+//! 4. logs in for real through each system (reqwest with a cookie jar and the provider's login
+//!    form) and checks that every scenario answers the session with an allow;
+//! 5. runs the load (wrk `--latency` for HTTP, `bench-agent grpc-load` for gRPC) in rounds, the
+//!    scenarios interleaved, measuring requests/s, p50/p99, the server's peak RSS (`VmHWM`,
+//!    reset before each run) and CPU time per 10k requests (`/proc/<pid>/stat`);
+//! 6. counts instructions per check under `valgrind --tool=callgrind` (counters zeroed after a
+//!    warm-up, dumped after a fixed number of requests) for the adapter and oauth2-proxy;
+//! 7. a refresh storm: N requests at once with a session due for refresh
+//!    (`--cookie-refresh=1s`), counting the provider's refresh grants in its log;
+//! 8. writes `BENCHMARKS.md` and the chart.
+//!
+//! Medians over the rounds are reported. Bounded: every load run has a fixed duration, every
+//! service a start timeout; the whole run takes about 10 minutes on 2 cores (`--quick`: one
+//! round of 3 s, about 3 minutes), plus the first build and installs.
 
-use std::process::ExitCode;
+mod measure;
+mod report;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::components::{Component, envoy, node_provider, oauth2_proxy, wrk};
+use crate::util::{self, Readiness, Services};
+
+pub use report::Report;
+
+/// The protected host (the seed's nginx), resolved to 127.0.0.1 by every client.
+const HOST: &str = "nginx.example.com";
+const CLIENT_ID: &str = "nginx";
+const CLIENT_SECRET: &str = "nginx-client-secret";
+/// 32 bytes: AES-256 for both the adapter and oauth2-proxy.
+const COOKIE_SECRET: &str = "bench-cookie-secret-of-32-bytes!";
+
+/// The seed's Deployment args (DESIGN.md §4) minus issuer, address, secrets and client id:
+/// the same for the adapter and oauth2-proxy.
+const SEED_ARGS: &[&str] = &[
+    "--provider=oidc",
+    "--cookie-secure=false",
+    "--cookie-samesite=lax",
+    "--cookie-expire=4h",
+    "--cookie-name=auth",
+    "--set-authorization-header=true",
+    "--email-domain=*",
+    "--upstream=static://200",
+    "--skip-provider-button=true",
+    "--whitelist-domain=*.example.com",
+    "--cookie-domain=.example.com",
+];
+
+const USAGE: &str = "\
+usage: cargo xtask bench [--quick] [--rounds N] [--duration SECS] [--connections N]
+                         [--no-write]
+
+  --quick          one round of 3 s per scenario, fewer callgrind requests (about 3 minutes)
+  --rounds N       rounds of every scenario (default 3; medians are reported)
+  --duration SECS  seconds of load per scenario and round (default 10)
+  --connections N  concurrent connections (wrk) / streams (gRPC) (default 32)
+  --no-write       print the report instead of writing BENCHMARKS.md and the chart";
+
+/// What the run does, from the command line.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub quick: bool,
+    pub rounds: usize,
+    pub duration: u64,
+    pub warmup: u64,
+    pub connections: usize,
+    pub callgrind_requests: usize,
+    pub storm: usize,
+    pub write: bool,
+}
+
+impl Options {
+    fn parse(args: &[String]) -> Result<Options, String> {
+        let mut o = Options {
+            quick: false,
+            rounds: 3,
+            duration: 10,
+            warmup: 2,
+            connections: 32,
+            callgrind_requests: 2000,
+            storm: 50,
+            write: true,
+        };
+        let (mut rounds, mut duration) = (None, None);
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            let mut value = |name: &str| -> Result<u64, String> {
+                it.next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|v| *v > 0)
+                    .ok_or_else(|| format!("{name} needs a positive number\n\n{USAGE}"))
+            };
+            match a.as_str() {
+                "--quick" => o.quick = true,
+                "--rounds" => rounds = Some(value("--rounds")? as usize),
+                "--duration" => duration = Some(value("--duration")?),
+                "--connections" => o.connections = value("--connections")? as usize,
+                "--no-write" => o.write = false,
+                "-h" | "--help" => return Err(USAGE.to_owned()),
+                _ => return Err(format!("unknown argument {a:?}\n\n{USAGE}")),
+            }
+        }
+        if o.quick {
+            o.rounds = 1;
+            o.duration = 3;
+            o.warmup = 1;
+            o.callgrind_requests = 300;
+            o.storm = 20;
+        }
+        o.rounds = rounds.unwrap_or(o.rounds);
+        o.duration = duration.unwrap_or(o.duration);
+        Ok(o)
+    }
+}
 
 /// Runs `cargo xtask bench` with the arguments after it.
-pub fn run(_args: &[String]) -> Result<ExitCode, String> {
-    Err("cargo xtask bench: not built yet".to_owned())
+pub fn run(args: &[String]) -> Result<ExitCode, String> {
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let options = Options::parse(args)?;
+    let mut bench = Bench::new(options)?;
+    let report = bench.run()?;
+    let text = report.markdown();
+    if bench.options.write {
+        let path = util::repo_root().join("BENCHMARKS.md");
+        std::fs::write(&path, &text)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        println!("[xtask] bench: wrote {}", path.display());
+    } else {
+        println!("{text}");
+    }
+    println!("[xtask] bench: {}", report.headline());
+    println!(
+        "[xtask] bench: done in {:.0} s",
+        bench.started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The niceness of the measured processes (servers and load generators).
+const NICE: &str = "-10";
+
+/// Which CPUs the load generators and the servers run on (`taskset -c`), when there are two
+/// or more, and whether they run at a higher priority (`nice -n -10`, when allowed).
+#[derive(Debug, Clone)]
+pub struct Pinning {
+    pub nice: bool,
+    pub load: Option<String>,
+    pub servers: Option<String>,
+    /// The servers' CPU ids (empty: all).
+    pub server_ids: Vec<usize>,
+    pub cpus: usize,
+}
+
+impl Pinning {
+    fn detect() -> Pinning {
+        let nice = Command::new("nice")
+            .args(["-n", NICE, "true"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+            // Unprivileged, nice only warns and runs the command at the usual priority.
+            && std::fs::read_to_string("/proc/self/status").is_ok_and(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("Uid:"))
+                    .and_then(|u| u.split_whitespace().nth(1))
+                    == Some("0")
+            });
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let taskset = Command::new("taskset")
+            .arg("-V")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if cpus < 2 || !taskset {
+            return Pinning {
+                nice,
+                load: None,
+                servers: None,
+                server_ids: Vec::new(),
+                cpus,
+            };
+        }
+        let servers = if cpus == 2 {
+            "1".to_owned()
+        } else {
+            format!("1-{}", cpus - 1)
+        };
+        Pinning {
+            nice,
+            load: Some("0".to_owned()),
+            servers: Some(servers),
+            server_ids: (1..cpus).collect(),
+            cpus,
+        }
+    }
+}
+
+/// The binaries of the run.
+#[derive(Debug, Clone, Default)]
+pub struct Bins {
+    pub adapter: PathBuf,
+    pub noop: PathBuf,
+    pub agent: PathBuf,
+    pub wrk: PathBuf,
+    pub envoy: PathBuf,
+    pub oauth2_proxy: Option<PathBuf>,
+    pub node_provider_dir: PathBuf,
+}
+
+/// How a scenario's load is generated.
+#[derive(Debug, Clone)]
+pub enum LoadSpec {
+    /// wrk on `http://127.0.0.1:<port><path>` with `Host: nginx.example.com:<port>`.
+    Wrk { port: u16, path: String },
+    /// `bench-agent grpc-load` on the adapter's gRPC port.
+    Grpc { port: u16 },
+}
+
+/// One measured run.
+#[derive(Debug, Clone, Default)]
+pub struct Run {
+    pub load: measure::Load,
+    pub rss_kib: Option<u64>,
+    /// Peak anonymous RSS (heap, stacks: not the binary's pages), sampled every 20 ms, KiB.
+    pub anon_kib: Option<u64>,
+    pub cpu_per_10k: Option<f64>,
+    pub envoy_cpu_per_10k: Option<f64>,
+    /// CPU time of processes other than this run's on the servers' CPUs, as a share of those
+    /// CPUs' time during the run (other work on the machine disturbs the figures).
+    pub others_pct: Option<f64>,
+}
+
+/// One system and path under load.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// Short key (`ours-http`).
+    pub id: &'static str,
+    /// For tables and the chart.
+    pub label: String,
+    /// `ours`, `peer`, `limit` or `envoy` (chart colour).
+    pub kind: &'static str,
+    /// `direct` or `envoy`.
+    pub group: &'static str,
+    pub load: LoadSpec,
+    /// Which cookie (by system) the requests carry, if any.
+    pub cookie: Option<String>,
+    /// The status an allowed request gets.
+    pub expect: u16,
+    /// The process whose RSS and CPU are reported (name, pid).
+    pub server: Option<(String, u32)>,
+    /// Envoy's pid, for Envoy rows with a separate authz server.
+    pub envoy: Option<u32>,
+    /// Why it was not measured.
+    pub failed: Option<String>,
+    pub runs: Vec<Run>,
+    /// The load command, with the cookie as a variable.
+    pub command: String,
+}
+
+/// Instructions per check from callgrind.
+#[derive(Debug, Clone)]
+pub struct Callgrind {
+    pub system: String,
+    pub requests: usize,
+    pub result: Result<u64, String>,
+    /// `callgrind_annotate` top entries (self cost), for the adapter.
+    pub top: Vec<String>,
+    pub command: String,
+}
+
+/// A refresh storm's outcome.
+#[derive(Debug, Clone)]
+pub struct Storm {
+    pub system: String,
+    pub requests: usize,
+    pub result: Result<StormResult, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StormResult {
+    pub refresh_success: usize,
+    pub refresh_error: usize,
+    /// `bench-agent storm` output (statuses, answers with Set-Cookie).
+    pub answers: String,
+}
+
+struct Bench {
+    options: Options,
+    started: Instant,
+    stage: usize,
+    dir: PathBuf,
+    pin: Pinning,
+    bins: Bins,
+    ticks: f64,
+    issuer: String,
+    provider_log: PathBuf,
+    /// Every process this run started that runs on the servers' CPUs.
+    our_pids: Vec<u32>,
+    /// Command lines for the report: (what, command).
+    commands: Vec<(String, String)>,
+    notes: Vec<String>,
+}
+
+/// The number of stages printed as `[i/N]`.
+const STAGES: usize = 8;
+
+impl Bench {
+    fn new(options: Options) -> Result<Bench, String> {
+        let dir = target_dir().join("bench");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        Ok(Bench {
+            options,
+            started: Instant::now(),
+            stage: 0,
+            provider_log: dir.join("provider.log"),
+            dir,
+            pin: Pinning::detect(),
+            bins: Bins::default(),
+            ticks: measure::clock_ticks(),
+            issuer: String::new(),
+            our_pids: Vec::new(),
+            commands: Vec::new(),
+            notes: Vec::new(),
+        })
+    }
+
+    fn stage(&mut self, what: &str) {
+        self.stage += 1;
+        println!(
+            "[xtask] bench [{}/{STAGES}] {what} (at {:.0} s)",
+            self.stage,
+            self.started.elapsed().as_secs_f64()
+        );
+    }
+
+    /// `taskset -c <cpus> <program>`, or `<program>` without pinning.
+    /// `[nice -n -10] [taskset -c <cpus>] <program>`: the measured processes get their CPUs
+    /// and a higher priority than whatever else runs on the machine (same process id: each
+    /// wrapper execs the next).
+    fn pinned(&self, cpus: &Option<String>, program: &Path) -> Command {
+        let mut words: Vec<std::ffi::OsString> = Vec::new();
+        if self.pin.nice {
+            words.extend(["nice".into(), "-n".into(), NICE.into()]);
+        }
+        if let Some(cpus) = cpus {
+            words.extend(["taskset".into(), "-c".into(), cpus.into()]);
+        }
+        words.push(program.as_os_str().to_owned());
+        let mut c = Command::new(&words[0]);
+        c.args(&words[1..]);
+        c
+    }
+
+    /// How [`Bench::pinned`] wraps a program, for the report.
+    fn wrapper(&self, cpus: &Option<String>) -> String {
+        let mut w = String::new();
+        if self.pin.nice {
+            w.push_str(&format!("nice -n {NICE} "));
+        }
+        if let Some(c) = cpus {
+            w.push_str(&format!("taskset -c {c}"));
+        }
+        w.trim_end().to_owned()
+    }
+
+    fn run(&mut self) -> Result<Report, String> {
+        let o = self.options.clone();
+        println!(
+            "[xtask] bench: {} round(s) of {} s per scenario, {} connections; servers on CPU {}, \
+             load on CPU {}; files in {}",
+            o.rounds,
+            o.duration,
+            o.connections,
+            self.pin.servers.as_deref().unwrap_or("any"),
+            self.pin.load.as_deref().unwrap_or("any"),
+            self.dir.display()
+        );
+
+        self.stage("installing the components (wrk, oauth2-proxy, Envoy, node oidc-provider)");
+        self.install()?;
+
+        self.stage("building the adapter, noop-server and bench-agent (release)");
+        self.build()?;
+
+        self.stage("starting the provider, the servers and the Envoys");
+        let mut services = Services::new();
+        let ports = Ports::pick()?;
+        self.start_provider(&mut services, &ports)?;
+        services.wait_ready()?;
+        let endpoints = self.discovery(ports.provider)?;
+        let pids = self.start_servers(&mut services, &ports, &endpoints)?;
+        services.wait_ready()?;
+        self.our_pids.extend(&pids.all);
+        let mut at_rest = Vec::new();
+        for (name, pid) in [
+            ("no-op server", Some(pids.noop)),
+            ("adapter", Some(pids.ours)),
+            ("oauth2-proxy", pids.o2p),
+            ("Envoy (no ext_authz)", pids.envoy_none),
+        ] {
+            if let Some((rss, anon, file)) = pid.and_then(measure::rss_breakdown) {
+                at_rest.push(format!(
+                    "{name} {:.1} MiB ({:.1} anonymous + {:.1} file-backed)",
+                    rss as f64 / 1024.0,
+                    anon as f64 / 1024.0,
+                    file as f64 / 1024.0
+                ));
+            }
+        }
+        if !at_rest.is_empty() {
+            self.notes.push(format!(
+                "RSS at rest (started, ready, no load yet): {}. The file-backed part is the \
+                 binary's and libraries' pages in memory.",
+                at_rest.join("; ")
+            ));
+        }
+
+        self.stage("logging in through each system and checking every scenario");
+        let cookies = self.logins(&ports);
+        let mut scenarios = self.scenarios(&ports, &pids, &cookies);
+        for s in &mut scenarios {
+            if s.failed.is_none()
+                && let Err(e) = self.verify(s, &cookies)
+            {
+                println!("[xtask] bench: {}: not measured: {e}", s.label);
+                s.failed = Some(e);
+            }
+        }
+
+        self.stage("load: rounds of every scenario, interleaved");
+        if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+            let avg: Vec<&str> = load.split_whitespace().take(3).collect();
+            self.notes.push(format!(
+                "Load average (1, 5, 15 min) when the load started: {} on {} CPU(s).",
+                avg.join(", "),
+                self.pin.cpus
+            ));
+        }
+        for round in 1..=o.rounds {
+            for s in scenarios.iter_mut() {
+                if s.failed.is_some() {
+                    continue;
+                }
+                match self.measure(s, &cookies) {
+                    Ok(run) => {
+                        println!(
+                            "[xtask] bench: round {round}/{}: {:<38} {:>7.0} req/s  p50 {:>6.3} ms  \
+                             p99 {:>7.3} ms  RSS {:>6} KiB  CPU {} s/10k  others {}{}",
+                            o.rounds,
+                            s.label,
+                            run.load.rps,
+                            run.load.p50_ms,
+                            run.load.p99_ms,
+                            run.rss_kib.map_or("?".into(), |k| k.to_string()),
+                            run.cpu_per_10k.map_or("?".into(), |c| format!("{c:.3}")),
+                            run.others_pct.map_or("?".into(), |c| format!("{c:.0}%")),
+                            if run.load.errors > 0 {
+                                format!("  ({} errors)", run.load.errors)
+                            } else {
+                                String::new()
+                            }
+                        );
+                        s.runs.push(run);
+                    }
+                    Err(e) => {
+                        println!("[xtask] bench: {}: failed: {e}", s.label);
+                        s.failed = Some(e);
+                    }
+                }
+            }
+        }
+
+        self.stage("instructions per check (valgrind --tool=callgrind)");
+        let callgrind = self.callgrind_all(&ports, &cookies);
+
+        self.stage("refresh storm (a session due for refresh, requests at once)");
+        let storms = self.storms(&ports);
+
+        drop(services);
+        self.stage("writing BENCHMARKS.md and the chart");
+        let machine = report::Machine::read(&self.bins, &self.pin);
+        let mut report = Report {
+            options: o.clone(),
+            scenarios,
+            callgrind,
+            storms,
+            machine,
+            commands: self.commands.clone(),
+            notes: self.notes.clone(),
+            bearer: self.bearer_status(),
+            chart: None,
+            date: report::today(),
+            elapsed: self.started.elapsed(),
+        };
+        if o.write {
+            report.chart = self.chart(&report);
+        }
+        Ok(report)
+    }
+
+    fn install(&mut self) -> Result<(), String> {
+        self.bins.wrk = wrk::ensure()?;
+        self.bins.oauth2_proxy = match oauth2_proxy::ensure() {
+            Ok(p) => Some(p),
+            Err(e) => {
+                println!("[xtask] bench: oauth2-proxy is not available, the peer is skipped: {e}");
+                self.notes
+                    .push(format!("oauth2-proxy could not be installed: {e}"));
+                None
+            }
+        };
+        let env = envoy::Envoy.ensure_installed()?;
+        self.bins.envoy = env_path(&env, "OIDC_AUTHZ_ENVOY")?;
+        let env = node_provider::NodeProvider.ensure_installed()?;
+        self.bins.node_provider_dir = env_path(&env, "OIDC_AUTHZ_NODE_PROVIDER_DIR")?;
+        Ok(())
+    }
+
+    fn build(&mut self) -> Result<(), String> {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(util::repo_root()).args([
+            "build",
+            "--release",
+            "-p",
+            "ext-authz-adapter",
+            "-p",
+            "benches",
+            "--bin",
+            "ext-authz-adapter",
+            "--bin",
+            "noop-server",
+            "--bin",
+            "bench-agent",
+        ]);
+        util::run(&mut cmd)?;
+        let release = target_dir().join("release");
+        self.bins.adapter = release.join("ext-authz-adapter");
+        self.bins.noop = release.join("noop-server");
+        self.bins.agent = release.join("bench-agent");
+        self.commands.push((
+            "build".into(),
+            "cargo build --release -p ext-authz-adapter -p benches --bin ext-authz-adapter \
+             --bin noop-server --bin bench-agent"
+                .into(),
+        ));
+        Ok(())
+    }
+
+    fn start_provider(&mut self, services: &mut Services, ports: &Ports) -> Result<(), String> {
+        let redirect = |port: u16| format!("\"http://{HOST}:{port}/oauth2/callback\"");
+        let uris: Vec<String> = [
+            ports.ours,
+            ports.ours_refresh,
+            ports.o2p,
+            ports.o2p_refresh,
+            ports.envoy_oauth2,
+        ]
+        .iter()
+        .map(|p| redirect(*p))
+        .collect();
+        let config = format!(
+            "{{\"port\":{},\"clients\":[{{\"client_id\":\"{CLIENT_ID}\",\"client_secret\":\
+             \"{CLIENT_SECRET}\",\"redirect_uris\":[{}],\"token_endpoint_auth_method\":\
+             \"client_secret_basic\"}}],\"exit_on_stdin_close\":false}}",
+            ports.provider,
+            uris.join(",")
+        );
+        let script = util::repo_root().join("test-support/assets/provider.mjs");
+        let mut cmd = self.pinned(&self.pin.servers.clone(), Path::new("node"));
+        cmd.arg(&script)
+            .arg(&config)
+            .env("OIDC_AUTHZ_NODE_PROVIDER_DIR", &self.bins.node_provider_dir);
+        let log = self.provider_log.clone();
+        let ready_log = log.clone();
+        let pid = services
+            .spawn(
+                "oidc-provider",
+                &mut cmd,
+                &log,
+                None,
+                Some(Readiness::new(
+                    "READY line".into(),
+                    Duration::from_secs(30),
+                    move || {
+                        std::fs::read_to_string(&ready_log).is_ok_and(|t| t.contains("READY http"))
+                    },
+                )),
+            )?
+            .pid;
+        self.our_pids.push(pid);
+        self.issuer = format!("http://127.0.0.1:{}", ports.provider);
+        self.commands.push((
+            "identity provider".into(),
+            format!(
+                "node test-support/assets/provider.mjs '{{\"port\":{},\"clients\":[{{\"client_id\":\
+                 \"nginx\", ...}}]}}'  # node oidc-provider, stderr counted for refresh grants",
+                ports.provider
+            ),
+        ));
+        Ok(())
+    }
+
+    fn discovery(&self, port: u16) -> Result<Endpoints, String> {
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let text = measure::fetch_text(addr, "/.well-known/openid-configuration")?;
+        let field = |key: &str| {
+            json_string(&text, key).ok_or_else(|| format!("discovery has no {key}: {text}"))
+        };
+        Ok(Endpoints {
+            authorize: field("authorization_endpoint")?,
+            token: field("token_endpoint")?,
+            jwks: field("jwks_uri")?,
+        })
+    }
+
+    fn adapter_args(&self, port: u16, grpc: Option<u16>, refresh: &str) -> Vec<String> {
+        let mut args: Vec<String> = SEED_ARGS.iter().map(|a| (*a).to_owned()).collect();
+        args.extend([
+            format!("--cookie-refresh={refresh}"),
+            format!("--oidc-issuer-url={}", self.issuer),
+            format!("--http-address=127.0.0.1:{port}"),
+            format!("--cookie-secret={COOKIE_SECRET}"),
+            format!("--client-id={CLIENT_ID}"),
+        ]);
+        if let Some(g) = grpc {
+            args.push(format!("--grpc-address=127.0.0.1:{g}"));
+        }
+        args
+    }
+
+    fn oauth2_proxy_args(&self, port: u16, refresh: &str) -> Vec<String> {
+        let mut args: Vec<String> = SEED_ARGS.iter().map(|a| (*a).to_owned()).collect();
+        args.extend([
+            format!("--cookie-refresh={refresh}"),
+            format!("--oidc-issuer-url={}", self.issuer),
+            format!("--http-address=127.0.0.1:{port}"),
+            format!("--cookie-secret={COOKIE_SECRET}"),
+            format!("--client-id={CLIENT_ID}"),
+            format!("--client-secret={CLIENT_SECRET}"),
+            format!("--redirect-url=http://{HOST}:{port}/oauth2/callback"),
+            // The provider requires PKCE, as Keycloak can; the adapter always sends it.
+            "--code-challenge-method=S256".into(),
+            // One log line per request otherwise; the adapter logs none.
+            "--request-logging=false".into(),
+        ]);
+        args
+    }
+
+    fn start_servers(
+        &mut self,
+        services: &mut Services,
+        ports: &Ports,
+        endpoints: &Endpoints,
+    ) -> Result<Pids, String> {
+        let servers = self.pin.servers.clone();
+        let mut pids = Pids::default();
+        let http_ready = |port: u16, path: &'static str| {
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            move || util::http_status(addr, HOST, path, Duration::from_secs(2)) == Some(200)
+        };
+        let timeout = Duration::from_secs(60);
+
+        // The limit.
+        let mut cmd = self.pinned(&servers, &self.bins.noop.clone());
+        cmd.arg(format!("127.0.0.1:{}", ports.noop));
+        self.commands.push((
+            "limit".into(),
+            format!(
+                "{} target/release/noop-server 127.0.0.1:{}",
+                self.wrapper(&servers),
+                ports.noop
+            ),
+        ));
+        pids.noop = services
+            .spawn(
+                "noop-server",
+                &mut cmd,
+                &self.dir.join("noop.log"),
+                None,
+                Some(Readiness::new(
+                    "GET /".into(),
+                    timeout,
+                    http_ready(ports.noop, "/"),
+                )),
+            )?
+            .pid;
+        pids.all.push(pids.noop);
+
+        // Ours, and a second one for the refresh storm.
+        for (name, port, grpc, refresh) in [
+            ("adapter", ports.ours, Some(ports.ours_grpc), "1h"),
+            ("adapter-refresh", ports.ours_refresh, None, "1s"),
+        ] {
+            let args = self.adapter_args(port, grpc, refresh);
+            let mut cmd = self.pinned(&servers, &self.bins.adapter.clone());
+            cmd.args(&args)
+                .env("OAUTH2_PROXY_CLIENT_SECRET", CLIENT_SECRET)
+                .env_remove("RUST_LOG");
+            self.commands.push((
+                name.into(),
+                format!(
+                    "OAUTH2_PROXY_CLIENT_SECRET=... {} target/release/ext-authz-adapter {}",
+                    self.wrapper(&servers),
+                    shell_words(&args)
+                ),
+            ));
+            let pid = services
+                .spawn(
+                    name,
+                    &mut cmd,
+                    &self.dir.join(format!("{name}.log")),
+                    None,
+                    Some(Readiness::new(
+                        "GET /ready".into(),
+                        timeout,
+                        http_ready(port, "/ready"),
+                    )),
+                )?
+                .pid;
+            pids.all.push(pid);
+            if grpc.is_some() {
+                pids.ours = pid;
+            }
+        }
+
+        // The peer.
+        if let Some(binary) = self.bins.oauth2_proxy.clone() {
+            for (name, port, refresh) in [
+                ("oauth2-proxy", ports.o2p, "1h"),
+                ("oauth2-proxy-refresh", ports.o2p_refresh, "1s"),
+            ] {
+                let args = self.oauth2_proxy_args(port, refresh);
+                let mut cmd = self.pinned(&servers, &binary);
+                cmd.args(&args);
+                self.commands.push((
+                    name.into(),
+                    format!(
+                        "{} oauth2-proxy {}",
+                        self.wrapper(&servers),
+                        shell_words(&args).replace(CLIENT_SECRET, "...")
+                    ),
+                ));
+                let pid = services
+                    .spawn(
+                        name,
+                        &mut cmd,
+                        &self.dir.join(format!("{name}.log")),
+                        None,
+                        Some(Readiness::new(
+                            "GET /ping".into(),
+                            timeout,
+                            http_ready(port, "/ping"),
+                        )),
+                    )?
+                    .pid;
+                pids.all.push(pid);
+                if refresh == "1h" {
+                    pids.o2p = Some(pid);
+                }
+            }
+        }
+
+        // The Envoys.
+        let app = format!("127.0.0.1:{}", ports.noop);
+        let mut envoys: Vec<(&str, u16, u16, Vec<String>)> = vec![
+            ("none", ports.envoy_none, ports.envoy_admin[0], vec![]),
+            (
+                "http",
+                ports.envoy_ours,
+                ports.envoy_admin[1],
+                vec![format!("--authz=127.0.0.1:{}", ports.ours)],
+            ),
+            (
+                "grpc",
+                ports.envoy_ours_grpc,
+                ports.envoy_admin[2],
+                vec![format!("--authz=127.0.0.1:{}", ports.ours_grpc)],
+            ),
+            (
+                "oauth2",
+                ports.envoy_oauth2,
+                ports.envoy_admin[4],
+                vec![
+                    format!("--idp={}", self.issuer),
+                    format!("--client-id={CLIENT_ID}"),
+                    format!("--client-secret={CLIENT_SECRET}"),
+                    format!("--authorize={}", endpoints.authorize),
+                    format!("--token={}", endpoints.token),
+                    format!("--jwks={}", endpoints.jwks),
+                ],
+            ),
+        ];
+        if self.bins.oauth2_proxy.is_some() {
+            envoys.insert(
+                3,
+                (
+                    "http-o2p",
+                    ports.envoy_o2p,
+                    ports.envoy_admin[3],
+                    vec![format!("--authz=127.0.0.1:{}", ports.o2p)],
+                ),
+            );
+        }
+        for (name, listen, admin, extra) in envoys {
+            let kind = if name == "http-o2p" { "http" } else { name };
+            let file = self.dir.join(format!("envoy-{name}.json"));
+            let out = Command::new(&self.bins.agent)
+                .arg("envoy-config")
+                .arg(format!("--kind={kind}"))
+                .arg(format!("--listen=127.0.0.1:{listen}"))
+                .arg(format!("--admin=127.0.0.1:{admin}"))
+                .arg(format!("--app={app}"))
+                .args(&extra)
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|e| format!("bench-agent envoy-config: {e}"))?;
+            if !out.status.success() {
+                let e = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+                if name == "oauth2" {
+                    self.notes.push(format!("Envoy oauth2 config: {e}"));
+                    continue;
+                }
+                return Err(format!("bench-agent envoy-config --kind={kind}: {e}"));
+            }
+            std::fs::write(&file, &out.stdout)
+                .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+            let mut cmd = self.pinned(&servers, &self.bins.envoy.clone());
+            let args = [
+                "--config-path".to_owned(),
+                file.display().to_string(),
+                "--concurrency".into(),
+                "1".into(),
+                "--log-level".into(),
+                "warning".into(),
+                "--disable-hot-restart".into(),
+                "--use-dynamic-base-id".into(),
+            ];
+            cmd.args(&args);
+            self.commands.push((
+                format!("envoy ({name})"),
+                format!(
+                    "bench-agent envoy-config --kind={kind} --listen=127.0.0.1:{listen} ... > \
+                     envoy-{name}.json; {} envoy --config-path envoy-{name}.json --concurrency 1 \
+                     --log-level warning",
+                    self.wrapper(&servers)
+                ),
+            ));
+            let admin_addr = SocketAddr::from(([127, 0, 0, 1], admin));
+            let spawned = services.spawn(
+                &format!("envoy-{name}"),
+                &mut cmd,
+                &self.dir.join(format!("envoy-{name}.log")),
+                None,
+                Some(Readiness::new("admin /ready".into(), timeout, move || {
+                    util::http_status(admin_addr, "localhost", "/ready", Duration::from_secs(2))
+                        == Some(200)
+                })),
+            )?;
+            let pid = spawned.pid;
+            pids.all.push(pid);
+            match name {
+                "none" => pids.envoy_none = Some(pid),
+                "http" => pids.envoy_ours = Some(pid),
+                "grpc" => pids.envoy_ours_grpc = Some(pid),
+                "http-o2p" => pids.envoy_o2p = Some(pid),
+                _ => pids.envoy_oauth2 = Some(pid),
+            }
+        }
+        Ok(pids)
+    }
+
+    /// `bench-agent login`: the Cookie header after a real login through `port`.
+    fn login(&self, port: u16, start: &str) -> Result<String, String> {
+        let out = Command::new(&self.bins.agent)
+            .arg("login")
+            .arg(format!("--base=http://{HOST}:{port}"))
+            .arg(format!("--start={start}"))
+            .arg("--user=alice")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("bench-agent login: {e}"))?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            let tail: Vec<&str> = err.lines().rev().take(8).collect();
+            return Err(format!(
+                "login failed: {}",
+                tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+            ));
+        }
+        let cookie = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if cookie.is_empty() {
+            return Err("login left no cookie".into());
+        }
+        Ok(cookie)
+    }
+
+    fn logins(&self, ports: &Ports) -> Cookies {
+        let mut cookies = Cookies::default();
+        let get = |what: &str, port: u16, start: &str| match self.login(port, start) {
+            Ok(c) => {
+                println!(
+                    "[xtask] bench: logged in through {what} ({} cookie bytes)",
+                    c.len()
+                );
+                Ok(c)
+            }
+            Err(e) => {
+                println!("[xtask] bench: login through {what} failed: {e}");
+                Err(e)
+            }
+        };
+        cookies.ours = get("the adapter", ports.ours, "/");
+        cookies.o2p = if self.bins.oauth2_proxy.is_some() {
+            get("oauth2-proxy", ports.o2p, "/oauth2/start?rd=%2F")
+        } else {
+            Err("oauth2-proxy is not installed".into())
+        };
+        cookies.envoy_oauth2 = get("Envoy's oauth2 filter", ports.envoy_oauth2, "/");
+        cookies
+    }
+
+    fn scenarios(&self, ports: &Ports, pids: &Pids, cookies: &Cookies) -> Vec<Scenario> {
+        let o2p_missing = || Some("oauth2-proxy is not installed".to_owned());
+        let wrk = |port: u16, path: &str| LoadSpec::Wrk {
+            port,
+            path: path.to_owned(),
+        };
+        let mut list = vec![
+            scenario(
+                "limit",
+                "limit: hyper no-op server",
+                "limit",
+                "direct",
+                wrk(ports.noop, "/"),
+            )
+            .server("noop-server", Some(pids.noop))
+            .expect(200),
+            scenario(
+                "ours-http",
+                "ours: HTTP check /",
+                "ours",
+                "direct",
+                wrk(ports.ours, "/"),
+            )
+            .cookie("ours")
+            .server("adapter", Some(pids.ours)),
+            scenario(
+                "ours-auth",
+                "ours: /oauth2/auth",
+                "ours",
+                "direct",
+                wrk(ports.ours, "/oauth2/auth"),
+            )
+            .cookie("ours")
+            .server("adapter", Some(pids.ours))
+            .expect(202),
+            scenario(
+                "ours-grpc",
+                "ours: gRPC Check",
+                "ours",
+                "direct",
+                LoadSpec::Grpc {
+                    port: ports.ours_grpc,
+                },
+            )
+            .cookie("ours")
+            .server("adapter", Some(pids.ours)),
+            scenario(
+                "peer-http",
+                "oauth2-proxy: /",
+                "peer",
+                "direct",
+                wrk(ports.o2p, "/"),
+            )
+            .cookie("o2p")
+            .server("oauth2-proxy", pids.o2p),
+            scenario(
+                "peer-auth",
+                "oauth2-proxy: /oauth2/auth",
+                "peer",
+                "direct",
+                wrk(ports.o2p, "/oauth2/auth"),
+            )
+            .cookie("o2p")
+            .server("oauth2-proxy", pids.o2p)
+            .expect(202),
+            scenario(
+                "envoy",
+                "Envoy, no ext_authz",
+                "envoy",
+                "envoy",
+                wrk(ports.envoy_none, "/"),
+            )
+            .server("envoy", pids.envoy_none),
+            scenario(
+                "envoy-ours-http",
+                "Envoy + ours (ext_authz HTTP)",
+                "ours",
+                "envoy",
+                wrk(ports.envoy_ours, "/"),
+            )
+            .cookie("ours")
+            .server("adapter", Some(pids.ours))
+            .envoy(pids.envoy_ours),
+            scenario(
+                "envoy-ours-grpc",
+                "Envoy + ours (ext_authz gRPC)",
+                "ours",
+                "envoy",
+                wrk(ports.envoy_ours_grpc, "/"),
+            )
+            .cookie("ours")
+            .server("adapter", Some(pids.ours))
+            .envoy(pids.envoy_ours_grpc),
+            scenario(
+                "envoy-peer-http",
+                "Envoy + oauth2-proxy (ext_authz HTTP)",
+                "peer",
+                "envoy",
+                wrk(ports.envoy_o2p, "/"),
+            )
+            .cookie("o2p")
+            .server("oauth2-proxy", pids.o2p)
+            .envoy(pids.envoy_o2p),
+            scenario(
+                "envoy-oauth2",
+                "Envoy oauth2 + jwt_authn filters",
+                "envoy",
+                "envoy",
+                wrk(ports.envoy_oauth2, "/"),
+            )
+            .cookie("envoy-oauth2")
+            .server("envoy", pids.envoy_oauth2),
+        ];
+        for s in &mut list {
+            if s.server.is_none() {
+                s.failed = if s.id.starts_with("peer") || s.id == "envoy-peer-http" {
+                    o2p_missing()
+                } else {
+                    Some("not started".into())
+                };
+                continue;
+            }
+            if let Some(which) = &s.cookie
+                && let Err(e) = cookies.get(which)
+            {
+                s.failed = Some(format!("no session: {e}"));
+            }
+            s.command = self.load_command(s);
+        }
+        list
+    }
+
+    /// The load command of a scenario, for the report (cookie as a shell variable).
+    fn load_command(&self, s: &Scenario) -> String {
+        let cookie_var = s.cookie.as_ref().map(|c| match c.as_str() {
+            "ours" => "$COOKIE_OURS",
+            "o2p" => "$COOKIE_OAUTH2_PROXY",
+            _ => "$COOKIE_ENVOY_OAUTH2",
+        });
+        let o = &self.options;
+        match &s.load {
+            LoadSpec::Wrk { port, path } => {
+                let mut c = format!(
+                    "{} wrk -t1 -c{} -d{}s --timeout 10s --latency -H 'Host: {HOST}:{port}' \
+                     -H 'Accept: text/html'",
+                    self.wrapper(&self.pin.load),
+                    o.connections,
+                    o.duration
+                );
+                if let Some(v) = cookie_var {
+                    c.push_str(&format!(" -H \"Cookie: {v}\""));
+                }
+                c.push_str(&format!(" http://127.0.0.1:{port}{path}"));
+                c
+            }
+            LoadSpec::Grpc { port } => format!(
+                "{} bench-agent grpc-load --addr=127.0.0.1:{port} --authority={HOST}:{port} \
+                 --cookie=\"{}\" --concurrency={} --duration={} --warmup=0",
+                self.wrapper(&self.pin.load),
+                cookie_var.unwrap_or(""),
+                o.connections,
+                o.duration
+            ),
+        }
+    }
+
+    fn headers(&self, port: u16, cookie: Option<&str>) -> Vec<(String, String)> {
+        let mut h = vec![
+            ("Host".to_owned(), format!("{HOST}:{port}")),
+            ("Accept".to_owned(), "text/html".to_owned()),
+        ];
+        if let Some(c) = cookie {
+            h.push(("Cookie".to_owned(), c.to_owned()));
+        }
+        h
+    }
+
+    fn verify(&self, s: &Scenario, cookies: &Cookies) -> Result<(), String> {
+        let cookie = match &s.cookie {
+            Some(which) => Some(cookies.get(which)?),
+            None => None,
+        };
+        match &s.load {
+            LoadSpec::Wrk { port, path } => {
+                let addr = SocketAddr::from(([127, 0, 0, 1], *port));
+                let mut conn = measure::Conn::open(addr)?;
+                let answer = conn.get(path, &self.headers(*port, cookie))?;
+                if answer.status != s.expect {
+                    return Err(format!(
+                        "GET {path} with the session answered {}, not {} (a deny: the session \
+                         is not accepted)",
+                        answer.status, s.expect
+                    ));
+                }
+                Ok(())
+            }
+            // grpc-load checks its first answer itself.
+            LoadSpec::Grpc { .. } => Ok(()),
+        }
+    }
+
+    /// Runs the load for `seconds`.
+    fn load(
+        &self,
+        s: &Scenario,
+        cookie: Option<&str>,
+        seconds: u64,
+    ) -> Result<measure::Load, String> {
+        let o = &self.options;
+        match &s.load {
+            LoadSpec::Wrk { port, path } => {
+                let mut cmd = self.pinned(&self.pin.load, &self.bins.wrk);
+                cmd.args([
+                    "-t1".to_owned(),
+                    format!("-c{}", o.connections),
+                    format!("-d{seconds}s"),
+                    "--timeout".into(),
+                    "10s".into(),
+                    "--latency".into(),
+                ]);
+                for (k, v) in self.headers(*port, cookie) {
+                    cmd.arg("-H").arg(format!("{k}: {v}"));
+                }
+                cmd.arg(format!("http://127.0.0.1:{port}{path}"));
+                let out = cmd
+                    .stdin(Stdio::null())
+                    .output()
+                    .map_err(|e| format!("wrk: {e}"))?;
+                let text = String::from_utf8_lossy(&out.stdout);
+                if !out.status.success() {
+                    return Err(format!(
+                        "wrk failed ({}): {}{}",
+                        out.status,
+                        text,
+                        String::from_utf8_lossy(&out.stderr)
+                    ));
+                }
+                measure::parse_wrk(&text)
+            }
+            LoadSpec::Grpc { port } => {
+                let mut cmd = self.pinned(&self.pin.load, &self.bins.agent);
+                cmd.arg("grpc-load")
+                    .arg(format!("--addr=127.0.0.1:{port}"))
+                    .arg(format!("--authority={HOST}:{port}"))
+                    .arg(format!("--cookie={}", cookie.unwrap_or("")))
+                    .arg(format!("--concurrency={}", o.connections))
+                    .arg(format!("--duration={seconds}"))
+                    .arg("--warmup=0");
+                let out = cmd
+                    .stdin(Stdio::null())
+                    .output()
+                    .map_err(|e| format!("bench-agent grpc-load: {e}"))?;
+                if !out.status.success() {
+                    return Err(format!(
+                        "grpc-load failed: {}",
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    ));
+                }
+                measure::parse_grpc_load(&String::from_utf8_lossy(&out.stdout))
+            }
+        }
+    }
+
+    fn measure(&self, s: &Scenario, cookies: &Cookies) -> Result<Run, String> {
+        let cookie = match &s.cookie {
+            Some(which) => Some(cookies.get(which)?.to_owned()),
+            None => None,
+        };
+        self.load(s, cookie.as_deref(), self.options.warmup)?;
+        let pid = s.server.as_ref().map(|(_, p)| *p);
+        let rss_reset = pid.is_some_and(measure::reset_peak_rss);
+        let cpu0 = pid.and_then(measure::cpu_ticks);
+        let envoy0 = s.envoy.and_then(measure::cpu_ticks);
+        let ours = || -> u64 {
+            self.our_pids
+                .iter()
+                .filter_map(|p| measure::cpu_ticks(*p))
+                .sum()
+        };
+        let (ours0, machine0) = (ours(), measure::cpu_busy(&self.pin.server_ids));
+        let anon = pid.map(measure::AnonSampler::start);
+        let load = self.load(s, cookie.as_deref(), self.options.duration);
+        let anon_kib = anon.and_then(measure::AnonSampler::stop);
+        let load = load?;
+        let (ours1, machine1) = (ours(), measure::cpu_busy(&self.pin.server_ids));
+        let cpu1 = pid.and_then(measure::cpu_ticks);
+        let envoy1 = s.envoy.and_then(measure::cpu_ticks);
+        let others_pct = match (machine0, machine1) {
+            (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => {
+                let others = (b1 - b0).saturating_sub(ours1.saturating_sub(ours0));
+                Some(others as f64 * 100.0 / (t1 - t0) as f64)
+            }
+            _ => None,
+        };
+        let per_10k = |a: Option<u64>, b: Option<u64>| -> Option<f64> {
+            let (a, b) = (a?, b?);
+            (load.requests > 0)
+                .then(|| (b.saturating_sub(a)) as f64 / self.ticks / (load.requests as f64 / 1e4))
+        };
+        if load.errors > load.requests / 100 {
+            return Err(format!(
+                "{} of {} answers were not allows",
+                load.errors, load.requests
+            ));
+        }
+        Ok(Run {
+            rss_kib: if rss_reset {
+                pid.and_then(measure::peak_rss_kib)
+            } else {
+                None
+            },
+            anon_kib,
+            cpu_per_10k: per_10k(cpu0, cpu1),
+            envoy_cpu_per_10k: per_10k(envoy0, envoy1),
+            others_pct,
+            load,
+        })
+    }
+
+    fn callgrind_all(&mut self, ports: &Ports, cookies: &Cookies) -> Vec<Callgrind> {
+        let mut out = Vec::new();
+        if Command::new("valgrind")
+            .arg("--version")
+            .stdin(Stdio::null())
+            .output()
+            .is_err()
+        {
+            self.notes
+                .push("valgrind is not installed: no instruction counts".into());
+            return out;
+        }
+        let n = self.options.callgrind_requests;
+        if let Ok(cookie) = &cookies.ours {
+            let port = ports.callgrind_ours;
+            let args = self.adapter_args(port, None, "1h");
+            let r = self.callgrind(
+                "adapter",
+                &self.bins.adapter.clone(),
+                &args,
+                &[("OAUTH2_PROXY_CLIENT_SECRET", CLIENT_SECRET)],
+                port,
+                "/ready",
+                cookie,
+            );
+            out.push(r);
+        }
+        if let (Some(binary), Ok(cookie)) = (self.bins.oauth2_proxy.clone(), &cookies.o2p) {
+            let port = ports.callgrind_o2p;
+            let args = self.oauth2_proxy_args(port, "1h");
+            // Go's asynchronous preemption signals abort callgrind (valgrind 3.19).
+            out.push(self.callgrind(
+                "oauth2-proxy",
+                &binary,
+                &args,
+                &[("GODEBUG", "asyncpreemptoff=1")],
+                port,
+                "/ping",
+                cookie,
+            ));
+        }
+        for c in &out {
+            match &c.result {
+                Ok(i) => println!(
+                    "[xtask] bench: {}: {i} instructions per check ({n} checks)",
+                    c.system
+                ),
+                Err(e) => println!("[xtask] bench: {}: no instruction count: {e}", c.system),
+            }
+        }
+        out
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn callgrind(
+        &self,
+        system: &str,
+        binary: &Path,
+        args: &[String],
+        env: &[(&str, &str)],
+        port: u16,
+        ready: &'static str,
+        cookie: &str,
+    ) -> Callgrind {
+        let n = self.options.callgrind_requests;
+        let out_base = self.dir.join(format!("callgrind.{system}"));
+        let env_words: Vec<String> = env
+            .iter()
+            .filter(|(k, _)| !k.contains("SECRET"))
+            .map(|(k, v)| format!("{k}={v} "))
+            .collect();
+        let command = format!(
+            "{}valgrind --tool=callgrind --callgrind-out-file=callgrind.{system}.%p {} {}; \
+             {n} sequential GET / with the session on one connection between \
+             `callgrind_control -z` and `callgrind_control -d`",
+            env_words.concat(),
+            binary
+                .file_name()
+                .map_or_else(String::new, |f| f.to_string_lossy().into_owned()),
+            shell_words(args).replace(CLIENT_SECRET, "...")
+        );
+        let result = (|| -> Result<(u64, Vec<String>), String> {
+            let mut services = Services::new();
+            let mut cmd = self.pinned(&self.pin.servers, Path::new("valgrind"));
+            cmd.arg("--tool=callgrind")
+                .arg(format!("--callgrind-out-file={}.%p", out_base.display()))
+                .arg(binary)
+                .args(args)
+                .env_remove("RUST_LOG");
+            for (k, v) in env {
+                cmd.env(k, v);
+            }
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            let pid = services
+                .spawn(
+                    &format!("{system}-callgrind"),
+                    &mut cmd,
+                    &self.dir.join(format!("callgrind-{system}.log")),
+                    None,
+                    Some(Readiness::new(
+                        ready.into(),
+                        Duration::from_secs(240),
+                        move || {
+                            util::http_status(addr, HOST, ready, Duration::from_secs(10))
+                                == Some(200)
+                        },
+                    )),
+                )?
+                .pid;
+            services.wait_ready()?;
+            let headers = self.headers(port, Some(cookie));
+            measure::requests(addr, "/", &headers, 50, 200)?;
+            callgrind_control("-z", pid)?;
+            measure::requests(addr, "/", &headers, n, 200)?;
+            callgrind_control("-d", pid)?;
+            let dump = std::fs::read_dir(&self.dir)
+                .map_err(|e| e.to_string())?
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .find(|p| {
+                    p.file_name().is_some_and(|f| {
+                        let f = f.to_string_lossy();
+                        f.starts_with(&format!("callgrind.{system}.{pid}")) && f.ends_with(".1")
+                    })
+                })
+                .ok_or("callgrind wrote no dump after `callgrind_control -d`")?;
+            let total = measure::callgrind_total(&dump)?;
+            let top = if system == "adapter" {
+                annotate(&dump, n)
+            } else {
+                Vec::new()
+            };
+            drop(services);
+            Ok((total / n as u64, top))
+        })();
+        let (result, top) = match result {
+            Ok((per, top)) => (Ok(per), top),
+            Err(e) => (Err(first_line(&e)), Vec::new()),
+        };
+        Callgrind {
+            system: system.into(),
+            requests: n,
+            result,
+            top,
+            command,
+        }
+    }
+
+    fn storms(&mut self, ports: &Ports) -> Vec<Storm> {
+        let mut out = Vec::new();
+        let mut systems = vec![("ours (--cookie-refresh=1s)", ports.ours_refresh, "/")];
+        if self.bins.oauth2_proxy.is_some() {
+            systems.push((
+                "oauth2-proxy (--cookie-refresh=1s)",
+                ports.o2p_refresh,
+                "/oauth2/start?rd=%2F",
+            ));
+        }
+        for (system, port, start) in systems {
+            let n = self.options.storm;
+            let result = (|| -> Result<StormResult, String> {
+                let cookie = self.login(port, start)?;
+                // Due for refresh: older than --cookie-refresh (whole seconds).
+                std::thread::sleep(Duration::from_millis(2500));
+                let before = self.refresh_grants();
+                let out = Command::new(&self.bins.agent)
+                    .arg("storm")
+                    .arg(format!("--addr=127.0.0.1:{port}"))
+                    .arg(format!("--host={HOST}:{port}"))
+                    .arg(format!("--cookie={cookie}"))
+                    .arg(format!("--n={n}"))
+                    .stdin(Stdio::null())
+                    .output()
+                    .map_err(|e| format!("bench-agent storm: {e}"))?;
+                if !out.status.success() {
+                    return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+                }
+                std::thread::sleep(Duration::from_millis(500));
+                let after = self.refresh_grants();
+                Ok(StormResult {
+                    refresh_success: after.0 - before.0,
+                    refresh_error: after.1 - before.1,
+                    answers: String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+                })
+            })();
+            match &result {
+                Ok(r) => println!(
+                    "[xtask] bench: storm of {n} on {system}: {} refresh grant(s) at the \
+                     provider, {} failed; {}",
+                    r.refresh_success, r.refresh_error, r.answers
+                ),
+                Err(e) => println!("[xtask] bench: storm on {system} failed: {e}"),
+            }
+            out.push(Storm {
+                system: system.into(),
+                requests: n,
+                result,
+            });
+        }
+        self.commands.push((
+            "refresh storm".into(),
+            format!(
+                "bench-agent login ...; sleep 2.5; bench-agent storm --addr=127.0.0.1:PORT \
+                 --host={HOST}:PORT --cookie=\"$COOKIE\" --n={}  # count `grant.success \
+                 refresh_token` / `grant.error refresh_token` in the provider's stderr",
+                self.options.storm
+            ),
+        ));
+        out
+    }
+
+    /// (successful, failed) refresh grants in the provider's log so far.
+    fn refresh_grants(&self) -> (usize, usize) {
+        let text = std::fs::read_to_string(&self.provider_log).unwrap_or_default();
+        (
+            text.matches("grant.success refresh_token").count(),
+            text.matches("grant.error refresh_token").count(),
+        )
+    }
+
+    fn bearer_status(&self) -> String {
+        let help = Command::new(&self.bins.adapter)
+            .arg("--help")
+            .stdin(Stdio::null())
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        if help.contains("bearer") || help.contains("jwt") {
+            "the adapter has a bearer-token flag, but node oidc-provider issues opaque access \
+             tokens (no JWT to send); not measured under load yet"
+                .into()
+        } else {
+            "pending: `oidc_core::bearer` exists, but the adapter's check does not accept bearer \
+             tokens yet (no `--skip-jwt-bearer-tokens`); its CPU cost is in the criterion \
+             benchmarks (`cargo bench -p benches`)"
+                .into()
+        }
+    }
+
+    fn chart(&self, report: &Report) -> Option<PathBuf> {
+        let font = match find_font() {
+            Some(f) => f,
+            None => {
+                println!("[xtask] bench: no DejaVu font; installing Debian's fonts-dejavu-core");
+                let _ = util::run(
+                    Command::new("apt-get")
+                        .args([
+                            "install",
+                            "-y",
+                            "--no-install-recommends",
+                            "fonts-dejavu-core",
+                        ])
+                        .env("DEBIAN_FRONTEND", "noninteractive"),
+                );
+                find_font()?
+            }
+        };
+        let tsv = self.dir.join("chart.tsv");
+        std::fs::write(&tsv, report.chart_rows()).ok()?;
+        let png = util::repo_root().join("docs/bench/throughput.png");
+        std::fs::create_dir_all(png.parent()?).ok()?;
+        let title = format!(
+            "cargo xtask bench{}: medians, {} connections, {} CPU(s) for the servers",
+            if self.options.quick { " --quick" } else { "" },
+            self.options.connections,
+            self.pin.cpus.saturating_sub(1).max(1)
+        );
+        let out = Command::new(&self.bins.agent)
+            .arg("chart")
+            .arg(format!("--input={}", tsv.display()))
+            .arg(format!("--output={}", png.display()))
+            .arg(format!("--font={}", font.display()))
+            .arg(format!("--title={title}"))
+            .stdin(Stdio::null())
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            println!(
+                "[xtask] bench: chart failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            return None;
+        }
+        println!("[xtask] bench: wrote {}", png.display());
+        Some(PathBuf::from("docs/bench/throughput.png"))
+    }
+}
+
+fn scenario(
+    id: &'static str,
+    label: &str,
+    kind: &'static str,
+    group: &'static str,
+    load: LoadSpec,
+) -> Scenario {
+    Scenario {
+        id,
+        label: label.to_owned(),
+        kind,
+        group,
+        load,
+        cookie: None,
+        expect: 200,
+        server: None,
+        envoy: None,
+        failed: None,
+        runs: Vec::new(),
+        command: String::new(),
+    }
+}
+
+impl Scenario {
+    fn cookie(mut self, which: &str) -> Self {
+        self.cookie = Some(which.to_owned());
+        self
+    }
+    fn server(mut self, name: &str, pid: Option<u32>) -> Self {
+        self.server = pid.map(|p| (name.to_owned(), p));
+        self
+    }
+    fn envoy(mut self, pid: Option<u32>) -> Self {
+        self.envoy = pid;
+        if pid.is_none() {
+            self.server = None;
+        }
+        self
+    }
+    fn expect(mut self, status: u16) -> Self {
+        self.expect = status;
+        self
+    }
+}
+
+/// The sessions from the logins, by system.
+#[derive(Debug)]
+struct Cookies {
+    ours: Result<String, String>,
+    o2p: Result<String, String>,
+    envoy_oauth2: Result<String, String>,
+}
+
+impl Default for Cookies {
+    fn default() -> Self {
+        let none = || Err("no login".to_owned());
+        Cookies {
+            ours: none(),
+            o2p: none(),
+            envoy_oauth2: none(),
+        }
+    }
+}
+
+impl Cookies {
+    fn get(&self, which: &str) -> Result<&str, String> {
+        let c = match which {
+            "ours" => &self.ours,
+            "o2p" => &self.o2p,
+            _ => &self.envoy_oauth2,
+        };
+        c.as_deref().map_err(Clone::clone)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Pids {
+    /// Every service started for the load (all on the servers' CPUs).
+    all: Vec<u32>,
+    noop: u32,
+    ours: u32,
+    o2p: Option<u32>,
+    envoy_none: Option<u32>,
+    envoy_ours: Option<u32>,
+    envoy_ours_grpc: Option<u32>,
+    envoy_o2p: Option<u32>,
+    envoy_oauth2: Option<u32>,
+}
+
+struct Endpoints {
+    authorize: String,
+    token: String,
+    jwks: String,
+}
+
+/// Every port of the run, on 127.0.0.1.
+struct Ports {
+    provider: u16,
+    noop: u16,
+    ours: u16,
+    ours_grpc: u16,
+    ours_refresh: u16,
+    o2p: u16,
+    o2p_refresh: u16,
+    envoy_none: u16,
+    envoy_ours: u16,
+    envoy_ours_grpc: u16,
+    envoy_o2p: u16,
+    envoy_oauth2: u16,
+    envoy_admin: [u16; 5],
+    callgrind_ours: u16,
+    callgrind_o2p: u16,
+}
+
+impl Ports {
+    fn pick() -> Result<Ports, String> {
+        // Hold them all while picking, so no two are the same.
+        let mut held = Vec::new();
+        let mut next = || -> Result<u16, String> {
+            let l = std::net::TcpListener::bind("127.0.0.1:0")
+                .map_err(|e| format!("cannot bind 127.0.0.1:0: {e}"))?;
+            let port = l.local_addr().map_err(|e| e.to_string())?.port();
+            held.push(l);
+            Ok(port)
+        };
+        Ok(Ports {
+            provider: next()?,
+            noop: next()?,
+            ours: next()?,
+            ours_grpc: next()?,
+            ours_refresh: next()?,
+            o2p: next()?,
+            o2p_refresh: next()?,
+            envoy_none: next()?,
+            envoy_ours: next()?,
+            envoy_ours_grpc: next()?,
+            envoy_o2p: next()?,
+            envoy_oauth2: next()?,
+            envoy_admin: [next()?, next()?, next()?, next()?, next()?],
+            callgrind_ours: next()?,
+            callgrind_o2p: next()?,
+        })
+    }
+}
+
+/// `callgrind_control <flag> <pid>` (`-z` zeroes the counters, `-d` dumps them).
+fn callgrind_control(flag: &str, pid: u32) -> Result<(), String> {
+    let out = Command::new("callgrind_control")
+        .arg(flag)
+        .arg(pid.to_string())
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("callgrind_control: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "callgrind_control {flag} {pid} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(())
+}
+
+/// Where the instructions go, per check, from `callgrind_annotate`: the functions with the
+/// largest inclusive cost (wrappers above 90% left out), then the largest self costs. Lines are
+/// `<instructions per check>  <percent>  <function>`.
+fn annotate(dump: &Path, checks: usize) -> Vec<String> {
+    let run = |inclusive: bool| -> Vec<(u64, f64, String)> {
+        let mut cmd = Command::new("callgrind_annotate");
+        cmd.arg("--threshold=100");
+        if inclusive {
+            cmd.arg("--inclusive=yes");
+        }
+        let Ok(out) = cmd.arg(dump).stdin(Stdio::null()).output() else {
+            return Vec::new();
+        };
+        parse_annotate(&String::from_utf8_lossy(&out.stdout))
+    };
+    let per = |ir: u64| ir / checks.max(1) as u64;
+    let mut lines = vec!["inclusive (the function and what it calls):".to_owned()];
+    let mut seen = std::collections::HashSet::new();
+    for (ir, pct, f) in run(true) {
+        if pct > 90.0 || !seen.insert(f.clone()) {
+            continue;
+        }
+        lines.push(format!("{:>8}  {pct:>5.1}%  {f}", per(ir)));
+        if seen.len() == 24 {
+            break;
+        }
+    }
+    lines.push(String::new());
+    lines.push("self (the function alone):".to_owned());
+    let mut seen = std::collections::HashSet::new();
+    for (ir, pct, f) in run(false) {
+        if pct > 90.0 || !seen.insert(f.clone()) {
+            continue;
+        }
+        lines.push(format!("{:>8}  {pct:>5.1}%  {f}", per(ir)));
+        if seen.len() == 12 {
+            break;
+        }
+    }
+    lines
+}
+
+/// `(Ir, percent, function)` of `callgrind_annotate` lines
+/// (`1,234 (5.00%)  /path/file.rs:crate::function [/path/object]`), keeping the entries that
+/// carry an object (a function's own total, not an inlined part of it), in order.
+fn parse_annotate(text: &str) -> Vec<(u64, f64, String)> {
+    text.lines()
+        .filter_map(|line| {
+            let line = line.trim();
+            let (ir, rest) = line.split_once(" (")?;
+            let ir: u64 = ir.replace(',', "").parse().ok()?;
+            let (pct, rest) = rest.split_once("%)")?;
+            let pct: f64 = pct.trim().parse().ok()?;
+            let rest = rest.trim();
+            let object_at = rest.rfind(" [")?;
+            let place = &rest[..object_at];
+            let function = place.split_once(':').map_or(place, |(_, f)| f);
+            (!function.is_empty() && !function.starts_with("0x"))
+                .then(|| (ir, pct, function.to_owned()))
+        })
+        .collect()
+}
+
+fn find_font() -> Option<PathBuf> {
+    [
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+        "/usr/share/fonts/TTF/DejaVuSans.ttf",
+        "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.is_file())
+}
+
+/// The value of `"key":"..."` in compact JSON (enough for a discovery document).
+fn json_string(text: &str, key: &str) -> Option<String> {
+    let needle = format!("\"{key}\"");
+    let rest = text[text.find(&needle)? + needle.len()..].trim_start();
+    let rest = rest.strip_prefix(':')?.trim_start().strip_prefix('"')?;
+    Some(rest[..rest.find('"')?].replace("\\/", "/"))
+}
+
+fn env_path(env: &crate::components::Env, key: &str) -> Result<PathBuf, String> {
+    env.iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| PathBuf::from(v))
+        .ok_or_else(|| format!("the installer set no {key}"))
+}
+
+/// `$CARGO_TARGET_DIR`, or `<repo>/target`.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| util::repo_root().join("target"))
+}
+
+/// Arguments quoted for a shell where needed.
+fn shell_words(args: &[String]) -> String {
+    args.iter()
+        .map(|a| {
+            if a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_=./:,@%".contains(c))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn first_line(e: &str) -> String {
+    e.lines().next().unwrap_or_default().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options() {
+        let o = Options::parse(&["--quick".into()]).expect("quick");
+        assert_eq!((o.rounds, o.duration), (1, 3));
+        let o = Options::parse(&["--quick".into(), "--rounds".into(), "2".into()]).expect("2");
+        assert_eq!(o.rounds, 2);
+        let o = Options::parse(&[]).expect("full");
+        assert_eq!((o.rounds, o.duration, o.connections), (3, 10, 32));
+        assert!(Options::parse(&["--rounds".into(), "0".into()]).is_err());
+        assert!(Options::parse(&["--what".into()]).is_err());
+    }
+
+    #[test]
+    fn reads_discovery_fields() {
+        let d = r#"{"issuer":"http://127.0.0.1:1","authorization_endpoint":"http://127.0.0.1:1/auth","jwks_uri": "http:\/\/x\/jwks"}"#;
+        assert_eq!(
+            json_string(d, "authorization_endpoint").as_deref(),
+            Some("http://127.0.0.1:1/auth")
+        );
+        assert_eq!(json_string(d, "jwks_uri").as_deref(), Some("http://x/jwks"));
+        assert_eq!(json_string(d, "token_endpoint"), None);
+    }
+
+    #[test]
+    fn reads_callgrind_annotate_lines() {
+        let text = "17,118,281 (100.0%)  PROGRAM TOTALS
+ 9,360,664 (54.68%)  /w/oidc-core/src/engine.rs:oidc_core::engine::Engine::authenticate [/w/adapter]
+ 2,942,711 (17.19%)  /r/base64/src/engine/mod.rs:oidc_core::session::crypto::Sealer::open
+   864,126 ( 5.05%)  ./string/memmove.S:__memcpy_avx_unaligned_erms [/usr/lib/libc.so.6]";
+        let parsed = parse_annotate(text);
+        assert_eq!(parsed.len(), 2);
+        assert_eq!(parsed[0].0, 9_360_664);
+        assert_eq!(parsed[0].2, "oidc_core::engine::Engine::authenticate");
+        assert!((parsed[1].1 - 5.05).abs() < 1e-9);
+    }
+
+    #[test]
+    fn quotes_for_the_shell() {
+        let args = ["--email-domain=*".to_owned(), "--a=b".to_owned()];
+        assert_eq!(shell_words(&args), "'--email-domain=*' --a=b");
+    }
 }

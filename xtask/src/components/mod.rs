@@ -8,7 +8,10 @@ pub(crate) mod chromium;
 pub(crate) mod envoy;
 pub(crate) mod keycloak;
 pub(crate) mod node_provider;
+// Bench-only (`cargo xtask bench` installs them itself): not in `all()`.
+pub(crate) mod oauth2_proxy;
 pub(crate) mod redis;
+pub(crate) mod wrk;
 
 use std::ffi::OsString;
 

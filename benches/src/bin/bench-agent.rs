@@ -1,0 +1,707 @@
+//! The parts of `cargo xtask bench` that need more than std, built in release mode so they do
+//! not slow the load generation down:
+//!
+//! - `login --base=URL --start=PATH [--user=NAME]`: a real login as a browser does it (cookie
+//!   jar, redirects by hand, the provider's login form), through whatever serves `--base`
+//!   (the adapter, oauth2-proxy, Envoy's oauth2 filter); prints the `Cookie` header value the
+//!   browser then sends to `--base`.
+//! - `grpc-load --addr=HOST:PORT --authority=HOST:PORT --cookie=C --concurrency=N
+//!   --duration=SECS [--warmup=SECS] [--path=/]`: `envoy.service.auth.v3.Authorization/Check`
+//!   calls as Envoy makes them, N in flight on one HTTP/2 connection (as one Envoy worker does),
+//!   for a fixed time; prints `requests= errors= seconds= rps= p50_ms= p99_ms=`.
+//! - `storm --addr=HOST:PORT --host=H --cookie=C --n=N [--path=/]`: N requests sent at once on N
+//!   connections with the same (stale) session; prints the statuses and how many answers carried
+//!   a `Set-Cookie`.
+//! - `envoy-config --kind=none|http|grpc|oauth2 --listen= --app= [--authz=] [--idp=URL
+//!   --client-id= --client-secret= --authorize= --token= --jwks=]`: an Envoy bootstrap (JSON)
+//!   as Istio renders it (`ext_authz_adapter::envoy`), or with no ext_authz, or with Envoy's own
+//!   oauth2 and jwt_authn filters.
+//! - `chart --input=TSV --output=PNG --font=TTF`: throughput and p99 latency per system.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+type Args = HashMap<String, String>;
+
+fn main() {
+    let mut argv = std::env::args().skip(1);
+    let command = argv.next().unwrap_or_default();
+    let mut args = Args::new();
+    for arg in argv {
+        let Some(rest) = arg.strip_prefix("--") else {
+            fail(&format!("unexpected argument {arg:?}"));
+        };
+        let (key, value) = rest.split_once('=').unwrap_or((rest, ""));
+        args.insert(key.to_owned(), value.to_owned());
+    }
+    let result = match command.as_str() {
+        "login" => runtime().block_on(login(&args)),
+        "grpc-load" => runtime().block_on(grpc_load(&args)),
+        "storm" => runtime().block_on(storm(&args)),
+        "envoy-config" => envoy_config(&args),
+        "chart" => chart(&args),
+        _ => Err(format!(
+            "unknown command {command:?}: login, grpc-load, storm, envoy-config or chart"
+        )),
+    };
+    match result {
+        Ok(out) => println!("{out}"),
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(message: &str) -> ! {
+    eprintln!("bench-agent: {message}");
+    std::process::exit(1)
+}
+
+/// One thread: the load generator gets one core of its own.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| fail(&format!("tokio runtime: {e}")))
+}
+
+fn arg<'a>(args: &'a Args, key: &str) -> Result<&'a str, String> {
+    args.get(key)
+        .map(String::as_str)
+        .ok_or_else(|| format!("--{key}= is required"))
+}
+
+fn num<T: std::str::FromStr>(args: &Args, key: &str, default: T) -> Result<T, String> {
+    match args.get(key) {
+        None => Ok(default),
+        Some(v) => v
+            .parse()
+            .map_err(|_| format!("--{key}={v} is not a number")),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// login
+
+async fn login(args: &Args) -> Result<String, String> {
+    let base: url::Url = arg(args, "base")?
+        .parse()
+        .map_err(|e| format!("--base: {e}"))?;
+    let start = args.get("start").map_or("/", String::as_str);
+    let user = args.get("user").map_or("alice", String::as_str);
+    let host = base.host_str().ok_or("--base has no host")?.to_owned();
+
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    // The protected host's cookies are kept by hand (as a browser over TLS keeps them: Envoy's
+    // oauth2 filter marks its cookies Secure, and everything here is plain HTTP on loopback);
+    // the provider's cookies live in a jar, for `login_at_provider`.
+    let app = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        // The port comes from the URL; only the address is taken from here.
+        .resolve(&host, SocketAddr::from(([127, 0, 0, 1], 0)))
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| format!("HTTP client: {e}"))?;
+    let idp = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| format!("HTTP client: {e}"))?;
+    let mut jar = CookieList::default();
+
+    let first = base.join(start).map_err(|e| format!("--start: {e}"))?;
+    let r = jar
+        .send(app.get(first.clone()).header("accept", "text/html"))
+        .await
+        .map_err(|e| format!("GET {first}: {e}"))?;
+    if !r.status().is_redirection() {
+        let status = r.status();
+        let body = r.text().await.unwrap_or_default();
+        return Err(format!(
+            "GET {first}: expected a redirect to the provider, got {status}: {}",
+            excerpt(&body)
+        ));
+    }
+    let authorize = location(&first, r.headers())?;
+
+    // Panics of test_support carry the provider's page: turn them into an error message.
+    let login = tokio::spawn({
+        let authorize = authorize.to_string();
+        let user = user.to_owned();
+        async move { test_support::login_at_provider(&idp, &authorize, &user, "bench").await }
+    });
+    let callback = login
+        .await
+        .map_err(|e| format!("login at the provider ({authorize}) failed: {e}"))?;
+
+    let callback: url::Url = callback
+        .parse()
+        .map_err(|e| format!("bad callback URL {callback:?}: {e}"))?;
+    let r = jar
+        .send(app.get(callback.clone()).header("accept", "text/html"))
+        .await
+        .map_err(|e| format!("GET {callback}: {e}"))?;
+    if !r.status().is_redirection() {
+        let status = r.status();
+        let body = r.text().await.unwrap_or_default();
+        return Err(format!(
+            "the callback {callback} answered {status}, not a redirect: {}",
+            excerpt(&body)
+        ));
+    }
+    if jar.0.is_empty() {
+        return Err(format!("no cookies for {base} after the login"));
+    }
+    Ok(jar.header())
+}
+
+/// The protected host's cookies, in the order they were set (path and Secure ignored: one
+/// host, every path under `/`).
+#[derive(Default)]
+struct CookieList(Vec<(String, String)>);
+
+impl CookieList {
+    async fn send(
+        &mut self,
+        request: reqwest::RequestBuilder,
+    ) -> reqwest::Result<reqwest::Response> {
+        let request = if self.0.is_empty() {
+            request
+        } else {
+            request.header(reqwest::header::COOKIE, self.header())
+        };
+        let response = request.send().await?;
+        for value in response.headers().get_all(reqwest::header::SET_COOKIE) {
+            if let Ok(v) = value.to_str() {
+                self.set(v);
+            }
+        }
+        Ok(response)
+    }
+
+    fn set(&mut self, set_cookie: &str) {
+        let mut parts = set_cookie.split(';');
+        let Some((name, value)) = parts.next().and_then(|p| p.trim().split_once('=')) else {
+            return;
+        };
+        let deleted = value.is_empty()
+            || parts.any(|a| {
+                let a = a.trim().to_ascii_lowercase();
+                a == "max-age=0" || a.starts_with("max-age=-") || a.contains("1970")
+            });
+        self.0.retain(|(n, _)| n != name);
+        if !deleted {
+            self.0.push((name.to_owned(), value.to_owned()));
+        }
+    }
+
+    fn header(&self) -> String {
+        self.0
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+fn location(from: &url::Url, headers: &reqwest::header::HeaderMap) -> Result<url::Url, String> {
+    let value = headers
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| format!("{from}: a redirect without Location"))?;
+    from.join(value)
+        .map_err(|e| format!("{from}: bad Location {value:?}: {e}"))
+}
+
+fn excerpt(body: &str) -> String {
+    body.chars().take(400).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// grpc-load
+
+async fn grpc_load(args: &Args) -> Result<String, String> {
+    use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
+    use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
+    use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest};
+
+    let addr = arg(args, "addr")?;
+    let authority = arg(args, "authority")?.to_owned();
+    let cookie = arg(args, "cookie")?.to_owned();
+    let path = args.get("path").cloned().unwrap_or_else(|| "/".to_owned());
+    let concurrency: usize = num(args, "concurrency", 32)?;
+    let duration = Duration::from_secs_f64(num(args, "duration", 5.0)?);
+    let warmup = Duration::from_secs_f64(num(args, "warmup", 1.0)?);
+
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| format!("--addr: {e}"))?
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    let client = AuthorizationClient::new(channel);
+
+    // What Envoy sends in gRPC mode: every header, lower-cased, pseudo-headers included.
+    let headers: HashMap<String, String> = [
+        (":authority", authority.as_str()),
+        (":path", path.as_str()),
+        (":method", "GET"),
+        (":scheme", "http"),
+        ("accept", "text/html"),
+        ("cookie", cookie.as_str()),
+        ("user-agent", "bench-agent"),
+        ("x-forwarded-proto", "http"),
+        ("x-request-id", "5d0c1f0e-8a4b-4f7e-9a55-bench0000000"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let request = CheckRequest {
+        attributes: Some(AttributeContext {
+            request: Some(Request {
+                http: Some(HttpRequest {
+                    id: "1".into(),
+                    method: "GET".into(),
+                    headers,
+                    path: path.clone(),
+                    host: authority.clone(),
+                    scheme: "http".into(),
+                    protocol: "HTTP/1.1".into(),
+                    size: -1,
+                    ..HttpRequest::default()
+                }),
+                ..Request::default()
+            }),
+            ..AttributeContext::default()
+        }),
+    };
+
+    // One probe first: a denied check means a bad session, not a result.
+    let probe = client
+        .clone()
+        .check(request.clone())
+        .await
+        .map_err(|e| format!("Check failed: {e}"))?
+        .into_inner();
+    let code = probe.status.as_ref().map_or(0, |s| s.code);
+    if code != 0 {
+        return Err(format!("Check denied the session (gRPC status {code})"));
+    }
+
+    let run = |length: Duration| {
+        let deadline = Instant::now() + length;
+        let tasks: Vec<_> = (0..concurrency)
+            .map(|_| {
+                let mut client = client.clone();
+                let request = request.clone();
+                tokio::spawn(async move {
+                    let mut latencies: Vec<u32> = Vec::with_capacity(1 << 16);
+                    let mut errors = 0u64;
+                    while Instant::now() < deadline {
+                        let t = Instant::now();
+                        let ok = match client.check(request.clone()).await {
+                            Ok(r) => r.into_inner().status.as_ref().map_or(0, |s| s.code) == 0,
+                            Err(_) => false,
+                        };
+                        latencies.push(u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX));
+                        if !ok {
+                            errors += 1;
+                        }
+                    }
+                    (latencies, errors)
+                })
+            })
+            .collect();
+        async move {
+            let started = Instant::now();
+            let mut all = Vec::new();
+            let mut errors = 0;
+            for task in tasks {
+                let (l, e) = task.await.map_err(|e| format!("load task: {e}"))?;
+                all.extend(l);
+                errors += e;
+            }
+            Ok::<_, String>((all, errors, started.elapsed()))
+        }
+    };
+    if !warmup.is_zero() {
+        run(warmup).await?;
+    }
+    let (mut latencies, errors, elapsed) = run(duration).await?;
+    latencies.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if latencies.is_empty() {
+            return 0.0;
+        }
+        let i = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
+        f64::from(latencies[i]) / 1000.0
+    };
+    let seconds = elapsed.as_secs_f64();
+    Ok(format!(
+        "requests={} errors={errors} seconds={seconds:.3} rps={:.1} p50_ms={:.3} p99_ms={:.3}",
+        latencies.len(),
+        latencies.len() as f64 / seconds,
+        pct(0.50),
+        pct(0.99)
+    ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// storm
+
+async fn storm(args: &Args) -> Result<String, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let addr: SocketAddr = arg(args, "addr")?
+        .parse()
+        .map_err(|e| format!("--addr: {e}"))?;
+    let host = arg(args, "host")?;
+    let cookie = arg(args, "cookie")?;
+    let path = args.get("path").map_or("/", String::as_str);
+    let n: usize = num(args, "n", 50)?;
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: text/html\r\nCookie: {cookie}\r\n\
+         Connection: close\r\n\r\n"
+    );
+
+    // Connect every client first, then send all requests at once.
+    let mut streams = Vec::with_capacity(n);
+    for _ in 0..n {
+        let s = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect {addr}: {e}"))?;
+        let _ = s.set_nodelay(true);
+        streams.push(s);
+    }
+    let barrier = Arc::new(tokio::sync::Barrier::new(n));
+    let tasks: Vec<_> = streams
+        .into_iter()
+        .map(|mut s| {
+            let barrier = barrier.clone();
+            let request = request.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                s.write_all(request.as_bytes()).await?;
+                let mut buf = Vec::new();
+                tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut buf))
+                    .await
+                    .map_err(|_| std::io::Error::other("timeout"))??;
+                Ok::<_, std::io::Error>(buf)
+            })
+        })
+        .collect();
+    let mut statuses: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut with_cookie = 0;
+    for task in tasks {
+        let answer = task.await.map_err(|e| format!("storm task: {e}"))?;
+        let status = match answer {
+            Ok(buf) => {
+                let text = String::from_utf8_lossy(&buf);
+                let head = text.split("\r\n\r\n").next().unwrap_or_default();
+                if head
+                    .lines()
+                    .any(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+                {
+                    with_cookie += 1;
+                }
+                head.get(9..12).unwrap_or("???").to_owned()
+            }
+            Err(e) => format!("error({})", e.kind()),
+        };
+        *statuses.entry(status).or_default() += 1;
+    }
+    let statuses: Vec<String> = statuses.iter().map(|(s, n)| format!("{s}:{n}")).collect();
+    Ok(format!(
+        "n={n} statuses={} set_cookie={with_cookie}",
+        statuses.join(",")
+    ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// envoy-config
+
+fn envoy_config(args: &Args) -> Result<String, String> {
+    use ext_authz_adapter::envoy::{AuthzTarget, EnvoyConfig, VirtualHost};
+
+    let sock = |key: &str| -> Result<SocketAddr, String> {
+        arg(args, key)?.parse().map_err(|e| format!("--{key}: {e}"))
+    };
+    let kind = arg(args, "kind")?;
+    let listen = sock("listen")?;
+    let app = sock("app")?;
+    let timeout = Duration::from_secs(5);
+    let authz = match kind {
+        "grpc" => AuthzTarget::Grpc {
+            addr: sock("authz")?,
+            timeout,
+        },
+        "http" => AuthzTarget::Http {
+            addr: sock("authz")?,
+            timeout,
+        },
+        // Not used: the ext_authz filter is taken out below.
+        _ => AuthzTarget::Http { addr: app, timeout },
+    };
+    let mut config = EnvoyConfig::new(listen, authz);
+    config.hosts = vec![VirtualHost::protected(
+        ext_authz_adapter::envoy::SEED_APP_HOST,
+        app,
+    )];
+    if let Some(admin) = args.get("admin") {
+        config.admin = Some(admin.parse().map_err(|e| format!("--admin: {e}"))?);
+    }
+    let mut bootstrap = config.to_json();
+    let hcm = &mut bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+        ["typed_config"];
+    let router = hcm["http_filters"]
+        .as_array()
+        .and_then(|f| f.last().cloned())
+        .ok_or("the rendered config has no http_filters")?;
+    match kind {
+        "http" | "grpc" => {}
+        "none" => {
+            hcm["http_filters"] = json!([router]);
+            strip_authz_cluster(&mut bootstrap);
+        }
+        "oauth2" => {
+            let filters = oauth2_filters(args)?;
+            let mut all = filters;
+            all.push(router);
+            hcm["http_filters"] = Value::Array(all);
+            strip_authz_cluster(&mut bootstrap);
+            let idp: url::Url = arg(args, "idp")?
+                .parse()
+                .map_err(|e| format!("--idp: {e}"))?;
+            let idp_addr = SocketAddr::from((
+                [127, 0, 0, 1],
+                idp.port_or_known_default().ok_or("--idp has no port")?,
+            ));
+            let resources = &mut bootstrap["static_resources"];
+            if let Some(clusters) = resources["clusters"].as_array_mut() {
+                clusters.push(json!({
+                    "name": "idp",
+                    "type": "STATIC",
+                    "connect_timeout": "1s",
+                    "load_assignment": {
+                        "cluster_name": "idp",
+                        "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": {
+                            "socket_address": {
+                                "address": idp_addr.ip().to_string(),
+                                "port_value": idp_addr.port(),
+                            }
+                        } } }] }],
+                    },
+                }));
+            }
+            resources["secrets"] = json!([
+                { "name": "token", "generic_secret": { "secret": {
+                    "inline_string": arg(args, "client-secret")? } } },
+                { "name": "hmac", "generic_secret": { "secret": {
+                    "inline_string": "bench-hmac-secret-0123456789abcdef" } } },
+            ]);
+        }
+        other => return Err(format!("--kind={other}: none, http, grpc or oauth2")),
+    }
+    serde_json::to_string_pretty(&bootstrap).map_err(|e| e.to_string())
+}
+
+fn strip_authz_cluster(bootstrap: &mut Value) {
+    use ext_authz_adapter::envoy::{AUTHZ_GRPC_CLUSTER, AUTHZ_HTTP_CLUSTER};
+    if let Some(clusters) = bootstrap["static_resources"]["clusters"].as_array_mut() {
+        clusters.retain(|c| c["name"] != AUTHZ_HTTP_CLUSTER && c["name"] != AUTHZ_GRPC_CLUSTER);
+    }
+}
+
+/// Envoy's own login (oauth2 filter: code flow with PKCE, HMAC-signed token cookies) followed by
+/// jwt_authn checking the ID token cookie's signature, issuer, audience and expiry on every
+/// request against the provider's JWKS.
+fn oauth2_filters(args: &Args) -> Result<Vec<Value>, String> {
+    let idp = arg(args, "idp")?.trim_end_matches('/').to_owned();
+    let client_id = arg(args, "client-id")?;
+    let timeout = "5s";
+    Ok(vec![
+        json!({
+            "name": "envoy.filters.http.oauth2",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.oauth2.v3.OAuth2",
+                "config": {
+                    "token_endpoint": {
+                        "cluster": "idp",
+                        "uri": arg(args, "token")?,
+                        "timeout": timeout,
+                    },
+                    "authorization_endpoint": arg(args, "authorize")?,
+                    "redirect_uri": "%REQ(x-forwarded-proto)%://%REQ(:authority)%/oauth2/callback",
+                    "redirect_path_matcher": { "path": { "exact": "/oauth2/callback" } },
+                    "signout_path": { "path": { "exact": "/oauth2/sign_out" } },
+                    "credentials": {
+                        "client_id": client_id,
+                        "token_secret": { "name": "token" },
+                        "hmac_secret": { "name": "hmac" },
+                    },
+                    "auth_scopes": ["openid", "email", "profile"],
+                    "auth_type": "BASIC_AUTH",
+                    // jwt_authn reads the ID token from its cookie: keep it readable.
+                    "disable_token_encryption": true,
+                },
+            },
+        }),
+        json!({
+            "name": "envoy.filters.http.jwt_authn",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+                "providers": {
+                    "idp": {
+                        "issuer": idp,
+                        "audiences": [client_id],
+                        "from_cookies": ["IdToken"],
+                        "remote_jwks": {
+                            "http_uri": { "uri": arg(args, "jwks")?, "cluster": "idp", "timeout": timeout },
+                            "cache_duration": "600s",
+                            "async_fetch": {},
+                        },
+                    },
+                },
+                "rules": [{ "match": { "prefix": "/" }, "requires": { "provider_name": "idp" } }],
+            },
+        }),
+    ])
+}
+
+// ---------------------------------------------------------------------------------------------
+// chart
+
+/// Input: one row per system, tab-separated: label, kind (`ours`, `peer`, `limit`, `envoy`),
+/// requests/s, p99 in ms.
+fn chart(args: &Args) -> Result<String, String> {
+    use plotters::prelude::*;
+
+    let input =
+        std::fs::read_to_string(arg(args, "input")?).map_err(|e| format!("--input: {e}"))?;
+    let output = arg(args, "output")?;
+    let font = std::fs::read(arg(args, "font")?).map_err(|e| format!("--font: {e}"))?;
+    let font: &'static [u8] = Box::leak(font.into_boxed_slice());
+    plotters::style::register_font("sans-serif", FontStyle::Normal, font)
+        .map_err(|_| "--font: not a TrueType/OpenType font".to_owned())?;
+
+    struct Row {
+        label: String,
+        kind: String,
+        rps: f64,
+        p99: f64,
+    }
+    let rows: Vec<Row> = input
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            if f.len() < 4 {
+                return Err(format!("bad row {l:?}"));
+            }
+            Ok(Row {
+                label: f[0].to_owned(),
+                kind: f[1].to_owned(),
+                rps: f[2]
+                    .parse()
+                    .map_err(|_| format!("bad requests/s in {l:?}"))?,
+                p99: f[3].parse().map_err(|_| format!("bad p99 in {l:?}"))?,
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    if rows.is_empty() {
+        return Err("no rows".into());
+    }
+    let n = rows.len();
+    let color = |kind: &str| match kind {
+        "ours" => RGBColor(0x1f, 0x77, 0xb4),
+        "peer" => RGBColor(0xd6, 0x27, 0x28),
+        "envoy" => RGBColor(0x7f, 0x7f, 0x7f),
+        _ => RGBColor(0x2c, 0xa0, 0x2c),
+    };
+    let panel_h = 90 + 30 * n as u32;
+    let root = BitMapBackend::new(output, (1100, 2 * panel_h + 40)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let title = args
+        .get("title")
+        .cloned()
+        .unwrap_or_else(|| "cargo xtask bench".to_owned());
+    let root = root
+        .titled(&title, ("sans-serif", 22))
+        .map_err(|e| e.to_string())?;
+    let panels = root.split_evenly((2, 1));
+    type Metric = (&'static str, fn(&Row) -> f64, &'static str);
+    let metrics: [Metric; 2] = [
+        (
+            "throughput (requests/s, higher is better)",
+            |r| r.rps,
+            "req/s",
+        ),
+        ("p99 latency (ms, lower is better)", |r| r.p99, "ms"),
+    ];
+    for (panel, (caption, value, unit)) in panels.iter().zip(metrics.iter()) {
+        let max = rows.iter().map(value).fold(0.0, f64::max).max(1e-9) * 1.18;
+        let mut chart = ChartBuilder::on(panel)
+            .caption(*caption, ("sans-serif", 18))
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(330)
+            .build_cartesian_2d(0.0..max, (0..n as i32 - 1).into_segmented())
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .y_labels(n)
+            .y_label_style(("sans-serif", 14))
+            .x_label_style(("sans-serif", 13))
+            .y_label_formatter(&|v| match v {
+                SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => rows
+                    .get(n - 1 - *i as usize)
+                    .map(|r| r.label.clone())
+                    .unwrap_or_default(),
+                SegmentValue::Last => String::new(),
+            })
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_series(rows.iter().enumerate().map(|(i, r)| {
+                let y = (n - 1 - i) as i32;
+                let mut bar = Rectangle::new(
+                    [
+                        (0.0, SegmentValue::Exact(y)),
+                        (value(r), SegmentValue::Exact(y + 1)),
+                    ],
+                    color(&r.kind).filled(),
+                );
+                bar.set_margin(4, 4, 0, 0);
+                bar
+            }))
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_series(rows.iter().enumerate().map(|(i, r)| {
+                let y = (n - 1 - i) as i32;
+                let v = value(r);
+                let text = if *unit == "ms" {
+                    format!(" {v:.2} {unit}")
+                } else {
+                    format!(" {v:.0} {unit}")
+                };
+                Text::new(
+                    text,
+                    (v, SegmentValue::CenterOf(y)),
+                    ("sans-serif", 13).into_font().color(&BLACK).pos(
+                        plotters::style::text_anchor::Pos::new(
+                            plotters::style::text_anchor::HPos::Left,
+                            plotters::style::text_anchor::VPos::Center,
+                        ),
+                    ),
+                )
+            }))
+            .map_err(|e| e.to_string())?;
+    }
+    root.present().map_err(|e| e.to_string())?;
+    Ok(format!("wrote {output}"))
+}

@@ -1,0 +1,795 @@
+//! `BENCHMARKS.md`, from a run's figures: the headline, the targets of issue 8, the tables, the
+//! instruction counts, the refresh storm, the machine and the exact commands.
+
+use std::fmt::Write as _;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use super::{Bins, Callgrind, Options, Pinning, Scenario, Storm};
+
+/// Everything the report says.
+pub struct Report {
+    pub options: Options,
+    pub scenarios: Vec<Scenario>,
+    pub callgrind: Vec<Callgrind>,
+    pub storms: Vec<Storm>,
+    pub machine: Machine,
+    pub commands: Vec<(String, String)>,
+    pub notes: Vec<String>,
+    pub bearer: String,
+    /// The chart, relative to the repository root.
+    pub chart: Option<std::path::PathBuf>,
+    pub date: String,
+    pub elapsed: Duration,
+}
+
+/// Medians of a scenario's rounds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Summary {
+    pub rps: f64,
+    pub p50: f64,
+    pub p99: f64,
+    pub rss_mib: Option<f64>,
+    pub anon_mib: Option<f64>,
+    pub cpu: Option<f64>,
+    pub envoy_cpu: Option<f64>,
+    /// Requests per CPU-second of the server process (10 000 / CPU s per 10k).
+    pub capacity: Option<f64>,
+    /// How busy the server process was: CPU seconds per second, %.
+    pub busy: Option<f64>,
+    /// Other processes' share of the servers' CPUs during the runs, %.
+    pub others: Option<f64>,
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+impl Scenario {
+    /// Medians over the rounds, if it was measured.
+    pub fn summary(&self) -> Option<Summary> {
+        if self.failed.is_some() || self.runs.is_empty() {
+            return None;
+        }
+        let of = |f: &dyn Fn(&super::Run) -> Option<f64>| {
+            median(self.runs.iter().filter_map(f).collect())
+        };
+        let cpu = of(&|r| r.cpu_per_10k);
+        let busy = of(&|r| Some(r.cpu_per_10k? * r.load.rps / 100.0));
+        Some(Summary {
+            busy,
+            capacity: cpu.filter(|c| *c > 0.0).map(|c| 1e4 / c),
+            others: of(&|r| r.others_pct),
+            rps: of(&|r| Some(r.load.rps))?,
+            p50: of(&|r| Some(r.load.p50_ms))?,
+            p99: of(&|r| Some(r.load.p99_ms))?,
+            rss_mib: of(&|r| r.rss_kib.map(|k| k as f64 / 1024.0)),
+            anon_mib: of(&|r| r.anon_kib.map(|k| k as f64 / 1024.0)),
+            cpu,
+            envoy_cpu: of(&|r| r.envoy_cpu_per_10k),
+        })
+    }
+}
+
+impl Report {
+    fn get(&self, id: &str) -> Option<Summary> {
+        self.scenarios.iter().find(|s| s.id == id)?.summary()
+    }
+
+    /// `ours / other` of one figure, when both were measured.
+    fn ratio(&self, ours: &str, other: &str, f: fn(&Summary) -> Option<f64>) -> Option<f64> {
+        let a = f(&self.get(ours)?)?;
+        let b = f(&self.get(other)?)?;
+        (b > 0.0).then(|| a / b)
+    }
+
+    /// `HTTP check: N.Nx oauth2-proxy`.
+    pub fn headline(&self) -> String {
+        match self.ratio("ours-http", "peer-http", |s| Some(s.rps)) {
+            Some(r) => format!("HTTP check: {r:.1}x oauth2-proxy"),
+            None => "HTTP check: n/a (oauth2-proxy was not measured)".to_owned(),
+        }
+    }
+
+    /// Rows for `bench-agent chart`: label, kind, requests/s, p99 ms.
+    pub fn chart_rows(&self) -> String {
+        let mut out = String::new();
+        for s in &self.scenarios {
+            if let Some(m) = s.summary() {
+                let _ = writeln!(out, "{}\t{}\t{:.1}\t{:.3}", s.label, s.kind, m.rps, m.p99);
+            }
+        }
+        out
+    }
+
+    /// The whole `BENCHMARKS.md`.
+    pub fn markdown(&self) -> String {
+        let o = &self.options;
+        let mut md = String::new();
+        let cmd = if o.quick {
+            "cargo xtask bench --quick"
+        } else {
+            "cargo xtask bench"
+        };
+        let _ = writeln!(md, "# Benchmarks\n");
+        let _ = writeln!(
+            md,
+            "<!-- Written by `cargo xtask bench` from a run; do not edit by hand, run it again. -->\n"
+        );
+        let _ = writeln!(
+            md,
+            "Written by `{cmd}` on {} (run time {:.0} s). Figures are medians of {} round(s) of {} s \
+             per scenario with {} concurrent connections (closed loop), everything on 127.0.0.1; \
+             servers pinned to CPU {}, load generators to CPU {}. {}\n",
+            self.date,
+            self.elapsed.as_secs_f64(),
+            o.rounds,
+            o.duration,
+            o.connections,
+            self.machine.server_cpus,
+            self.machine.load_cpus,
+            if o.quick {
+                "This is a **quick** run (one short round): expect more noise than the full \
+                 `cargo xtask bench`."
+            } else {
+                ""
+            }
+        );
+        let _ = writeln!(md, "**{}**\n", self.headline());
+        if let (Some(ours), Some(peer)) = (self.get("ours-http"), self.get("peer-http")) {
+            let _ = writeln!(
+                md,
+                "The ext_authz check of `/` with a session cookie from a real login: the adapter \
+                 {:.0} requests/s at p99 {:.2} ms, oauth2-proxy v7.15.6 {:.0} requests/s at p99 \
+                 {:.2} ms, with the same provider, the seed's flags and the same load.\n",
+                ours.rps, ours.p99, peer.rps, peer.p99
+            );
+        }
+
+        let busiest = self
+            .scenarios
+            .iter()
+            .filter_map(|s| s.summary()?.others)
+            .fold(0.0, f64::max);
+        if busiest > 5.0 {
+            let _ = writeln!(
+                md,
+                "> **The machine was not idle.** Other processes used up to {busiest:.0}% of the \
+                 servers' CPU during the measured runs (column \"others\" below; on this shared \
+                 machine, other builds and test suites were running). Requests/s and latencies are \
+                 disturbed by that; CPU time per request, requests per server CPU-second and \
+                 instructions per check are the figures to trust, and they tell the same story.\n"
+            );
+        }
+        self.targets(&mut md);
+        self.tables(&mut md);
+        self.ratios(&mut md);
+        if let Some(chart) = &self.chart {
+            let _ = writeln!(
+                md,
+                "![Throughput and p99 latency per system]({})\n",
+                chart.display()
+            );
+        }
+        self.instructions(&mut md);
+        self.storm(&mut md);
+        self.not_measured(&mut md);
+        self.method(&mut md);
+        md
+    }
+
+    fn targets(&self, md: &mut String) {
+        let _ = writeln!(md, "## Targets (issue 8) and where we stand\n");
+        let _ = writeln!(md, "| target | measured | |");
+        let _ = writeln!(md, "|---|---|---|");
+        let row = |md: &mut String,
+                   target: &str,
+                   value: Option<f64>,
+                   fmt: &dyn Fn(f64) -> String,
+                   ok: &dyn Fn(f64) -> bool| {
+            let (measured, verdict) = match value {
+                Some(v) => (fmt(v), if ok(v) { "met" } else { "**not met**" }),
+                None => ("not measured".to_owned(), "—"),
+            };
+            let _ = writeln!(md, "| {target} | {measured} | {verdict} |");
+        };
+        let per_cpu = |a: &str, b: &str, pct: bool| {
+            self.ratio(a, b, |s| s.capacity)
+                .map_or_else(String::new, |v| {
+                    if pct {
+                        format!(" (per server CPU-second: {:.0}%)", v * 100.0)
+                    } else {
+                        format!(" (per server CPU-second: {v:.2}×)")
+                    }
+                })
+        };
+        let peer_cpu = per_cpu("ours-http", "peer-http", false);
+        row(
+            md,
+            "HTTP check ≥ 3× oauth2-proxy's throughput",
+            self.ratio("ours-http", "peer-http", |s| Some(s.rps)),
+            &|v| format!("{v:.2}×{peer_cpu}"),
+            &|v| v >= 3.0,
+        );
+        let via_envoy = self
+            .ratio("envoy-ours-http", "envoy-peer-http", |s| Some(s.p99))
+            .map_or_else(String::new, |v| format!(" (through Envoy: {v:.2}×)"));
+        row(
+            md,
+            "p99 ≤ 1/3 of oauth2-proxy's at equal load",
+            self.ratio("ours-http", "peer-http", |s| Some(s.p99)),
+            &|v| format!("{v:.2}× its p99{via_envoy}"),
+            &|v| v <= 1.0 / 3.0,
+        );
+        let limit_cpu = per_cpu("ours-http", "limit", true);
+        row(
+            md,
+            "HTTP check ≥ 70% of the no-op limit",
+            self.ratio("ours-http", "limit", |s| Some(s.rps)),
+            &|v| format!("{:.0}%{limit_cpu}", v * 100.0),
+            &|v| v >= 0.7,
+        );
+        let anon = self
+            .ratio("ours-http", "peer-http", |s| s.anon_mib)
+            .map_or_else(String::new, |v| {
+                format!(" (anonymous memory only: {v:.2}×)")
+            });
+        row(
+            md,
+            "peak RSS ≤ 1/3 of oauth2-proxy's under the same load",
+            self.ratio("ours-http", "peer-http", |s| s.rss_mib),
+            &|v| format!("{v:.2}× its RSS{anon}"),
+            &|v| v <= 1.0 / 3.0,
+        );
+        row(
+            md,
+            "Envoy + ours ≥ 90% of Envoy alone (HTTP mode)",
+            self.ratio("envoy-ours-http", "envoy", |s| Some(s.rps)),
+            &|v| format!("{:.0}%", v * 100.0),
+            &|v| v >= 0.9,
+        );
+        row(
+            md,
+            "Envoy + ours ≥ 90% of Envoy alone (gRPC mode)",
+            self.ratio("envoy-ours-grpc", "envoy", |s| Some(s.rps)),
+            &|v| format!("{:.0}%", v * 100.0),
+            &|v| v >= 0.9,
+        );
+        let storm = self
+            .storms
+            .iter()
+            .find(|s| s.system.starts_with("ours"))
+            .and_then(|s| s.result.as_ref().ok())
+            .map(|r| (r.refresh_success + r.refresh_error) as f64);
+        row(
+            md,
+            "one IdP refresh per refresh storm",
+            storm,
+            &|v| format!("{v:.0} refresh call(s)"),
+            &|v| (v - 1.0).abs() < f64::EPSILON,
+        );
+        let _ = writeln!(md);
+        let limit_note = match (self.get("limit"), self.get("envoy")) {
+            (Some(l), _) => format!(
+                "The limit is what one core gives a hyper server that does nothing ({:.0} \
+                 requests/s), driven by one wrk thread on the other core; ",
+                l.rps
+            ),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            md,
+            "{limit_note}through Envoy, Envoy, the authz server and the upstream share the \
+             servers' core, so every extra hop costs Envoy throughput: \"Envoy + ours ≥ 90%\" \
+             asks that the check be cheap next to Envoy's own work.\n"
+        );
+        let envoy_cpu = |id: &str, own: bool| {
+            let m = self.get(id)?;
+            if own { m.cpu } else { m.envoy_cpu }
+        };
+        if let (Some(alone), Some(with_http), Some(noop), Some(ours)) = (
+            envoy_cpu("envoy", true),
+            envoy_cpu("envoy-ours-http", false),
+            self.get("limit").and_then(|m| m.cpu),
+            self.get("envoy-ours-http").and_then(|m| m.cpu),
+        ) {
+            let bound = (alone + noop) / (with_http + noop);
+            let ours_bound = (alone + noop) / (with_http + noop + ours);
+            let _ = writeln!(
+                md,
+                "What bounds the Envoy target here: per request, Envoy alone spends {alone:.3} CPU \
+                 s / 10k, but {with_http:.3} with its ext_authz HTTP filter (the extra \
+                 request to the authz server and its answer), against {ours:.3} for the adapter's \
+                 check. With everything on one core, Envoy + an authz server that cost nothing \
+                 would reach at most {:.0}% of Envoy alone (CPU of Envoy and the upstream: \
+                 ({alone:.3} + {noop:.3}) / ({with_http:.3} + {noop:.3})); with the adapter's own \
+                 CPU added, {:.0}%. The target needs Envoy and the authz server on separate \
+                 cores (as in a mesh, where the adapter is its own pod), which this 2-core \
+                 machine cannot give while wrk has the other one.\n",
+                bound * 100.0,
+                ours_bound * 100.0
+            );
+        }
+    }
+
+    fn tables(&self, md: &mut String) {
+        for (group, title) in [
+            ("direct", "The server alone (the check, no proxy)"),
+            (
+                "envoy",
+                "Through Envoy (1 worker, as an Istio ingress gateway)",
+            ),
+        ] {
+            let _ = writeln!(md, "## {title}\n");
+            let _ = writeln!(
+                md,
+                "| system | requests/s | p50 ms | p99 ms | peak RSS MiB | peak anon MiB | CPU s / 10k req | \
+                 server busy % | req / server CPU-s | others % | {}",
+                if group == "envoy" {
+                    "Envoy CPU s / 10k req |"
+                } else {
+                    ""
+                }
+            );
+            let _ = writeln!(
+                md,
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|{}",
+                if group == "envoy" { "---:|" } else { "" }
+            );
+            for s in self.scenarios.iter().filter(|s| s.group == group) {
+                let name = match &s.server {
+                    Some((n, _)) if group == "envoy" && s.envoy.is_some() => {
+                        format!("{} (RSS, CPU: {n})", s.label)
+                    }
+                    _ => s.label.clone(),
+                };
+                match (s.summary(), &s.failed) {
+                    (Some(m), _) => {
+                        let _ = write!(
+                            md,
+                            "| {name} | {:.0} | {:.3} | {:.3} | {} | {} | {} | {} | {} | {} |",
+                            m.rps,
+                            m.p50,
+                            m.p99,
+                            m.rss_mib.map_or("?".into(), |v| format!("{v:.1}")),
+                            m.anon_mib.map_or("?".into(), |v| format!("{v:.1}")),
+                            m.cpu.map_or("?".into(), |v| format!("{v:.3}")),
+                            m.busy.map_or("?".into(), |v| format!("{v:.0}")),
+                            m.capacity.map_or("?".into(), |v| format!("{v:.0}")),
+                            m.others.map_or("?".into(), |v| format!("{v:.0}")),
+                        );
+                        if group == "envoy" {
+                            let _ = write!(
+                                md,
+                                " {} |",
+                                m.envoy_cpu.map_or("—".into(), |v| format!("{v:.3}"))
+                            );
+                        }
+                        let _ = writeln!(md);
+                    }
+                    (None, failed) => {
+                        let why = failed.clone().unwrap_or_else(|| "no result".into());
+                        let _ = write!(
+                            md,
+                            "| {name} | not measured: {} | | | | | | | | |",
+                            why.replace('|', "/").replace('\n', " ")
+                        );
+                        if group == "envoy" {
+                            let _ = write!(md, " |");
+                        }
+                        let _ = writeln!(md);
+                    }
+                }
+            }
+            let _ = writeln!(md);
+        }
+        let _ = writeln!(
+            md,
+            "RSS is the peak resident set (`VmHWM`, reset through `/proc/<pid>/clear_refs` before \
+             each measured run) of the process named, binary and library pages included; \"peak \
+             anon\" is its largest anonymous resident memory (heap, stacks), sampled every 20 \
+             ms; CPU is its user + system time \
+             (`/proc/<pid>/stat`) over the measured run, per 10 000 requests. In the Envoy rows \
+             the figures are the authz server's, and Envoy's own CPU is in the last column (for \
+             Envoy alone and Envoy's oauth2 filters, the process is Envoy). \"server busy\" is \
+             that CPU time per second of load: below 100%, the process was not the bottleneck \
+             (the load generator, the other processes of the row, or the machine were). \"req / server \
+             CPU-s\" is 10 000 divided by the CPU column: what one fully busy core of that process \
+             would serve, whether or not the load generator could saturate it. \"others %\" is the \
+             share of the servers' CPU used by processes this run did not start (from \
+             `/proc/stat`, minus this run's services).\n"
+        );
+    }
+
+    fn ratios(&self, md: &mut String) {
+        let _ = writeln!(md, "## Ratios\n");
+        let _ = writeln!(
+            md,
+            "| ours / other | throughput | p99 | peak RSS | CPU per request | req per CPU-s |"
+        );
+        let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|");
+        for (label, ours, other) in [
+            (
+                "HTTP check `/`: ours / oauth2-proxy",
+                "ours-http",
+                "peer-http",
+            ),
+            (
+                "`/oauth2/auth`: ours / oauth2-proxy",
+                "ours-auth",
+                "peer-auth",
+            ),
+            ("HTTP check `/`: ours / no-op limit", "ours-http", "limit"),
+            ("gRPC Check / HTTP check (ours)", "ours-grpc", "ours-http"),
+            (
+                "Envoy + ours (HTTP) / Envoy alone",
+                "envoy-ours-http",
+                "envoy",
+            ),
+            (
+                "Envoy + ours (gRPC) / Envoy alone",
+                "envoy-ours-grpc",
+                "envoy",
+            ),
+            (
+                "Envoy + ours (HTTP) / Envoy + oauth2-proxy",
+                "envoy-ours-http",
+                "envoy-peer-http",
+            ),
+            (
+                "Envoy + ours (HTTP) / Envoy oauth2 + jwt_authn",
+                "envoy-ours-http",
+                "envoy-oauth2",
+            ),
+        ] {
+            let f = |v: Option<f64>| v.map_or("—".to_owned(), |v| format!("{v:.2}×"));
+            let _ = writeln!(
+                md,
+                "| {label} | {} | {} | {} | {} | {} |",
+                f(self.ratio(ours, other, |s| Some(s.rps))),
+                f(self.ratio(ours, other, |s| Some(s.p99))),
+                f(self.ratio(ours, other, |s| s.rss_mib)),
+                f(self.ratio(ours, other, |s| s.cpu)),
+                f(self.ratio(ours, other, |s| s.capacity)),
+            );
+        }
+        let _ = writeln!(md);
+    }
+
+    fn instructions(&self, md: &mut String) {
+        let _ = writeln!(md, "## Instructions per check (callgrind)\n");
+        if self.callgrind.is_empty() {
+            let _ = writeln!(md, "Not measured (valgrind missing, or no session).\n");
+            return;
+        }
+        let _ = writeln!(
+            md,
+            "Counted by `valgrind --tool=callgrind` on the release binaries: counters zeroed after \
+             50 warm-up checks, dumped after a fixed number of sequential checks of `/` with the \
+             session on one keep-alive connection; the whole process (HTTP parsing, the check, \
+             the answer, the runtime). Instruction counts repeat from run to run, unlike \
+             timings.\n"
+        );
+        let _ = writeln!(md, "| system | instructions per check | checks counted |");
+        let _ = writeln!(md, "|---|---:|---:|");
+        for c in &self.callgrind {
+            match &c.result {
+                Ok(n) => {
+                    let _ = writeln!(md, "| {} | {n} | {} |", c.system, c.requests);
+                }
+                Err(e) => {
+                    let _ = writeln!(
+                        md,
+                        "| {} | not measured: {} | |",
+                        c.system,
+                        e.replace('|', "/")
+                    );
+                }
+            }
+        }
+        let ours = self.callgrind.iter().find(|c| c.system == "adapter");
+        let peer = self.callgrind.iter().find(|c| c.system == "oauth2-proxy");
+        if let (Some(Ok(a)), Some(Ok(b))) = (
+            ours.map(|c| c.result.as_ref()),
+            peer.map(|c| c.result.as_ref()),
+        ) {
+            let _ = writeln!(
+                md,
+                "\nThe adapter executes {:.2}× the instructions of oauth2-proxy per check ({:.1}× \
+                 fewer).",
+                *a as f64 / *b as f64,
+                *b as f64 / *a as f64
+            );
+        }
+        if let Some(c) = ours
+            && !c.top.is_empty()
+        {
+            let _ = writeln!(
+                md,
+                "\nWhere the adapter's instructions go, per check (`callgrind_annotate` on the \
+                 same dump; instructions per check, share of the total):\n\n```text"
+            );
+            for l in &c.top {
+                let _ = writeln!(md, "{l}");
+            }
+            let _ = writeln!(md, "```");
+        }
+        let _ = writeln!(md);
+    }
+
+    fn storm(&self, md: &mut String) {
+        let _ = writeln!(md, "## Refresh storm\n");
+        let _ = writeln!(
+            md,
+            "A fresh login, then (2.5 s later, with `--cookie-refresh=1s`) N requests sent at \
+             once on N connections with that one session, all due for refresh. The provider \
+             rotates refresh tokens (a second use of one fails, as in Keycloak with \"Revoke \
+             Refresh Token\"); its log counts the refresh grants. One is the right number.\n"
+        );
+        let _ = writeln!(
+            md,
+            "| system | requests at once | refresh grants | failed refresh grants | answers |"
+        );
+        let _ = writeln!(md, "|---|---:|---:|---:|---|");
+        for s in &self.storms {
+            match &s.result {
+                Ok(r) => {
+                    let _ = writeln!(
+                        md,
+                        "| {} | {} | {} | {} | `{}` |",
+                        s.system, s.requests, r.refresh_success, r.refresh_error, r.answers
+                    );
+                }
+                Err(e) => {
+                    let _ = writeln!(
+                        md,
+                        "| {} | {} | not measured: {} | | |",
+                        s.system,
+                        s.requests,
+                        e.replace('|', "/").replace('\n', " ")
+                    );
+                }
+            }
+        }
+        let _ = writeln!(md);
+    }
+
+    fn not_measured(&self, md: &mut String) {
+        let _ = writeln!(md, "## Not measured, and notes\n");
+        let _ = writeln!(md, "- Bearer tokens: {}.", self.bearer);
+        for s in &self.scenarios {
+            if let Some(why) = &s.failed {
+                let _ = writeln!(md, "- {}: {}", s.label, why.replace('\n', " "));
+            }
+        }
+        for n in &self.notes {
+            let _ = writeln!(md, "- {}", n.replace('\n', " "));
+        }
+        let _ = writeln!(
+            md,
+            "- Micro-benchmarks of the hot path (session decode, the whole `check`, redirect \
+             validation): `cargo bench -p benches --bench hot_path`."
+        );
+        let _ = writeln!(md);
+    }
+
+    fn method(&self, md: &mut String) {
+        let m = &self.machine;
+        let _ = writeln!(md, "## Machine\n");
+        for (k, v) in [
+            ("CPU", &m.cpu),
+            ("cores", &m.cores),
+            ("memory", &m.memory),
+            ("kernel", &m.kernel),
+            ("Rust", &m.rustc),
+            ("wrk", &m.wrk),
+            ("Envoy", &m.envoy),
+            ("oauth2-proxy", &m.oauth2_proxy),
+            ("Go", &m.go),
+            ("Node.js / oidc-provider", &m.node),
+            ("valgrind", &m.valgrind),
+        ] {
+            let _ = writeln!(md, "- {k}: {v}");
+        }
+        let _ = writeln!(md);
+        let _ = writeln!(md, "## How it was measured\n");
+        let _ = writeln!(
+            md,
+            "- One identity provider for everyone: node `oidc-provider` (OpenID certified), PKCE \
+             required, refresh tokens rotated. Every session comes from a real login through the \
+             system under test (`bench-agent login`: reqwest with a cookie jar posting the \
+             provider's login form).\n\
+             - The adapter and oauth2-proxy run with the seed's Deployment args (`--provider=oidc \
+             --cookie-secure=false --cookie-samesite=lax --cookie-refresh=1h --cookie-expire=4h \
+             --cookie-name=auth --set-authorization-header=true --email-domain=* \
+             --upstream=static://200 --skip-provider-button=true --whitelist-domain=*.example.com \
+             --cookie-domain=.example.com`) and the same 32-byte cookie secret. oauth2-proxy also \
+             gets `--code-challenge-method=S256` (the provider requires PKCE; the adapter always \
+             uses it) and `--request-logging=false` (it logs one line per request by default; the \
+             adapter logs none).\n\
+             - Load: wrk with one thread and {c} connections (HTTP), `bench-agent grpc-load` with \
+             {c} streams on one HTTP/2 connection (gRPC, as one Envoy worker sends them). Each \
+             measured run follows a {w} s warm-up; rounds go through every scenario in turn, so \
+             drift spreads over all systems. A run counts only if at most 1% of the answers are \
+             not the allow (200; 202 for `/oauth2/auth`).\n\
+             - Envoy {envoy} with `--concurrency 1`, the configuration rendered by \
+             `ext_authz_adapter::envoy` as Istio renders `envoyExtAuthzHttp`/`envoyExtAuthzGrpc` \
+             (header lists, fail closed); the upstream is the no-op server. \"Envoy oauth2 + \
+             jwt_authn\": Envoy's own login (`envoy.filters.http.oauth2`, code flow with PKCE, \
+             HMAC-signed cookies) and `envoy.filters.http.jwt_authn` verifying the ID token cookie \
+             (RS256 signature, issuer, audience, expiry) on every request, JWKS fetched once.",
+            c = self.options.connections,
+            w = self.options.warmup,
+            envoy = m.envoy_short,
+        );
+        let _ = writeln!(md);
+        let _ = writeln!(md, "## Commands\n");
+        let _ = writeln!(md, "```sh");
+        for (what, command) in &self.commands {
+            let _ = writeln!(md, "# {what}\n{command}");
+        }
+        for s in &self.scenarios {
+            if !s.command.is_empty() {
+                let _ = writeln!(md, "# load: {}\n{}", s.label, s.command);
+            }
+        }
+        for c in &self.callgrind {
+            let _ = writeln!(md, "# instructions: {}\n{}", c.system, c.command);
+        }
+        let _ = writeln!(md, "```");
+    }
+}
+
+/// The machine and the versions of everything measured.
+pub struct Machine {
+    pub cpu: String,
+    pub cores: String,
+    pub memory: String,
+    pub kernel: String,
+    pub rustc: String,
+    pub wrk: String,
+    pub envoy: String,
+    pub envoy_short: String,
+    pub oauth2_proxy: String,
+    pub go: String,
+    pub node: String,
+    pub valgrind: String,
+    pub server_cpus: String,
+    pub load_cpus: String,
+}
+
+fn first_line(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .current_dir(crate::util::repo_root())
+        .stdin(Stdio::null())
+        .output()
+        .ok()
+        .map(|o| {
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+            text.lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+impl Machine {
+    /// Reads the machine (lscpu, /proc/meminfo, uname) and the tools' versions.
+    pub fn read(bins: &Bins, pin: &Pinning) -> Machine {
+        let lscpu = Command::new("lscpu")
+            .stdin(Stdio::null())
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let field = |key: &str| {
+            lscpu
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .map(|v| v.trim_start_matches(':').trim().to_owned())
+        };
+        let cpu = match (field("Model name"), field("Hypervisor vendor")) {
+            (Some(m), Some(h)) => format!("{m} (virtual machine, {h})"),
+            (Some(m), None) => m,
+            _ => "unknown".into(),
+        };
+        let memory = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|t| {
+                t.lines().find_map(|l| {
+                    let kib: f64 = l
+                        .strip_prefix("MemTotal:")?
+                        .split_whitespace()
+                        .next()?
+                        .parse()
+                        .ok()?;
+                    Some(format!("{:.1} GiB", kib / 1024.0 / 1024.0))
+                })
+            })
+            .unwrap_or_else(|| "unknown".into());
+        let envoy_line = first_line(&bins.envoy.display().to_string(), &["--version"]);
+        // "<path>  version: <sha>/1.40.0/Clean/RELEASE/BoringSSL"
+        let envoy_version = envoy_line
+            .split_once("version:")
+            .map(|(_, v)| v.trim().to_owned())
+            .unwrap_or(envoy_line);
+        let envoy_short = envoy_version
+            .split('/')
+            .nth(1)
+            .map_or_else(|| "1.40".to_owned(), str::to_owned);
+        let envoy = format!("{envoy_short} ({envoy_version})");
+        let oidc_provider = std::fs::read_to_string(
+            bins.node_provider_dir
+                .join("node_modules/oidc-provider/package.json"),
+        )
+        .ok()
+        .and_then(|t| super::json_string(&t, "version"))
+        .unwrap_or_else(|| "unknown".into());
+        Machine {
+            cpu,
+            cores: format!(
+                "{} online (CPU {} for the servers, CPU {} for the load generators{})",
+                pin.cpus,
+                pin.servers.as_deref().unwrap_or("any"),
+                pin.load.as_deref().unwrap_or("any"),
+                if pin.nice {
+                    ", both at nice -10 over the rest of the machine"
+                } else {
+                    ""
+                }
+            ),
+            memory,
+            kernel: first_line("uname", &["-sr"]),
+            rustc: first_line("rustc", &["-V"]),
+            wrk: crate::components::wrk::version(&bins.wrk)
+                .map_or_else(|| "unknown".into(), |v| format!("wrk {v}")),
+            envoy,
+            envoy_short,
+            oauth2_proxy: bins.oauth2_proxy.as_ref().map_or_else(
+                || "not installed".into(),
+                |b| first_line(&b.display().to_string(), &["--version"]),
+            ),
+            go: first_line("go", &["version"]),
+            node: format!(
+                "{} / oidc-provider {oidc_provider}",
+                first_line("node", &["--version"])
+            ),
+            valgrind: first_line("valgrind", &["--version"]),
+            server_cpus: pin.servers.clone().unwrap_or_else(|| "any".into()),
+            load_cpus: pin.load.clone().unwrap_or_else(|| "any".into()),
+        }
+    }
+}
+
+/// Today's date (UTC), `YYYY-MM-DD`.
+pub fn today() -> String {
+    first_line("date", &["-u", "+%Y-%m-%d"])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(vec![]), None);
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), Some(2.5));
+    }
+}
