@@ -628,7 +628,9 @@ async fn the_binary_serves_grpc_on_grpc_address() {
     }
     let mut client = client.expect("gRPC port answers");
     let browser = Browser::new(http_port);
-    let response = browser.check(&mut client, "/page", &[("accept", "text/html")]).await;
+    let response = browser
+        .check(&mut client, "/page", &[("accept", "text/html")])
+        .await;
     assert_eq!(http_status(denied(&response)), 302);
     let location = values(&denied(&response).headers, "location");
     assert!(location[0].starts_with(&idp.issuer), "{location:?}");

@@ -86,7 +86,10 @@ impl Flows {
     /// Marks `state` used; `false` if it was used before (a replay).
     fn consume(&self, state: &str, expires_at: u64, now: u64) -> bool {
         let key: [u8; 32] = Sha256::digest(state.as_bytes()).into();
-        let mut used = self.consumed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut used = self
+            .consumed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if used.len() >= MAX_CONSUMED / 2 {
             used.retain(|_, exp| *exp >= now);
         }
@@ -215,7 +218,11 @@ impl Flows {
         {
             return Err(LoginError::State);
         }
-        if !self.consume(&flow.state, flow.created_at + config.flow_ttl.as_secs(), now) {
+        if !self.consume(
+            &flow.state,
+            flow.created_at + config.flow_ttl.as_secs(),
+            now,
+        ) {
             return Err(LoginError::State);
         }
         Ok((flow, clear))

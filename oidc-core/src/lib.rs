@@ -52,8 +52,8 @@ mod refresh;
 mod request;
 pub mod secret;
 pub mod session;
-mod store;
 pub mod skip_auth;
+mod store;
 pub mod trusted_proxy;
 
 pub use config::{

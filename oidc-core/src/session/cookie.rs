@@ -100,7 +100,10 @@ impl SessionCodec {
                 std::borrow::Cow::Owned(joined)
             }
         };
-        Ok(Some(self.sealer.open(self.aad(chunk_count).as_bytes(), &sealed)?))
+        Ok(Some(
+            self.sealer
+                .open(self.aad(chunk_count).as_bytes(), &sealed)?,
+        ))
     }
 
     /// `Set-Cookie` values that store `session`, and clear whatever session

@@ -2,7 +2,8 @@
 
 pub(crate) mod cookie;
 pub(crate) mod crypto;
-#[cfg(feature = "redis")] pub mod redis;
+#[cfg(feature = "redis")]
+pub mod redis;
 
 pub use cookie::SessionError;
 
