@@ -727,7 +727,11 @@ async fn sentinel_mode_follows_a_failover() {
     assert_eq!(acked, 1, "replicated");
 
     // The master dies; Sentinel promotes the replica; the same store follows on its own.
+    let master_port = master.port;
     master.stop().await;
+    // Keep the dead master's port taken (a listener that never answers), so that a Redis
+    // started by a parallel test cannot reuse it and answer "no such session" in its place.
+    let _dead_master = std::net::TcpListener::bind(("127.0.0.1", master_port));
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         match store.load(&ticket).await {
