@@ -27,6 +27,8 @@ pub struct Report {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Summary {
     pub rps: f64,
+    /// Lowest and highest requests/s over the rounds.
+    pub rps_range: (f64, f64),
     pub p50: f64,
     pub p99: f64,
     pub rss_mib: Option<f64>,
@@ -65,7 +67,13 @@ impl Scenario {
         };
         let cpu = of(&|r| r.cpu_per_10k);
         let busy = of(&|r| Some(r.cpu_per_10k? * r.load.rps / 100.0));
+        let rps_all = self.runs.iter().map(|r| r.load.rps);
+        let rps_range = (
+            rps_all.clone().fold(f64::INFINITY, f64::min),
+            rps_all.fold(0.0, f64::max),
+        );
         Some(Summary {
+            rps_range,
             busy,
             capacity: cpu.filter(|c| *c > 0.0).map(|c| 1e4 / c),
             others: of(&|r| r.others_pct),
@@ -356,8 +364,13 @@ impl Report {
                     (Some(m), _) => {
                         let _ = write!(
                             md,
-                            "| {name} | {:.0} | {:.3} | {:.3} | {} | {} | {} | {} | {} | {} |",
+                            "| {name} | {:.0}{} | {:.3} | {:.3} | {} | {} | {} | {} | {} | {} |",
                             m.rps,
+                            if s.runs.len() > 1 {
+                                format!(" ({:.0}–{:.0})", m.rps_range.0, m.rps_range.1)
+                            } else {
+                                String::new()
+                            },
                             m.p50,
                             m.p99,
                             m.rss_mib.map_or("?".into(), |v| format!("{v:.1}")),
@@ -394,7 +407,9 @@ impl Report {
         }
         let _ = writeln!(
             md,
-            "RSS is the peak resident set (`VmHWM`, reset through `/proc/<pid>/clear_refs` before \
+            "Requests/s is the median of the rounds, with the lowest and highest round in \
+             parentheses: a wide range means other work on the machine got in the way. \
+             RSS is the peak resident set (`VmHWM`, reset through `/proc/<pid>/clear_refs` before \
              each measured run) of the process named, binary and library pages included; \"peak \
              anon\" is its largest anonymous resident memory (heap, stacks), sampled every 20 \
              ms; CPU is its user + system time \
@@ -620,7 +635,9 @@ impl Report {
              {c} streams on one HTTP/2 connection (gRPC, as one Envoy worker sends them). Each \
              measured run follows a {w} s warm-up; rounds go through every scenario in turn, so \
              drift spreads over all systems. A run counts only if at most 1% of the answers are \
-             not the allow (200; 202 for `/oauth2/auth`).\n\
+             not the allow (200; 202 for `/oauth2/auth`). A run during which processes this run \
+             did not start took more than 20% of the servers' CPU is measured again, at most \
+             {r} times per `cargo xtask bench`, and the quieter run is kept.\n\
              - Envoy {envoy} with `--concurrency 1`, the configuration rendered by \
              `ext_authz_adapter::envoy` as Istio renders `envoyExtAuthzHttp`/`envoyExtAuthzGrpc` \
              (header lists, fail closed); the upstream is the no-op server. \"Envoy oauth2 + \
@@ -629,6 +646,7 @@ impl Report {
              (RS256 signature, issuer, audience, expiry) on every request, JWKS fetched once.",
             c = self.options.connections,
             w = self.options.warmup,
+            r = self.options.retries,
             envoy = m.envoy_short,
         );
         let _ = writeln!(md);
