@@ -432,52 +432,74 @@ impl Report {
             "| ours / other | throughput | p99 | peak RSS | CPU per request | req per CPU-s |"
         );
         let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|");
-        for (label, ours, other) in [
+        // The last field: whether both rows measure an authz server (RSS and CPU comparable).
+        for (label, ours, other, comparable) in [
             (
                 "HTTP check `/`: ours / oauth2-proxy",
                 "ours-http",
                 "peer-http",
+                true,
             ),
             (
                 "`/oauth2/auth`: ours / oauth2-proxy",
                 "ours-auth",
                 "peer-auth",
+                true,
             ),
-            ("HTTP check `/`: ours / no-op limit", "ours-http", "limit"),
-            ("gRPC Check / HTTP check (ours)", "ours-grpc", "ours-http"),
+            (
+                "HTTP check `/`: ours / no-op limit",
+                "ours-http",
+                "limit",
+                true,
+            ),
+            (
+                "gRPC Check / HTTP check (ours)",
+                "ours-grpc",
+                "ours-http",
+                true,
+            ),
             (
                 "Envoy + ours (HTTP) / Envoy alone",
                 "envoy-ours-http",
                 "envoy",
+                false,
             ),
             (
                 "Envoy + ours (gRPC) / Envoy alone",
                 "envoy-ours-grpc",
                 "envoy",
+                false,
             ),
             (
                 "Envoy + ours (HTTP) / Envoy + oauth2-proxy",
                 "envoy-ours-http",
                 "envoy-peer-http",
+                true,
             ),
             (
                 "Envoy + ours (HTTP) / Envoy oauth2 + jwt_authn",
                 "envoy-ours-http",
                 "envoy-oauth2",
+                false,
             ),
         ] {
             let f = |v: Option<f64>| v.map_or("—".to_owned(), |v| format!("{v:.2}×"));
+            let g = |v: Option<f64>| if comparable { f(v) } else { "—".to_owned() };
             let _ = writeln!(
                 md,
                 "| {label} | {} | {} | {} | {} | {} |",
                 f(self.ratio(ours, other, |s| Some(s.rps))),
                 f(self.ratio(ours, other, |s| Some(s.p99))),
-                f(self.ratio(ours, other, |s| s.rss_mib)),
-                f(self.ratio(ours, other, |s| s.cpu)),
-                f(self.ratio(ours, other, |s| s.capacity)),
+                g(self.ratio(ours, other, |s| s.rss_mib)),
+                g(self.ratio(ours, other, |s| s.cpu)),
+                g(self.ratio(ours, other, |s| s.capacity)),
             );
         }
-        let _ = writeln!(md);
+        let _ = writeln!(
+            md,
+            "\nRSS and CPU ratios are left out where the two rows measure different kinds of \
+             process (an authz server against Envoy).\n"
+        );
     }
 
     fn instructions(&self, md: &mut String) {
@@ -643,7 +665,9 @@ impl Report {
              (header lists, fail closed); the upstream is the no-op server. \"Envoy oauth2 + \
              jwt_authn\": Envoy's own login (`envoy.filters.http.oauth2`, code flow with PKCE, \
              HMAC-signed cookies) and `envoy.filters.http.jwt_authn` verifying the ID token cookie \
-             (RS256 signature, issuer, audience, expiry) on every request, JWKS fetched once.",
+             (RS256 signature, issuer, audience, expiry) on every request, JWKS fetched once. Its \
+             cookies are marked Secure; the bench's client keeps them over plain HTTP on loopback, \
+             as a browser does over TLS.",
             c = self.options.connections,
             w = self.options.warmup,
             r = self.options.retries,
