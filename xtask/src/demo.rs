@@ -1,4 +1,7 @@
 //! `cargo xtask demo [--grpc] [--port PORT]`: the seed's stack on 127.0.0.1, until Ctrl-C.
+//! `cargo xtask demo --app axum [--port PORT]`: the axum example against Keycloak, until Ctrl-C.
+//!
+//! ## The default: the seed's stack
 //!
 //! The seed (an Istio ingress gateway, oauth2-proxy as its ext_authz provider, Keycloak, and
 //! nginx) on one machine, each part a real process:
@@ -14,8 +17,25 @@
 //! the upstream; then the upstream and Envoy start; once those three are ready the adapter
 //! starts (its discovery goes through Envoy to Keycloak) and is ready when discovery succeeded.
 //! A last self-check sends `GET http://nginx.example.com:PORT/` through the gateway and expects
-//! the 302 to Keycloak. Every service runs in its own process group, and is stopped on Ctrl-C,
-//! on failure (with its log tail), or when one of them exits ([`util::Services`]).
+//! the 302 to Keycloak.
+//!
+//! ## `--app axum`: the Tower layer, no gateway
+//!
+//! Keycloak 26 with `deploy/keycloak`'s realms, reached directly at `http://127.0.0.1:<port>`
+//! (8080 if free): that is its frontend URL, so the issuer is
+//! `http://127.0.0.1:<port>/realms/mytest` and nothing needs a host mapping (the realm's `nginx`
+//! client allows the redirect URIs `http://127.0.0.1:*`). `examples/axum-app` (built with
+//! `cargo build -p axum-app`) runs on `--port` (3000 if free) as the client `nginx`, its
+//! callback `http://127.0.0.1:<app port>/oauth2/callback` derived from the request. It is
+//! ready once `GET /healthz` answers 200 and `GET /me` answers 302 (discovery done); the
+//! self-check then expects `GET /` 200 (public) and `GET /me` 302 to Keycloak's authorization
+//! endpoint. The banner gives the logins (alice has the realm role `admin` and the client role
+//! `nginx:editor`, bob neither) and a curl recipe that gets an access token from Keycloak and
+//! calls the JSON API (the realm's `nginx` client has no password or client-credentials grant:
+//! the recipe is the authorization code flow with PKCE, by curl).
+//!
+//! Every service runs in its own process group, and is stopped on Ctrl-C, on failure (with its
+//! log tail), or when one of them exits ([`util::Services`]).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -29,15 +49,22 @@ use crate::util::{self, Readiness, Services};
 
 const USAGE: &str = "\
 usage: cargo xtask demo [--grpc] [--port PORT]
+       cargo xtask demo --app axum [--port PORT]
 
 Starts Keycloak (realms of deploy/keycloak), the ext-authz-adapter with the seed's arguments,
 Envoy as the Istio ingress gateway (ext_authz as Istio renders it), and a hello upstream that
 shows the identity headers it receives, all on 127.0.0.1, until Ctrl-C.
 
+With --app axum: Keycloak (at http://127.0.0.1:8080 if free) and examples/axum-app, the axum
+example protected by tower-oidc (public page, pages that need a login or a role, a JSON API
+that takes bearer tokens), on 127.0.0.1, until Ctrl-C.
+
 options:
+  --app APP      envoy (the default: gateway + adapter + hello upstream) or axum
   --grpc         Envoy calls the adapter over gRPC (Istio envoyExtAuthzGrpc) instead of HTTP
-                 (envoyExtAuthzHttp)
-  --port PORT    the gateway's port (default: 8080 if free, else a free port)
+                 (envoyExtAuthzHttp); not with --app axum
+  --port PORT    the gateway's port, or with --app axum the app's (default: 8080, or 3000
+                 with --app axum, if free, else a free port)
   -h, --help     this text";
 
 /// The seed's protected host (nginx in the seed).
@@ -79,9 +106,20 @@ const SEED_ARGS: &[&str] = &[
     "--whitelist-domain=*.example.com",
 ];
 
+/// Which demo `--app` picks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum App {
+    /// The seed's stack: Envoy + ext-authz-adapter + hello-upstream.
+    #[default]
+    Envoy,
+    /// `examples/axum-app` (tower-oidc) against Keycloak, no gateway.
+    Axum,
+}
+
 /// What `cargo xtask demo` was asked for.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Options {
+    app: App,
     grpc: bool,
     port: Option<u16>,
 }
@@ -98,13 +136,33 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
                 let value = args.next().ok_or("--port needs a value")?;
                 options.port = Some(parse_port(value)?);
             }
-            other => match other.strip_prefix("--port=") {
-                Some(value) => options.port = Some(parse_port(value)?),
-                None => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
-            },
+            "--app" => {
+                let value = args.next().ok_or("--app needs a value (envoy or axum)")?;
+                options.app = parse_app(value)?;
+            }
+            other => {
+                if let Some(value) = other.strip_prefix("--port=") {
+                    options.port = Some(parse_port(value)?);
+                } else if let Some(value) = other.strip_prefix("--app=") {
+                    options.app = parse_app(value)?;
+                } else {
+                    return Err(format!("unknown argument {other:?}\n\n{USAGE}"));
+                }
+            }
         }
     }
+    if options.grpc && options.app == App::Axum {
+        return Err("--grpc is for the Envoy demo; --app axum has no gateway".to_owned());
+    }
     Ok(Some(options))
+}
+
+fn parse_app(value: &str) -> Result<App, String> {
+    match value {
+        "envoy" => Ok(App::Envoy),
+        "axum" => Ok(App::Axum),
+        _ => Err(format!("--app {value:?}: expected envoy or axum")),
+    }
 }
 
 fn parse_port(value: &str) -> Result<u16, String> {
@@ -121,6 +179,9 @@ pub fn run(args: &[String]) -> Result<ExitCode, String> {
         println!("{USAGE}");
         return Ok(ExitCode::SUCCESS);
     };
+    if options.app == App::Axum {
+        return run_axum(options.port);
+    }
     let mode = if options.grpc { "gRPC" } else { "HTTP" };
     println!(
         "[xtask] demo: Keycloak + ext-authz-adapter + Envoy (ext_authz in {mode} mode, as Istio \
@@ -339,6 +400,250 @@ Ctrl-C stops everything.",
     );
 }
 
+/// Keycloak's port for `--app axum` when it is free (Keycloak's own default).
+const DEFAULT_KEYCLOAK_PORT: u16 = 8080;
+/// The axum app's port when it is free and none is asked for (`axum-app`'s default).
+const DEFAULT_AXUM_PORT: u16 = 3000;
+/// The second demo user: signed in, but without the realm role `admin` and the client role
+/// `nginx:editor` (deploy/keycloak/README.md).
+const USER_WITHOUT_ROLES: (&str, &str) = ("bob", "bob-password");
+
+/// `cargo xtask demo --app axum`: Keycloak on 127.0.0.1 (its own URL is the issuer's origin)
+/// and `examples/axum-app` in front of it, until Ctrl-C. Returns only on failure.
+fn run_axum(port: Option<u16>) -> Result<ExitCode, String> {
+    println!("[xtask] demo: Keycloak + examples/axum-app (tower-oidc), on 127.0.0.1, no gateway");
+    Keycloak.ensure_installed()?;
+
+    let app_port = match port {
+        Some(port) if port_is_free(port) => port,
+        Some(port) => return Err(format!("--port {port}: 127.0.0.1:{port} is in use")),
+        None => preferred_port(DEFAULT_AXUM_PORT)?,
+    };
+    // Not the app's port, should that be 8080.
+    let kc_port = match preferred_port(DEFAULT_KEYCLOAK_PORT)? {
+        p if p == app_port => util::free_port()?,
+        p => p,
+    };
+    let app = localhost(app_port);
+    let base = format!("http://{app}");
+
+    // Keycloak boots (10-60 s) while cargo builds. Its frontend URL is its own 127.0.0.1 URL:
+    // the issuer then needs no host mapping, for the browser and for the app alike.
+    let mut services = Services::new();
+    let frontend = format!("http://{}", localhost(kc_port));
+    services.start_keycloak(kc_port, Some(&frontend))?;
+    let issuer = format!("{frontend}/realms/{REALM}");
+
+    println!("[xtask] demo: building the app: cargo build -p axum-app");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo);
+    build
+        .current_dir(util::repo_root())
+        .args(["build", "-p", "axum-app"]);
+    let status = util::status(util::without_cargo_run_env(&mut build))?;
+    if !status.success() {
+        return Err(format!("cargo build failed ({status})"));
+    }
+    let app_bin = target_dir().join("debug").join("axum-app");
+
+    let run_dir = std::env::temp_dir().join(format!("oidc-authz-demo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&run_dir);
+    std::fs::create_dir_all(&run_dir)
+        .map_err(|e| format!("cannot create {}: {e}", run_dir.display()))?;
+
+    // The app's discovery needs Keycloak: start it once Keycloak is ready.
+    services.wait_ready()?;
+
+    let log = run_dir.join("axum-app.log");
+    let mut cmd = axum_app_command(&app_bin, app, &issuer, &random_secret()?);
+    println!(
+        "[xtask] axum-app: starting on {app} (issuer {issuer}; log {}):\n  {} {}\n  with \
+         OIDC_CLIENT_SECRET (the realm's) and COOKIE_SECRET (random) in its environment",
+        log.display(),
+        app_bin.display(),
+        cmd.get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let host = app.to_string();
+    let ready = Readiness::new(
+        format!("GET {base}/healthz answering 200 and GET {base}/me 302 (discovery of {issuer})"),
+        START_TIMEOUT,
+        move || {
+            util::http_status(app, &host, "/healthz", Duration::from_secs(2)) == Some(200)
+                && http_get(app, "/me", Duration::from_secs(2)).is_some_and(|r| r.status == 302)
+        },
+    );
+    // Its directory (its log) goes when it stops, unless the logs are kept after a failure.
+    services.spawn(
+        "axum-app",
+        &mut cmd,
+        &log,
+        Some(run_dir.clone()),
+        Some(ready),
+    )?;
+    services.wait_ready()?;
+
+    // The public page answers; a page that needs a login sends the browser to Keycloak.
+    let authorize = format!("{issuer}/protocol/openid-connect/auth?");
+    let checks = [
+        ("/", http_get(app, "/", Duration::from_secs(10))),
+        ("/me", http_get(app, "/me", Duration::from_secs(10))),
+    ];
+    let fail = |path: &str, what: String| {
+        format!(
+            "self-check: GET {base}{path} {what} (logs above, and in {})",
+            run_dir.display()
+        )
+    };
+    match &checks[0].1 {
+        Some(r) if r.status == 200 => {
+            println!("[xtask] demo: self-check: GET {base}/ -> 200 (public)");
+        }
+        other => {
+            services.keep_logs();
+            return Err(fail("/", format!("answered {other:?}, not 200")));
+        }
+    }
+    match &checks[1].1 {
+        Some(r)
+            if r.status == 302
+                && r.location
+                    .as_deref()
+                    .is_some_and(|l| l.starts_with(&authorize)) =>
+        {
+            println!(
+                "[xtask] demo: self-check: GET {base}/me -> 302 to Keycloak's login ({issuer})"
+            );
+        }
+        other => {
+            services.keep_logs();
+            return Err(fail(
+                "/me",
+                format!("answered {other:?}, not 302 to {authorize}..."),
+            ));
+        }
+    }
+
+    print_axum_banner(&base, &frontend, &run_dir);
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+        services.check_running()?;
+    }
+}
+
+/// `examples/axum-app` as the realm's client `nginx`, settings in its environment (the
+/// secrets stay out of `ps`).
+fn axum_app_command(
+    binary: &Path,
+    listen: SocketAddr,
+    issuer: &str,
+    cookie_secret: &str,
+) -> Command {
+    let mut cmd = Command::new(binary);
+    cmd.arg(format!("--issuer={issuer}"))
+        .arg(format!("--client-id={CLIENT_ID}"))
+        .arg(format!("--listen={listen}"))
+        .env("OIDC_CLIENT_SECRET", CLIENT_SECRET)
+        .env("COOKIE_SECRET", cookie_secret)
+        .env("RUST_LOG", "info");
+    cmd
+}
+
+/// What the user needs for `--app axum`: the URL, the logins, the routes, a curl recipe.
+fn print_axum_banner(base: &str, keycloak: &str, run_dir: &Path) {
+    let (alice, alice_password) = USER;
+    let (bob, bob_password) = USER_WITHOUT_ROLES;
+    let oidc = format!("{keycloak}/realms/{REALM}/protocol/openid-connect");
+    println!(
+        "
+The demo is ready: examples/axum-app (tower-oidc) with Keycloak as its issuer.
+
+  Open  {base}/
+  and sign in as {alice} / {alice_password}  (realm role admin, client role {CLIENT_ID}:editor)
+              or {bob} / {bob_password}      (neither: /admin and /api/reports answer 403)
+  (or carol / carol-password with the \"Upstream IdP\" button, the brokered realm)
+
+  Routes: /  public;  /me  signed in;  /admin  realm role admin;
+          /api/me  session or bearer token;  /api/reports  client role {CLIENT_ID}:editor;
+          /oauth2/sign_out?rd=%2F  sign out
+
+  An access token from Keycloak for the JSON API, by curl (the {CLIENT_ID} client allows the
+  authorization code flow with PKCE only, no password grant):
+    u={alice} p={alice_password}   # or u={bob} p={bob_password}: /api/reports answers 403
+    oidc={oidc}
+    jar=$(mktemp); v=$(openssl rand -hex 32)
+    c=$(printf %s \"$v\" | openssl dgst -sha256 -binary | base64 | tr '+/' '-_' | tr -d '=')
+    form=$(curl -sS -c \"$jar\" \"$oidc/auth?client_id={CLIENT_ID}&response_type=code&scope=openid&redirect_uri={base}/&code_challenge=$c&code_challenge_method=S256\" \\
+      | grep -o 'action=\"[^\"]*\"' | head -n1 | cut -d'\"' -f2 | sed 's/&amp;/\\&/g')
+    code=$(curl -sS -b \"$jar\" -o /dev/null -w '%{{redirect_url}}' -d username=$u -d password=$p \"$form\" \\
+      | sed -n 's/.*[?&]code=\\([^&]*\\).*/\\1/p')
+    token=$(curl -sS -u {CLIENT_ID}:{CLIENT_SECRET} -d grant_type=authorization_code \\
+      -d code=$code -d redirect_uri={base}/ -d code_verifier=$v \"$oidc/token\" \\
+      | sed -n 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/p'); rm \"$jar\"
+    curl -sS -H \"Authorization: Bearer $token\" {base}/api/me; echo
+    curl -sS -H \"Authorization: Bearer $token\" {base}/api/reports; echo
+    curl -sS -i -H 'Accept: application/json' {base}/api/me   # no token: 401
+
+  Keycloak's admin console: {keycloak}/admin/ (admin / admin)
+  Logs: {}
+
+Ctrl-C stops everything.",
+        run_dir.display()
+    );
+}
+
+/// An HTTP answer's status and `Location`.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    location: Option<String>,
+}
+
+/// `GET http://<addr><path>` as a browser navigation (`Accept: text/html`), or `None` when
+/// there is no complete response head within `timeout`. Std only, like [`util::http_status`].
+fn http_get(addr: SocketAddr, path: &str, timeout: Duration) -> Option<Answer> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout).ok()?;
+    stream.set_read_timeout(Some(timeout)).ok()?;
+    stream.set_write_timeout(Some(timeout)).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/html\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+        if head.len() > 64 * 1024 {
+            return None;
+        }
+    }
+    parse_head(&String::from_utf8_lossy(&head))
+}
+
+/// The status and `Location` of a response head (`HTTP/1.1 302 Found\r\nLocation: ...`).
+fn parse_head(head: &str) -> Option<Answer> {
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()?
+        .strip_prefix("HTTP/1.")?
+        .get(2..5)?
+        .parse()
+        .ok()?;
+    let location = lines
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.split_once(':'))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("location"))
+        .map(|(_, value)| value.trim().to_owned());
+    Some(Answer { status, location })
+}
+
 /// The adapter with the seed's args (its own addresses, issuer, and cookie domain), the
 /// identity headers for the upstream, RP-initiated logout for Keycloak 18+, and the issuer's
 /// host name mapped to 127.0.0.1 (where the gateway is).
@@ -466,6 +771,7 @@ mod tests {
         assert_eq!(
             parse(&args(&["--grpc", "--port", "9000"])),
             Ok(Some(Options {
+                app: App::Envoy,
                 grpc: true,
                 port: Some(9000)
             }))
@@ -473,6 +779,7 @@ mod tests {
         assert_eq!(
             parse(&args(&["--port=9001"])),
             Ok(Some(Options {
+                app: App::Envoy,
                 grpc: false,
                 port: Some(9001)
             }))
@@ -481,6 +788,61 @@ mod tests {
         assert!(parse(&args(&["--port"])).is_err());
         assert!(parse(&args(&["--port", "0"])).is_err());
         assert!(parse(&args(&["--bogus"])).is_err());
+    }
+
+    #[test]
+    fn parses_the_app() {
+        let axum = |port| {
+            Ok(Some(Options {
+                app: App::Axum,
+                grpc: false,
+                port,
+            }))
+        };
+        assert_eq!(parse(&args(&["--app", "axum"])), axum(None));
+        assert_eq!(
+            parse(&args(&["--app=axum", "--port", "3001"])),
+            axum(Some(3001))
+        );
+        assert_eq!(
+            parse(&args(&["--port=3002", "--app", "axum"])),
+            axum(Some(3002))
+        );
+        assert_eq!(
+            parse(&args(&["--app", "envoy", "--grpc"])),
+            Ok(Some(Options {
+                app: App::Envoy,
+                grpc: true,
+                port: None
+            }))
+        );
+        assert_eq!(
+            parse(&args(&["--app", "axum", "--help"])),
+            Ok(None),
+            "--help wins"
+        );
+        assert!(parse(&args(&["--app"])).is_err());
+        assert!(parse(&args(&["--app", "nginx"])).is_err());
+        assert!(parse(&args(&["--app="])).is_err());
+        assert!(parse(&args(&["--app", "axum", "--grpc"])).is_err());
+        assert!(parse(&args(&["--grpc", "--app=axum"])).is_err());
+    }
+
+    #[test]
+    fn reads_status_and_location() {
+        let r = parse_head(
+            "HTTP/1.1 302 Found\r\ncontent-length: 0\r\nlocation: http://127.0.0.1:8080/realms/\
+             mytest/protocol/openid-connect/auth?a=1\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(r.status, 302);
+        assert_eq!(
+            r.location.as_deref(),
+            Some("http://127.0.0.1:8080/realms/mytest/protocol/openid-connect/auth?a=1")
+        );
+        let r = parse_head("HTTP/1.1 200 OK\r\nLocationX: no\r\n\r\n").unwrap();
+        assert_eq!((r.status, r.location), (200, None));
+        assert!(parse_head("SSH-2.0-OpenSSH\r\n\r\n").is_none());
     }
 
     #[test]
@@ -495,6 +857,9 @@ mod tests {
         assert!(realm.contains(&format!("\"clientId\": \"{CLIENT_ID}\"")));
         assert!(realm.contains(&format!("\"username\": \"{}\"", USER.0)));
         assert!(realm.contains(&format!("\"value\": \"{}\"", USER.1)));
+        let (bob, bob_password) = USER_WITHOUT_ROLES;
+        assert!(realm.contains(&format!("\"username\": \"{bob}\"")));
+        assert!(realm.contains(&format!("\"value\": \"{bob_password}\"")));
     }
 
     #[test]

@@ -33,6 +33,9 @@ commands:
   demo [--grpc] [--port PORT]
                    Keycloak + the adapter + Envoy (as Istio renders ext_authz) + a hello
                    app on 127.0.0.1 until Ctrl-C; prints the URL and a test login
+  demo --app axum [--port PORT]
+                   Keycloak + examples/axum-app (tower-oidc) on 127.0.0.1 until Ctrl-C;
+                   prints the URL, test logins and a curl recipe for the JSON API
   bench [--quick]  load benchmarks against oauth2-proxy and the machine's limit; writes
                    BENCHMARKS.md
   fuzz [--seconds N] [TARGET]
