@@ -53,8 +53,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+use jsonwebtoken::Validation;
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use url::Url;
@@ -62,7 +62,7 @@ use url::Url;
 use crate::authz::Principal;
 use crate::engine::Engine;
 use crate::error::{ProviderError, TokenError, chain};
-use crate::id_token::ALLOWED_ALGORITHMS;
+use crate::id_token::{ALLOWED_ALGORITHMS, allowed_algorithm};
 use crate::pages;
 use crate::provider::Provider;
 
@@ -573,11 +573,8 @@ impl BearerValidator {
         let head: RawHeader<'_> =
             serde_json::from_slice(&raw).map_err(|_| BearerError::Malformed)?;
         let alg_name = head.alg.as_deref().ok_or(BearerError::Malformed)?;
-        let alg_index = ALLOWED_ALGORITHMS
-            .iter()
-            .position(|a| algorithm_name(*a) == alg_name)
+        let alg_index = allowed_algorithm(alg_name)
             .ok_or_else(|| BearerError::Algorithm(alg_name.chars().take(16).collect()))?;
-        let alg = ALLOWED_ALGORITHMS[alg_index];
         if s64.is_empty() {
             return Err(BearerError::Malformed);
         }
@@ -611,34 +608,25 @@ impl BearerValidator {
             ));
         };
 
-        let keys = provider
+        // Signature (key chosen by kid and alg, one JWKS refetch on an unknown
+        // kid), exp, nbf and the required claims.
+        let claims = provider
             .jwks
-            .keys_for(http, head.kid.as_deref(), alg)
+            .decode(
+                http,
+                token,
+                head.kid.as_deref(),
+                &inner.validations[alg_index],
+            )
             .await
             .map_err(|e| match e {
                 TokenError::Jwks(p) => BearerError::Provider(p),
+                TokenError::Invalid(e) => map_jwt_error(e),
+                TokenError::Algorithm(a) => BearerError::Algorithm(a),
                 _ => BearerError::UnknownKey {
                     kid: head.kid.as_deref().map(|k| k.chars().take(64).collect()),
                 },
             })?;
-
-        // Signature, exp, nbf and the required claims, with jsonwebtoken.
-        let validation = &inner.validations[alg_index];
-        let mut outcome = Err(BearerError::Signature);
-        for key in &keys {
-            match jsonwebtoken::decode::<Map<String, Value>>(token, key, validation) {
-                Ok(data) => {
-                    outcome = Ok(data.claims);
-                    break;
-                }
-                Err(e) if matches!(e.kind(), ErrorKind::InvalidSignature) => {}
-                Err(e) => {
-                    outcome = Err(map_jwt_error(e));
-                    break;
-                }
-            }
-        }
-        let claims = outcome?;
 
         if claims.get("iss").and_then(Value::as_str) != Some(provider.endpoints().issuer.as_str()) {
             return Err(BearerError::UntrustedIssuer(
@@ -693,23 +681,6 @@ fn check_access_token_type(claims: &Map<String, Value>) -> Result<(), BearerErro
             Err(BearerError::NotAccessToken("id_token".to_owned()))
         }
         None => Ok(()),
-    }
-}
-
-fn algorithm_name(alg: Algorithm) -> &'static str {
-    match alg {
-        Algorithm::HS256 => "HS256",
-        Algorithm::HS384 => "HS384",
-        Algorithm::HS512 => "HS512",
-        Algorithm::RS256 => "RS256",
-        Algorithm::RS384 => "RS384",
-        Algorithm::RS512 => "RS512",
-        Algorithm::PS256 => "PS256",
-        Algorithm::PS384 => "PS384",
-        Algorithm::PS512 => "PS512",
-        Algorithm::ES256 => "ES256",
-        Algorithm::ES384 => "ES384",
-        Algorithm::EdDSA => "EdDSA",
     }
 }
 

@@ -28,6 +28,32 @@ pub const ALLOWED_ALGORITHMS: &[Algorithm] = &[
     Algorithm::EdDSA,
 ];
 
+/// The position in [`ALLOWED_ALGORITHMS`] of the algorithm a JWS header
+/// names (`alg`), or `None` when it is not allowed (`none`, HMAC, unknown).
+pub(crate) fn allowed_algorithm(name: &str) -> Option<usize> {
+    ALLOWED_ALGORITHMS
+        .iter()
+        .position(|&a| algorithm_name(a) == name)
+}
+
+/// An algorithm's name as a JWS header spells it.
+fn algorithm_name(alg: Algorithm) -> &'static str {
+    match alg {
+        Algorithm::HS256 => "HS256",
+        Algorithm::HS384 => "HS384",
+        Algorithm::HS512 => "HS512",
+        Algorithm::RS256 => "RS256",
+        Algorithm::RS384 => "RS384",
+        Algorithm::RS512 => "RS512",
+        Algorithm::PS256 => "PS256",
+        Algorithm::PS384 => "PS384",
+        Algorithm::PS512 => "PS512",
+        Algorithm::ES256 => "ES256",
+        Algorithm::ES384 => "ES384",
+        Algorithm::EdDSA => "EdDSA",
+    }
+}
+
 /// What the ID token must match besides the provider's keys.
 pub(crate) struct Expected<'a> {
     pub(crate) nonce: Option<&'a str>,
@@ -49,19 +75,20 @@ fn header_alg(token: &str) -> Result<(Algorithm, Option<String>), TokenError> {
         .get("alg")
         .and_then(Value::as_str)
         .ok_or(TokenError::Malformed(None))?;
-    let parsed = ALLOWED_ALGORITHMS
-        .iter()
-        .copied()
-        .find(|a| format!("{a:?}") == alg)
+    let parsed = allowed_algorithm(alg)
+        .map(|i| ALLOWED_ALGORITHMS[i])
         .ok_or_else(|| TokenError::Algorithm(alg.chars().take(16).collect()))?;
     let kid = header.get("kid").and_then(Value::as_str).map(str::to_owned);
     Ok((parsed, kid))
 }
 
 /// Verifies a JWS signed by the provider (allow-listed algorithm, a key from
-/// its JWKS, refetched once on an unknown `kid`) and the standard claims that
-/// `validation` asks for (its algorithm list is replaced by the token's
-/// allow-listed algorithm). Returns the algorithm and the claims.
+/// its JWKS, refetched once on an unknown `kid`: see [`JwksCache::decode`])
+/// and the standard claims that `validation` asks for (its algorithm list is
+/// replaced by the token's allow-listed algorithm). Returns the algorithm and
+/// the claims.
+///
+/// [`JwksCache::decode`]: crate::provider::JwksCache::decode
 pub(crate) async fn decode_verified(
     token: &str,
     provider: &Provider,
@@ -71,22 +98,12 @@ pub(crate) async fn decode_verified(
         return Err(TokenError::Malformed(None));
     }
     let (alg, kid) = header_alg(token)?;
-    let keys = provider
-        .jwks
-        .keys_for(&provider.http, kid.as_deref(), alg)
-        .await?;
     validation.algorithms = vec![alg];
-    let mut last_err = None;
-    for key in &keys {
-        match jsonwebtoken::decode::<Map<String, Value>>(token, key, &validation) {
-            Ok(data) => return Ok((alg, data.claims)),
-            Err(e) => last_err = Some(e),
-        }
-    }
-    match last_err {
-        Some(e) => Err(TokenError::Invalid(e)),
-        None => Err(TokenError::UnknownKey { kid }),
-    }
+    let claims = provider
+        .jwks
+        .decode(&provider.http, token, kid.as_deref(), &validation)
+        .await?;
+    Ok((alg, claims))
 }
 
 /// Validates `token` and returns its claims.
@@ -186,7 +203,11 @@ mod tests {
                 "{alg}"
             );
         }
-        assert!(header_alg(&format!("{}.e30.sig", h("RS256"))).is_ok());
+        for (i, &alg) in ALLOWED_ALGORITHMS.iter().enumerate() {
+            assert_eq!(allowed_algorithm(&format!("{alg:?}")), Some(i));
+            let token = format!("{}.e30.sig", h(algorithm_name(alg)));
+            assert!(matches!(header_alg(&token), Ok((a, None)) if a == alg));
+        }
         assert!(matches!(
             header_alg("garbage"),
             Err(TokenError::Malformed(_))
