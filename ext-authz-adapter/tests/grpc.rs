@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use clap::Parser;
-use common::{CLIENT_ID, CLIENT_SECRET, COOKIE_SECRET, HOST, SEED_ARGS, client_spec};
+use common::{CLIENT_SECRET, HOST, login_at_provider, provider_for, seed_args};
 use envoy_types::pb::envoy::config::core::v3::HeaderValueOption;
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
@@ -29,25 +29,18 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use oidc_core::Engine;
-use reqwest::cookie::{CookieStore, Jar};
+use reqwest::cookie::CookieStore;
 use test_support::envoy::Envoy;
-use test_support::{OidcProvider, free_port, http_client, login_at_provider};
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
 use url::Url;
 
 /// An engine configured like the adapter binary with the seed's args plus `extra`.
 async fn engine(issuer: &str, extra: &[&str]) -> Engine {
-    let mut args: Vec<String> = vec!["ext-authz-adapter".into()];
-    args.extend(SEED_ARGS.iter().map(|a| (*a).to_owned()));
-    args.extend([
-        format!("--oidc-issuer-url={issuer}"),
-        format!("--cookie-secret={COOKIE_SECRET}"),
-        format!("--client-id={CLIENT_ID}"),
-        format!("--client-secret={CLIENT_SECRET}"),
-    ]);
-    args.extend(extra.iter().map(|a| (*a).to_owned()));
-    let config = Cli::parse_from(args).to_config().unwrap();
+    let args = seed_args(issuer, [format!("--client-secret={CLIENT_SECRET}")], extra);
+    let config = Cli::parse_from(std::iter::once("ext-authz-adapter".to_owned()).chain(args))
+        .to_config()
+        .unwrap();
     let engine = Engine::new(config).unwrap();
     engine.discover().await.unwrap();
     engine
@@ -70,9 +63,10 @@ async fn grpc_client(addr: SocketAddr) -> AuthorizationClient<Channel> {
         .unwrap()
 }
 
-/// A browser seen through Envoy's eyes: a cookie jar for `http://nginx.example.com:<port>`.
+/// A browser seen through Envoy's eyes: the cookie jar of [`common::Browser`] for
+/// `http://nginx.example.com:<port>`, whose requests reach the adapter as gRPC checks.
 struct Browser {
-    jar: Jar,
+    web: common::Browser,
     base: Url,
     authority: String,
 }
@@ -81,7 +75,7 @@ impl Browser {
     fn new(port: u16) -> Browser {
         let authority = format!("{HOST}:{port}");
         Browser {
-            jar: Jar::default(),
+            web: common::client(port),
             base: format!("http://{authority}/").parse().unwrap(),
             authority,
         }
@@ -102,7 +96,7 @@ impl Browser {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
-        if let Some(cookie) = self.jar.cookies(&self.base) {
+        if let Some(cookie) = self.web.jar.cookies(&self.base) {
             map.insert("cookie".into(), cookie.to_str().unwrap().to_owned());
         }
         for (k, v) in headers {
@@ -147,19 +141,29 @@ impl Browser {
             _ => Vec::new(),
         };
         for c in set_cookies {
-            self.jar.add_cookie_str(&c, &self.base);
+            self.web.jar.add_cookie_str(&c, &self.base);
         }
         response
     }
 
     fn cookie(&self, name: &str) -> Option<String> {
-        let header = self.jar.cookies(&self.base)?;
-        header
-            .to_str()
-            .ok()?
-            .split("; ")
-            .find_map(|p| p.strip_prefix(name)?.strip_prefix('='))
-            .map(str::to_owned)
+        self.web.cookie(self.base.as_str(), name)
+    }
+
+    /// Logs `user` in at the provider from `authorize` (the Location of the
+    /// redirect to it) and brings the callback back through Check, as Envoy
+    /// does. Returns the callback's response.
+    async fn finish_login(
+        &self,
+        grpc: &mut AuthorizationClient<Channel>,
+        authorize: &str,
+        user: &str,
+    ) -> CheckResponse {
+        let callback = login_at_provider(&self.web, authorize, user).await;
+        let callback = Url::parse(&callback).unwrap();
+        assert_eq!(callback.path(), "/oauth2/callback", "{callback}");
+        let target = format!("/oauth2/callback?{}", callback.query().unwrap());
+        self.check(grpc, &target, &[("accept", "text/html")]).await
     }
 }
 
@@ -217,8 +221,8 @@ const APPEND: i32 = HeaderAppendAction::AppendIfExistsOrAdd as i32;
 
 #[tokio::test]
 async fn login_and_allow_through_grpc_check() {
-    let port = free_port(); // the public port in the Host header; nothing listens there
-    let idp = OidcProvider::start(vec![client_spec(port)]).await;
+    let port = common::port(); // the public port in the Host header; nothing listens there
+    let idp = provider_for(port).await;
     let engine = engine(
         &idp.issuer,
         &[
@@ -242,9 +246,7 @@ async fn login_and_allow_through_grpc_check() {
     let location = values(&d.headers, "location");
     assert_eq!(location.len(), 1, "{d:?}");
     let authorize = location[0].clone();
-    assert!(authorize.starts_with(&idp.issuer), "{authorize}");
-    let redirect_uri = format!("redirect_uri=http%3A%2F%2F{HOST}%3A{port}%2Foauth2%2Fcallback");
-    assert!(authorize.contains(&redirect_uri), "{authorize}");
+    common::assert_authorize_url(&authorize, &idp.issuer, port);
     let flow = values(&d.headers, "set-cookie");
     assert!(
         flow.iter()
@@ -279,31 +281,12 @@ async fn login_and_allow_through_grpc_check() {
     assert!(d.body.contains("unauthorized"), "{}", d.body);
 
     // Log in at the provider; the callback comes back through Check, as in Envoy.
-    let callback = login_at_provider(&http_client(), &authorize, "alice", "pw").await;
-    let callback = Url::parse(&callback).unwrap();
-    assert_eq!(callback.path(), "/oauth2/callback");
-    let target = format!("/oauth2/callback?{}", callback.query().unwrap());
-    let r = browser
-        .check(&mut grpc, &target, &[("accept", "text/html")])
-        .await;
+    let r = browser.finish_login(&mut grpc, &authorize, "alice").await;
     let d = denied(&r);
     assert_eq!(http_status(d), 302, "{}", d.body);
     assert_ne!(grpc_code(&r), code::OK);
     assert_eq!(values(&d.headers, "location"), ["/some/page?x=1"]);
-    let cookies = values(&d.headers, "set-cookie");
-    assert!(
-        cookies
-            .iter()
-            .any(|c| c.starts_with("auth=") && c.contains("Domain=.example.com")),
-        "{cookies:?}"
-    );
-    assert!(
-        cookies
-            .iter()
-            .any(|c| c.starts_with("auth_csrf_") && c.contains("Max-Age=0")),
-        "the flow cookie is cleared in the same response: {cookies:?}"
-    );
-    assert!(cookies.len() >= 2);
+    common::assert_session_started(&values(&d.headers, "set-cookie"));
     assert!(
         action(&d.headers, "set-cookie")
             .iter()
@@ -378,8 +361,8 @@ async fn login_and_allow_through_grpc_check() {
 
 #[tokio::test]
 async fn a_refreshed_session_cookie_goes_back_on_allow() {
-    let port = free_port();
-    let idp = OidcProvider::start(vec![client_spec(port)]).await;
+    let port = common::port();
+    let idp = provider_for(port).await;
     let engine = engine(&idp.issuer, &["--cookie-refresh=1s", "--set-xauthrequest"]).await;
     let (addr, _stop) = start_grpc(engine).await;
     let mut grpc = grpc_client(addr).await;
@@ -389,10 +372,7 @@ async fn a_refreshed_session_cookie_goes_back_on_allow() {
         .check(&mut grpc, "/", &[("accept", "text/html")])
         .await;
     let authorize = values(&denied(&r).headers, "location").remove(0);
-    let callback = login_at_provider(&http_client(), &authorize, "alice", "pw").await;
-    let callback = Url::parse(&callback).unwrap();
-    let target = format!("/oauth2/callback?{}", callback.query().unwrap());
-    let r = browser.check(&mut grpc, &target, &[]).await;
+    let r = browser.finish_login(&mut grpc, &authorize, "alice").await;
     assert_eq!(http_status(denied(&r)), 302);
     let first = browser.cookie("auth").unwrap();
 
@@ -420,8 +400,8 @@ async fn a_refreshed_session_cookie_goes_back_on_allow() {
 
 #[tokio::test]
 async fn malformed_check_requests() {
-    let port = free_port();
-    let idp = OidcProvider::start(vec![client_spec(port)]).await;
+    let port = common::port();
+    let idp = provider_for(port).await;
     let engine = engine(&idp.issuer, &[]).await;
     let (addr, _stop) = start_grpc(engine).await;
     let mut grpc = grpc_client(addr).await;
@@ -490,8 +470,8 @@ async fn app() -> (SocketAddr, Seen) {
 
 #[tokio::test]
 async fn through_envoy_in_grpc_mode() {
-    let port = free_port(); // Envoy's listener: the gateway the browser talks to
-    let idp = OidcProvider::start(vec![client_spec(port)]).await;
+    let port = common::port(); // Envoy's listener: the gateway the browser talks to
+    let idp = provider_for(port).await;
     let engine = engine(
         &idp.issuer,
         &[
@@ -524,9 +504,7 @@ async fn through_envoy_in_grpc_mode() {
         .unwrap();
     assert_eq!(r.status(), 302, "{}", envoy.log_tail());
     let authorize = common::location(r.headers());
-    assert!(authorize.starts_with(&idp.issuer), "{authorize}");
-    let redirect_uri = format!("redirect_uri=http%3A%2F%2F{HOST}%3A{port}%2Foauth2%2Fcallback");
-    assert!(authorize.contains(&redirect_uri), "{authorize}");
+    common::assert_authorize_url(&authorize, &idp.issuer, port);
     assert!(
         common::set_cookies(r.headers())
             .iter()
@@ -547,7 +525,7 @@ async fn through_envoy_in_grpc_mode() {
     assert!(r.text().await.unwrap().contains("unauthorized"));
 
     // The callback through Envoy: 302 back, with both Set-Cookie headers intact.
-    let callback = login_at_provider(&c, &authorize, "alice", "pw").await;
+    let callback = login_at_provider(&c, &authorize, "alice").await;
     assert!(
         callback.starts_with(&format!("{base}/oauth2/callback?")),
         "{callback}"
@@ -555,17 +533,8 @@ async fn through_envoy_in_grpc_mode() {
     let r = c.get(&callback).send().await.unwrap();
     assert_eq!(r.status(), 302);
     assert_eq!(common::location(r.headers()), "/some/page?x=1");
-    let cookies = common::set_cookies(r.headers());
-    assert!(
-        cookies.iter().any(|c| c.starts_with("auth=")),
-        "{cookies:?}"
-    );
-    assert!(
-        cookies
-            .iter()
-            .any(|c| c.starts_with("auth_csrf_") && c.contains("Max-Age=0")),
-        "several Set-Cookie survive Envoy's denied response: {cookies:?}"
-    );
+    // Several Set-Cookie headers survive Envoy's denied response.
+    common::assert_session_started(&common::set_cookies(r.headers()));
     assert!(
         seen.lock().unwrap().is_empty(),
         "nothing reached the app yet"
@@ -612,9 +581,9 @@ async fn through_envoy_in_grpc_mode() {
 /// The binary itself serves gRPC on `--grpc-address` next to HTTP, with the same engine.
 #[tokio::test]
 async fn the_binary_serves_grpc_on_grpc_address() {
-    let http_port = free_port();
-    let grpc_port = free_port();
-    let idp = OidcProvider::start(vec![client_spec(http_port)]).await;
+    let http_port = common::port();
+    let grpc_port = common::port();
+    let idp = provider_for(http_port).await;
     let grpc_flag = format!("--grpc-address=127.0.0.1:{grpc_port}");
     let adapter = common::Adapter::start(&idp.issuer, http_port, &[grpc_flag.as_str()]).await;
     let _ = &adapter;

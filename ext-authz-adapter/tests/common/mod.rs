@@ -34,6 +34,31 @@ pub const SEED_ARGS: &[&str] = &[
     "--cookie-domain=.example.com",
 ];
 
+/// The adapter's command-line arguments: the seed's args, issuer `issuer`,
+/// the test cookie secret and client id, `defaults`, then `extra`.
+/// Repeatable flags append (as in oauth2-proxy), so a flag in `extra`
+/// replaces the default of the same name instead of adding to it.
+pub fn seed_args(
+    issuer: &str,
+    defaults: impl IntoIterator<Item = String>,
+    extra: &[&str],
+) -> Vec<String> {
+    let flag = |a: &str| a.split('=').next().unwrap_or(a).to_owned();
+    let own: Vec<String> = extra.iter().map(|a| flag(a)).collect();
+    SEED_ARGS
+        .iter()
+        .map(|a| (*a).to_owned())
+        .chain([
+            format!("--oidc-issuer-url={issuer}"),
+            format!("--cookie-secret={COOKIE_SECRET}"),
+            format!("--client-id={CLIENT_ID}"),
+        ])
+        .chain(defaults)
+        .filter(|a| !own.contains(&flag(a)))
+        .chain(extra.iter().map(|a| (*a).to_owned()))
+        .collect()
+}
+
 /// A running adapter process, killed on drop.
 pub struct Adapter {
     pub port: u16,
@@ -53,22 +78,7 @@ impl Adapter {
 
     /// Starts without waiting for readiness.
     pub fn spawn(issuer: &str, port: u16, extra: &[&str]) -> Adapter {
-        // Repeatable flags append (as in oauth2-proxy), so a flag the test
-        // passes replaces the default instead of adding to it.
-        let flag = |a: &str| a.split('=').next().unwrap_or(a).to_owned();
-        let own: Vec<String> = extra.iter().map(|a| flag(a)).collect();
-        let defaults = [
-            format!("--oidc-issuer-url={issuer}"),
-            format!("--http-address=127.0.0.1:{port}"),
-            format!("--cookie-secret={COOKIE_SECRET}"),
-            format!("--client-id={CLIENT_ID}"),
-        ];
-        let args = SEED_ARGS
-            .iter()
-            .map(|a| (*a).to_owned())
-            .chain(defaults)
-            .filter(|a| !own.contains(&flag(a)))
-            .chain(extra.iter().map(|a| (*a).to_owned()));
+        let args = seed_args(issuer, [format!("--http-address=127.0.0.1:{port}")], extra);
         let child = Command::new(env!("CARGO_BIN_EXE_ext-authz-adapter"))
             .args(args)
             .env("OAUTH2_PROXY_CLIENT_SECRET", CLIENT_SECRET)
@@ -210,6 +220,32 @@ pub fn set_cookies(h: &HeaderMap) -> Vec<String> {
         .collect()
 }
 
+/// Asserts that `authorize`, where a navigation without a session was sent,
+/// is at the provider `issuer` with the callback on `port` as `redirect_uri`.
+pub fn assert_authorize_url(authorize: &str, issuer: &str, port: u16) {
+    assert!(authorize.starts_with(issuer), "{authorize}");
+    let redirect_uri = format!("redirect_uri=http%3A%2F%2F{HOST}%3A{port}%2Foauth2%2Fcallback");
+    assert!(authorize.contains(&redirect_uri), "{authorize}");
+}
+
+/// Asserts that a login callback's Set-Cookie headers set the session cookie
+/// (for the seed's `.example.com` domain) and clear the login-flow cookie in
+/// the same response.
+pub fn assert_session_started(cookies: &[String]) {
+    assert!(
+        cookies
+            .iter()
+            .any(|c| c.starts_with("auth=") && c.contains("Domain=.example.com")),
+        "{cookies:?}"
+    );
+    assert!(
+        cookies
+            .iter()
+            .any(|c| c.starts_with("auth_csrf_") && c.contains("Max-Age=0")),
+        "the flow cookie is cleared in the same response: {cookies:?}"
+    );
+}
+
 /// Full login through the adapter: GET `start_path` (a protected path or
 /// /oauth2/start), follow to the provider's login form, log in, and GET the
 /// callback. Returns the callback response's Location.
@@ -241,8 +277,14 @@ pub async fn begin_login(
         302,
         "navigation without a session is sent to the provider"
     );
-    let authorize = location(r.headers());
-    test_support::login_at_provider(client, &authorize, user, "any-password").await
+    login_at_provider(client, &location(r.headers()), user).await
+}
+
+/// Logs `user` in on the provider's login page, starting from `authorize`
+/// (where the adapter redirected to); returns the callback URL the provider
+/// sends the browser back to (not yet visited).
+pub async fn login_at_provider(client: &reqwest::Client, authorize: &str, user: &str) -> String {
+    test_support::login_at_provider(client, authorize, user, "any-password").await
 }
 
 /// Visits the callback; asserts it redirects and returns the Location.
