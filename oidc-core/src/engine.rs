@@ -24,6 +24,7 @@ use crate::provider::{self, Provider, TokenResponse};
 use crate::refresh::{self, Outcome, Refresher};
 use crate::request;
 use crate::session::Session;
+use crate::session::cache::{Decoded, SessionCache};
 use crate::session::cookie::{SessionCodec, SessionError};
 use crate::store::{Down, Loaded, Store};
 
@@ -60,6 +61,8 @@ struct Inner {
     http: reqwest::Client,
     provider: OnceLock<Provider>,
     sessions: SessionCodec,
+    /// Decoded cookie sessions by their exact cookie bytes.
+    decoded: SessionCache,
     flows: Flows,
     writer: CookieWriter,
     remove: &'static [&'static str],
@@ -92,6 +95,7 @@ impl Engine {
         let prefix = config.proxy_prefix.clone();
         let inner = Inner {
             sessions: SessionCodec::new(&config.cookie.name, &config.cookie_secrets),
+            decoded: SessionCache::default(),
             flows: Flows::new(&config),
             writer: CookieWriter::new(config.cookie.clone()),
             remove: removal_list(&config),
@@ -248,24 +252,48 @@ impl Engine {
     }
 
     async fn protect(&self, parts: &Parts) -> Decision {
-        let loaded = match self.load(parts).await {
-            Ok(loaded) => loaded,
+        let now = now();
+        let current = match self.load(parts, now).await {
+            Ok(current) => current,
             Err(LoadFailure::Unauthenticated(why)) => return self.unauthenticated(parts, why),
             Err(LoadFailure::Down) => return store_unavailable(parts),
         };
-        let now = now();
-        if !self.needs_refresh(&loaded.session, now) {
-            return self.allow_if_permitted(parts, Arc::new(loaded.session), HeaderMap::new());
+        if !self.needs_refresh(&current.decoded.session, now) {
+            return self.allow_decoded(parts, &current.decoded);
         }
         // Rare and deep: boxed so the per-request future stays small.
-        Box::pin(self.refresh_and_allow(parts, loaded, now)).await
+        Box::pin(self.refresh_and_allow(parts, current, now)).await
+    }
+
+    /// A cookie-store session from the request's session cookie(s): from the
+    /// cache when these exact cookie bytes were decoded before, else decrypted,
+    /// parsed and cached. Expiry is checked on every call, cached or not.
+    fn cookie_session(&self, parts: &Parts, now: u64) -> Result<Arc<Decoded>, Unauthenticated> {
+        let sessions = &self.inner.sessions;
+        let presented = sessions
+            .find(&parts.headers)
+            .map_err(Unauthenticated::Invalid)?
+            .ok_or(Unauthenticated::NoSession)?;
+        let cache = &self.inner.decoded;
+        let probe = cache.probe(&presented);
+        if let Some(hit) = cache.get(&probe) {
+            if hit.session.is_expired(now) {
+                return Err(Unauthenticated::Invalid(SessionError::Expired));
+            }
+            return Ok(hit);
+        }
+        let session = sessions
+            .open(&presented)
+            .and_then(|plain| sessions.decode(&plain, now))
+            .map_err(Unauthenticated::Invalid)?;
+        let headers = identity_headers(&self.inner.config, &session);
+        Ok(cache.insert(&probe, Decoded::new(session, headers)))
     }
 
     /// The request's session: from the cookie, or from Redis by the cookie's
     /// ticket; revoked sessions (back-channel logout) are refused.
-    async fn load(&self, parts: &Parts) -> Result<Loaded, LoadFailure> {
+    async fn load(&self, parts: &Parts, now: u64) -> Result<Current, LoadFailure> {
         use LoadFailure::Unauthenticated as Unauth;
-        let now = now();
         let store = &self.inner.store;
         if store.tickets() {
             let raw = self
@@ -277,18 +305,21 @@ impl Engine {
             let ticket = String::from_utf8(raw)
                 .map_err(|_| Unauth(Unauthenticated::Invalid(SessionError::Format)))?;
             return match store.load_ticket(&ticket).await {
-                Ok(Some(session)) if !session.is_expired(now) => Ok(Loaded {
-                    session,
-                    ticket: Some(ticket),
-                }),
+                Ok(Some(session)) if !session.is_expired(now) => {
+                    let headers = identity_headers(&self.inner.config, &session);
+                    Ok(Current {
+                        decoded: Arc::new(Decoded::new(session, headers)),
+                        ticket: Some(ticket),
+                    })
+                }
                 Ok(_) => Err(Unauth(Unauthenticated::Invalid(SessionError::Expired))),
                 Err(Down) => Err(LoadFailure::Down),
             };
         }
-        let session = self.authenticate(parts).map_err(Unauth)?;
-        match store.is_revoked(&session).await {
-            Ok(false) => Ok(Loaded {
-                session,
+        let decoded = self.cookie_session(parts, now).map_err(Unauth)?;
+        match store.is_revoked(&decoded.session).await {
+            Ok(false) => Ok(Current {
+                decoded,
                 ticket: None,
             }),
             Ok(true) => Err(Unauth(Unauthenticated::Invalid(SessionError::Revoked))),
@@ -341,11 +372,32 @@ impl Engine {
         session: Arc<Session>,
         response_headers: HeaderMap,
     ) -> Decision {
+        let upstream_headers = identity_headers(&self.inner.config, &session);
+        self.allow_with(parts, session, upstream_headers, response_headers)
+    }
+
+    /// Allows a loaded session with its precomputed identity headers.
+    fn allow_decoded(&self, parts: &Parts, decoded: &Decoded) -> Decision {
+        self.allow_with(
+            parts,
+            Arc::clone(&decoded.session),
+            decoded.headers.clone(),
+            HeaderMap::new(),
+        )
+    }
+
+    fn allow_with(
+        &self,
+        parts: &Parts,
+        session: Arc<Session>,
+        upstream_headers: HeaderMap,
+        response_headers: HeaderMap,
+    ) -> Decision {
         if !self.permitted(&session) {
             return self.forbidden(parts);
         }
         Decision::Allow(Box::new(Allow {
-            upstream_headers: identity_headers(&self.inner.config, &session),
+            upstream_headers,
             headers_to_remove: self.inner.remove,
             response_headers,
             session,
@@ -399,14 +451,19 @@ impl Engine {
         &self.inner.metrics
     }
 
-    async fn refresh_and_allow(&self, parts: &Parts, loaded: Loaded, now: u64) -> Decision {
-        let session = &loaded.session;
-        let (Some(provider), Some(rt)) =
-            (self.inner.provider.get(), session.refresh_token.as_deref())
-        else {
+    async fn refresh_and_allow(&self, parts: &Parts, current: Current, now: u64) -> Decision {
+        let (Some(provider), Some(rt)) = (
+            self.inner.provider.get(),
+            current.decoded.session.refresh_token.as_deref(),
+        ) else {
             // Provider not discovered yet (e.g. after a restart during an outage): keep the session.
-            return self.allow_if_permitted(parts, Arc::new(loaded.session), HeaderMap::new());
+            return self.allow_decoded(parts, &current.decoded);
         };
+        let loaded = Loaded {
+            session: Session::clone(&current.decoded.session),
+            ticket: current.ticket.clone(),
+        };
+        let session = &loaded.session;
         let key = refresh::key(rt);
         let outcome = self
             .inner
@@ -425,7 +482,10 @@ impl Engine {
                 let mut headers = HeaderMap::new();
                 // In Redis the ticket stays the same: the cookie need not change.
                 if !self.inner.store.tickets() {
-                    match self.store_session(parts, &fresh, None, now).await {
+                    match self
+                        .store_session(parts, &fresh, loaded.ticket.as_deref(), now)
+                        .await
+                    {
                         Ok(cookies) => {
                             for c in cookies {
                                 headers.append(header::SET_COOKIE, c);
@@ -446,7 +506,7 @@ impl Engine {
                         .unauthenticated(parts, Unauthenticated::Invalid(SessionError::Expired));
                 }
                 // A brief provider outage must not log anyone out.
-                self.allow_if_permitted(parts, Arc::new(loaded.session), HeaderMap::new())
+                self.allow_decoded(parts, &current.decoded)
             }
         }
     }
@@ -744,13 +804,13 @@ impl Engine {
     async fn sign_out(&self, parts: &Parts) -> Decision {
         let rd = request::query_param(parts, "rd");
         let target = self.safe_rd(rd.as_deref());
-        let loaded = self.load(parts).await.ok();
+        let loaded = self.load(parts, now()).await.ok();
         if let Some(ticket) = loaded.as_ref().and_then(|l| l.ticket.as_deref()) {
             self.inner.store.delete(ticket).await;
         }
         let location = loaded
             .as_ref()
-            .and_then(|l| self.provider_logout_url(parts, &l.session, target))
+            .and_then(|l| self.provider_logout_url(parts, &l.decoded.session, target))
             .unwrap_or_else(|| target.to_owned());
         let mut r = pages::redirect(&location);
         let host = request::host(parts);
@@ -797,12 +857,12 @@ impl Engine {
 
     /// nginx `auth_request`: 202 with identity headers, 401, or 403.
     async fn auth_endpoint(&self, parts: &Parts) -> Decision {
-        let response = match self.load(parts).await.map(|l| l.session) {
+        let response = match self.load(parts, now()).await.map(|l| l.decoded) {
             Err(LoadFailure::Down) => return store_unavailable(parts),
-            Ok(session) if self.permitted(&session) => {
+            Ok(d) if self.permitted(&d.session) => {
                 let mut r = Response::new(Bytes::new());
                 *r.status_mut() = StatusCode::ACCEPTED;
-                *r.headers_mut() = identity_headers(&self.inner.config, &session);
+                *r.headers_mut() = d.headers.clone();
                 r
             }
             Ok(_) => pages::json_error(
@@ -816,15 +876,15 @@ impl Engine {
     }
 
     async fn userinfo(&self, parts: &Parts) -> Decision {
-        let response = match self.load(parts).await.map(|l| l.session) {
+        let response = match self.load(parts, now()).await.map(|l| l.decoded) {
             Err(LoadFailure::Down) => return store_unavailable(parts),
-            Ok(s) => pages::json(
+            Ok(d) => pages::json(
                 StatusCode::OK,
                 &json!({
-                    "user": s.user(),
-                    "email": s.email,
-                    "preferredUsername": s.preferred_username,
-                    "groups": s.groups,
+                    "user": d.session.user(),
+                    "email": d.session.email,
+                    "preferredUsername": d.session.preferred_username,
+                    "groups": d.session.groups,
                 }),
             ),
             Err(_) => pages::json_error(StatusCode::UNAUTHORIZED, "unauthorized", "sign in first"),
@@ -872,6 +932,13 @@ impl Engine {
 
 fn deny(reason: DenyReason, response: Response<Bytes>) -> Decision {
     Decision::Deny(Box::new(Deny { reason, response }))
+}
+
+/// The request's session, decoded, with its identity headers.
+struct Current {
+    decoded: Arc<Decoded>,
+    /// The Redis ticket (encoded) when the session lives in Redis.
+    ticket: Option<String>,
 }
 
 /// Why no session could be loaded.
@@ -1004,5 +1071,176 @@ fn build_session(
             .filter(|s| *s > 0)
             .map(|s| now + s),
         refreshed_at: now,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::Request;
+
+    fn engine() -> Engine {
+        let config = Config::builder("https://idp.example.com/realms/test", "nginx")
+            .cookie_secret("0123456789abcdef0123456789abcdef")
+            .set_xauthrequest(true)
+            .set_authorization_header(true)
+            .email_domains(vec!["*".into()])
+            .build()
+            .unwrap();
+        Engine::new(config).unwrap()
+    }
+
+    fn session(subject: &str, sid: &str, token_len: usize, now: u64) -> Session {
+        Session {
+            subject: subject.into(),
+            email: Some(format!("{subject}@example.com")),
+            sid: Some(sid.into()),
+            id_token: Some("i".repeat(token_len)),
+            created_at: now,
+            refreshed_at: now,
+            expires_at: now + 100,
+            ..Session::default()
+        }
+    }
+
+    /// The `(name, value)` pairs a browser sends back for these `Set-Cookie` values.
+    fn pairs(set: &[HeaderValue]) -> Vec<(String, String)> {
+        set.iter()
+            .filter_map(|v| v.to_str().ok()?.split(';').next())
+            .filter_map(|p| p.split_once('='))
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect()
+    }
+
+    fn request(pairs: &[(String, String)]) -> Parts {
+        let cookie: Vec<String> = pairs.iter().map(|(n, v)| format!("{n}={v}")).collect();
+        Request::get("/")
+            .header(header::HOST, "app.example.com")
+            .header(header::COOKIE, cookie.join("; "))
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0
+    }
+
+    async fn subject(e: &Engine, parts: &Parts, now: u64) -> Result<String, Unauthenticated> {
+        match e.load(parts, now).await {
+            Ok(c) => Ok(c.decoded.session.subject.clone()),
+            Err(LoadFailure::Unauthenticated(u)) => Err(u),
+            Err(LoadFailure::Down) => panic!("no store to be down"),
+        }
+    }
+
+    fn cached(e: &Engine) -> usize {
+        e.inner.decoded.len()
+    }
+
+    #[tokio::test]
+    async fn cached_sessions_belong_to_their_exact_cookie() {
+        let (e, now) = (engine(), now());
+        for token_len in [50, 9000] {
+            let alice = pairs(&e.session_cookies(&session("alice", "s-a", token_len, now), None));
+            let bob = pairs(&e.session_cookies(&session("bob", "s-b", token_len, now), None));
+            for _ in 0..2 {
+                assert_eq!(subject(&e, &request(&alice), now).await.unwrap(), "alice");
+                assert_eq!(subject(&e, &request(&bob), now).await.unwrap(), "bob");
+            }
+            let before = cached(&e);
+            // One character of the cached cookie changed, anywhere.
+            for i in [0, alice[0].1.len() / 2, alice[0].1.len() - 1] {
+                let mut tampered = alice.clone();
+                let mut v = tampered[0].1.clone().into_bytes();
+                v[i] = if v[i] == b'A' { b'B' } else { b'A' };
+                tampered[0].1 = String::from_utf8(v).unwrap();
+                assert!(matches!(
+                    subject(&e, &request(&tampered), now).await,
+                    Err(Unauthenticated::Invalid(SessionError::Sealed(_)))
+                ));
+            }
+            // Renamed: alice's value under another name.
+            let renamed = vec![("other".to_owned(), alice[0].1.clone())];
+            assert!(subject(&e, &request(&renamed), now).await.is_err());
+            if alice.len() > 1 {
+                // Chunks reordered, or mixed from two cached sessions.
+                let mut swapped = alice.clone();
+                let (a, b) = (swapped[0].1.clone(), swapped[1].1.clone());
+                swapped[0].1 = b;
+                swapped[1].1 = a;
+                assert!(subject(&e, &request(&swapped), now).await.is_err());
+                let mut mixed = alice.clone();
+                mixed[1].1.clone_from(&bob[1].1);
+                assert!(subject(&e, &request(&mixed), now).await.is_err());
+                assert!(subject(&e, &request(&alice[..1]), now).await.is_err());
+            } else {
+                // One cookie sent as a chunk.
+                let chunk = vec![("_oauth2_proxy_0".to_owned(), alice[0].1.clone())];
+                assert!(subject(&e, &request(&chunk), now).await.is_err());
+            }
+            assert_eq!(cached(&e), before, "refused cookies are never cached");
+        }
+    }
+
+    #[tokio::test]
+    async fn cached_sessions_still_expire() {
+        let (e, now) = (engine(), now());
+        let s = session("alice", "s-a", 50, now);
+        let expires = s.expires_at;
+        let parts = request(&pairs(&e.session_cookies(&s, None)));
+        assert!(subject(&e, &parts, expires - 1).await.is_ok());
+        assert_eq!(cached(&e), 1);
+        assert_eq!(
+            subject(&e, &parts, expires).await,
+            Err(Unauthenticated::Invalid(SessionError::Expired))
+        );
+        assert!(
+            !e.check(&request(&[])).await.is_allow(),
+            "no cookie, no session"
+        );
+    }
+
+    #[tokio::test]
+    async fn cached_sessions_are_still_revoked() {
+        let (e, now) = (engine(), now());
+        let parts = request(&pairs(
+            &e.session_cookies(&session("alice", "s-a", 50, now), None),
+        ));
+        let other = request(&pairs(
+            &e.session_cookies(&session("bob", "s-b", 50, now), None),
+        ));
+        assert!(e.check(&parts).await.is_allow());
+        assert!(e.check(&other).await.is_allow());
+        assert_eq!(cached(&e), 2);
+        e.store().revoke(Some("s-a"), None, now).await.unwrap();
+        assert_eq!(
+            subject(&e, &parts, now).await,
+            Err(Unauthenticated::Invalid(SessionError::Revoked))
+        );
+        assert!(!e.check(&parts).await.is_allow());
+        assert!(e.check(&other).await.is_allow());
+    }
+
+    #[tokio::test]
+    async fn cached_identity_headers_are_the_sessions() {
+        let (e, now) = (engine(), now());
+        for who in ["alice", "bob", "alice"] {
+            let parts = request(&pairs(
+                &e.session_cookies(&session(who, who, 50, now), None),
+            ));
+            for _ in 0..2 {
+                let Decision::Allow(allow) = e.check(&parts).await else {
+                    panic!("allowed");
+                };
+                assert_eq!(allow.session.subject, who);
+                assert_eq!(allow.upstream_headers["x-auth-request-user"], who);
+                assert_eq!(
+                    allow.upstream_headers["x-auth-request-email"],
+                    format!("{who}@example.com").as_str()
+                );
+                assert_eq!(
+                    allow.upstream_headers,
+                    identity_headers(e.config(), &allow.session)
+                );
+            }
+        }
     }
 }

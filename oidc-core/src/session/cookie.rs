@@ -45,6 +45,41 @@ pub(crate) struct SessionCodec {
     chunk_names: Vec<String>,
 }
 
+/// `i` for a chunk suffix spelled exactly as we write it (`0`, `1`, ... `15`:
+/// decimal, no sign, no leading zero), below [`MAX_CHUNKS`].
+fn chunk_index(s: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    let i = match b {
+        [d] if d.is_ascii_digit() => usize::from(d - b'0'),
+        [b'1'..=b'9', d] if d.is_ascii_digit() => {
+            usize::from(b[0] - b'0') * 10 + usize::from(d - b'0')
+        }
+        _ => return None,
+    };
+    (i < MAX_CHUNKS).then_some(i)
+}
+
+/// The session cookie(s) of a request, as sent (see [`SessionCodec::find`]).
+#[derive(Debug)]
+pub(crate) struct Presented<'a> {
+    /// The cookie names: the single cookie's, or one per chunk in order.
+    names: &'a [String],
+    /// The value of each name (the rest unused).
+    values: [&'a str; MAX_CHUNKS],
+    /// Chunks (`name_0`, ...) rather than the single cookie.
+    chunked: bool,
+}
+
+impl<'a> Presented<'a> {
+    /// `(name, value)` of each cookie, in chunk order.
+    pub(crate) fn pieces(&self) -> impl Iterator<Item = (&'a str, &'a str)> + '_ {
+        self.names
+            .iter()
+            .map(String::as_str)
+            .zip(self.values.iter().copied())
+    }
+}
+
 impl SessionCodec {
     pub(crate) fn new(name: &str, secrets: &[CookieSecret]) -> Self {
         Self {
@@ -63,47 +98,89 @@ impl SessionCodec {
         let Some(plain) = self.read_raw(headers)? else {
             return Ok(None);
         };
-        let session: Session = serde_json::from_slice(&plain).map_err(|_| SessionError::Format)?;
+        self.decode(&plain, now).map(Some)
+    }
+
+    /// A session from the plaintext of a session cookie, unless it has expired.
+    pub(crate) fn decode(&self, plain: &[u8], now: u64) -> Result<Session, SessionError> {
+        let session: Session = serde_json::from_slice(plain).map_err(|_| SessionError::Format)?;
         if session.is_expired(now) {
             return Err(SessionError::Expired);
         }
-        Ok(Some(session))
+        Ok(session)
     }
 
     /// Opens the session cookie (single or chunked) and returns its plaintext:
     /// a serialised session, or a Redis ticket. `Ok(None)` when there is none.
     pub(crate) fn read_raw(&self, headers: &HeaderMap) -> Result<Option<Vec<u8>>, SessionError> {
+        match self.find(headers)? {
+            Some(presented) => self.open(&presented).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The session cookie(s) the request carries, as sent, without opening
+    /// them: the single cookie if present, else the chunks `name_0`,
+    /// `name_1`, ... up to the first missing one. `Ok(None)` when there is none.
+    pub(crate) fn find<'a>(
+        &'a self,
+        headers: &'a HeaderMap,
+    ) -> Result<Option<Presented<'a>>, SessionError> {
+        // One pass over the Cookie headers (a session is several KB): the
+        // first cookie of each name, as `cookies::get` would find it.
+        let mut single = None;
+        let mut chunks: [Option<&'a str>; MAX_CHUNKS] = [None; MAX_CHUNKS];
+        for (name, value) in cookies::iter(headers) {
+            let Some(rest) = name.strip_prefix(self.name.as_str()) else {
+                continue;
+            };
+            if rest.is_empty() {
+                single.get_or_insert(value);
+            } else if let Some(i) = rest.strip_prefix('_').and_then(chunk_index) {
+                chunks[i].get_or_insert(value);
+            }
+        }
+        let mut values = [""; MAX_CHUNKS];
+        if let Some(v) = single {
+            values[0] = v;
+            return Ok(Some(Presented {
+                names: std::slice::from_ref(&self.name),
+                values,
+                chunked: false,
+            }));
+        }
+        let mut found = 0;
+        while let Some(Some(v)) = chunks.get(found) {
+            values[found] = v;
+            found += 1;
+        }
+        if found == 0 {
+            return Ok(None);
+        }
+        if found == MAX_CHUNKS {
+            return Err(SessionError::TooLarge);
+        }
+        Ok(Some(Presented {
+            names: &self.chunk_names[..found],
+            values,
+            chunked: true,
+        }))
+    }
+
+    /// Decrypts the session cookie(s) found by [`SessionCodec::find`].
+    pub(crate) fn open(&self, presented: &Presented<'_>) -> Result<Vec<u8>, SessionError> {
         // The AAD binds the value to the cookie name and to its form: a
         // single cookie cannot be replayed as a chunk, nor N chunks as M.
-        let mut chunk_count = 0;
-        let sealed = match cookies::get(headers, &self.name) {
-            Some(v) => std::borrow::Cow::Borrowed(v),
-            None => {
-                let mut joined = String::new();
-                let mut found = 0;
-                for chunk in &self.chunk_names {
-                    match cookies::get(headers, chunk) {
-                        Some(v) => {
-                            joined.push_str(v);
-                            found += 1;
-                        }
-                        None => break,
-                    }
-                }
-                if found == 0 {
-                    return Ok(None);
-                }
-                if found == MAX_CHUNKS {
-                    return Err(SessionError::TooLarge);
-                }
-                chunk_count = found;
-                std::borrow::Cow::Owned(joined)
-            }
+        let (aad, sealed) = if presented.chunked {
+            let n = presented.names.len();
+            (
+                self.aad(n),
+                std::borrow::Cow::Owned(presented.values[..n].concat()),
+            )
+        } else {
+            (self.aad(0), std::borrow::Cow::Borrowed(presented.values[0]))
         };
-        Ok(Some(
-            self.sealer
-                .open(self.aad(chunk_count).as_bytes(), &sealed)?,
-        ))
+        Ok(self.sealer.open(aad.as_bytes(), &sealed)?)
     }
 
     /// `Set-Cookie` values that store `session`, and clear whatever session
@@ -345,6 +422,56 @@ mod tests {
             "a single cookie is not a chunk"
         );
         assert!(c.read(&header_of(format!("auth={v}")), 500).is_ok());
+    }
+
+    #[test]
+    fn chunk_names_are_exact() {
+        for (s, i) in [
+            ("0", Some(0)),
+            ("9", Some(9)),
+            ("10", Some(10)),
+            ("15", Some(15)),
+        ] {
+            assert_eq!(chunk_index(s), i, "{s}");
+        }
+        for s in [
+            "", "16", "99", "00", "01", "+1", "-1", " 1", "1 ", "a", "100",
+        ] {
+            assert_eq!(chunk_index(s), None, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn find_takes_the_first_cookie_of_each_name() {
+        let (c, _) = codec();
+        let mut h = HeaderMap::new();
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("auth_1=b; x=1; auth_0=a; auth_00=z; auth_0=y"),
+        );
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("auth_1=w; auth_3=d"),
+        );
+        let p = c.find(&h).unwrap().unwrap();
+        let pieces: Vec<_> = p.pieces().collect();
+        assert_eq!(
+            pieces,
+            vec![("auth_0", "a"), ("auth_1", "b")],
+            "stops at the missing auth_2"
+        );
+        h.append(header::COOKIE, HeaderValue::from_static("auth=s"));
+        let p = c.find(&h).unwrap().unwrap();
+        assert_eq!(
+            p.pieces().collect::<Vec<_>>(),
+            vec![("auth", "s")],
+            "the single cookie wins"
+        );
+        let all: String = (0..MAX_CHUNKS).map(|i| format!("auth_{i}=v; ")).collect();
+        let mut h = HeaderMap::new();
+        h.insert(header::COOKIE, HeaderValue::from_str(&all).unwrap());
+        assert_eq!(c.find(&h).unwrap_err(), SessionError::TooLarge);
+        assert!(c.find(&HeaderMap::new()).unwrap().is_none());
     }
 
     #[test]

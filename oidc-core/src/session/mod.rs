@@ -1,5 +1,6 @@
 //! The session: who is logged in, with which tokens, until when.
 
+pub(crate) mod cache;
 pub(crate) mod cookie;
 pub(crate) mod crypto;
 #[cfg(feature = "redis")]
