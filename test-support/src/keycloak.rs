@@ -440,6 +440,126 @@ impl Keycloak {
     }
 }
 
+impl Keycloak {
+    /// The tokens of `user` from realm `realm` for the confidential client `client_id`, by the
+    /// authorization code flow with PKCE S256 as a browser runs it: GETs the realm's
+    /// authorization endpoint, fills in Keycloak's login form, takes the `code` from the
+    /// redirect to `redirect_uri`, and exchanges it (client_secret_basic). Returns the token
+    /// response. For clients without the password grant, e.g. `nginx` of [`REALM`], or
+    /// `mytest-broker` of [`UPSTREAM_REALM`] with its broker endpoint as `redirect_uri`:
+    /// `redirect_uri` is never requested, so it may be on Keycloak's own origin. Uses a fresh
+    /// client (no Keycloak session); panics with the page's text unless each step succeeds.
+    pub async fn code_flow_tokens(
+        &self,
+        realm: &str,
+        client_id: &str,
+        client_secret: &str,
+        redirect_uri: &str,
+        user: &TestUser,
+    ) -> Value {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use sha2::{Digest, Sha256};
+
+        let what = format!("code flow for {} at realm {realm}", user.username);
+        let browser = self.http_client();
+        let verifier = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+        let state = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>());
+        let oidc = format!("{}/protocol/openid-connect", self.realm_url(realm));
+        let mut authorize = Url::parse(&format!("{oidc}/auth")).expect("authorization URL");
+        authorize
+            .query_pairs_mut()
+            .append_pair("client_id", client_id)
+            .append_pair("response_type", "code")
+            .append_pair("scope", "openid")
+            .append_pair("redirect_uri", redirect_uri)
+            .append_pair("state", &state)
+            .append_pair(
+                "code_challenge",
+                &URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())),
+            )
+            .append_pair("code_challenge_method", "S256");
+
+        let mut action = Action::Get(authorize);
+        let mut submitted = false;
+        let mut back = None;
+        for _ in 0..MAX_STEPS {
+            let (method, url, request) = match &action {
+                Action::Get(url) => ("GET", url.clone(), browser.get(url.clone())),
+                Action::Post(url, fields) => {
+                    ("POST", url.clone(), browser.post(url.clone()).form(fields))
+                }
+            };
+            let response = request
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{what}: {method} {url} failed: {e}"));
+            let status = response.status();
+            if status.is_redirection() {
+                let location = response
+                    .headers()
+                    .get(LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_else(|| {
+                        panic!("{what}: {method} {url} -> {status} without Location")
+                    });
+                let next = url.join(location).unwrap_or_else(|e| {
+                    panic!("{what}: {method} {url} -> {status} with bad Location {location:?}: {e}")
+                });
+                if next.as_str().starts_with(redirect_uri) {
+                    back = Some(next);
+                    break;
+                }
+                action = Action::Get(next);
+                continue;
+            }
+            let body = response.text().await.unwrap_or_default();
+            if status != StatusCode::OK || submitted {
+                panic!("{}", explain(&url, &body, &format!("{what} ({status})")));
+            }
+            action = login_form(&url, &body, user.username, user.password)
+                .unwrap_or_else(|| panic!("{}", explain(&url, &body, &what)));
+            submitted = true;
+        }
+        let back = back.unwrap_or_else(|| panic!("{what}: more than {MAX_STEPS} steps"));
+        let param = |name: &str| {
+            back.query_pairs()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+        };
+        if let Some(error) = param("error") {
+            panic!("{what}: Keycloak answered error {error:?}: {back}");
+        }
+        assert_eq!(
+            param("state").as_deref(),
+            Some(state.as_str()),
+            "{what}: {back}"
+        );
+        let code = param("code").unwrap_or_else(|| panic!("{what}: no code in {back}"));
+
+        let response = browser
+            .post(format!("{oidc}/token"))
+            .basic_auth(client_id, Some(client_secret))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", redirect_uri),
+                ("code_verifier", verifier.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{what}: token request failed: {e}"));
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "{what}: code exchange failed: {body}"
+        );
+        body
+    }
+}
+
 async fn get_json(client: &reqwest::Client, url: &str) -> Value {
     let response = client
         .get(url)

@@ -9,10 +9,19 @@
 //!   map host names);
 //! - the password grant enabled on `nginx`, to get tokens without a browser;
 //! - a client `reports` without the `nginx` audience (tokens for another
-//!   audience) and a client `shortlived` whose tokens live 2 s.
+//!   audience) and a client `shortlived` whose tokens live 4 s.
+//!
+//! Tokens from another issuer come from the imported realms, unchanged: `mytest`
+//! itself (same client, user, audience and roles: only the issuer and its keys
+//! differ) and `upstream-idp`, both by the authorization code flow.
 //!
 //! Users (from `deploy/keycloak`): alice has realm role `admin` and client
 //! role `nginx:editor`; bob has neither.
+//!
+//! The app's clock leeway is the default (30 s) except where expiry is tested
+//! to the second: with no leeway, a login fails whenever Keycloak issues the
+//! ID token in a later second than the one the callback started in (the engine
+//! checks `iat` against the time before the code exchange).
 //!
 //! Fails (never skips) when Keycloak is not there: run `cargo xtask test`.
 
@@ -26,15 +35,20 @@ use common::{COOKIE_SECRET, SigningKey};
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, AUTHORIZATION, LOCATION, WWW_AUTHENTICATE};
 use serde_json::{Value, json};
-use test_support::free_port;
 use test_support::keycloak::{
-    ALICE, BOB, CLIENT_ID, CLIENT_SECRET, Keycloak, TestUser, keycloak, login_at_keycloak,
+    ALICE, BOB, CAROL, CLIENT_ID, CLIENT_SECRET, IDP_ALIAS, Keycloak, REALM, TestUser,
+    UPSTREAM_REALM, keycloak, login_at_keycloak,
 };
 use tower_oidc::OidcLayer;
 use tower_oidc::oidc_core::{ClientSecret, Config, CookieSettings};
 
 const REPORTS_SECRET: &str = "reports-secret-for-tests-only";
 const SHORT_SECRET: &str = "shortlived-secret-for-tests-only";
+/// How long the `shortlived` client's access tokens live.
+const SHORT_LIFESPAN: u64 = 4;
+/// The client of `upstream-idp` that `mytest` brokers through
+/// (deploy/keycloak/realm-upstream-idp.json).
+const BROKER_CLIENT: (&str, &str) = ("mytest-broker", "mytest-broker-secret-for-tests-only");
 
 struct Realm {
     issuer: String,
@@ -64,7 +78,7 @@ async fn create_realm(kc: &Keycloak) -> Realm {
     short["name"] = json!("shortlived");
     short["secret"] = json!(SHORT_SECRET);
     short["standardFlowEnabled"] = json!(false);
-    short["attributes"]["access.token.lifespan"] = json!("2");
+    short["attributes"]["access.token.lifespan"] = json!(SHORT_LIFESPAN.to_string());
     clients.push(short);
     clients.push(json!({
         "clientId": "reports",
@@ -131,10 +145,10 @@ impl Drop for App {
     }
 }
 
-/// The example app for `realm`, on 127.0.0.1.
-async fn start_app(realm: &Realm) -> App {
-    let port = free_port();
-    let config = Config::builder(&realm.issuer, CLIENT_ID)
+/// The example app for `realm`, on 127.0.0.1; `leeway` for the clock checks of
+/// tokens (the engine's default when `None`).
+async fn start_app(realm: &Realm, leeway: Option<Duration>) -> App {
+    let mut config = Config::builder(&realm.issuer, CLIENT_ID)
         .client_secret(ClientSecret::new(CLIENT_SECRET))
         .cookie_secret(COOKIE_SECRET)
         .cookie(CookieSettings {
@@ -143,21 +157,24 @@ async fn start_app(realm: &Realm) -> App {
             ..CookieSettings::default()
         })
         .skip_provider_button(true)
-        .email_domains(vec!["*".into()])
-        // Expiry is tested to the second.
-        .leeway(Duration::ZERO)
-        .build()
-        .expect("config");
-    let oidc = OidcLayer::discover(config).await.expect("discovery");
+        .email_domains(vec!["*".into()]);
+    if let Some(leeway) = leeway {
+        config = config.leeway(leeway);
+    }
+    let oidc = OidcLayer::discover(config.build().expect("config"))
+        .await
+        .expect("discovery");
     let roles = axum_app::Roles {
         admin_realm_role: "admin".into(),
         api_client: CLIENT_ID.into(),
         api_client_role: "editor".into(),
     };
     let app = axum_app::app(oidc, &roles);
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+    // Port 0: a port picked before binding could be taken in between.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
+    let port = listener.local_addr().expect("address").port();
     let server = tokio::spawn(async move {
         axum::serve(listener, app).await.expect("serve");
     });
@@ -197,6 +214,12 @@ fn resign(token: &str, header: &Value, key: &jsonwebtoken::EncodingKey) -> Strin
     format!("{message}.{signature}")
 }
 
+/// The claims of a JWT (not verified).
+fn claims(token: &str) -> Value {
+    let payload = token.split('.').nth(1).expect("payload");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64url")).expect("JSON")
+}
+
 /// The test fixture `rsa-unpublished.pem` (PKCS#1): a key no JWKS publishes.
 fn unpublished_rsa_key() -> jsonwebtoken::EncodingKey {
     let pem = include_str!("../../test-support/assets/keys/rsa-unpublished.pem");
@@ -208,7 +231,7 @@ fn unpublished_rsa_key() -> jsonwebtoken::EncodingKey {
 async fn api_tokens_from_keycloak() {
     let kc = keycloak();
     let realm = create_realm(&kc).await;
-    let app = start_app(&realm).await;
+    let app = start_app(&realm, None).await;
     let alice = access_token(&kc, &realm, &ALICE).await;
     let bob = access_token(&kc, &realm, &BOB).await;
 
@@ -268,7 +291,8 @@ async fn api_tokens_from_keycloak() {
 async fn refused_tokens_get_401() {
     let kc = keycloak();
     let realm = create_realm(&kc).await;
-    let app = start_app(&realm).await;
+    // Expiry to the second.
+    let app = start_app(&realm, Some(Duration::ZERO)).await;
     let grant = password_grant(&kc, &realm, (CLIENT_ID, CLIENT_SECRET), &ALICE).await;
     let alice = grant["access_token"].as_str().expect("access token");
     let kid = {
@@ -279,13 +303,52 @@ async fn refused_tokens_get_401() {
     };
 
     let other_issuer = kc.admin_token().await; // the master realm
+    // The imported mytest: the same client, user, audience and roles; only the
+    // issuer (and with it the signing keys) differs.
+    let imported_realm = kc
+        .code_flow_tokens(
+            REALM,
+            CLIENT_ID,
+            CLIENT_SECRET,
+            "http://127.0.0.1:1/oauth2/callback",
+            &ALICE,
+        )
+        .await["access_token"]
+        .as_str()
+        .expect("access token")
+        .to_owned();
+    let c = claims(&imported_realm);
+    assert_eq!(c["iss"], kc.issuer.as_str());
+    assert_ne!(c["iss"], realm.issuer.as_str());
+    assert!(
+        c["aud"] == CLIENT_ID
+            || c["aud"]
+                .as_array()
+                .is_some_and(|a| a.contains(&json!(CLIENT_ID))),
+        "{c}"
+    );
+    assert!(
+        c["realm_access"]["roles"]
+            .as_array()
+            .expect("roles")
+            .contains(&json!("admin"))
+    );
+    // The realm that stands in for Google/GitHub, through its broker client.
+    let upstream = kc
+        .code_flow_tokens(
+            UPSTREAM_REALM,
+            BROKER_CLIENT.0,
+            BROKER_CLIENT.1,
+            &format!("{}/broker/{IDP_ALIAS}/endpoint", kc.realm_url(REALM)),
+            &CAROL,
+        )
+        .await["access_token"]
+        .as_str()
+        .expect("access token")
+        .to_owned();
+    assert_eq!(claims(&upstream)["iss"], kc.upstream_issuer.as_str());
     let other_audience =
         password_grant(&kc, &realm, ("reports", REPORTS_SECRET), &ALICE).await["access_token"]
-            .as_str()
-            .expect("access token")
-            .to_owned();
-    let short =
-        password_grant(&kc, &realm, ("shortlived", SHORT_SECRET), &ALICE).await["access_token"]
             .as_str()
             .expect("access token")
             .to_owned();
@@ -300,17 +363,37 @@ async fn refused_tokens_get_401() {
         &json!({"alg": "RS256", "typ": "JWT", "kid": kid}),
         &unpublished_rsa_key(),
     );
-    // The short-lived token works now, and is refused once expired.
+    // The short-lived token works now, and is refused once expired (its `exp`
+    // in the past: with no leeway, from the second after it).
+    let short =
+        password_grant(&kc, &realm, ("shortlived", SHORT_SECRET), &ALICE).await["access_token"]
+            .as_str()
+            .expect("access token")
+            .to_owned();
     assert_eq!(
         api(&app, "/api/reports", &short).await.status(),
         StatusCode::OK
     );
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let exp = claims(&short)["exp"].as_u64().expect("exp");
+    let expired_at = std::time::UNIX_EPOCH + Duration::from_secs(exp + 1);
+    if let Ok(wait) = expired_at.duration_since(std::time::SystemTime::now()) {
+        tokio::time::sleep(wait + Duration::from_millis(100)).await;
+    }
 
     let cases = [
         (
-            "another issuer",
+            "another issuer (the master realm)",
             other_issuer,
+            "the access token's issuer is not trusted",
+        ),
+        (
+            "another issuer (the imported mytest, otherwise valid)",
+            imported_realm,
+            "the access token's issuer is not trusted",
+        ),
+        (
+            "another issuer (upstream-idp)",
+            upstream,
             "the access token's issuer is not trusted",
         ),
         (
@@ -384,8 +467,15 @@ async fn browser_login(kc: &Keycloak, app: &App, path: &str, user: &TestUser) ->
         "{callback}"
     );
     let r = browser.get(&callback).send().await.expect("callback");
-    assert_eq!(r.status(), StatusCode::FOUND, "callback");
-    assert_eq!(r.headers()[LOCATION], path, "back where the login started");
+    let status = r.status();
+    let location = r.headers().get(LOCATION).cloned();
+    let body = r.text().await.unwrap_or_default();
+    assert_eq!(status, StatusCode::FOUND, "callback {callback}: {body}");
+    assert_eq!(
+        location.as_ref().and_then(|l| l.to_str().ok()),
+        Some(path),
+        "back where the login started"
+    );
     browser
 }
 
@@ -403,7 +493,7 @@ async fn page(browser: &reqwest::Client, app: &App, path: &str) -> (StatusCode, 
 async fn pages_with_browser_sessions() {
     let kc = keycloak();
     let realm = create_realm(&kc).await;
-    let app = start_app(&realm).await;
+    let app = start_app(&realm, None).await;
 
     let anonymous = kc.http_client();
     let (status, body) = page(&anonymous, &app, "/").await;
