@@ -4,6 +4,17 @@
 //! axum-app --issuer http://keycloak.example.com:8080/realms/mytest \
 //!     --client-id nginx --client-secret ... --cookie-secret ... --listen 127.0.0.1:3000
 //! ```
+//!
+//! The issuer's host must resolve for the app (it has no flag to map host
+//! names to addresses). `cargo xtask demo --app axum` runs it against Keycloak
+//! on 127.0.0.1, whose own URL is then the issuer, with the secrets in the
+//! environment:
+//!
+//! ```text
+//! OIDC_CLIENT_SECRET=nginx-client-secret-for-tests-only COOKIE_SECRET=<32 random hex digits> \
+//!     axum-app --issuer=http://127.0.0.1:8080/realms/mytest --client-id=nginx \
+//!     --listen=127.0.0.1:3000
+//! ```
 
 use std::net::SocketAddr;
 
