@@ -133,6 +133,24 @@ pub struct Cli {
     #[arg(long, env = "OAUTH2_PROXY_ALLOWED_ROLES", value_delimiter = ',')]
     pub allowed_role: Vec<String>,
 
+    /// Who may use a host or path, on top of --allowed-group/--allowed-role:
+    /// `[HOST][PATH_REGEX]=group:NAME,role:ROLE,role:CLIENT:ROLE` (any of those). Every rule
+    /// that applies to a request must allow it. Repeatable; e.g. `^/admin/=role:admin`,
+    /// `reports.example.com=group:reporting`, `*.example.com^/ops/=group:ops`.
+    #[arg(long, env = "OAUTH2_PROXY_AUTHORIZATION_RULES", value_delimiter = ';')]
+    pub authorization_rule: Vec<String>,
+
+    /// Address or CIDR range of a proxy whose X-Forwarded-Proto, -Host and -Uri are believed
+    /// (e.g. the ingress gateway's pod range). Repeatable. Default: every peer, as
+    /// oauth2-proxy.
+    #[arg(
+        long,
+        env = "OAUTH2_PROXY_TRUSTED_PROXY_IPS",
+        value_delimiter = ',',
+        value_name = "IP|CIDR"
+    )]
+    pub trusted_proxy_ip: Vec<String>,
+
     /// Requests that need no login: `METHOD=regex`, `METHOD!=regex`, `regex` or `!=regex`,
     /// matched against the decoded path only (never the query). Repeatable.
     #[arg(long, env = "OAUTH2_PROXY_SKIP_AUTH_ROUTES")]
@@ -533,6 +551,9 @@ impl Cli {
             self.allowed_group.clone(),
             self.allowed_role.clone(),
         ));
+        b = b
+            .authorization_rules(self.authorization_rule.clone())
+            .trusted_proxy_ips(self.trusted_proxy_ip.clone());
         if let Some(path) = &self.authenticated_emails_file {
             let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Invalid {
                 flag: "--authenticated-emails-file",

@@ -45,8 +45,11 @@ use bytes::Bytes;
 use envoy_types::pb::envoy::config::core::v3::{HeaderValue, HeaderValueOption};
 use envoy_types::pb::envoy::r#type::v3::HttpStatus;
 use envoy_types::pb::google::rpc;
+use std::net::IpAddr;
+
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, Method, Request, StatusCode, header};
+use oidc_core::trusted_proxy::PeerAddr;
 use oidc_core::{Decision, DenyReason, Engine};
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
@@ -109,6 +112,7 @@ impl Authorization for AuthzService {
         &self,
         request: tonic::Request<CheckRequest>,
     ) -> Result<tonic::Response<CheckResponse>, tonic::Status> {
+        let peer = request.remote_addr().map(|a| a.ip());
         let request = request.into_inner();
         let http = request
             .attributes
@@ -118,14 +122,29 @@ impl Authorization for AuthzService {
             .ok_or_else(|| {
                 tonic::Status::invalid_argument("CheckRequest.attributes.request.http is missing")
             })?;
-        Ok(tonic::Response::new(check_http(&self.engine, http).await))
+        Ok(tonic::Response::new(
+            check_http(&self.engine, http, peer).await,
+        ))
     }
 }
 
 /// Decides one check: [`request_parts`], [`Engine::check`], [`check_response`]. A request that
 /// cannot be rebuilt (a method or path no HTTP server would accept) is denied with 400.
-pub async fn check_http(engine: &Engine, http: &HttpRequest) -> CheckResponse {
-    match request_parts(http) {
+///
+/// `peer` is the address of the gRPC client (Envoy): `--trusted-proxy-ip` decides from it
+/// whether the request's `X-Forwarded-*` headers are believed.
+pub async fn check_http(
+    engine: &Engine,
+    http: &HttpRequest,
+    peer: Option<IpAddr>,
+) -> CheckResponse {
+    let parts = request_parts(http).map(|mut parts| {
+        if let Some(ip) = peer {
+            parts.extensions.insert(PeerAddr(ip));
+        }
+        parts
+    });
+    match parts {
         Ok(parts) if engine.skips_auth(&parts) => {
             // No login needed (--skip-auth-route, preflight): allowed, with no identity.
             CheckResponse {

@@ -14,6 +14,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use oidc_core::trusted_proxy::PeerAddr;
 use oidc_core::{Decision, Engine};
 use tokio::net::TcpListener;
 
@@ -165,7 +166,7 @@ where
 {
     tokio::pin!(shutdown);
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(s) => s,
                 Err(e) => {
@@ -177,7 +178,9 @@ where
         };
         let answer = answer.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+            let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+                // For --trusted-proxy-ip: whose X-Forwarded-* headers to believe.
+                req.extensions_mut().insert(PeerAddr(peer.ip()));
                 let answer = answer.clone();
                 async move { Ok::<_, Infallible>(answer(req).await) }
             });

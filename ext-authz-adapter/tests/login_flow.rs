@@ -708,7 +708,8 @@ async fn allowed_groups_and_authenticated_emails_decide_who_passes() {
     assert_eq!(r.status(), 403);
     let body = r.text().await.unwrap();
     assert!(
-        body.contains("groups or roles") && !body.contains("alice-group"),
+        body.contains("group(admins) or client_role(nginx:editor)")
+            && !body.contains("alice-group"),
         "says what is missing, leaks no claims: {body}"
     );
     let c = client(port);

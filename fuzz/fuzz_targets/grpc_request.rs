@@ -52,7 +52,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(path.starts_with('/') || path == "*", "target {path:?}");
         assert!(parts.headers.keys().all(|k| !k.as_str().starts_with(':')));
     }
-    let response = RUNTIME.block_on(grpc::check_http(&ENGINE, &http));
+    let response = RUNTIME.block_on(grpc::check_http(&ENGINE, &http, None));
     let code = response.status.as_ref().map(|s| s.code);
     assert_ne!(
         code,

@@ -4,7 +4,8 @@
 //!
 //! Invariant: nothing but `/ping` answers 200 (Envoy's "allow") without a session, and no
 //! forged cookie makes a session; `/oauth2/sign_in` is the known exception (see the fuzz
-//! README: it answers its page with 200).
+//! README: it answers its page with 200), and even then every client copy of an identity
+//! header is named in `x-envoy-auth-headers-to-remove`.
 
 #![no_main]
 
@@ -37,5 +38,16 @@ fuzz_target!(|data: &[u8]| {
             matches!(path.as_str(), "/ping" | "/oauth2/sign_in"),
             "200 (allow) for {path:?} without a session"
         );
+        if path != "/ping" {
+            let removed = response
+                .headers()
+                .get("x-envoy-auth-headers-to-remove")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            assert!(
+                removed.contains("x-auth-request-user") && removed.contains("x-forwarded-user"),
+                "200 for {path:?} keeps the client's identity headers: {removed:?}"
+            );
+        }
     }
 });

@@ -342,8 +342,37 @@ impl fmt::Debug for Rule {
     }
 }
 
+/// The 403 answer for a signed-in user whom `rule` refuses, naming what the rule
+/// needs (`realm_role(admin) or group(admins)`) and never the user's own claims: an
+/// HTML page for browser navigations, JSON (`{"error":"forbidden",...}`) for API calls.
+#[must_use]
+pub fn forbidden_for(parts: &Parts, rule: &Rule) -> Response<Bytes> {
+    forbidden_needing(parts, &rule.to_string())
+}
+
+/// The 403 answer saying what is needed (`needs`: plain text, escaped here).
+pub(crate) fn forbidden_needing(parts: &Parts, needs: &str) -> Response<Bytes> {
+    if request::is_navigation(parts) {
+        pages::html(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            &format!(
+                "<p>You are signed in, but this page needs <code>{}</code>, which your account lacks. Ask the application's administrator for access.</p>",
+                pages::escape_html(needs)
+            ),
+        )
+    } else {
+        pages::json_error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            &format!("the signed-in user lacks what this needs: {needs}"),
+        )
+    }
+}
+
 /// The 403 answer for a signed-in user whom a rule refuses: an HTML page for
 /// browser navigations, JSON (`{"error":"forbidden",...}`) for API calls.
+/// [`forbidden_for`] also names what the rule needs.
 #[must_use]
 pub fn forbidden_response(parts: &Parts) -> Response<Bytes> {
     if request::is_navigation(parts) {
@@ -379,7 +408,7 @@ impl Engine {
                     rule = %rule,
                     "signed-in user refused by rule"
                 );
-                let mut response = forbidden_response(parts);
+                let mut response = forbidden_for(parts, rule);
                 for (name, value) in &allow.response_headers {
                     if name == header::SET_COOKIE {
                         response.headers_mut().append(name, value.clone());

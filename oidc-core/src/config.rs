@@ -126,6 +126,11 @@ pub struct Config {
     pub authenticated_emails: Vec<String>,
     /// Who may pass once signed in (`--allowed-group`, `--allowed-role`: any of them).
     pub authorization: crate::authz::Rule,
+    /// Per host and path rules (`--authorization-rule`); every one that applies must allow.
+    pub authorization_rules: crate::route_rules::RouteRules,
+    /// Peers whose `X-Forwarded-Proto`/`-Host`/`-Uri` are believed (`--trusted-proxy-ip`);
+    /// everyone when none is given, as oauth2-proxy does.
+    pub trusted_proxies: crate::trusted_proxy::TrustedProxies,
     /// Requests that need no login (`--skip-auth-route`, `--skip-auth-regex`).
     pub skip_auth: crate::skip_auth::SkipAuthRoutes,
     /// Let CORS preflight requests through without a login (`--skip-auth-preflight`).
@@ -197,6 +202,8 @@ pub struct ConfigBuilder {
     email_domains: Vec<String>,
     authenticated_emails: Vec<String>,
     authorization: crate::authz::Rule,
+    authorization_rules: Vec<String>,
+    trusted_proxy_ips: Vec<String>,
     skip_auth_routes: Vec<String>,
     skip_auth_regexes: Vec<String>,
     skip_auth_preflight: bool,
@@ -247,6 +254,8 @@ impl ConfigBuilder {
             email_domains: Vec::new(),
             authenticated_emails: Vec::new(),
             authorization: crate::authz::Rule::authenticated(),
+            authorization_rules: Vec::new(),
+            trusted_proxy_ips: Vec::new(),
             skip_auth_routes: Vec::new(),
             skip_auth_regexes: Vec::new(),
             skip_auth_preflight: false,
@@ -317,6 +326,12 @@ impl ConfigBuilder {
         email_domains: Vec<String>);
     setter!(/// Who may pass once signed in.
         authorization: crate::authz::Rule);
+    setter!(/// `--authorization-rule` values (`[HOST][PATH_REGEX]=group:G,role:R`, see
+        /// [`crate::route_rules`]).
+        authorization_rules: Vec<String>);
+    setter!(/// `--trusted-proxy-ip` values (IP addresses and CIDR ranges, see
+        /// [`crate::trusted_proxy`]); none trusts everyone.
+        trusted_proxy_ips: Vec<String>);
     setter!(/// `--skip-auth-route` rules (`METHOD=regex`, `METHOD!=regex`, `regex`, `!=regex`).
         skip_auth_routes: Vec<String>);
     setter!(/// `--skip-auth-regex` rules (any method).
@@ -455,6 +470,8 @@ impl ConfigBuilder {
             });
         }
         let redirects = RedirectValidator::new(&self.whitelist_domains)?;
+        let authorization_rules = crate::route_rules::RouteRules::new(&self.authorization_rules)?;
+        let trusted_proxies = crate::trusted_proxy::TrustedProxies::new(&self.trusted_proxy_ips)?;
         let skip_auth = crate::skip_auth::SkipAuthRoutes::from_flags(
             &self.skip_auth_routes,
             &self.skip_auth_regexes,
@@ -493,6 +510,8 @@ impl ConfigBuilder {
             email_domains: self.email_domains,
             authenticated_emails: self.authenticated_emails,
             authorization: self.authorization,
+            authorization_rules,
+            trusted_proxies,
             skip_auth,
             skip_auth_preflight: self.skip_auth_preflight,
             extra_auth_params: self.extra_auth_params,

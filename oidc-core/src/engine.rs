@@ -336,7 +336,7 @@ impl Engine {
         ticket: Option<&str>,
         now: u64,
     ) -> Result<Vec<HeaderValue>, Down> {
-        let host = request::host(parts);
+        let host = self.host(parts);
         let max_age = Duration::from_secs(session.expires_at.saturating_sub(now));
         if self.inner.store.tickets() {
             let ticket = self.inner.store.save(ticket, session, now).await?;
@@ -393,8 +393,9 @@ impl Engine {
         upstream_headers: HeaderMap,
         response_headers: HeaderMap,
     ) -> Decision {
-        if !self.permitted(&session) {
-            return self.forbidden(parts);
+        let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        if let Some(missing) = self.refusal(parts, &session, Some(target)) {
+            return self.forbidden(parts, &session, missing);
         }
         Decision::Allow(Box::new(Allow {
             upstream_headers,
@@ -585,21 +586,42 @@ impl Engine {
         Outcome::Refreshed(Arc::new(fresh))
     }
 
-    fn forbidden(&self, parts: &Parts) -> Decision {
-        let response = if request::is_navigation(parts) {
-            pages::html(
-                StatusCode::FORBIDDEN,
-                "Forbidden",
-                "<p>You are signed in, but your account is not allowed to use this application: it needs an allowed email address or one of the groups or roles this application requires. Ask its administrator for access.</p>",
-            )
-        } else {
-            pages::json_error(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "the signed-in user is not allowed",
-            )
+    /// 403 for a signed-in user.
+    fn forbidden(&self, parts: &Parts, session: &Session, missing: Missing<'_>) -> Decision {
+        deny(
+            DenyReason::Forbidden,
+            self.forbidden_page(parts, session, missing),
+        )
+    }
+
+    /// The 403 page, naming what is missing (never the user's claims).
+    fn forbidden_page(
+        &self,
+        parts: &Parts,
+        session: &Session,
+        missing: Missing<'_>,
+    ) -> Response<Bytes> {
+        let needs = match missing {
+            Missing::Email => "an allowed email address".to_owned(),
+            Missing::Rule(rule) => rule.to_string(),
         };
-        deny(DenyReason::Forbidden, response)
+        tracing::info!(
+            sub = %session.subject,
+            path = parts.uri.path(),
+            needs = %needs,
+            "signed-in user refused"
+        );
+        crate::authz::forbidden_needing(parts, &needs)
+    }
+
+    /// The host the browser used (`X-Forwarded-Host` only from a `--trusted-proxy-ip`).
+    fn host<'p>(&self, parts: &'p Parts) -> Option<&'p str> {
+        request::public_host(parts, &self.inner.config.trusted_proxies)
+    }
+
+    /// The scheme the browser used (`X-Forwarded-Proto` only from a `--trusted-proxy-ip`).
+    fn scheme(&self, parts: &Parts) -> &'static str {
+        request::public_scheme(parts, &self.inner.config.trusted_proxies)
     }
 
     fn unauthenticated(&self, parts: &Parts, why: Unauthenticated) -> Decision {
@@ -628,7 +650,7 @@ impl Engine {
         if matches!(why, Unauthenticated::Invalid(_))
             && let Decision::Deny(d) = &mut decision
         {
-            let host = request::host(parts);
+            let host = self.host(parts);
             for v in self
                 .inner
                 .sessions
@@ -652,8 +674,8 @@ impl Engine {
         if let Some(u) = &self.inner.config.redirect_url {
             return u.to_string();
         }
-        let scheme = request::scheme(&parts.headers, &parts.uri);
-        let host = request::host(parts).unwrap_or("localhost");
+        let scheme = self.scheme(parts);
+        let host = self.host(parts).unwrap_or("localhost");
         format!("{scheme}://{host}{}", self.inner.routes.callback)
     }
 
@@ -673,7 +695,7 @@ impl Engine {
         let Some(provider) = self.inner.provider.get() else {
             return unavailable();
         };
-        let host = request::host(parts);
+        let host = self.host(parts);
         let started = self.inner.flows.start(
             &self.inner.config,
             &provider.endpoints().authorization,
@@ -766,7 +788,7 @@ impl Engine {
             &state,
             c,
             &self.inner.writer,
-            request::host(parts),
+            self.host(parts),
             now,
         )?;
         *clear_flow = Some(clear);
@@ -775,6 +797,8 @@ impl Engine {
             .exchange_code(c, &code, &flow.redirect_uri, &flow.verifier)
             .await
             .map_err(LoginError::Exchange)?;
+        // The tokens were issued during the exchange: judge them by the clock after it.
+        let now = self::now();
         let id_token = tokens.id_token.as_deref().ok_or(LoginError::NoIdToken)?;
         let claims = id_token::validate(
             id_token,
@@ -813,7 +837,7 @@ impl Engine {
             .and_then(|l| self.provider_logout_url(parts, &l.decoded.session, target))
             .unwrap_or_else(|| target.to_owned());
         let mut r = pages::redirect(&location);
-        let host = request::host(parts);
+        let host = self.host(parts);
         for c in self
             .inner
             .sessions
@@ -842,8 +866,8 @@ impl Engine {
             .as_ref()?;
         let id_token = session.id_token.as_deref()?;
         let post_logout = if target.starts_with('/') {
-            let scheme = request::scheme(&parts.headers, &parts.uri);
-            format!("{scheme}://{}{target}", request::host(parts)?)
+            let scheme = self.scheme(parts);
+            format!("{scheme}://{}{target}", self.host(parts)?)
         } else {
             target.to_owned()
         };
@@ -856,20 +880,22 @@ impl Engine {
     }
 
     /// nginx `auth_request`: 202 with identity headers, 401, or 403.
+    ///
+    /// The request being authorized is named by a trusted proxy's `X-Forwarded-Uri`;
+    /// without one, every `--authorization-rule` with a path applies.
     async fn auth_endpoint(&self, parts: &Parts) -> Decision {
+        let target = request::forwarded_uri(parts, &self.inner.config.trusted_proxies);
         let response = match self.load(parts, now()).await.map(|l| l.decoded) {
             Err(LoadFailure::Down) => return store_unavailable(parts),
-            Ok(d) if self.permitted(&d.session) => {
-                let mut r = Response::new(Bytes::new());
-                *r.status_mut() = StatusCode::ACCEPTED;
-                *r.headers_mut() = d.headers.clone();
-                r
-            }
-            Ok(_) => pages::json_error(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "the signed-in user is not allowed",
-            ),
+            Ok(d) => match self.refusal(parts, &d.session, target) {
+                None => {
+                    let mut r = Response::new(Bytes::new());
+                    *r.status_mut() = StatusCode::ACCEPTED;
+                    *r.headers_mut() = d.headers.clone();
+                    r
+                }
+                Some(missing) => self.forbidden_page(parts, &d.session, missing),
+            },
             Err(_) => pages::json_error(StatusCode::UNAUTHORIZED, "unauthorized", "sign in first"),
         };
         deny(DenyReason::Endpoint, response)
@@ -892,9 +918,28 @@ impl Engine {
         deny(DenyReason::Endpoint, response)
     }
 
-    /// The email rules and then `--allowed-group`/`--allowed-role`.
-    fn permitted(&self, session: &Session) -> bool {
-        self.email_allowed(session) && self.inner.config.authorization.allows(session)
+    /// What refuses this signed-in user, if anything: the email rules, then
+    /// `--allowed-group`/`--allowed-role`, then every `--authorization-rule` that applies
+    /// to the request's host and `target` (`None`: unknown, so every path rule applies).
+    fn refusal<'a>(
+        &'a self,
+        parts: &Parts,
+        session: &Session,
+        target: Option<&str>,
+    ) -> Option<Missing<'a>> {
+        let c = &self.inner.config;
+        if !self.email_allowed(session) {
+            return Some(Missing::Email);
+        }
+        if !c.authorization.allows(session) {
+            return Some(Missing::Rule(&c.authorization));
+        }
+        if c.authorization_rules.is_empty() {
+            return None;
+        }
+        c.authorization_rules
+            .refusing(self.host(parts), target, session)
+            .map(Missing::Rule)
     }
 
     /// `--email-domain`: `*` allows any; otherwise the address must have exactly
@@ -942,6 +987,15 @@ struct Current {
 }
 
 /// Why no session could be loaded.
+/// What a signed-in user lacks (the 403 names it).
+#[derive(Clone, Copy)]
+enum Missing<'a> {
+    /// `--email-domain` / `--authenticated-emails-file`.
+    Email,
+    /// `--allowed-group`/`--allowed-role`, or an `--authorization-rule`.
+    Rule(&'a crate::authz::Rule),
+}
+
 enum LoadFailure {
     Unauthenticated(Unauthenticated),
     /// The session store is down: fail closed.

@@ -50,6 +50,7 @@ pub mod provider;
 pub mod redirect;
 mod refresh;
 mod request;
+pub mod route_rules;
 pub mod secret;
 pub mod session;
 pub mod skip_auth;

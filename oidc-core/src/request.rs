@@ -1,6 +1,8 @@
 //! Facts about an incoming request: is it a navigation, what is its public URL.
 
-use http::{HeaderMap, Method, header, request::Parts};
+use http::{Method, header, request::Parts};
+
+use crate::trusted_proxy::TrustedProxies;
 
 /// `true` when a browser is navigating (a redirect to the login page makes
 /// sense); `false` for API calls, which get 401 instead: XHR/fetch cannot
@@ -25,31 +27,37 @@ pub(crate) fn is_navigation(parts: &Parts) -> bool {
     }
 }
 
-/// The host the browser used: `X-Forwarded-Host`, else `Host`, else the URI's authority.
-pub(crate) fn host(parts: &Parts) -> Option<&str> {
-    let from_header = |name: &str| {
-        parts
-            .headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.split(',').next().unwrap_or(v).trim())
-            .filter(|v| !v.is_empty())
-    };
-    from_header("x-forwarded-host")
-        .or_else(|| from_header("host"))
+/// The host the browser used: a trusted proxy's `X-Forwarded-Host`, else `Host`, else the
+/// URI's authority. `X-Forwarded-*` from a peer outside `--trusted-proxy-ip` are ignored.
+pub(crate) fn public_host<'p>(parts: &'p Parts, trusted: &TrustedProxies) -> Option<&'p str> {
+    trusted
+        .forwarded_for(parts)
+        .and_then(|f| f.host)
+        .or_else(|| {
+            parts
+                .headers
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+        })
         .or_else(|| parts.uri.authority().map(|a| a.as_str()))
 }
 
-/// The scheme the browser used: `X-Forwarded-Proto`, else the URI's, else http.
-pub(crate) fn scheme(headers: &HeaderMap, uri: &http::Uri) -> &'static str {
-    let forwarded = headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(',').next().unwrap_or(v).trim());
-    match forwarded.or_else(|| uri.scheme_str()) {
-        Some(s) if s.eq_ignore_ascii_case("https") => "https",
-        _ => "http",
+/// The scheme the browser used: a trusted proxy's `X-Forwarded-Proto`, else the URI's, else
+/// http.
+pub(crate) fn public_scheme(parts: &Parts, trusted: &TrustedProxies) -> &'static str {
+    match trusted.forwarded_for(parts).and_then(|f| f.proto) {
+        Some(proto) => proto,
+        None if parts.uri.scheme() == Some(&http::uri::Scheme::HTTPS) => "https",
+        None => "http",
     }
+}
+
+/// A trusted proxy's `X-Forwarded-Uri`: the target of the request being authorized by
+/// `<prefix>/auth` (nginx `auth_request`). `None` when absent or not believed.
+pub(crate) fn forwarded_uri<'p>(parts: &'p Parts, trusted: &TrustedProxies) -> Option<&'p str> {
+    trusted.forwarded_for(parts).and_then(|f| f.uri)
 }
 
 /// A query parameter, percent-decoded.
@@ -63,6 +71,7 @@ pub(crate) fn query_param(parts: &Parts, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trusted_proxy::PeerAddr;
     use http::Request;
 
     fn parts(method: &str, headers: &[(&str, &str)]) -> Parts {
@@ -101,6 +110,7 @@ mod tests {
 
     #[test]
     fn forwarded_host_and_scheme() {
+        let everyone = TrustedProxies::all();
         let p = parts(
             "GET",
             &[
@@ -109,9 +119,45 @@ mod tests {
                 ("x-forwarded-proto", "https"),
             ],
         );
-        assert_eq!(host(&p), Some("app.example.com"));
-        assert_eq!(scheme(&p.headers, &p.uri), "https");
+        assert_eq!(public_host(&p, &everyone), Some("app.example.com"));
+        assert_eq!(public_scheme(&p, &everyone), "https");
         let p = parts("GET", &[("host", "app.example.com")]);
-        assert_eq!(scheme(&p.headers, &p.uri), "http");
+        assert_eq!(public_host(&p, &everyone), Some("app.example.com"));
+        assert_eq!(public_scheme(&p, &everyone), "http");
+        // A malformed forwarded host is ignored.
+        let p = parts(
+            "GET",
+            &[("host", "app.example.com"), ("x-forwarded-host", "a b/c")],
+        );
+        assert_eq!(public_host(&p, &everyone), Some("app.example.com"));
+    }
+
+    #[test]
+    fn forwarded_headers_are_believed_only_from_trusted_peers() {
+        let envoy = TrustedProxies::new(&["10.0.0.0/8".to_owned()]).unwrap();
+        let mut p = parts(
+            "GET",
+            &[
+                ("host", "app.example.com"),
+                ("x-forwarded-host", "evil.example.net"),
+                ("x-forwarded-proto", "https"),
+                ("x-forwarded-uri", "/admin"),
+            ],
+        );
+        // No peer known: not trusted when a list is given.
+        assert_eq!(public_host(&p, &envoy), Some("app.example.com"));
+        assert_eq!(public_scheme(&p, &envoy), "http");
+        assert_eq!(forwarded_uri(&p, &envoy), None);
+        p.extensions.insert(PeerAddr("192.0.2.1".parse().unwrap()));
+        assert_eq!(public_host(&p, &envoy), Some("app.example.com"));
+        assert_eq!(forwarded_uri(&p, &envoy), None);
+        p.extensions.insert(PeerAddr("10.1.2.3".parse().unwrap()));
+        assert_eq!(public_host(&p, &envoy), Some("evil.example.net"));
+        assert_eq!(public_scheme(&p, &envoy), "https");
+        assert_eq!(forwarded_uri(&p, &envoy), Some("/admin"));
+        // The default trusts every peer, as oauth2-proxy does.
+        let everyone = TrustedProxies::all();
+        p.extensions.insert(PeerAddr("192.0.2.1".parse().unwrap()));
+        assert_eq!(public_host(&p, &everyone), Some("evil.example.net"));
     }
 }

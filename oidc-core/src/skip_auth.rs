@@ -310,7 +310,7 @@ fn strip_leading_flags(mut pattern: &str) -> &str {
 }
 
 /// Every way a backend may read the path of `raw`; `None` when the target is never skipped.
-fn path_readings(raw: &str) -> Option<Vec<String>> {
+pub(crate) fn path_readings(raw: &str) -> Option<Vec<String>> {
     // Go's url.Parse: the fragment goes first, then the query.
     let end = raw.find(['?', '#']).unwrap_or(raw.len());
     let raw_path = &raw[..end];
