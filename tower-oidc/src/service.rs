@@ -106,6 +106,9 @@ where
         let service = mem::replace(&mut self.inner, clone);
         let (mut parts, body) = req.into_parts();
         let s = &self.settings;
+        if !s.engine.config().trusted_proxies.trusts_everyone() {
+            peer_from_connect_info(&mut parts);
+        }
 
         // An outer OidcLayer already decided who this is: apply our rule only.
         if let Some(decided) = decided_by_outer_layer(&s.rule, &parts) {
@@ -158,6 +161,25 @@ impl Decided {
                 ResponseFuture::authorizing(auth, service, body)
             }
         }
+    }
+}
+
+/// With a `trusted_proxy_ips` list, the engine believes `X-Forwarded-*` only from a peer it
+/// knows: the one in a [`PeerAddr`](oidc_core::trusted_proxy::PeerAddr) extension, else the
+/// address axum's `into_make_service_with_connect_info::<SocketAddr>()` records. Without
+/// either, forwarded headers are ignored (fail closed).
+fn peer_from_connect_info(parts: &mut http::request::Parts) {
+    use oidc_core::trusted_proxy::PeerAddr;
+    if parts.extensions.get::<PeerAddr>().is_some() {
+        return;
+    }
+    #[cfg(feature = "axum")]
+    if let Some(info) = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+    {
+        let ip = info.0.ip();
+        parts.extensions.insert(PeerAddr(ip));
     }
 }
 

@@ -827,3 +827,61 @@ async fn a_public_route_greets_a_session_and_a_bearer_token_wins_over_it() {
     assert_eq!(body["sub"], "alice");
     assert_eq!(body["source"], "Bearer");
 }
+
+#[tokio::test]
+async fn forwarded_headers_count_only_from_a_trusted_connect_info_peer() {
+    use axum::extract::ConnectInfo;
+    use std::net::SocketAddr;
+
+    let key = SigningKey::generate("k1");
+    let idp = FakeIssuer::start(&[&key]).await;
+    let config = Config::builder(&idp.issuer, CLIENT)
+        .cookie_secret(COOKIE_SECRET)
+        .skip_provider_button(true)
+        .email_domains(vec!["*".into()])
+        .trusted_proxy_ips(vec!["10.0.0.0/8".into()])
+        .build()
+        .expect("config");
+    let engine = Engine::new(config).expect("engine");
+    engine.discover().await.expect("discovery");
+    let svc = ServiceBuilder::new()
+        .layer(OidcLayer::new(engine))
+        .service(echo());
+    let from = |peer: Option<&str>| {
+        let mut req = nav("/page")
+            .header("x-forwarded-host", "app.example.com")
+            .header("x-forwarded-proto", "https")
+            .body(Full::default())
+            .expect("req");
+        req.headers_mut()
+            .insert(header::HOST, "app.internal:3000".parse().expect("host"));
+        if let Some(peer) = peer {
+            let addr: SocketAddr = peer.parse().expect("addr");
+            req.extensions_mut().insert(ConnectInfo(addr));
+        }
+        req
+    };
+    let redirect_uri = |r: &Response<Full<Bytes>>| {
+        let location = r.headers()[header::LOCATION].to_str().expect("ascii");
+        let (_, query) = location.split_once('?').expect("query");
+        query
+            .split('&')
+            .find_map(|p| p.strip_prefix("redirect_uri="))
+            .expect("redirect_uri")
+            .replace("%3A", ":")
+            .replace("%2F", "/")
+    };
+    let trusted = call(&svc, from(Some("10.1.2.3:5000"))).await;
+    assert_eq!(
+        redirect_uri(&trusted),
+        "https://app.example.com/oauth2/callback"
+    );
+    for untrusted in [Some("192.0.2.7:5000"), None] {
+        let r = call(&svc, from(untrusted)).await;
+        assert_eq!(
+            redirect_uri(&r),
+            "http://app.internal:3000/oauth2/callback",
+            "peer {untrusted:?}"
+        );
+    }
+}
