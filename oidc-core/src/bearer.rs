@@ -60,6 +60,7 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use crate::authz::Principal;
+use crate::claims::{keycloak_roles, string_list};
 use crate::engine::Engine;
 use crate::error::{ProviderError, TokenError, chain};
 use crate::id_token::{ALLOWED_ALGORITHMS, allowed_algorithm};
@@ -231,14 +232,7 @@ pub struct BearerClaims {
 impl BearerClaims {
     fn from_claims(claims: Map<String, Value>, groups_claim: &str) -> Self {
         let get = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_owned);
-        let mut client_roles = Vec::new();
-        if let Some(Value::Object(resources)) = claims.get("resource_access") {
-            for (client, v) in resources {
-                for role in string_list(v.get("roles")) {
-                    client_roles.push(format!("{client}:{role}"));
-                }
-            }
-        }
+        let (realm_roles, client_roles) = keycloak_roles(&claims);
         Self {
             issuer: get("iss").unwrap_or_default(),
             subject: get("sub").unwrap_or_default(),
@@ -247,7 +241,7 @@ impl BearerClaims {
             preferred_username: get("preferred_username"),
             name: get("name"),
             groups: string_list(claims.get(groups_claim)),
-            realm_roles: string_list(claims.get("realm_access").and_then(|r| r.get("roles"))),
+            realm_roles,
             client_roles,
             scopes: claims
                 .get("scope")
@@ -269,18 +263,6 @@ impl Principal for BearerClaims {
     }
     fn client_roles(&self) -> &[String] {
         &self.client_roles
-    }
-}
-
-fn string_list(v: Option<&Value>) -> Vec<String> {
-    match v {
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect(),
-        Some(Value::String(s)) => vec![s.clone()],
-        _ => Vec::new(),
     }
 }
 

@@ -11,6 +11,7 @@ use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use serde_json::{Map, Value, json};
 
+use crate::claims::{keycloak_roles, string_list};
 use crate::config::Config;
 use crate::cookies::CookieWriter;
 use crate::decision::{Allow, Decision, Deny, DenyReason};
@@ -1059,18 +1060,6 @@ fn is_false(v: &Value) -> bool {
     matches!(v, Value::Bool(false)) || v.as_str().is_some_and(|s| s.eq_ignore_ascii_case("false"))
 }
 
-fn string_list(v: Option<&Value>) -> Vec<String> {
-    match v {
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect(),
-        Some(Value::String(s)) => vec![s.clone()],
-        _ => Vec::new(),
-    }
-}
-
 /// The payload of a JWT access token, without verifying it: it came straight
 /// from the token endpoint over the back channel, and only roles are read.
 fn access_token_claims(token: &str) -> Option<Map<String, Value>> {
@@ -1093,18 +1082,7 @@ fn build_session(
     {
         groups = string_list(a.get(&c.groups_claim));
     }
-    let mut realm_roles = Vec::new();
-    let mut client_roles = Vec::new();
-    if let Some(a) = &access {
-        realm_roles = string_list(a.get("realm_access").and_then(|r| r.get("roles")));
-        if let Some(Value::Object(resources)) = a.get("resource_access") {
-            for (client, v) in resources {
-                for role in string_list(v.get("roles")) {
-                    client_roles.push(format!("{client}:{role}"));
-                }
-            }
-        }
-    }
+    let (realm_roles, client_roles) = access.as_ref().map(keycloak_roles).unwrap_or_default();
     Session {
         subject: get("sub").unwrap_or_default(),
         email: get("email"),

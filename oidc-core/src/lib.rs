@@ -34,6 +34,7 @@
 
 pub mod authz;
 pub mod bearer;
+mod claims;
 pub mod config;
 pub mod cookie_prefix;
 mod cookies;
