@@ -22,6 +22,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -53,29 +55,10 @@ use url::Url;
 /// The seed's protected host.
 const APP_HOST: &str = "nginx.example.com";
 /// The seed's client.
-const CLIENT_ID: &str = "nginx";
-/// 32 bytes, base64.
-const COOKIE_SECRET: &str = "ZTJlLWtleWNsb2FrLWNvb2tpZS1zZWNyZXQtMzJieXQ=";
+const CLIENT_ID: &str = common::CLIENT_ID;
 /// Where Keycloak sends the browser after the RP-initiated logout (a redirect URI of the
 /// realm's `nginx` client, so an allowed post-logout redirect URI).
 const SIGNED_OUT: &str = "/signed-out";
-
-/// The seed's Deployment args (DESIGN.md §4) that do not depend on where things run; the
-/// seed's `--http-address`, `--oidc-issuer-url`, `--cookie-secret`, `--cookie-domain` and
-/// `--client-id` are set by [`Adapter::start`].
-const SEED_ARGS: &[&str] = &[
-    "--provider=oidc",
-    "--cookie-secure=false",
-    "--cookie-samesite=lax",
-    "--cookie-refresh=1h",
-    "--cookie-expire=4h",
-    "--cookie-name=auth",
-    "--set-authorization-header=true",
-    "--email-domain=*",
-    "--upstream=static://200",
-    "--skip-provider-button=true",
-    "--whitelist-domain=*.example.com",
-];
 
 // ---------------------------------------------------------------------------------------------
 // The upstream: records every request's headers, answers with a page showing the identity.
@@ -166,24 +149,17 @@ struct Adapter {
 }
 
 impl Adapter {
-    /// Starts the binary with the seed's args for `issuer` plus `extra`, the client secret in
-    /// `OAUTH2_PROXY_CLIENT_SECRET` as in the seed's Deployment, and (`grpc`) a gRPC server;
-    /// waits until `/ready` (discovery done) and the gRPC port answer.
+    /// Starts the binary with the seed's args ([`common::seed_args`]) for `issuer` plus
+    /// `extra`, the client secret in `OAUTH2_PROXY_CLIENT_SECRET` as in the seed's Deployment,
+    /// and (`grpc`) a gRPC server; waits until `/ready` (discovery done) and the gRPC port
+    /// answer.
     async fn start(issuer: &str, client_secret: &str, grpc: bool, extra: &[String]) -> Adapter {
         let http = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let grpc = grpc.then(|| SocketAddr::from(([127, 0, 0, 1], free_port())));
-        let mut args: Vec<String> = SEED_ARGS.iter().map(|a| (*a).to_owned()).collect();
-        args.extend([
-            format!("--http-address={http}"),
-            format!("--oidc-issuer-url={issuer}"),
-            format!("--cookie-secret={COOKIE_SECRET}"),
-            "--cookie-domain=.example.com".to_owned(),
-            format!("--client-id={CLIENT_ID}"),
-        ]);
-        if let Some(grpc) = grpc {
-            args.push(format!("--grpc-address={grpc}"));
-        }
-        args.extend(extra.iter().cloned());
+        let addresses = std::iter::once(format!("--http-address={http}"))
+            .chain(grpc.map(|grpc| format!("--grpc-address={grpc}")));
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let args = common::seed_args(issuer, addresses, &extra);
         let mut child = Command::new(env!("CARGO_BIN_EXE_ext-authz-adapter"))
             .args(&args)
             .env("OAUTH2_PROXY_CLIENT_ID", CLIENT_ID)
@@ -809,22 +785,30 @@ async fn lands_on_upstream(browser: &Browser, stack: &Stack, url: &str, email: &
     );
 }
 
+/// Opens `start` and waits until the browser is sent on to a page under `prefix`.
+async fn goto_until(browser: &Browser, start: &str, prefix: &str) {
+    browser.goto(start).await;
+    browser
+        .wait_for_url_prefix(prefix, Duration::from_secs(30))
+        .await;
+}
+
+/// Fills in and submits the Keycloak login form the browser shows, as `user`.
+async fn sign_in_on_keycloak_page(browser: &Browser, user: &TestUser) {
+    browser.fill("#username", user.username).await;
+    browser.fill("#password", user.password).await;
+    browser.click("#kc-login").await;
+}
+
 #[tokio::test]
 async fn chromium_logs_in_on_keycloaks_page() {
     let kc = keycloak();
     let stack = Stack::keycloak(&kc, Mode::Http, &[]).await;
     let browser = chromium().await;
     let start = stack.url("/");
-    browser.goto(&start).await;
-    browser
-        .wait_for_url_prefix(
-            &format!("{}/", kc.realm_url(REALM)),
-            Duration::from_secs(30),
-        )
-        .await;
-    browser.fill("#username", ALICE.username).await;
-    browser.fill("#password", ALICE.password).await;
-    browser.click("#kc-login").await;
+    let mytest = format!("{}/", kc.realm_url(REALM));
+    goto_until(&browser, &start, &mytest).await;
+    sign_in_on_keycloak_page(&browser, &ALICE).await;
     lands_on_upstream(&browser, &stack, &start, ALICE.email).await;
     browser.close().await;
 }
@@ -839,20 +823,13 @@ async fn chromium_logs_in_through_the_brokered_realm() {
     let stack = Stack::keycloak(&kc, Mode::Http, &[]).await;
     let browser = chromium().await;
     let start = stack.url("/");
-    browser.goto(&start).await;
-    browser
-        .wait_for_url_prefix(
-            &format!("{}/", kc.realm_url(REALM)),
-            Duration::from_secs(30),
-        )
-        .await;
+    let mytest = format!("{}/", kc.realm_url(REALM));
+    goto_until(&browser, &start, &mytest).await;
     browser.click(&format!("#social-{IDP_ALIAS}")).await;
     browser
         .wait_for_url_prefix(&upstream_realm, Duration::from_secs(30))
         .await;
-    browser.fill("#username", CAROL.username).await;
-    browser.fill("#password", CAROL.password).await;
-    browser.click("#kc-login").await;
+    sign_in_on_keycloak_page(&browser, &CAROL).await;
     lands_on_upstream(&browser, &stack, &start, CAROL.email).await;
     browser.close().await;
     drop(stack);
@@ -866,13 +843,8 @@ async fn chromium_logs_in_through_the_brokered_realm() {
     assert_eq!(query(&location(&r))["kc_idp_hint"], IDP_ALIAS);
     let browser = chromium().await;
     let start = stack.url("/hinted");
-    browser.goto(&start).await;
-    browser
-        .wait_for_url_prefix(&upstream_realm, Duration::from_secs(30))
-        .await;
-    browser.fill("#username", CAROL.username).await;
-    browser.fill("#password", CAROL.password).await;
-    browser.click("#kc-login").await;
+    goto_until(&browser, &start, &upstream_realm).await;
+    sign_in_on_keycloak_page(&browser, &CAROL).await;
     lands_on_upstream(&browser, &stack, &start, CAROL.email).await;
     browser.close().await;
 }

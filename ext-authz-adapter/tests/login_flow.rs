@@ -63,19 +63,7 @@ async fn seed_args_full_login_ends_in_200_with_identity_headers() {
         "/some/page?x=1",
         "back where the user started"
     );
-    let cookies = set_cookies(r.headers());
-    assert!(
-        cookies
-            .iter()
-            .any(|c| c.starts_with("auth=") && c.contains("Domain=.example.com")),
-        "{cookies:?}"
-    );
-    assert!(
-        cookies
-            .iter()
-            .any(|c| c.starts_with("auth_csrf_") && c.contains("Max-Age=0")),
-        "flow cookie consumed: {cookies:?}"
-    );
+    assert_session_started(&set_cookies(r.headers()));
 
     // Logged in: 200 with the identity headers.
     let r = check(&c, &adapter, "/some/page").await;

@@ -31,10 +31,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use reqwest::header::{CONTENT_TYPE, LOCATION};
+use reqwest::header::LOCATION;
 use serde_json::Value;
 use url::Url;
 
+use crate::form_walk::{self, Outcome, Site, Step, form_action, walk};
 use crate::html;
 
 /// Keycloak's frontend base URL, `http://keycloak.example.com:<port>`. Set by `cargo xtask test`.
@@ -246,7 +247,8 @@ impl Keycloak {
 
     /// [`REALM`]'s discovery document.
     pub async fn discovery(&self) -> Value {
-        get_json(&self.http_client(), &self.discovery_url()).await
+        let url = self.discovery_url();
+        get_json(self.http_client().get(&url), &url).await
     }
 
     /// Exchanges an authorization code at [`REALM`]'s token endpoint as the `nginx` client
@@ -306,19 +308,9 @@ impl Keycloak {
             self.base_url,
             path.trim_start_matches('/')
         );
-        let response = self
-            .client_builder()
-            .build()
-            .expect("build reqwest client")
-            .get(&url)
-            .bearer_auth(self.admin_token().await)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("GET {url} failed: {e}"));
-        let status = response.status();
-        let body = response.text().await.unwrap_or_default();
-        assert_eq!(status, StatusCode::OK, "GET {url}: {body}");
-        serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {url}: not JSON ({e}): {body}"))
+        let client = self.client_builder().build().expect("build reqwest client");
+        let token = self.admin_token().await;
+        get_json(client.get(&url).bearer_auth(token), &url).await
     }
 
     /// Sends an admin request (`method` on `<base>/admin/realms/<path>`, optional JSON body)
@@ -480,48 +472,28 @@ impl Keycloak {
             )
             .append_pair("code_challenge_method", "S256");
 
-        let mut action = Action::Get(authorize);
         let mut submitted = false;
-        let mut back = None;
-        for _ in 0..MAX_STEPS {
-            let (method, url, request) = match &action {
-                Action::Get(url) => ("GET", url.clone(), browser.get(url.clone())),
-                Action::Post(url, fields) => {
-                    ("POST", url.clone(), browser.post(url.clone()).form(fields))
+        let outcome = walk(
+            &browser,
+            &KEYCLOAK,
+            &what,
+            authorize.as_str(),
+            Some(redirect_uri),
+            |page, body| {
+                if submitted {
+                    panic!("{}", explain(page, body, &what));
                 }
-            };
-            let response = request
-                .send()
-                .await
-                .unwrap_or_else(|e| panic!("{what}: {method} {url} failed: {e}"));
-            let status = response.status();
-            if status.is_redirection() {
-                let location = response
-                    .headers()
-                    .get(LOCATION)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_else(|| {
-                        panic!("{what}: {method} {url} -> {status} without Location")
-                    });
-                let next = url.join(location).unwrap_or_else(|e| {
-                    panic!("{what}: {method} {url} -> {status} with bad Location {location:?}: {e}")
-                });
-                if next.as_str().starts_with(redirect_uri) {
-                    back = Some(next);
-                    break;
-                }
-                action = Action::Get(next);
-                continue;
-            }
-            let body = response.text().await.unwrap_or_default();
-            if status != StatusCode::OK || submitted {
-                panic!("{}", explain(&url, &body, &format!("{what} ({status})")));
-            }
-            action = login_form(&url, &body, user.username, user.password)
-                .unwrap_or_else(|| panic!("{}", explain(&url, &body, &what)));
-            submitted = true;
-        }
-        let back = back.unwrap_or_else(|| panic!("{what}: more than {MAX_STEPS} steps"));
+                submitted = true;
+                let step = login_form(&what, page, body, user.username, user.password);
+                Some(step.unwrap_or_else(|| panic!("{}", explain(page, body, &what))))
+            },
+        )
+        .await;
+        let back = match outcome {
+            Outcome::Left(url) if url.as_str().starts_with(redirect_uri) => url,
+            Outcome::Left(url) => panic!("{what}: left Keycloak for {url}, not {redirect_uri}"),
+            Outcome::Page { url, body } => panic!("{}", explain(&url, &body, &what)),
+        };
         let param = |name: &str| {
             back.query_pairs()
                 .find(|(k, _)| k == name)
@@ -560,9 +532,9 @@ impl Keycloak {
     }
 }
 
-async fn get_json(client: &reqwest::Client, url: &str) -> Value {
-    let response = client
-        .get(url)
+/// Sends `request`, a GET of `url`, and returns the JSON it answers; panics unless 200.
+async fn get_json(request: reqwest::RequestBuilder, url: &str) -> Value {
+    let response = request
         .send()
         .await
         .unwrap_or_else(|e| panic!("GET {url} failed: {e}"));
@@ -572,88 +544,39 @@ async fn get_json(client: &reqwest::Client, url: &str) -> Value {
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {url}: not JSON ({e}): {body}"))
 }
 
-const MAX_STEPS: usize = 25;
+/// Keycloak, for [`walk`].
+const KEYCLOAK: Site = Site {
+    name: "Keycloak",
+    max_steps: 25,
+    send_hint: |url| {
+        format!(
+            " (is {} mapped to 127.0.0.1? use Keycloak::http_client)",
+            url.host_str().unwrap_or_default()
+        )
+    },
+    page_hint,
+};
 
-/// What to do on a Keycloak page.
-enum Action {
-    Get(Url),
-    Post(Url, Vec<(String, String)>),
-}
-
-/// Follows redirects within Keycloak's origin, letting `on_page` choose the next step on each
-/// HTML page, until a redirect leaves Keycloak's origin (returned) or `on_page` returns None
-/// (then panics with the page's text).
+/// Walks Keycloak's pages from `start` (see [`walk`]), letting `on_page` choose the next step
+/// on each, until a redirect leaves Keycloak's origin (returned); panics with the page's text
+/// should `on_page` return None.
 async fn drive(
     client: &reqwest::Client,
     start: &str,
     what: &str,
-    mut on_page: impl FnMut(&Url, &str) -> Option<Action>,
+    on_page: impl FnMut(&Url, &str) -> Option<Step>,
 ) -> String {
-    let start = Url::parse(start).unwrap_or_else(|e| panic!("{what}: bad URL {start:?}: {e}"));
-    let origin = start.origin();
-    let mut action = Action::Get(start);
-    for _ in 0..MAX_STEPS {
-        let (method, url, request) = match &action {
-            Action::Get(url) => ("GET", url.clone(), client.get(url.clone())),
-            Action::Post(url, fields) => {
-                ("POST", url.clone(), client.post(url.clone()).form(fields))
-            }
-        };
-        let response = request.send().await.unwrap_or_else(|e| {
-            panic!(
-                "{what}: {method} {url} failed: {e} (is {} mapped to 127.0.0.1? use \
-                 Keycloak::http_client)",
-                url.host_str().unwrap_or_default()
-            )
-        });
-        let status = response.status();
-        if status.is_redirection() {
-            let location = response
-                .headers()
-                .get(LOCATION)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_else(|| panic!("{what}: {method} {url} -> {status} without Location"));
-            let next = url.join(location).unwrap_or_else(|e| {
-                panic!("{what}: {method} {url} -> {status} with bad Location {location:?}: {e}")
-            });
-            if next.origin() != origin {
-                return next.into();
-            }
-            action = Action::Get(next);
-            continue;
-        }
-        let is_html = response
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("text/html"));
-        let body = response.text().await.unwrap_or_default();
-        if status != StatusCode::OK || !is_html {
-            panic!(
-                "{what}: {method} {url} -> unexpected {status}: {}",
-                html::text_excerpt(&body, 1500)
-            );
-        }
-        match on_page(&url, &body) {
-            Some(next) => {
-                if let Action::Post(target, _) = &next
-                    && target.origin() != origin
-                {
-                    panic!("{what}: {url} has a form posting to another origin ({target})");
-                }
-                action = next;
-            }
-            None => panic!(
-                "{what}: stuck at {url}: {}",
-                html::text_excerpt(&body, 1500)
-            ),
-        }
+    match walk(client, &KEYCLOAK, what, start, None, on_page).await {
+        Outcome::Left(url) => url.into(),
+        Outcome::Page { url, body } => panic!(
+            "{what}: stuck at {url}: {}",
+            html::text_excerpt(&body, 1500)
+        ),
     }
-    panic!("{what}: more than {MAX_STEPS} steps at Keycloak");
 }
 
 /// Keycloak's username/password form (`kc-form-login`) on a page, filled in.
-fn login_form(page: &Url, body: &str, username: &str, password: &str) -> Option<Action> {
+fn login_form(what: &str, page: &Url, body: &str, username: &str, password: &str) -> Option<Step> {
     let forms = html::forms(body);
     let form = forms
         .iter()
@@ -671,11 +594,7 @@ fn login_form(page: &Url, body: &str, username: &str, password: &str) -> Option<
             _ => {}
         }
     }
-    let action = form.action.as_deref().unwrap_or("");
-    let target = page
-        .join(action)
-        .unwrap_or_else(|e| panic!("login form on {page} has a bad action {action:?}: {e}"));
-    Some(Action::Post(target, fields))
+    Some(Step::Post(form_action(what, page, form), fields))
 }
 
 /// The `href` of the link to identity provider `alias` on a Keycloak login page
@@ -691,20 +610,24 @@ pub fn identity_provider_link(page: &Url, body: &str, alias: &str) -> Option<Url
     page.join(&html::decode_entities(href)).ok()
 }
 
-/// A page Keycloak shows instead of the expected form: say which and why.
-fn explain(page: &Url, body: &str, what: &str) -> String {
+/// What kind of Keycloak page this is, when that explains why a walk stopped there, or "".
+fn page_hint(body: &str) -> &'static str {
     let forms = html::forms(body);
     let ids: Vec<&str> = forms.iter().filter_map(|f| f.id.as_deref()).collect();
-    let hint =
-        if ids.contains(&"kc-update-profile-form") || ids.contains(&"kc-idp-review-profile-form") {
-            " (a profile page: the first broker login or a required action wants more user data)"
-        } else if body.contains("kc-form-login") {
-            " (the login form again: wrong credentials?)"
-        } else {
-            ""
-        };
+    if ids.contains(&"kc-update-profile-form") || ids.contains(&"kc-idp-review-profile-form") {
+        " (a profile page: the first broker login or a required action wants more user data)"
+    } else if body.contains("kc-form-login") {
+        " (the login form again: wrong credentials?)"
+    } else {
+        ""
+    }
+}
+
+/// A page Keycloak shows instead of the expected form: say which and why.
+fn explain(page: &Url, body: &str, what: &str) -> String {
     format!(
-        "{what}: unexpected Keycloak page {page}{hint}: {}",
+        "{what}: unexpected Keycloak page {page}{}: {}",
+        page_hint(body),
         html::text_excerpt(body, 1500)
     )
 }
@@ -733,12 +656,13 @@ pub async fn login_at_keycloak(
         Entry::Keycloak(url) => url,
         Entry::Left(location) => return location,
     };
-    drive(client, &start, "login at keycloak", |page, body| {
-        if !submitted && let Some(action) = login_form(page, body, username, password) {
+    let what = "login at keycloak";
+    drive(client, &start, what, |page, body| {
+        if !submitted && let Some(step) = login_form(what, page, body, username, password) {
             submitted = true;
-            return Some(action);
+            return Some(step);
         }
-        panic!("{}", explain(page, body, "login at keycloak"));
+        panic!("{}", explain(page, body, what));
     })
     .await
 }
@@ -766,21 +690,22 @@ pub async fn login_via_broker(
     let broker_path = format!("/broker/{idp_alias}/");
     let mut clicked = false;
     let mut submitted = false;
-    drive(client, &start, "login via broker", |page, body| {
+    let what = "login via broker";
+    drive(client, &start, what, |page, body| {
         // The realm's own login page: follow the provider's link (once).
         if !clicked
             && !page.path().contains(&broker_path)
             && let Some(link) = identity_provider_link(page, body, idp_alias)
         {
             clicked = true;
-            return Some(Action::Get(link));
+            return Some(Step::Get(link));
         }
         // The provider's login page.
-        if !submitted && let Some(action) = login_form(page, body, username, password) {
+        if !submitted && let Some(step) = login_form(what, page, body, username, password) {
             submitted = true;
-            return Some(action);
+            return Some(step);
         }
-        panic!("{}", explain(page, body, "login via broker"));
+        panic!("{}", explain(page, body, what));
     })
     .await
 }
@@ -828,68 +753,15 @@ async fn keycloak_entry(client: &reqwest::Client, start: &str) -> Entry {
 /// leaves Keycloak (the `post_logout_redirect_uri`), or the URL of Keycloak's final page
 /// ("You are logged out") when there is none.
 pub async fn logout_at_keycloak(client: &reqwest::Client, end_session_url: &str) -> String {
-    let start = Url::parse(end_session_url)
-        .unwrap_or_else(|e| panic!("logout at keycloak: bad URL {end_session_url:?}: {e}"));
-    let origin = start.origin();
-    let mut action = Action::Get(start);
-    let mut confirmed = false;
-    for _ in 0..MAX_STEPS {
-        let (method, url, request) = match &action {
-            Action::Get(url) => ("GET", url.clone(), client.get(url.clone())),
-            Action::Post(url, fields) => {
-                ("POST", url.clone(), client.post(url.clone()).form(fields))
-            }
-        };
-        let response = request
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("logout at keycloak: {method} {url} failed: {e}"));
-        let status = response.status();
-        if status.is_redirection() {
-            let location = response
-                .headers()
-                .get(LOCATION)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_owned();
-            let next = url
-                .join(&location)
-                .unwrap_or_else(|e| panic!("logout at keycloak: bad Location {location:?}: {e}"));
-            if next.origin() != origin {
-                return next.into();
-            }
-            action = Action::Get(next);
-            continue;
-        }
-        let body = response.text().await.unwrap_or_default();
-        if status != StatusCode::OK {
-            panic!(
-                "logout at keycloak: {method} {url} -> {status}: {}",
-                html::text_excerpt(&body, 1500)
-            );
-        }
-        let forms = html::forms(&body);
-        let Some(form) = forms
-            .iter()
-            .find(|f| f.method == "post" && f.has_input("confirmLogout"))
-        else {
-            return url.into();
-        };
-        if confirmed {
-            panic!("logout at keycloak: the confirmation form was shown again at {url}");
-        }
-        confirmed = true;
-        let target = url
-            .join(form.action.as_deref().unwrap_or(""))
-            .unwrap_or_else(|e| panic!("logout at keycloak: bad form action on {url}: {e}"));
-        let fields = form
-            .inputs
-            .iter()
-            .map(|i| (i.name.clone(), i.value.clone()))
-            .collect();
-        action = Action::Post(target, fields);
-    }
-    panic!("logout at keycloak: more than {MAX_STEPS} steps");
+    form_walk::logout(
+        client,
+        &KEYCLOAK,
+        "logout at keycloak",
+        end_session_url,
+        "confirmLogout",
+        &[],
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@
 
 pub mod browser;
 pub mod envoy;
+mod form_walk;
 pub mod html;
 pub mod keycloak;
 pub mod redis;
@@ -31,12 +32,12 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use reqwest::StatusCode;
-use reqwest::header::{CONTENT_TYPE, LOCATION};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use url::Url;
+
+use crate::form_walk::{Outcome, Step, form_action, form_fields, walk};
 
 /// Environment variable naming the directory where `oidc-provider` is installed (the one that
 /// holds `node_modules/oidc-provider`). Set by `cargo xtask test`.
@@ -343,103 +344,13 @@ pub fn http_client() -> reqwest::Client {
         .expect("build reqwest client")
 }
 
-const MAX_STEPS: usize = 20;
-
-enum Step {
-    Get(Url),
-    Post(Url, Vec<(String, String)>),
-}
-
-/// What [`drive`] ended with.
-enum Outcome {
-    /// A redirect off the provider's origin.
-    Left(Url),
-    /// A page on the provider with no form for us to submit.
-    Page { url: Url, body: String },
-}
-
-/// Follows redirects within `origin`'s origin and submits the forms that `fill` fills in,
-/// until a redirect leaves that origin or a page has nothing to submit.
-async fn drive(
-    client: &reqwest::Client,
-    start: &str,
-    what: &str,
-    mut fill: impl FnMut(&Url, &[html::Form]) -> Option<(Url, Vec<(String, String)>)>,
-) -> Outcome {
-    let start = Url::parse(start).unwrap_or_else(|e| panic!("{what}: bad URL {start:?}: {e}"));
-    let origin = start.origin();
-    let mut step = Step::Get(start);
-    for _ in 0..MAX_STEPS {
-        let (method, url, request) = match &step {
-            Step::Get(url) => ("GET", url.clone(), client.get(url.clone())),
-            Step::Post(url, fields) => ("POST", url.clone(), client.post(url.clone()).form(fields)),
-        };
-        let response = request
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{what}: {method} {url} failed: {e}"));
-        let status = response.status();
-        if status.is_redirection() {
-            let location = response
-                .headers()
-                .get(LOCATION)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_else(|| panic!("{what}: {method} {url} -> {status} without Location"));
-            let next = url.join(location).unwrap_or_else(|e| {
-                panic!("{what}: {method} {url} -> {status} with bad Location {location:?}: {e}")
-            });
-            if next.origin() != origin {
-                return Outcome::Left(next);
-            }
-            step = Step::Get(next);
-            continue;
-        }
-        let is_html = response
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("text/html"));
-        let body = response.text().await.unwrap_or_default();
-        if status != StatusCode::OK || !is_html {
-            panic!(
-                "{what}: {method} {url} -> unexpected {status}: {}",
-                html::text_excerpt(&body, 1500)
-            );
-        }
-        let forms = html::forms(&body);
-        match fill(&url, &forms) {
-            Some((action, fields)) => {
-                if action.origin() != origin {
-                    panic!(
-                        "{what}: {url} has a form posting to another origin ({action}); \
-                         response_mode=form_post is not supported here"
-                    );
-                }
-                step = Step::Post(action, fields);
-            }
-            None => return Outcome::Page { url, body },
-        }
-    }
-    panic!(
-        "{what}: more than {MAX_STEPS} steps at the provider, starting at {step_url}",
-        step_url = match step {
-            Step::Get(u) | Step::Post(u, _) => u,
-        }
-    );
-}
-
-fn form_action(page: &Url, form: &html::Form) -> Url {
-    let action = form.action.as_deref().unwrap_or("");
-    page.join(action)
-        .unwrap_or_else(|e| panic!("form on {page} has a bad action {action:?}: {e}"))
-}
-
-fn form_fields(form: &html::Form) -> Vec<(String, String)> {
-    form.inputs
-        .iter()
-        .map(|i| (i.name.clone(), i.value.clone()))
-        .collect()
-}
+/// The node provider, for [`form_walk::walk`].
+const NODE_PROVIDER: form_walk::Site = form_walk::Site {
+    name: "the provider",
+    max_steps: 20,
+    send_hint: |_| String::new(),
+    page_hint: |_| "",
+};
 
 /// Logs in at the provider the way a browser would, with a client from [`http_client`].
 ///
@@ -457,46 +368,53 @@ pub async fn login_at_provider(
     username: &str,
     password: &str,
 ) -> String {
+    let what = "login at provider";
     let mut logins = 0;
     let mut consents = 0;
-    let outcome = drive(client, authorize_url, "login at provider", |page, forms| {
-        if let Some(form) = forms
-            .iter()
-            .find(|f| f.method == "post" && f.has_input("login") && f.has_input("password"))
-        {
-            logins += 1;
-            if logins > 1 {
-                panic!(
-                    "login at provider: the login form was shown again at {page} (login rejected?)"
-                );
-            }
-            let mut fields = form_fields(form);
-            for (name, value) in &mut fields {
-                match name.as_str() {
-                    "login" => *value = username.to_owned(),
-                    "password" => *value = password.to_owned(),
-                    _ => {}
+    let outcome = walk(
+        client,
+        &NODE_PROVIDER,
+        what,
+        authorize_url,
+        None,
+        |page, body| {
+            let forms = html::forms(body);
+            if let Some(form) = forms
+                .iter()
+                .find(|f| f.method == "post" && f.has_input("login") && f.has_input("password"))
+            {
+                logins += 1;
+                if logins > 1 {
+                    panic!("{what}: the login form was shown again at {page} (login rejected?)");
                 }
+                let mut fields = form_fields(form);
+                for (name, value) in &mut fields {
+                    match name.as_str() {
+                        "login" => *value = username.to_owned(),
+                        "password" => *value = password.to_owned(),
+                        _ => {}
+                    }
+                }
+                return Some(Step::Post(form_action(what, page, form), fields));
             }
-            return Some((form_action(page, form), fields));
-        }
-        if let Some(form) = forms
-            .iter()
-            .find(|f| f.method == "post" && f.value("prompt") == Some("consent"))
-        {
-            consents += 1;
-            if consents > 2 {
-                panic!("login at provider: the consent form keeps coming back at {page}");
+            if let Some(form) = forms
+                .iter()
+                .find(|f| f.method == "post" && f.value("prompt") == Some("consent"))
+            {
+                consents += 1;
+                if consents > 2 {
+                    panic!("{what}: the consent form keeps coming back at {page}");
+                }
+                return Some(Step::Post(form_action(what, page, form), form_fields(form)));
             }
-            return Some((form_action(page, form), form_fields(form)));
-        }
-        None
-    })
+            None
+        },
+    )
     .await;
     match outcome {
         Outcome::Left(url) => url.into(),
         Outcome::Page { url, body } => panic!(
-            "login at provider: {url} shows a page without a login or consent form: {}",
+            "{what}: {url} shows a page without a login or consent form: {}",
             html::text_excerpt(&body, 1500)
         ),
     }
@@ -508,27 +426,13 @@ pub async fn login_at_provider(
 /// provider (the `post_logout_redirect_uri`), or, when there is none, the URL of the provider's
 /// final page (its "Sign-out Success" page).
 pub async fn logout_at_provider(client: &reqwest::Client, end_session_url: &str) -> String {
-    let mut confirmed = false;
-    let outcome = drive(
+    form_walk::logout(
         client,
-        end_session_url,
+        &NODE_PROVIDER,
         "logout at provider",
-        |page, forms| {
-            let form = forms
-                .iter()
-                .find(|f| f.method == "post" && f.has_input("xsrf"))?;
-            if confirmed {
-                panic!("logout at provider: the logout form was shown again at {page}");
-            }
-            confirmed = true;
-            let mut fields = form_fields(form);
-            fields.push(("logout".to_owned(), "yes".to_owned()));
-            Some((form_action(page, form), fields))
-        },
+        end_session_url,
+        "xsrf",
+        &[("logout", "yes")],
     )
-    .await;
-    match outcome {
-        Outcome::Left(url) => url.into(),
-        Outcome::Page { url, .. } => url.into(),
-    }
+    .await
 }

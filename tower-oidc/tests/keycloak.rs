@@ -127,11 +127,16 @@ async fn password_grant(
     body
 }
 
-async fn access_token(kc: &Keycloak, realm: &Realm, user: &TestUser) -> String {
-    password_grant(kc, realm, (CLIENT_ID, CLIENT_SECRET), user).await["access_token"]
+/// The `access_token` of a token response.
+fn access_token_of(response: &Value) -> String {
+    response["access_token"]
         .as_str()
-        .expect("access_token")
+        .unwrap_or_else(|| panic!("no access_token in {response}"))
         .to_owned()
+}
+
+async fn access_token(kc: &Keycloak, realm: &Realm, user: &TestUser) -> String {
+    access_token_of(&password_grant(kc, realm, (CLIENT_ID, CLIENT_SECRET), user).await)
 }
 
 struct App {
@@ -142,6 +147,32 @@ struct App {
 impl Drop for App {
     fn drop(&mut self) {
         self.server.abort();
+    }
+}
+
+const HTML: &str = "text/html";
+const JSON: &str = "application/json";
+
+impl App {
+    /// A GET of `path` on the app with `client`, asking for `accept` ([`HTML`] for a page,
+    /// [`JSON`] for the API).
+    fn request(
+        &self,
+        client: &reqwest::Client,
+        path: &str,
+        accept: &str,
+    ) -> reqwest::RequestBuilder {
+        client
+            .get(format!("{}{path}", self.base))
+            .header(ACCEPT, accept)
+    }
+
+    /// [`App::request`], sent.
+    async fn get(&self, client: &reqwest::Client, path: &str, accept: &str) -> reqwest::Response {
+        self.request(client, path, accept)
+            .send()
+            .await
+            .expect("GET")
     }
 }
 
@@ -185,9 +216,7 @@ async fn start_app(realm: &Realm, leeway: Option<Duration>) -> App {
 }
 
 async fn api(app: &App, path: &str, token: &str) -> reqwest::Response {
-    reqwest::Client::new()
-        .get(format!("{}{path}", app.base))
-        .header(ACCEPT, "application/json")
+    app.request(&reqwest::Client::new(), path, JSON)
         .header(AUTHORIZATION, format!("Bearer {token}"))
         .send()
         .await
@@ -277,12 +306,7 @@ async fn api_tokens_from_keycloak() {
     assert_eq!(r.status(), StatusCode::OK);
 
     // No token on the API: 401 with a bare challenge, not a redirect.
-    let r = reqwest::Client::new()
-        .get(format!("{}/api/reports", app.base))
-        .header(ACCEPT, "application/json")
-        .send()
-        .await
-        .expect("GET");
+    let r = app.get(&reqwest::Client::new(), "/api/reports", JSON).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(challenge(&r), "Bearer");
 }
@@ -305,18 +329,16 @@ async fn refused_tokens_get_401() {
     let other_issuer = kc.admin_token().await; // the master realm
     // The imported mytest: the same client, user, audience and roles; only the
     // issuer (and with it the signing keys) differs.
-    let imported_realm = kc
-        .code_flow_tokens(
+    let imported_realm = access_token_of(
+        &kc.code_flow_tokens(
             REALM,
             CLIENT_ID,
             CLIENT_SECRET,
             "http://127.0.0.1:1/oauth2/callback",
             &ALICE,
         )
-        .await["access_token"]
-        .as_str()
-        .expect("access token")
-        .to_owned();
+        .await,
+    );
     let c = claims(&imported_realm);
     assert_eq!(c["iss"], kc.issuer.as_str());
     assert_ne!(c["iss"], realm.issuer.as_str());
@@ -334,24 +356,19 @@ async fn refused_tokens_get_401() {
             .contains(&json!("admin"))
     );
     // The realm that stands in for Google/GitHub, through its broker client.
-    let upstream = kc
-        .code_flow_tokens(
+    let upstream = access_token_of(
+        &kc.code_flow_tokens(
             UPSTREAM_REALM,
             BROKER_CLIENT.0,
             BROKER_CLIENT.1,
             &format!("{}/broker/{IDP_ALIAS}/endpoint", kc.realm_url(REALM)),
             &CAROL,
         )
-        .await["access_token"]
-        .as_str()
-        .expect("access token")
-        .to_owned();
+        .await,
+    );
     assert_eq!(claims(&upstream)["iss"], kc.upstream_issuer.as_str());
     let other_audience =
-        password_grant(&kc, &realm, ("reports", REPORTS_SECRET), &ALICE).await["access_token"]
-            .as_str()
-            .expect("access token")
-            .to_owned();
+        access_token_of(&password_grant(&kc, &realm, ("reports", REPORTS_SECRET), &ALICE).await);
     let fresh = SigningKey::generate("not-in-the-jwks");
     let unknown_key = resign(
         alice,
@@ -366,10 +383,7 @@ async fn refused_tokens_get_401() {
     // The short-lived token works now, and is refused once expired (its `exp`
     // in the past: with no leeway, from the second after it).
     let short =
-        password_grant(&kc, &realm, ("shortlived", SHORT_SECRET), &ALICE).await["access_token"]
-            .as_str()
-            .expect("access token")
-            .to_owned();
+        access_token_of(&password_grant(&kc, &realm, ("shortlived", SHORT_SECRET), &ALICE).await);
     assert_eq!(
         api(&app, "/api/reports", &short).await.status(),
         StatusCode::OK
@@ -453,12 +467,7 @@ async fn refused_tokens_get_401() {
 /// the browser-like client holding the session.
 async fn browser_login(kc: &Keycloak, app: &App, path: &str, user: &TestUser) -> reqwest::Client {
     let browser = kc.http_client();
-    let r = browser
-        .get(format!("{}{path}", app.base))
-        .header(ACCEPT, "text/html")
-        .send()
-        .await
-        .expect("GET");
+    let r = app.get(&browser, path, HTML).await;
     assert_eq!(r.status(), StatusCode::FOUND, "{path} sends to Keycloak");
     let authorize = r.headers()[LOCATION].to_str().expect("ascii").to_owned();
     let callback = login_at_keycloak(&browser, &authorize, user.username, user.password).await;
@@ -480,12 +489,7 @@ async fn browser_login(kc: &Keycloak, app: &App, path: &str, user: &TestUser) ->
 }
 
 async fn page(browser: &reqwest::Client, app: &App, path: &str) -> (StatusCode, String) {
-    let r = browser
-        .get(format!("{}{path}", app.base))
-        .header(ACCEPT, "text/html")
-        .send()
-        .await
-        .expect("GET");
+    let r = app.get(browser, path, HTML).await;
     (r.status(), r.text().await.expect("body"))
 }
 
@@ -500,12 +504,7 @@ async fn pages_with_browser_sessions() {
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("Hello, stranger"), "{body}");
     for path in ["/me", "/admin"] {
-        let r = anonymous
-            .get(format!("{}{path}", app.base))
-            .header(ACCEPT, "text/html")
-            .send()
-            .await
-            .expect("GET");
+        let r = app.get(&anonymous, path, HTML).await;
         assert_eq!(r.status(), StatusCode::FOUND, "{path}");
         let location = r.headers()[LOCATION].to_str().expect("ascii");
         assert!(location.starts_with(&realm.issuer), "{location}");
@@ -521,12 +520,7 @@ async fn pages_with_browser_sessions() {
     for expected in ["alice@example.com", "admins", "nginx:editor", "Session"] {
         assert!(body.contains(expected), "{expected} missing: {body}");
     }
-    let r = alice
-        .get(format!("{}/api/reports", app.base))
-        .header(ACCEPT, "application/json")
-        .send()
-        .await
-        .expect("GET");
+    let r = app.get(&alice, "/api/reports", JSON).await;
     assert_eq!(r.status(), StatusCode::OK, "the API takes the session too");
 
     // bob: signed in, but neither admin nor editor.
@@ -536,12 +530,7 @@ async fn pages_with_browser_sessions() {
     assert!(body.contains("bob@example.com"), "{body}");
     let (status, _) = page(&bob, &app, "/admin").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let r = bob
-        .get(format!("{}/api/reports", app.base))
-        .header(ACCEPT, "application/json")
-        .send()
-        .await
-        .expect("GET");
+    let r = app.get(&bob, "/api/reports", JSON).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     let (status, body) = page(&bob, &app, "/").await;
     assert_eq!(status, StatusCode::OK);
@@ -554,11 +543,6 @@ async fn pages_with_browser_sessions() {
         .await
         .expect("GET");
     assert_eq!(r.status(), StatusCode::FOUND);
-    let r = bob
-        .get(format!("{}/me", app.base))
-        .header(ACCEPT, "application/json")
-        .send()
-        .await
-        .expect("GET");
+    let r = app.get(&bob, "/me", JSON).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }

@@ -83,11 +83,21 @@ fn nav(path: &str) -> http::request::Builder {
         .header(header::HOST, "app.example.com")
 }
 
+/// Finishes a request of [`api`] or [`nav`] without a body.
+trait NoBody {
+    fn no_body(self) -> Request<Full<Bytes>>;
+}
+
+impl NoBody for http::request::Builder {
+    fn no_body(self) -> Request<Full<Bytes>> {
+        self.body(Full::default()).expect("request")
+    }
+}
+
 fn bearer(path: &str, token: &str) -> Request<Full<Bytes>> {
     api(path)
         .header(header::AUTHORIZATION, format!("Bearer {token}"))
-        .body(Full::default())
-        .expect("request")
+        .no_body()
 }
 
 async fn json_body<B>(r: Response<B>) -> Value
@@ -114,7 +124,7 @@ async fn api_call_without_credentials_gets_401_with_a_bearer_challenge() {
     let svc = ServiceBuilder::new()
         .layer(OidcLayer::new(engine))
         .service(echo());
-    let r = call(&svc, api("/x").body(Full::default()).expect("req")).await;
+    let r = call(&svc, api("/x").no_body()).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(r.headers()[header::WWW_AUTHENTICATE], "Bearer");
     assert!(
@@ -134,7 +144,7 @@ async fn navigation_without_a_session_is_sent_to_the_provider() {
     let svc = ServiceBuilder::new()
         .layer(OidcLayer::new(engine(&idp).await))
         .service(echo());
-    let r = call(&svc, nav("/page?x=1").body(Full::default()).expect("req")).await;
+    let r = call(&svc, nav("/page?x=1").no_body()).await;
     assert_eq!(r.status(), StatusCode::FOUND);
     let location = r.headers()[header::LOCATION].to_str().expect("ascii");
     assert!(
@@ -161,13 +171,10 @@ async fn public_routes_let_anonymous_requests_through_without_identity() {
         .layer(OidcLayer::new(engine).require(Rule::public()))
         .service(echo());
     for req in [
-        nav("/").body(Full::default()).expect("req"),
-        api("/").body(Full::default()).expect("req"),
+        nav("/").no_body(),
+        api("/").no_body(),
         // A cookie that is not ours changes nothing.
-        api("/")
-            .header(header::COOKIE, "other=1")
-            .body(Full::default())
-            .expect("req"),
+        api("/").header(header::COOKIE, "other=1").no_body(),
     ] {
         let r = call(&svc, req).await;
         assert_eq!(r.status(), StatusCode::OK);
@@ -320,8 +327,7 @@ async fn refused_bearer_tokens_get_401_with_the_reason() {
         &svc,
         api("/api")
             .header(header::AUTHORIZATION, "Bearer a b")
-            .body(Full::default())
-            .expect("req"),
+            .no_body(),
     )
     .await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
@@ -590,13 +596,7 @@ async fn the_engine_routes_are_served_under_the_prefix() {
     let svc = ServiceBuilder::new()
         .layer(OidcLayer::new(engine(&idp).await).require(Rule::public()))
         .service(echo());
-    let r = call(
-        &svc,
-        nav("/oauth2/start?rd=%2Fafter")
-            .body(Full::default())
-            .expect("req"),
-    )
-    .await;
+    let r = call(&svc, nav("/oauth2/start?rd=%2Fafter").no_body()).await;
     assert_eq!(r.status(), StatusCode::FOUND);
     assert!(
         r.headers()[header::LOCATION]
@@ -608,29 +608,18 @@ async fn the_engine_routes_are_served_under_the_prefix() {
         &svc,
         nav("/oauth2/sign_out?rd=%2F")
             .header(header::COOKIE, "auth=whatever")
-            .body(Full::default())
-            .expect("req"),
+            .no_body(),
     )
     .await;
     assert_eq!(r.status(), StatusCode::FOUND);
     assert_eq!(r.headers()[header::LOCATION], "/");
-    let r = call(
-        &svc,
-        api("/oauth2/nope").body(Full::default()).expect("req"),
-    )
-    .await;
+    let r = call(&svc, api("/oauth2/nope").no_body()).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     // Bad callbacks are answered by the engine, never by the application.
-    let r = call(
-        &svc,
-        nav("/oauth2/callback?code=x&state=y")
-            .body(Full::default())
-            .expect("req"),
-    )
-    .await;
+    let r = call(&svc, nav("/oauth2/callback?code=x&state=y").no_body()).await;
     assert!(r.status().is_client_error(), "{}", r.status());
     // Outside the prefix, the application answers.
-    let r = call(&svc, api("/oauth2x").body(Full::default()).expect("req")).await;
+    let r = call(&svc, api("/oauth2x").no_body()).await;
     assert_eq!(json_body(r).await["path"], "/oauth2x");
 }
 
@@ -641,15 +630,11 @@ async fn bearer_only_apis_never_redirect() {
     let svc = ServiceBuilder::new()
         .layer(OidcLayer::new(engine(&idp).await).without_sessions())
         .service(echo());
-    let r = call(&svc, nav("/api").body(Full::default()).expect("req")).await;
+    let r = call(&svc, nav("/api").no_body()).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(r.headers()[header::WWW_AUTHENTICATE], "Bearer");
     // The engine's routes are the application's here.
-    let r = call(
-        &svc,
-        nav("/oauth2/start").body(Full::default()).expect("req"),
-    )
-    .await;
+    let r = call(&svc, nav("/oauth2/start").no_body()).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let r = call(
         &svc,
@@ -680,7 +665,7 @@ async fn require_rule_without_an_oidc_layer_fails_closed() {
     let svc = ServiceBuilder::new()
         .layer(RequireRuleLayer::new(Rule::public()))
         .service(echo());
-    let r = call(&svc, api("/").body(Full::default()).expect("req")).await;
+    let r = call(&svc, api("/").no_body()).await;
     assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
 }
 
@@ -695,7 +680,7 @@ async fn an_inner_oidc_layer_reuses_the_outer_identity() {
         .service(echo());
     let r = call(&svc, bearer("/x", &key.sign(&idp.claims("bob", CLIENT)))).await;
     assert_eq!(r.status(), StatusCode::OK);
-    let r = call(&svc, api("/x").body(Full::default()).expect("req")).await;
+    let r = call(&svc, api("/x").no_body()).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -739,14 +724,7 @@ async fn a_session_cookie_reaches_the_handler_as_an_identity() {
         .service(echo());
 
     let admin = session_cookie(&engine, &session(&["admin"]));
-    let r = call(
-        &svc,
-        nav("/page")
-            .header(header::COOKIE, &admin)
-            .body(Full::default())
-            .expect("req"),
-    )
-    .await;
+    let r = call(&svc, nav("/page").header(header::COOKIE, &admin).no_body()).await;
     assert_eq!(r.status(), StatusCode::OK);
     let body = json_body(r).await;
     assert_eq!(body["sub"], "carol");
@@ -755,14 +733,7 @@ async fn a_session_cookie_reaches_the_handler_as_an_identity() {
 
     // Signed in without the role: 403, a page for navigations, JSON for API calls.
     let user = session_cookie(&engine, &session(&["user"]));
-    let r = call(
-        &svc,
-        nav("/page")
-            .header(header::COOKIE, &user)
-            .body(Full::default())
-            .expect("req"),
-    )
-    .await;
+    let r = call(&svc, nav("/page").header(header::COOKIE, &user).no_body()).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert!(
         r.headers()[header::CONTENT_TYPE]
@@ -770,24 +741,14 @@ async fn a_session_cookie_reaches_the_handler_as_an_identity() {
             .expect("ascii")
             .starts_with("text/html")
     );
-    let r = call(
-        &svc,
-        api("/page")
-            .header(header::COOKIE, &user)
-            .body(Full::default())
-            .expect("req"),
-    )
-    .await;
+    let r = call(&svc, api("/page").header(header::COOKIE, &user).no_body()).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert_eq!(json_body(r).await["error"], "forbidden");
 
     // A tampered cookie is no session: the login redirect.
     let r = call(
         &svc,
-        nav("/page")
-            .header(header::COOKIE, "auth=AAAA")
-            .body(Full::default())
-            .expect("req"),
+        nav("/page").header(header::COOKIE, "auth=AAAA").no_body(),
     )
     .await;
     assert_eq!(r.status(), StatusCode::FOUND);
@@ -802,14 +763,7 @@ async fn a_public_route_greets_a_session_and_a_bearer_token_wins_over_it() {
         .layer(OidcLayer::new(engine.clone()).require(Rule::public()))
         .service(echo());
     let cookie = session_cookie(&engine, &session(&[]));
-    let r = call(
-        &svc,
-        nav("/")
-            .header(header::COOKIE, &cookie)
-            .body(Full::default())
-            .expect("req"),
-    )
-    .await;
+    let r = call(&svc, nav("/").header(header::COOKIE, &cookie).no_body()).await;
     assert_eq!(json_body(r).await["sub"], "carol");
     let r = call(
         &svc,
@@ -819,8 +773,7 @@ async fn a_public_route_greets_a_session_and_a_bearer_token_wins_over_it() {
                 header::AUTHORIZATION,
                 format!("Bearer {}", key.sign(&idp.claims("alice", CLIENT))),
             )
-            .body(Full::default())
-            .expect("req"),
+            .no_body(),
     )
     .await;
     let body = json_body(r).await;
@@ -851,8 +804,7 @@ async fn forwarded_headers_count_only_from_a_trusted_connect_info_peer() {
         let mut req = nav("/page")
             .header("x-forwarded-host", "app.example.com")
             .header("x-forwarded-proto", "https")
-            .body(Full::default())
-            .expect("req");
+            .no_body();
         req.headers_mut()
             .insert(header::HOST, "app.internal:3000".parse().expect("host"));
         if let Some(peer) = peer {

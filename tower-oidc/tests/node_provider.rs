@@ -275,32 +275,27 @@ async fn tokens_of_the_session_are_not_bearer_credentials_here() {
         .expect("json");
 
     // node oidc-provider issues opaque access tokens: refused with a clear reason.
-    let stranger = http_client();
-    let access = me["access_token"].as_str().expect("access token");
-    let r = stranger
-        .get(format!("{}/me", app.base))
-        .header(AUTHORIZATION, format!("Bearer {access}"))
-        .send()
-        .await
-        .expect("GET");
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(
-        r.headers()[WWW_AUTHENTICATE],
-        "Bearer error=\"invalid_token\", error_description=\"the access token is not a JWT\""
-    );
-
     // The ID token is signed by the issuer for the client id, but it is not an
     // access token.
-    let id_token = me["id_token"].as_str().expect("id token");
-    let r = stranger
-        .get(format!("{}/me", app.base))
-        .header(AUTHORIZATION, format!("Bearer {id_token}"))
-        .send()
-        .await
-        .expect("GET");
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(
-        r.headers()[WWW_AUTHENTICATE],
-        "Bearer error=\"invalid_token\", error_description=\"the token is not an access token\""
-    );
+    let stranger = http_client();
+    for (token, reason) in [
+        ("access_token", "the access token is not a JWT"),
+        ("id_token", "the token is not an access token"),
+    ] {
+        let value = me[token]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {token} in {me}"));
+        let r = stranger
+            .get(format!("{}/me", app.base))
+            .header(AUTHORIZATION, format!("Bearer {value}"))
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{token}");
+        assert_eq!(
+            r.headers()[WWW_AUTHENTICATE],
+            format!("Bearer error=\"invalid_token\", error_description=\"{reason}\""),
+            "{token}"
+        );
+    }
 }
