@@ -6,8 +6,9 @@
 //!
 //! 1. installs what is missing: wrk (Debian), oauth2-proxy (`go install`, cached), Envoy and
 //!    node oidc-provider (the test components);
-//! 2. builds, in release mode, the adapter and `benches`' `noop-server` (the limit: hyper
-//!    answering 200) and `bench-agent` (logins, the gRPC load generator, Envoy configs, chart);
+//! 2. builds the adapter and `benches`' `noop-server` (the limit: hyper answering 200) with the
+//!    `dist` profile the Docker image ships, and `bench-agent` (logins, the gRPC load
+//!    generator, Envoy configs, chart) in release mode;
 //! 3. starts node oidc-provider, the no-op server, the adapter (HTTP + gRPC), oauth2-proxy
 //!    v7.15.6 with the seed's flags and `--upstream=static://200`, and four Envoys (no
 //!    ext_authz; ext_authz HTTP to the adapter; ext_authz gRPC to the adapter; ext_authz HTTP to
@@ -65,6 +66,13 @@ const SEED_ARGS: &[&str] = &[
     "--whitelist-domain=*.example.com",
     "--cookie-domain=.example.com",
 ];
+
+/// The Cargo profile of the measured servers (the adapter and the no-op server): the one the
+/// Docker image ships (root `Cargo.toml`).
+const PROFILE: &str = "dist";
+
+/// Bearer tokens accepted (oauth2-proxy's flag; the adapter's when it has it).
+const BEARER_FLAG: &str = "--skip-jwt-bearer-tokens=true";
 
 const USAGE: &str = "\
 usage: cargo xtask bench [--quick] [--rounds N] [--duration SECS] [--connections N]
@@ -330,6 +338,9 @@ struct Bench {
     /// Command lines for the report: (what, command).
     commands: Vec<(String, String)>,
     notes: Vec<String>,
+    /// The adapter accepts bearer tokens (`--skip-jwt-bearer-tokens`, as oauth2-proxy): the
+    /// bearer scenarios run, with the flag on the adapter and oauth2-proxy under load.
+    bearer: bool,
 }
 
 /// A measured run during which other processes took more than this share of the servers'
@@ -358,6 +369,7 @@ impl Bench {
             our_pids: Vec::new(),
             commands: Vec::new(),
             notes: Vec::new(),
+            bearer: false,
         })
     }
 
@@ -416,8 +428,9 @@ impl Bench {
         self.stage("installing the components (wrk, oauth2-proxy, Envoy, node oidc-provider)");
         self.install()?;
 
-        self.stage("building the adapter, noop-server and bench-agent (release)");
+        self.stage("building the adapter and noop-server (profile dist), bench-agent (release)");
         self.build()?;
+        self.bearer = self.adapter_help().contains("--skip-jwt-bearer-tokens");
 
         self.stage("starting the provider, the servers and the Envoys");
         let mut services = Services::new();
@@ -588,10 +601,12 @@ impl Bench {
 
     fn build(&mut self) -> Result<(), String> {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut cmd = Command::new(cargo);
+        // The servers as shipped (the `dist` profile); the load generator's helper in release.
+        let mut cmd = Command::new(&cargo);
         cmd.current_dir(util::repo_root()).args([
             "build",
-            "--release",
+            "--profile",
+            PROFILE,
             "-p",
             "ext-authz-adapter",
             "-p",
@@ -600,19 +615,29 @@ impl Bench {
             "ext-authz-adapter",
             "--bin",
             "noop-server",
+        ]);
+        util::run(&mut cmd)?;
+        let mut cmd = Command::new(&cargo);
+        cmd.current_dir(util::repo_root()).args([
+            "build",
+            "--release",
+            "-p",
+            "benches",
             "--bin",
             "bench-agent",
         ]);
         util::run(&mut cmd)?;
-        let release = target_dir().join("release");
-        self.bins.adapter = release.join("ext-authz-adapter");
-        self.bins.noop = release.join("noop-server");
-        self.bins.agent = release.join("bench-agent");
+        let servers = target_dir().join(PROFILE);
+        self.bins.adapter = servers.join("ext-authz-adapter");
+        self.bins.noop = servers.join("noop-server");
+        self.bins.agent = target_dir().join("release").join("bench-agent");
         self.commands.push((
             "build".into(),
-            "cargo build --release -p ext-authz-adapter -p benches --bin ext-authz-adapter \
-             --bin noop-server --bin bench-agent"
-                .into(),
+            format!(
+                "cargo build --profile {PROFILE} -p ext-authz-adapter -p benches --bin \
+                 ext-authz-adapter --bin noop-server; cargo build --release -p benches --bin \
+                 bench-agent"
+            ),
         ));
         Ok(())
     }
@@ -737,7 +762,7 @@ impl Bench {
         self.commands.push((
             "limit".into(),
             format!(
-                "{} target/release/noop-server 127.0.0.1:{}",
+                "{} target/{PROFILE}/noop-server 127.0.0.1:{}",
                 self.wrapper(&servers),
                 ports.noop
             ),
@@ -762,7 +787,10 @@ impl Bench {
             ("adapter", ports.ours, Some(ports.ours_grpc), "1h"),
             ("adapter-refresh", ports.ours_refresh, None, "1s"),
         ] {
-            let args = self.adapter_args(port, grpc, refresh);
+            let mut args = self.adapter_args(port, grpc, refresh);
+            if self.bearer && grpc.is_some() {
+                args.push(BEARER_FLAG.into());
+            }
             let mut cmd = self.pinned(&servers, &self.bins.adapter.clone());
             cmd.args(&args)
                 .env("OAUTH2_PROXY_CLIENT_SECRET", CLIENT_SECRET)
@@ -770,7 +798,7 @@ impl Bench {
             self.commands.push((
                 name.into(),
                 format!(
-                    "OAUTH2_PROXY_CLIENT_SECRET=... {} target/release/ext-authz-adapter {}",
+                    "OAUTH2_PROXY_CLIENT_SECRET=... {} target/{PROFILE}/ext-authz-adapter {}",
                     self.wrapper(&servers),
                     shell_words(&args)
                 ),
@@ -800,7 +828,10 @@ impl Bench {
                 ("oauth2-proxy", ports.o2p, "1h"),
                 ("oauth2-proxy-refresh", ports.o2p_refresh, "1s"),
             ] {
-                let args = self.oauth2_proxy_args(port, refresh);
+                let mut args = self.oauth2_proxy_args(port, refresh);
+                if self.bearer && refresh == "1h" {
+                    args.push(BEARER_FLAG.into());
+                }
                 let mut cmd = self.pinned(&servers, &binary);
                 cmd.args(&args);
                 self.commands.push((
@@ -987,7 +1018,37 @@ impl Bench {
             Err("oauth2-proxy is not installed".into())
         };
         cookies.envoy_oauth2 = get("Envoy's oauth2 filter", ports.envoy_oauth2, "/");
+        if self.bearer {
+            // node oidc-provider's access tokens are opaque: the bearer token is the login's ID
+            // token (a JWT for this client), the same for both systems.
+            let token = cookies
+                .ours
+                .clone()
+                .and_then(|c| self.id_token(ports.ours, &c))
+                .map(|t| format!("Bearer {t}"));
+            if let Err(e) = &token {
+                println!("[xtask] bench: no bearer token: {e}");
+            }
+            cookies.ours_bearer = token.clone();
+            cookies.o2p_bearer = token;
+        }
         cookies
+    }
+
+    /// The ID token of a session: the `Authorization: Bearer` the adapter sets upstream.
+    fn id_token(&self, port: u16, cookie: &str) -> Result<String, String> {
+        let out = Command::new(&self.bins.agent)
+            .arg("id-token")
+            .arg(format!("--addr=127.0.0.1:{port}"))
+            .arg(format!("--host={HOST}:{port}"))
+            .arg(format!("--cookie={cookie}"))
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("bench-agent id-token: {e}"))?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
 
     fn scenarios(&self, ports: &Ports, pids: &Pids, cookies: &Cookies) -> Vec<Scenario> {
@@ -1103,6 +1164,39 @@ impl Bench {
             .cookie("envoy-oauth2")
             .server("envoy", pids.envoy_oauth2),
         ];
+        if self.bearer {
+            let at = |list: &Vec<Scenario>, id: &str| {
+                list.iter()
+                    .position(|s| s.id == id)
+                    .map_or(list.len(), |i| i + 1)
+            };
+            let i = at(&list, "ours-http");
+            list.insert(
+                i,
+                scenario(
+                    "ours-bearer",
+                    "ours: HTTP check /, bearer token",
+                    "ours",
+                    "direct",
+                    wrk(ports.ours, "/"),
+                )
+                .cookie("ours-bearer")
+                .server("adapter", Some(pids.ours)),
+            );
+            let i = at(&list, "peer-http");
+            list.insert(
+                i,
+                scenario(
+                    "peer-bearer",
+                    "oauth2-proxy: /, bearer token",
+                    "peer",
+                    "direct",
+                    wrk(ports.o2p, "/"),
+                )
+                .cookie("o2p-bearer")
+                .server("oauth2-proxy", pids.o2p),
+            );
+        }
         for s in &mut list {
             if s.server.is_none() {
                 s.failed = if s.id.starts_with("peer") || s.id == "envoy-peer-http" {
@@ -1127,6 +1221,7 @@ impl Bench {
         let cookie_var = s.cookie.as_ref().map(|c| match c.as_str() {
             "ours" => "$COOKIE_OURS",
             "o2p" => "$COOKIE_OAUTH2_PROXY",
+            "ours-bearer" | "o2p-bearer" => "$ID_TOKEN",
             _ => "$COOKIE_ENVOY_OAUTH2",
         });
         let o = &self.options;
@@ -1139,8 +1234,10 @@ impl Bench {
                     o.connections,
                     o.duration
                 );
-                if let Some(v) = cookie_var {
-                    c.push_str(&format!(" -H \"Cookie: {v}\""));
+                match cookie_var {
+                    Some("$ID_TOKEN") => c.push_str(" -H \"Authorization: Bearer $ID_TOKEN\""),
+                    Some(v) => c.push_str(&format!(" -H \"Cookie: {v}\"")),
+                    None => {}
                 }
                 c.push_str(&format!(" http://127.0.0.1:{port}{path}"));
                 c
@@ -1161,8 +1258,13 @@ impl Bench {
             ("Host".to_owned(), format!("{HOST}:{port}")),
             ("Accept".to_owned(), "text/html".to_owned()),
         ];
-        if let Some(c) = cookie {
-            h.push(("Cookie".to_owned(), c.to_owned()));
+        match cookie {
+            // A bearer scenario's credential (see `Cookies::ours_bearer`).
+            Some(c) if c.starts_with("Bearer ") => {
+                h.push(("Authorization".to_owned(), c.to_owned()));
+            }
+            Some(c) => h.push(("Cookie".to_owned(), c.to_owned())),
+            None => {}
         }
         h
     }
@@ -1529,21 +1631,32 @@ impl Bench {
         )
     }
 
-    fn bearer_status(&self) -> String {
-        let help = Command::new(&self.bins.adapter)
+    fn adapter_help(&self) -> String {
+        Command::new(&self.bins.adapter)
             .arg("--help")
             .stdin(Stdio::null())
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default();
-        if help.contains("bearer") || help.contains("jwt") {
-            "the adapter has a bearer-token flag, but node oidc-provider issues opaque access \
-             tokens (no JWT to send); not measured under load yet"
-                .into()
+            .unwrap_or_default()
+    }
+
+    fn bearer_status(&self) -> String {
+        if self.bearer {
+            format!(
+                "the rows \"ours: HTTP check /, bearer token\" and \"oauth2-proxy: /, bearer \
+                 token\" send `Authorization: Bearer <ID token>` (no cookie) to the adapter and \
+                 oauth2-proxy, both run with `{BEARER_FLAG}`; the token is the ID token of the \
+                 adapter's real login (node oidc-provider's access tokens are opaque, so the \
+                 JWT a client would send is the ID token), verified by each (signature, issuer, \
+                 audience, expiry) on every request. Validation alone: `cargo bench -p benches \
+                 --bench bearer`"
+            )
         } else {
-            "pending: `oidc_core::bearer` exists, but the adapter's check does not accept bearer \
-             tokens yet (no `--skip-jwt-bearer-tokens`); its CPU cost is in the criterion \
-             benchmarks (`cargo bench -p benches`)"
+            "not measured under load: the adapter's check does not accept bearer tokens yet \
+             (no `--skip-jwt-bearer-tokens`; `tower-oidc` does, through `oidc_core::bearer`); \
+             once the flag exists, this run adds bearer rows for the adapter and oauth2-proxy. \
+             The validation's CPU cost is in the criterion benchmarks (`cargo bench -p benches \
+             --bench bearer`)"
                 .into()
         }
     }
@@ -1648,6 +1761,9 @@ struct Cookies {
     ours: Result<String, String>,
     o2p: Result<String, String>,
     envoy_oauth2: Result<String, String>,
+    /// `Bearer <ID token>` for the bearer scenarios (sent as `Authorization`, not `Cookie`).
+    ours_bearer: Result<String, String>,
+    o2p_bearer: Result<String, String>,
 }
 
 impl Default for Cookies {
@@ -1657,6 +1773,8 @@ impl Default for Cookies {
             ours: none(),
             o2p: none(),
             envoy_oauth2: none(),
+            ours_bearer: none(),
+            o2p_bearer: none(),
         }
     }
 }
@@ -1666,6 +1784,8 @@ impl Cookies {
         let c = match which {
             "ours" => &self.ours,
             "o2p" => &self.o2p,
+            "ours-bearer" => &self.ours_bearer,
+            "o2p-bearer" => &self.o2p_bearer,
             _ => &self.envoy_oauth2,
         };
         c.as_deref().map_err(Clone::clone)

@@ -17,6 +17,12 @@
 //!   as Istio renders it (`ext_authz_adapter::envoy`), or with no ext_authz, or with Envoy's own
 //!   oauth2 and jwt_authn filters.
 //! - `chart --input=TSV --output=PNG --font=TTF`: throughput and p99 latency per system.
+//! - `id-token --addr=HOST:PORT --host=H --cookie=C`: the ID token of a session, as the adapter
+//!   (`--set-authorization-header`) hands it upstream in an allowed check's `Authorization`
+//!   header: a JWT from a real login, to send as a bearer token.
+//! - `session-cookie --cookie-name=N --cookie-secret=S [--token-len=N]`: the `Cookie` header
+//!   value of a session made here (no login; tokens of `--token-len` bytes), for quick
+//!   measurements of an adapter run with the same cookie name and secret.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -44,14 +50,73 @@ fn main() {
         "storm" => runtime().block_on(storm(&args)),
         "envoy-config" => envoy_config(&args),
         "chart" => chart(&args),
+        "session-cookie" => session_cookie(&args),
+        "id-token" => runtime().block_on(id_token(&args)),
         _ => Err(format!(
-            "unknown command {command:?}: login, grpc-load, storm, envoy-config or chart"
+            "unknown command {command:?}: login, grpc-load, storm, envoy-config, chart, \
+             id-token or session-cookie"
         )),
     };
     match result {
         Ok(out) => println!("{out}"),
         Err(e) => fail(&e),
     }
+}
+
+async fn id_token(args: &Args) -> Result<String, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let addr: SocketAddr = arg(args, "addr")?
+        .parse()
+        .map_err(|e| format!("--addr: {e}"))?;
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: {}\r\nAccept: text/html\r\nCookie: {}\r\n\
+         Connection: close\r\n\r\n",
+        arg(args, "host")?,
+        arg(args, "cookie")?
+    );
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    s.write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut buf))
+        .await
+        .map_err(|_| "timeout".to_owned())?
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&buf);
+    let head = text.split("\r\n\r\n").next().unwrap_or_default();
+    head.lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("authorization"))
+        .and_then(|(_, v)| v.trim().strip_prefix("Bearer "))
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            format!(
+                "the allowed check carried no `Authorization: Bearer`: {}",
+                head.lines().next().unwrap_or_default()
+            )
+        })
+}
+
+fn session_cookie(args: &Args) -> Result<String, String> {
+    let config = oidc_core::Config::builder("https://idp.example.com/realms/bench", "nginx")
+        .cookie_secret(arg(args, "cookie-secret")?)
+        .cookie(oidc_core::CookieSettings {
+            name: arg(args, "cookie-name")?.to_owned(),
+            ..oidc_core::CookieSettings::default()
+        })
+        .build()
+        .map_err(|e| e.to_string())?;
+    let engine = oidc_core::Engine::new(config).map_err(|e| e.to_string())?;
+    let session = benches::session(num(args, "token-len", 900)?, 2);
+    let cookies = engine.session_cookies(&session, None);
+    benches::cookie_header(&cookies)
+        .to_str()
+        .map(str::to_owned)
+        .map_err(|e| e.to_string())
 }
 
 fn fail(message: &str) -> ! {
