@@ -183,7 +183,7 @@ pub struct Cli {
     #[arg(long, env = "OAUTH2_PROXY_SESSION_COOKIE_MINIMAL", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set, value_parser = bool_flag!())]
     pub session_cookie_minimal: bool,
 
-    /// Redis URL (redis://[user:password@]host:port[/db], rediss:// for TLS). Also used in
+    /// Redis URL (redis://USER:PASSWORD@HOST:PORT/DB with USER:PASSWORD@ and /DB optional; rediss:// for TLS). Also used in
     /// cookie mode, for back-channel logout revocation and one refresh across replicas.
     #[arg(
         long,

@@ -24,6 +24,8 @@
 //! ```
 
 #![deny(missing_docs)]
+// Flag doc comments are `--help` text for a terminal (`<issuer>/.well-known/...`).
+#![allow(rustdoc::invalid_html_tags)]
 
 pub mod cli;
 pub mod duration;

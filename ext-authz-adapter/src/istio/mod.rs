@@ -4,7 +4,7 @@
 //!   config's `extensionProviders` entry, the Gateway, the VirtualService, the CUSTOM
 //!   AuthorizationPolicy and (with `--with-service`) the adapter's Service, made from one set of
 //!   settings so that they agree: the provider name, service host and port, header lists,
-//!   hosts and callback path ([`render`]).
+//!   hosts and callback path ([`render()`]).
 //! - `ext-authz-adapter istio --check FILE...` reads manifests and prints each problem as
 //!   `FILE:LINE: problem. fix: ...`, exiting 1 if there is any ([`check`]).
 
