@@ -29,8 +29,8 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
-    cargo build --release --locked --package ext-authz-adapter --bin ext-authz-adapter \
- && install -D -m 0755 target/release/ext-authz-adapter /out/ext-authz-adapter
+    cargo build --profile dist --locked --package ext-authz-adapter --bin ext-authz-adapter \
+ && install -D -m 0755 target/dist/ext-authz-adapter /out/ext-authz-adapter
 # Fail the build here, not in the cluster, if the binary does not start.
 RUN /out/ext-authz-adapter --version
 

@@ -371,6 +371,9 @@ fn the_dockerfile_builds_one_binary_into_a_distroless_nonroot_image() {
         "no shell in distroless"
     );
     assert!(dockerfile.contains("--locked --package ext-authz-adapter"));
+    // What ships is what `cargo xtask bench` measures: the `dist` profile of Cargo.toml.
+    assert!(dockerfile.contains("cargo build --profile dist "));
+    assert!(read(&root().join("Cargo.toml")).contains("[profile.dist]"));
 
     let ignore = read(&root().join(".dockerignore"));
     for needle in ["target/", ".git/"] {
