@@ -425,6 +425,41 @@ async fn malformed_check_requests() {
     assert_eq!(http_status(denied(&r)), 400);
 }
 
+/// `--trusted-proxy-ip` in gRPC mode: the peer is the gRPC client (Envoy), here 127.0.0.1.
+#[tokio::test]
+async fn forwarded_headers_count_only_from_a_trusted_grpc_client() {
+    let port = common::port();
+    let idp = provider_for(port).await;
+    let login_redirect = |r: &CheckResponse| -> String {
+        let d = denied(r);
+        assert_eq!(http_status(d), 302);
+        values(&d.headers, "location").concat()
+    };
+    let forged = [
+        ("accept", "text/html"),
+        ("x-forwarded-host", "app.example.com"),
+        ("x-forwarded-proto", "https"),
+    ];
+    for (trusted, expected) in [
+        (
+            "127.0.0.1",
+            "redirect_uri=https%3A%2F%2Fapp.example.com%2Foauth2%2Fcallback",
+        ),
+        (
+            "192.0.2.0/24",
+            "redirect_uri=http%3A%2F%2Fnginx.example.com",
+        ),
+    ] {
+        let flag = format!("--trusted-proxy-ip={trusted}");
+        let engine = engine(&idp.issuer, &[flag.as_str()]).await;
+        let (addr, _stop) = start_grpc(engine).await;
+        let mut grpc = grpc_client(addr).await;
+        let r = Browser::new(port).check(&mut grpc, "/", &forged).await;
+        let location = login_redirect(&r);
+        assert!(location.contains(expected), "{trusted}: {location}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Through a real Envoy in gRPC mode.
 
