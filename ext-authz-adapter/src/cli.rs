@@ -165,6 +165,28 @@ pub struct Cli {
     #[arg(long, env = "OAUTH2_PROXY_SKIP_AUTH_PREFLIGHT", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set, value_parser = bool_flag!())]
     pub skip_auth_preflight: bool,
 
+    /// Let requests with `Authorization: Bearer <JWT>` in when the token verifies against
+    /// the issuer's keys (iss, audience = client id or --oidc-extra-audience, exp, nbf),
+    /// instead of a session; the same email, group, role and --authorization-rule checks
+    /// apply. An invalid token gets 401.
+    #[arg(long, env = "OAUTH2_PROXY_SKIP_JWT_BEARER_TOKENS", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set, value_parser = bool_flag!())]
+    pub skip_jwt_bearer_tokens: bool,
+
+    /// Another issuer whose bearer tokens are accepted (with --skip-jwt-bearer-tokens), as
+    /// ISSUER=AUDIENCE, e.g. https://idp.example.com/realms/b2b=nginx. Repeatable.
+    #[arg(
+        long,
+        env = "OAUTH2_PROXY_EXTRA_JWT_ISSUERS",
+        value_delimiter = ',',
+        value_name = "ISSUER=AUDIENCE"
+    )]
+    pub extra_jwt_issuers: Vec<String>,
+
+    /// An audience accepted in bearer tokens besides the client id (Keycloak puts
+    /// `account` there unless an audience mapper adds the client). Repeatable.
+    #[arg(long, env = "OAUTH2_PROXY_OIDC_EXTRA_AUDIENCES", value_delimiter = ',')]
+    pub oidc_extra_audience: Vec<String>,
+
     /// Address to listen on (host:port; `0.0.0.0:4180`, `:4180` and `http://` forms accepted).
     #[arg(
         long,
@@ -426,6 +448,43 @@ pub fn listen_address(raw: &str) -> Result<SocketAddr, ConfigError> {
 }
 
 impl Cli {
+    /// The bearer-token validator for `engine` when `--skip-jwt-bearer-tokens` is on.
+    ///
+    /// # Errors
+    ///
+    /// A `--extra-jwt-issuers` entry that is not `ISSUER=AUDIENCE` with an http(s) issuer.
+    pub fn bearer_validator(
+        &self,
+        engine: &oidc_core::Engine,
+    ) -> Result<Option<oidc_core::bearer::BearerValidator>, ConfigError> {
+        use oidc_core::bearer::TrustedIssuer;
+        if !self.skip_jwt_bearer_tokens {
+            return Ok(None);
+        }
+        let mut b = engine
+            .bearer_validator()
+            .audience(engine.config().client_id.clone());
+        for a in self.oidc_extra_audience.iter().filter(|a| !a.is_empty()) {
+            b = b.audience(a.clone());
+        }
+        for entry in &self.extra_jwt_issuers {
+            let (issuer, audience) = entry
+                .rsplit_once('=')
+                .filter(|(i, a)| !i.is_empty() && !a.is_empty())
+                .ok_or_else(|| ConfigError::Invalid {
+                    flag: "--extra-jwt-issuers",
+                    message: format!(
+                        "{entry:?} is not ISSUER=AUDIENCE (e.g. https://idp.example.com/realms/b2b=nginx)"
+                    ),
+                })?;
+            b = b.trusted_issuer(TrustedIssuer::new(issuer).audience(audience));
+        }
+        b.build().map(Some).map_err(|e| ConfigError::Invalid {
+            flag: "--extra-jwt-issuers",
+            message: e.to_string(),
+        })
+    }
+
     /// Validates the flags and builds the engine configuration.
     pub fn to_config(&self) -> Result<Config, ConfigError> {
         if !matches!(self.provider.as_str(), "oidc" | "keycloak-oidc") {

@@ -50,6 +50,8 @@ use std::net::IpAddr;
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, Method, Request, StatusCode, header};
 use oidc_core::trusted_proxy::PeerAddr;
+
+use crate::authorizer::Authorizer;
 use oidc_core::{Decision, DenyReason, Engine};
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
@@ -79,24 +81,27 @@ pub mod code {
     pub const UNAUTHENTICATED: i32 = 16;
 }
 
-/// `envoy.service.auth.v3.Authorization` backed by an [`Engine`]. Serve it with [`serve`], or
-/// add [`AuthzService::into_server`] to a tonic server of your own.
+/// `envoy.service.auth.v3.Authorization` backed by an [`Engine`] (and, with
+/// `--skip-jwt-bearer-tokens`, a bearer validator: an [`Authorizer`]). Serve it with
+/// [`serve`], or add [`AuthzService::into_server`] to a tonic server of your own.
 #[derive(Clone, Debug)]
 pub struct AuthzService {
-    engine: Engine,
+    authorizer: Authorizer,
 }
 
 impl AuthzService {
-    /// A service deciding with `engine`.
+    /// A service deciding with `authorizer` (an [`Engine`] or an [`Authorizer`]).
     #[must_use]
-    pub fn new(engine: Engine) -> AuthzService {
-        AuthzService { engine }
+    pub fn new(authorizer: impl Into<Authorizer>) -> AuthzService {
+        AuthzService {
+            authorizer: authorizer.into(),
+        }
     }
 
     /// The engine it decides with.
     #[must_use]
     pub fn engine(&self) -> &Engine {
-        &self.engine
+        self.authorizer.engine()
     }
 
     /// The tonic service (a `tower::Service` for HTTP/2 gRPC requests).
@@ -123,7 +128,7 @@ impl Authorization for AuthzService {
                 tonic::Status::invalid_argument("CheckRequest.attributes.request.http is missing")
             })?;
         Ok(tonic::Response::new(
-            check_http(&self.engine, http, peer).await,
+            check_http(&self.authorizer, http, peer).await,
         ))
     }
 }
@@ -134,7 +139,7 @@ impl Authorization for AuthzService {
 /// `peer` is the address of the gRPC client (Envoy): `--trusted-proxy-ip` decides from it
 /// whether the request's `X-Forwarded-*` headers are believed.
 pub async fn check_http(
-    engine: &Engine,
+    authorizer: &Authorizer,
     http: &HttpRequest,
     peer: Option<IpAddr>,
 ) -> CheckResponse {
@@ -145,7 +150,7 @@ pub async fn check_http(
         parts
     });
     match parts {
-        Ok(parts) if engine.skips_auth(&parts) => {
+        Ok(parts) if authorizer.skips_auth(&parts) => {
             // No login needed (--skip-auth-route, preflight): allowed, with no identity.
             CheckResponse {
                 status: Some(rpc::Status {
@@ -163,7 +168,7 @@ pub async fn check_http(
             }
         }
         Ok(parts) => {
-            let decision = engine.check(&parts).await;
+            let decision = authorizer.check(&parts).await;
             check_response(decision)
         }
         Err(why) => {
@@ -396,10 +401,18 @@ fn header_option(
 
 /// Serves `envoy.service.auth.v3.Authorization` (HTTP/2, plaintext) on `listener` until
 /// `shutdown` completes, then lets the checks in flight finish.
-pub async fn serve(listener: TcpListener, engine: Engine, shutdown: impl Future<Output = ()>) {
+pub async fn serve(
+    listener: TcpListener,
+    authorizer: impl Into<Authorizer>,
+    shutdown: impl Future<Output = ()>,
+) {
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let result = tonic::transport::Server::builder()
-        .serve_with_incoming_shutdown(AuthzService::new(engine).into_server(), incoming, shutdown)
+        .serve_with_incoming_shutdown(
+            AuthzService::new(authorizer).into_server(),
+            incoming,
+            shutdown,
+        )
         .await;
     if let Err(e) = result {
         tracing::error!(error = %e, "gRPC server stopped with an error");

@@ -27,6 +27,7 @@
 // Flag doc comments are `--help` text for a terminal (`<issuer>/.well-known/...`).
 #![allow(rustdoc::invalid_html_tags)]
 
+pub mod authorizer;
 pub mod cli;
 pub mod duration;
 pub mod envoy;

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use ext_authz_adapter::authorizer::Authorizer;
 use ext_authz_adapter::cli::{Cli, listen_address, parse_address};
 use ext_authz_adapter::server;
 use oidc_core::Engine;
@@ -26,10 +27,14 @@ async fn main() -> ExitCode {
         logs.init();
     }
 
-    let (engine, addr) = match cli
-        .to_config()
-        .and_then(|c| Ok((Engine::new(c)?, listen_address(&cli.http_address)?)))
-    {
+    let (engine, authorizer, addr) = match cli.to_config().and_then(|c| {
+        let engine = Engine::new(c)?;
+        let mut authorizer = Authorizer::new(engine.clone());
+        if let Some(bearer) = cli.bearer_validator(&engine)? {
+            authorizer = authorizer.with_bearer(bearer);
+        }
+        Ok((engine, authorizer, listen_address(&cli.http_address)?))
+    }) {
         Ok(v) => v,
         Err(e) => {
             eprintln!("error: {e}");
@@ -70,7 +75,7 @@ async fn main() -> ExitCode {
                     tracing::info!(address = %l.local_addr().map_or_else(|_| raw.clone(), |a| a.to_string()), "gRPC ext_authz listening");
                     servers.push(tokio::spawn(ext_authz_adapter::grpc::serve(
                         l,
-                        engine.clone(),
+                        authorizer.clone(),
                         stopped(),
                     )));
                 }
@@ -113,7 +118,7 @@ async fn main() -> ExitCode {
     // Discovery runs in the background: /ping answers at once, /ready once discovered.
     let discovery = engine.clone();
     tokio::spawn(async move { discovery.discover_until_ready().await });
-    let http = tokio::spawn(server::serve(listener, engine, stopped()));
+    let http = tokio::spawn(server::serve(listener, authorizer, stopped()));
     shutdown_signal().await;
     let _ = stop_tx.send(true);
     let _ = http.await;

@@ -16,6 +16,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use oidc_core::trusted_proxy::PeerAddr;
 use oidc_core::{Decision, Engine};
+
+use crate::authorizer::Authorizer;
 use tokio::net::TcpListener;
 
 /// Envoy's header naming the request headers to remove before the upstream.
@@ -36,11 +38,12 @@ fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
 const MAX_LOGOUT_BODY: usize = 64 * 1024;
 
 /// Answers one request, in a span carrying Envoy's `x-request-id`.
-pub async fn handle<B>(engine: &Engine, req: Request<B>) -> Response<Full<Bytes>>
+pub async fn handle<B>(authorizer: &Authorizer, req: Request<B>) -> Response<Full<Bytes>>
 where
     B: hyper::body::Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    let engine = authorizer.engine();
     let (parts, body) = req.into_parts();
     if parts.method == http::Method::POST && parts.uri.path() == engine.backchannel_logout_path() {
         // The provider calls this directly (server to server), with a form body.
@@ -63,10 +66,11 @@ where
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let span = tracing::info_span!("check", request_id);
-    tracing::Instrument::instrument(answer(engine, parts), span).await
+    tracing::Instrument::instrument(answer(authorizer, parts), span).await
 }
 
-async fn answer(engine: &Engine, parts: http::request::Parts) -> Response<Full<Bytes>> {
+async fn answer(authorizer: &Authorizer, parts: http::request::Parts) -> Response<Full<Bytes>> {
+    let engine = authorizer.engine();
     match parts.uri.path() {
         "/ping" => return text(StatusCode::OK, "OK"),
         "/ready" => {
@@ -88,7 +92,7 @@ async fn answer(engine: &Engine, parts: http::request::Parts) -> Response<Full<B
             .insert(AUTH_HEADERS_TO_REMOVE, all_identity_headers());
         return r;
     }
-    match engine.check(&parts).await {
+    match authorizer.check(&parts).await {
         Decision::Allow(allow) => {
             let mut r = Response::new(Full::new(Bytes::new()));
             let headers = r.headers_mut();
@@ -149,11 +153,16 @@ pub async fn serve_metrics(
     .await;
 }
 
-/// Serves until `shutdown` completes.
-pub async fn serve(listener: TcpListener, engine: Engine, shutdown: impl Future<Output = ()>) {
+/// Serves until `shutdown` completes. Takes an [`Engine`] or an [`Authorizer`].
+pub async fn serve(
+    listener: TcpListener,
+    authorizer: impl Into<Authorizer>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let authorizer = authorizer.into();
     serve_with(listener, shutdown, move |req: Request<Incoming>| {
-        let engine = engine.clone();
-        async move { handle(&engine, req).await }
+        let authorizer = authorizer.clone();
+        async move { handle(&authorizer, req).await }
     })
     .await;
 }

@@ -52,7 +52,11 @@ fuzz_target!(|data: &[u8]| {
         assert!(path.starts_with('/') || path == "*", "target {path:?}");
         assert!(parts.headers.keys().all(|k| !k.as_str().starts_with(':')));
     }
-    let response = RUNTIME.block_on(grpc::check_http(&ENGINE, &http, None));
+    let response = RUNTIME.block_on(grpc::check_http(
+        &ext_authz_adapter::authorizer::Authorizer::new(ENGINE.clone()),
+        &http,
+        None,
+    ));
     let code = response.status.as_ref().map(|s| s.code);
     assert_ne!(
         code,

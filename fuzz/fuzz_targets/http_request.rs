@@ -32,7 +32,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let path = request.uri().path().to_owned();
-    let response = RUNTIME.block_on(ext_authz_adapter::server::handle(&ENGINE, request));
+    let response = RUNTIME.block_on(ext_authz_adapter::server::handle(
+        &ext_authz_adapter::authorizer::Authorizer::new(ENGINE.clone()),
+        request,
+    ));
     if response.status() == http::StatusCode::OK {
         assert!(
             matches!(path.as_str(), "/ping" | "/oauth2/sign_in"),

@@ -63,9 +63,13 @@ use crate::authz::Principal;
 use crate::claims::{keycloak_roles, string_list};
 use crate::engine::Engine;
 use crate::error::{ProviderError, TokenError, chain};
+use crate::headers::identity_headers;
 use crate::id_token::{ALLOWED_ALGORITHMS, allowed_algorithm};
 use crate::pages;
 use crate::provider::Provider;
+use crate::session::Session;
+use crate::session::cache::Decoded;
+use crate::token_cache::TokenCache;
 
 /// Why a bearer token was refused. Each maps to an HTTP answer with
 /// [`BearerError::status`] and [`BearerError::response`]; none carries the token.
@@ -385,6 +389,7 @@ impl BearerBuilder {
                 extras: extras.into_boxed_slice(),
                 validations,
                 retry: config.jwks_refetch_interval,
+                tokens: TokenCache::default(),
                 engine: self.engine,
             }),
         })
@@ -412,6 +417,8 @@ struct Inner {
     validations: Box<[Validation]>,
     /// Minimum time between two discovery attempts of a failing trusted issuer.
     retry: Duration,
+    /// Tokens this validator accepted, with the identity built from them.
+    tokens: TokenCache,
 }
 
 struct Extra {
@@ -630,6 +637,41 @@ impl BearerValidator {
             claims,
             &inner.engine.config().groups_claim,
         ))
+    }
+
+    /// The identity of an accepted token, as [`Engine::check_bearer`] lets it through:
+    /// from the cache when this exact token was accepted before and is unexpired, else
+    /// [`BearerValidator::validate`]d and cached.
+    pub(crate) async fn identity(
+        &self,
+        token: &str,
+        now: u64,
+    ) -> Result<Arc<Decoded>, BearerError> {
+        let tokens = &self.inner.tokens;
+        if let Some(hit) = tokens.get(token, now) {
+            return Ok(hit);
+        }
+        let claims = self.validate(token).await?;
+        let engine = &self.inner.engine;
+        let session = Session {
+            subject: claims.subject,
+            email: claims.email,
+            preferred_username: claims.preferred_username,
+            name: claims.name,
+            groups: claims.groups,
+            realm_roles: claims.realm_roles,
+            client_roles: claims.client_roles,
+            // As oauth2-proxy's JWT sessions: the token is what goes upstream for
+            // --set-authorization-header and --pass-access-token.
+            id_token: Some(token.to_owned()),
+            access_token: Some(token.to_owned()),
+            created_at: now,
+            expires_at: claims.expires_at,
+            access_expires_at: Some(claims.expires_at),
+            ..Session::default()
+        };
+        let headers = identity_headers(engine.config(), &session);
+        Ok(tokens.insert(token, Decoded::new(session, headers)))
     }
 
     fn audience_ok(&self, claims: &Map<String, Value>, accepted: &[String]) -> bool {

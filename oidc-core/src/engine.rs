@@ -377,6 +377,53 @@ impl Engine {
         self.allow_with(parts, session, upstream_headers, response_headers)
     }
 
+    /// Decides a request that carries `Authorization: Bearer <token>` (oauth2-proxy's
+    /// `--skip-jwt-bearer-tokens`); `None` when it carries none, or asks for one of the
+    /// engine's own routes (then use [`Engine::check`]).
+    ///
+    /// The token is validated by `validator` (built from this engine) and cached while
+    /// unexpired; its user is held to the same email, group, role and
+    /// `--authorization-rule` checks as a session. A refused token gets
+    /// [`BearerError::response`](crate::bearer::BearerError::response) (401, or 503 when its
+    /// issuer cannot be reached); no session cookie is read or written.
+    pub async fn check_bearer(
+        &self,
+        validator: &crate::bearer::BearerValidator,
+        parts: &Parts,
+    ) -> Option<Decision> {
+        if self.is_own_route(parts) {
+            return None;
+        }
+        let started = Instant::now();
+        let token = match crate::bearer::token_from_headers(&parts.headers) {
+            Ok(Some(token)) => Ok(token),
+            Ok(None) => return None,
+            Err(e) => Err(e),
+        };
+        let identity = match token {
+            Ok(token) => validator.identity(token, now()).await,
+            Err(e) => Err(e),
+        };
+        let decision = match identity {
+            Ok(decoded) => self.allow_decoded(parts, &decoded),
+            Err(e) => {
+                tracing::info!(reason = %e, path = parts.uri.path(), "bearer token refused");
+                deny(DenyReason::Unauthenticated, e.response())
+            }
+        };
+        self.inner.metrics.record(&decision, started.elapsed());
+        Some(decision)
+    }
+
+    /// `true` for `<prefix>` and `<prefix>/...`: the engine's own routes.
+    fn is_own_route(&self, parts: &Parts) -> bool {
+        parts
+            .uri
+            .path()
+            .strip_prefix(self.inner.routes.prefix.as_str())
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    }
+
     /// Allows a loaded session with its precomputed identity headers.
     fn allow_decoded(&self, parts: &Parts, decoded: &Decoded) -> Decision {
         self.allow_with(

@@ -55,6 +55,7 @@ pub mod route_rules;
 pub mod secret;
 pub mod session;
 pub mod skip_auth;
+mod token_cache;
 mod store;
 pub mod trusted_proxy;
 
