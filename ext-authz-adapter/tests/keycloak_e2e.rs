@@ -766,6 +766,103 @@ async fn keycloak_login_through_envoy_grpc_mode() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Bearer tokens from Keycloak (--skip-jwt-bearer-tokens).
+
+async fn bearer_tokens_through_envoy(mode: Mode) {
+    let kc = keycloak();
+    let stack = Stack::keycloak(
+        &kc,
+        mode,
+        &[
+            "--skip-jwt-bearer-tokens=true",
+            "--authorization-rule=^/admin/=role:admin",
+        ],
+    )
+    .await;
+    let token_of = |user: &'static TestUser| {
+        let kc = &kc;
+        async move {
+            let tokens = kc
+                .code_flow_tokens(
+                    REALM,
+                    CLIENT_ID,
+                    &kc.client_secret,
+                    "http://127.0.0.1:1/oauth2/callback",
+                    user,
+                )
+                .await;
+            tokens["access_token"]
+                .as_str()
+                .expect("Keycloak's access token")
+                .to_owned()
+        }
+    };
+    let alice = token_of(&ALICE).await;
+    let bob = token_of(&BOB).await;
+    let (client, _jar) = http_browser(Some(&kc));
+    let call = |path: &str, token: &str| {
+        client
+            .get(stack.url(path))
+            .header("accept", "application/json")
+            .bearer_auth(token)
+            .send()
+    };
+
+    // A valid token reaches the upstream with the user's identity and the token itself.
+    let r = call("/api/things", &alice).await.unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    let (path, headers) = stack.seen.last();
+    assert_eq!(path, "/api/things");
+    assert_eq!(headers["x-auth-request-email"], ["alice@example.com"]);
+    assert_eq!(headers["authorization"], [format!("Bearer {alice}")]);
+    // Twice (the second from the validated-token cache), then the per-route rule.
+    assert_eq!(call("/api/things", &alice).await.unwrap().status(), 200);
+    assert_eq!(call("/admin/", &alice).await.unwrap().status(), 200);
+    let seen = stack.seen.count();
+    assert_eq!(
+        call("/admin/", &bob).await.unwrap().status(),
+        403,
+        "bob lacks the admin role"
+    );
+    assert_eq!(call("/api/things", &bob).await.unwrap().status(), 200);
+
+    // A tampered token: 401 with the reason, nothing upstream.
+    let mut forged = alice.clone().into_bytes();
+    let at = forged.len() - 10;
+    forged[at] = if forged[at] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
+    let r = call("/api/things", &forged).await.unwrap();
+    assert_eq!(r.status(), 401);
+    let challenge = r
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(challenge.contains("invalid_token"), "{challenge}");
+    // An opaque token: 401 as well.
+    assert_eq!(
+        call("/api/things", "not-a-jwt").await.unwrap().status(),
+        401
+    );
+    assert_eq!(
+        stack.seen.count(),
+        seen + 1,
+        "only bob's allowed call reached the upstream"
+    );
+}
+
+#[tokio::test]
+async fn keycloak_bearer_tokens_through_envoy_http_mode() {
+    bearer_tokens_through_envoy(Mode::Http).await;
+}
+
+#[tokio::test]
+async fn keycloak_bearer_tokens_through_envoy_grpc_mode() {
+    bearer_tokens_through_envoy(Mode::Grpc).await;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Chromium.
 
 /// Headless Chromium with the seed's host names mapped to 127.0.0.1.
