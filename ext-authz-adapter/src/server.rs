@@ -100,9 +100,7 @@ async fn answer(authorizer: &Authorizer, parts: http::request::Parts) -> Respons
             for (name, value) in allow.response_headers.iter() {
                 headers.append(name, value.clone());
             }
-            if !allow.headers_to_remove.is_empty()
-                && let Ok(v) = HeaderValue::from_str(&allow.headers_to_remove.join(","))
-            {
+            if let Some(v) = authorizer.headers_to_remove_value(allow.headers_to_remove) {
                 headers.insert(AUTH_HEADERS_TO_REMOVE, v);
             }
             r

@@ -415,6 +415,13 @@ impl Engine {
         Some(decision)
     }
 
+    /// The client headers every allowed request must lose (identity headers this engine
+    /// does not set, in every spelling): what [`Allow::headers_to_remove`] holds.
+    #[must_use]
+    pub fn headers_to_remove(&self) -> &'static [&'static str] {
+        self.inner.remove
+    }
+
     /// `true` for `<prefix>` and `<prefix>/...`: the engine's own routes.
     fn is_own_route(&self, parts: &Parts) -> bool {
         parts
