@@ -12,6 +12,8 @@
 //     "clients": [{ "client_id": "...", "client_secret": "...", "redirect_uris": ["..."],
 //                   "token_endpoint_auth_method": "client_secret_basic" | "client_secret_post",
 //                   "post_logout_redirect_uris": ["..."], ...any other client metadata }],
+//                 // a client with "jwt_access_token_audience": "<aud>" is a service client
+//                 // instead: see "JWT access tokens" below
 //     "ttl": { "AccessToken": 60, "IdToken": 60, ... },   // optional, seconds
 //     "exit_on_stdin_close": false,       // optional: exit when stdin reaches EOF (parent died)
 //     "strict_client_auth": true          // optional: a client must use its registered
@@ -33,6 +35,17 @@
 //   - accounts: sub = preferred_username = name = login; email = <login>@example.com (or the
 //     login itself if it contains '@'); email_verified = false iff the login starts with
 //     "unverified"; groups = ["users", "<login>-group"] plus "admins" if it starts with "admin".
+//
+// JWT access tokens (for bearer-token tests and `cargo xtask bench`): every access token above
+// is opaque (usable at userinfo, with the refresh rotation). A client registered with
+// `"jwt_access_token_audience": "<aud>"` is a service client instead: it may only use the
+// client_credentials grant (grant_types ["client_credentials"], no redirect URIs needed), and
+// its access tokens are JWTs (header typ at+jwt, RS256, the provider's keys) with iss = the
+// issuer, aud = "<aud>", sub = client_id = the service client's id, iat, exp (1 hour, or
+// ttl.ClientCredentials), jti. The
+// resource indicator (RFC 8707) `urn:oidc-authz:audience:<aud>` is its default resource, so
+// a plain `grant_type=client_credentials` request gets one; any other resource is refused
+// (invalid_target), as it is for every other client.
 
 import { createServer } from 'node:http';
 import { createRequire } from 'node:module';
@@ -92,8 +105,25 @@ function accountClaims(login) {
   };
 }
 
+// Client metadata naming the audience of a service client's JWT access tokens.
+const JWT_AUDIENCE = 'jwt_access_token_audience';
+const RESOURCE_PREFIX = 'urn:oidc-authz:audience:';
+
 function clientMetadata(spec) {
   const { client_id: clientId, redirect_uris: redirectUris } = spec;
+  if (spec[JWT_AUDIENCE] !== undefined) {
+    if (typeof clientId !== 'string' || typeof spec[JWT_AUDIENCE] !== 'string' || !spec[JWT_AUDIENCE]) {
+      throw new Error(`bad service client spec: ${JSON.stringify(spec)}`);
+    }
+    return {
+      token_endpoint_auth_method: 'client_secret_basic',
+      ...spec,
+      grant_types: ['client_credentials'],
+      response_types: [],
+      redirect_uris: [],
+      post_logout_redirect_uris: [],
+    };
+  }
   if (typeof clientId !== 'string' || !Array.isArray(redirectUris)) {
     throw new Error(`bad client spec: ${JSON.stringify(spec)}`);
   }
@@ -187,6 +217,38 @@ async function main() {
       backchannelLogout: { enabled: true },
       revocation: { enabled: true },
       userinfo: { enabled: true },
+      // Service clients only (see "JWT access tokens" above): no other client is allowed
+      // this grant.
+      clientCredentials: { enabled: true },
+      // On by default in oidc-provider; requests without a resource keep getting opaque
+      // tokens. Only a service client has a default resource, and only its own resolves.
+      resourceIndicators: {
+        enabled: true,
+        async defaultResource(_ctx, client, oneOf) {
+          if (oneOf) {
+            return oneOf;
+          }
+          const audience = client?.[JWT_AUDIENCE];
+          return audience ? `${RESOURCE_PREFIX}${audience}` : undefined;
+        },
+        async getResourceServerInfo(_ctx, resourceIndicator, client) {
+          const audience = client?.[JWT_AUDIENCE];
+          if (audience && resourceIndicator === `${RESOURCE_PREFIX}${audience}`) {
+            return {
+              scope: '',
+              audience,
+              accessTokenFormat: 'jwt',
+              // An hour, as the code flow's access tokens (`ttl.ClientCredentials` wins).
+              accessTokenTTL: 3600,
+              jwt: { sign: { alg: 'RS256' } },
+            };
+          }
+          throw new errors.InvalidTarget();
+        },
+      },
+    },
+    extraClientMetadata: {
+      properties: [JWT_AUDIENCE],
     },
     // oidc-provider drops offline_access unless prompt=consent is sent; issue refresh tokens
     // to every client that may use them, like Keycloak does.

@@ -145,6 +145,22 @@ impl ClientSpec {
         }
     }
 
+    /// A service client (client_secret_basic) that may only use the client_credentials grant
+    /// and gets JWT access tokens (typ `at+jwt`, RS256) with `aud` = `audience`, `sub` =
+    /// `client_id` = `client_id` and `iss` = the provider's issuer: the bearer tokens a
+    /// resource server (the relying party registered as `audience`) is sent. See
+    /// `assets/provider.mjs`, "JWT access tokens".
+    pub fn jwt_service(client_id: &str, client_secret: &str, audience: &str) -> Self {
+        let mut extra_metadata = serde_json::Map::new();
+        extra_metadata.insert("jwt_access_token_audience".to_owned(), json!(audience));
+        ClientSpec {
+            client_id: client_id.to_owned(),
+            client_secret: client_secret.to_owned(),
+            extra_metadata,
+            ..ClientSpec::default()
+        }
+    }
+
     fn to_json(&self) -> Value {
         let mut client = json!({
             "client_id": self.client_id,

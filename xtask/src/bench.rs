@@ -48,6 +48,11 @@ pub use report::Report;
 const HOST: &str = "nginx.example.com";
 const CLIENT_ID: &str = "nginx";
 const CLIENT_SECRET: &str = "nginx-client-secret";
+/// The provider's service client for the bearer rows: client_credentials only, its access
+/// tokens are JWTs for the audience [`CLIENT_ID`] (`jwt_access_token_audience` in
+/// `test-support/assets/provider.mjs`).
+const SERVICE_CLIENT_ID: &str = "bench-service";
+const SERVICE_CLIENT_SECRET: &str = "bench-service-secret";
 /// 32 bytes: AES-256 for both the adapter and oauth2-proxy.
 const COOKIE_SECRET: &str = "bench-cookie-secret-of-32-bytes!";
 
@@ -466,7 +471,7 @@ impl Bench {
         }
 
         self.stage("logging in through each system and checking every scenario");
-        let cookies = self.logins(&ports);
+        let cookies = self.logins(&ports, &endpoints);
         let mut scenarios = self.scenarios(&ports, &pids, &cookies);
         for s in &mut scenarios {
             if s.failed.is_none()
@@ -562,6 +567,7 @@ impl Bench {
         drop(services);
         self.stage("writing BENCHMARKS.md and the chart");
         let machine = report::Machine::read(&self.bins, &self.pin);
+        let bearer = self.bearer_status(&scenarios);
         let mut report = Report {
             options: o.clone(),
             scenarios,
@@ -570,7 +576,7 @@ impl Bench {
             machine,
             commands: self.commands.clone(),
             notes: self.notes.clone(),
-            bearer: self.bearer_status(),
+            bearer,
             chart: None,
             date: report::today(),
             elapsed: self.started.elapsed(),
@@ -657,7 +663,9 @@ impl Bench {
         let config = format!(
             "{{\"port\":{},\"clients\":[{{\"client_id\":\"{CLIENT_ID}\",\"client_secret\":\
              \"{CLIENT_SECRET}\",\"redirect_uris\":[{}],\"token_endpoint_auth_method\":\
-             \"client_secret_basic\"}}],\"exit_on_stdin_close\":false}}",
+             \"client_secret_basic\"}},{{\"client_id\":\"{SERVICE_CLIENT_ID}\",\
+             \"client_secret\":\"{SERVICE_CLIENT_SECRET}\",\"jwt_access_token_audience\":\
+             \"{CLIENT_ID}\"}}],\"exit_on_stdin_close\":false}}",
             ports.provider,
             uris.join(",")
         );
@@ -689,7 +697,9 @@ impl Bench {
             "identity provider".into(),
             format!(
                 "node test-support/assets/provider.mjs '{{\"port\":{},\"clients\":[{{\"client_id\":\
-                 \"nginx\", ...}}]}}'  # node oidc-provider, stderr counted for refresh grants",
+                 \"{CLIENT_ID}\", ...}}, {{\"client_id\":\"{SERVICE_CLIENT_ID}\", \
+                 \"jwt_access_token_audience\":\"{CLIENT_ID}\", ...}}]}}'  # node oidc-provider, \
+                 stderr counted for refresh grants",
                 ports.provider
             ),
         ));
@@ -996,7 +1006,7 @@ impl Bench {
         Ok(cookie)
     }
 
-    fn logins(&self, ports: &Ports) -> Cookies {
+    fn logins(&mut self, ports: &Ports, endpoints: &Endpoints) -> Cookies {
         let mut cookies = Cookies::default();
         let get = |what: &str, port: u16, start: &str| match self.login(port, start) {
             Ok(c) => {
@@ -1019,15 +1029,19 @@ impl Bench {
         };
         cookies.envoy_oauth2 = get("Envoy's oauth2 filter", ports.envoy_oauth2, "/");
         if self.bearer {
-            // node oidc-provider's access tokens are opaque: the bearer token is the login's ID
-            // token (a JWT for this client), the same for both systems.
-            let token = cookies
-                .ours
-                .clone()
-                .and_then(|c| self.id_token(ports.ours, &c))
+            // A JWT access token for the audience nginx, from the provider's service client
+            // (client_credentials; the code flow's access tokens are opaque, and an ID token
+            // is not an access token), the same for both systems.
+            let token = self
+                .access_token(&endpoints.token)
                 .map(|t| format!("Bearer {t}"));
-            if let Err(e) = &token {
-                println!("[xtask] bench: no bearer token: {e}");
+            match &token {
+                Ok(t) => println!(
+                    "[xtask] bench: bearer token: a JWT access token from the client_credentials \
+                     grant of {SERVICE_CLIENT_ID} ({} bytes)",
+                    t.len() - "Bearer ".len()
+                ),
+                Err(e) => println!("[xtask] bench: no bearer token: {e}"),
             }
             cookies.ours_bearer = token.clone();
             cookies.o2p_bearer = token;
@@ -1035,18 +1049,27 @@ impl Bench {
         cookies
     }
 
-    /// The ID token of a session: the `Authorization: Bearer` the adapter sets upstream.
-    fn id_token(&self, port: u16, cookie: &str) -> Result<String, String> {
+    /// `bench-agent access-token`: a JWT access token (audience [`CLIENT_ID`]) from the
+    /// provider's client_credentials grant for [`SERVICE_CLIENT_ID`]; its header and claims
+    /// go to the report's notes.
+    fn access_token(&mut self, token_endpoint: &str) -> Result<String, String> {
         let out = Command::new(&self.bins.agent)
-            .arg("id-token")
-            .arg(format!("--addr=127.0.0.1:{port}"))
-            .arg(format!("--host={HOST}:{port}"))
-            .arg(format!("--cookie={cookie}"))
+            .arg("access-token")
+            .arg(format!("--token={token_endpoint}"))
+            .arg(format!("--client-id={SERVICE_CLIENT_ID}"))
+            .arg(format!("--client-secret={SERVICE_CLIENT_SECRET}"))
             .stdin(Stdio::null())
             .output()
-            .map_err(|e| format!("bench-agent id-token: {e}"))?;
+            .map_err(|e| format!("bench-agent access-token: {e}"))?;
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
         if !out.status.success() {
-            return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+            return Err(stderr);
+        }
+        if let Some(shape) = stderr.strip_prefix("bench-agent: access token ") {
+            self.notes.push(format!(
+                "The bearer rows' token (client_credentials grant of `{SERVICE_CLIENT_ID}` at \
+                 node oidc-provider; iss, iat, exp, jti vary per run): {shape}."
+            ));
         }
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
@@ -1221,7 +1244,7 @@ impl Bench {
         let cookie_var = s.cookie.as_ref().map(|c| match c.as_str() {
             "ours" => "$COOKIE_OURS",
             "o2p" => "$COOKIE_OAUTH2_PROXY",
-            "ours-bearer" | "o2p-bearer" => "$ID_TOKEN",
+            "ours-bearer" | "o2p-bearer" => "$ACCESS_TOKEN",
             _ => "$COOKIE_ENVOY_OAUTH2",
         });
         let o = &self.options;
@@ -1235,7 +1258,9 @@ impl Bench {
                     o.duration
                 );
                 match cookie_var {
-                    Some("$ID_TOKEN") => c.push_str(" -H \"Authorization: Bearer $ID_TOKEN\""),
+                    Some("$ACCESS_TOKEN") => {
+                        c.push_str(" -H \"Authorization: Bearer $ACCESS_TOKEN\"");
+                    }
                     Some(v) => c.push_str(&format!(" -H \"Cookie: {v}\"")),
                     None => {}
                 }
@@ -1640,25 +1665,43 @@ impl Bench {
             .unwrap_or_default()
     }
 
-    fn bearer_status(&self) -> String {
-        if self.bearer {
-            format!(
-                "the rows \"ours: HTTP check /, bearer token\" and \"oauth2-proxy: /, bearer \
-                 token\" send `Authorization: Bearer <ID token>` (no cookie) to the adapter and \
-                 oauth2-proxy, both run with `{BEARER_FLAG}`; the token is the ID token of the \
-                 adapter's real login (node oidc-provider's access tokens are opaque, so the \
-                 JWT a client would send is the ID token), verified by each (signature, issuer, \
-                 audience, expiry) on every request. Validation alone: `cargo bench -p benches \
-                 --bench bearer`"
-            )
-        } else {
-            "not measured under load: the adapter's check does not accept bearer tokens yet \
-             (no `--skip-jwt-bearer-tokens`; `tower-oidc` does, through `oidc_core::bearer`); \
-             once the flag exists, this run adds bearer rows for the adapter and oauth2-proxy. \
-             The validation's CPU cost is in the criterion benchmarks (`cargo bench -p benches \
-             --bench bearer`)"
-                .into()
+    fn bearer_status(&self, scenarios: &[Scenario]) -> String {
+        if !self.bearer {
+            return "not measured under load: the adapter's check does not accept bearer tokens \
+                    yet (no `--skip-jwt-bearer-tokens`; `tower-oidc` does, through \
+                    `oidc_core::bearer`); once the flag exists, this run adds bearer rows for \
+                    the adapter and oauth2-proxy. The validation's CPU cost is in the criterion \
+                    benchmarks (`cargo bench -p benches --bench bearer`)"
+                .into();
         }
+        let mut text = format!(
+            "the rows \"ours: HTTP check /, bearer token\" and \"oauth2-proxy: /, bearer \
+             token\" send `Authorization: Bearer <access token>` (no cookie) to the adapter and \
+             oauth2-proxy, both run with `{BEARER_FLAG}`. The token is one JWT access token, \
+             the same for both: node oidc-provider's client_credentials grant for the service \
+             client `{SERVICE_CLIENT_ID}` (`jwt_access_token_audience: {CLIENT_ID}` in \
+             `test-support/assets/provider.mjs`), header `typ: at+jwt`, RS256 with the \
+             provider's key, claims iss (the provider), aud `{CLIENT_ID}` (the client id both \
+             accept), sub and client_id `{SERVICE_CLIENT_ID}`, iat, exp (1 hour), jti, no email \
+             and no nonce (the code flow's access tokens are opaque, and an ID token is not an \
+             access token: the adapter refuses one as a bearer token). oauth2-proxy verifies \
+             the token (signature, issuer, audience, expiry) on every request; the adapter \
+             verifies it once and then finds it in its cache of validated tokens (keyed by the \
+             token's exact text, held while unexpired), so its row measures a cache hit plus \
+             the same email, group and route checks as a session. Validation alone: `cargo \
+             bench -p benches --bench bearer`"
+        );
+        for s in scenarios
+            .iter()
+            .filter(|s| s.id.ends_with("-bearer") && s.failed.is_some())
+        {
+            text.push_str(&format!(
+                ". Not measured, \"{}\": {}",
+                s.label,
+                s.failed.as_deref().unwrap_or_default()
+            ));
+        }
+        text
     }
 
     fn chart(&self, report: &Report) -> Option<PathBuf> {
@@ -1761,7 +1804,8 @@ struct Cookies {
     ours: Result<String, String>,
     o2p: Result<String, String>,
     envoy_oauth2: Result<String, String>,
-    /// `Bearer <ID token>` for the bearer scenarios (sent as `Authorization`, not `Cookie`).
+    /// `Bearer <JWT access token>` for the bearer scenarios (sent as `Authorization`, not
+    /// `Cookie`).
     ours_bearer: Result<String, String>,
     o2p_bearer: Result<String, String>,
 }

@@ -20,6 +20,10 @@
 //! - `id-token --addr=HOST:PORT --host=H --cookie=C`: the ID token of a session, as the adapter
 //!   (`--set-authorization-header`) hands it upstream in an allowed check's `Authorization`
 //!   header: a JWT from a real login, to send as a bearer token.
+//! - `access-token --token=URL --client-id=ID --client-secret=S`: a client_credentials grant
+//!   at the token endpoint `--token` (client_secret_basic); prints the access token, which
+//!   must be a JWT (node oidc-provider's service client: `jwt_access_token_audience`), to
+//!   send as a bearer token; its header and claims go to stderr.
 //! - `session-cookie --cookie-name=N --cookie-secret=S [--token-len=N]`: the `Cookie` header
 //!   value of a session made here (no login; tokens of `--token-len` bytes), for quick
 //!   measurements of an adapter run with the same cookie name and secret.
@@ -52,9 +56,10 @@ fn main() {
         "chart" => chart(&args),
         "session-cookie" => session_cookie(&args),
         "id-token" => runtime().block_on(id_token(&args)),
+        "access-token" => runtime().block_on(access_token(&args)),
         _ => Err(format!(
             "unknown command {command:?}: login, grpc-load, storm, envoy-config, chart, \
-             id-token or session-cookie"
+             id-token, access-token or session-cookie"
         )),
     };
     match result {
@@ -99,6 +104,71 @@ async fn id_token(args: &Args) -> Result<String, String> {
                 head.lines().next().unwrap_or_default()
             )
         })
+}
+
+async fn access_token(args: &Args) -> Result<String, String> {
+    let token_url = arg(args, "token")?;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| format!("HTTP client: {e}"))?;
+    let r = client
+        .post(token_url)
+        .basic_auth(arg(args, "client-id")?, Some(arg(args, "client-secret")?))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("accept", "application/json")
+        .body("grant_type=client_credentials")
+        .send()
+        .await
+        .map_err(|e| format!("POST {token_url}: {e}"))?;
+    let status = r.status();
+    let body = r.text().await.unwrap_or_default();
+    if !status.is_success() {
+        return Err(format!(
+            "POST {token_url} (client_credentials): {status}: {body}"
+        ));
+    }
+    let answer: Value =
+        serde_json::from_str(&body).map_err(|e| format!("token response: {e}: {body}"))?;
+    let token = answer["access_token"]
+        .as_str()
+        .ok_or_else(|| format!("token response without access_token: {body}"))?;
+    let parts: Vec<&str> = token.split('.').collect();
+    let decode =
+        |part: &str| base64url(part).and_then(|b| serde_json::from_slice::<Value>(&b).ok());
+    match parts.as_slice() {
+        [header, claims, _] => match (decode(header), decode(claims)) {
+            (Some(h), Some(c)) => eprintln!("bench-agent: access token header {h}, claims {c}"),
+            _ => return Err(format!("the access token is not a JWT: {token}")),
+        },
+        _ => return Err(format!("the access token is not a JWT (opaque?): {token}")),
+    }
+    Ok(token.to_owned())
+}
+
+/// Unpadded base64url (a JWT part), for showing a token's header and claims.
+fn base64url(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in text.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
 }
 
 fn session_cookie(args: &Args) -> Result<String, String> {
