@@ -55,8 +55,8 @@ pub mod route_rules;
 pub mod secret;
 pub mod session;
 pub mod skip_auth;
-mod token_cache;
 mod store;
+mod token_cache;
 pub mod trusted_proxy;
 
 pub use config::{
