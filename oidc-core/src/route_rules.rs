@@ -33,6 +33,10 @@
 //! control characters, too many encoding layers, or `<prefix>/auth` without a trusted
 //! `X-Forwarded-Uri`) and a request without a host are treated as matched by every rule.
 //!
+//! Requests that `--skip-auth-route`/`--skip-auth-preflight` let through are public: they reach
+//! the upstream without an identity and no rule judges them. Rules apply to signed-in users
+//! (sessions and, with `--skip-jwt-bearer-tokens`, bearer tokens).
+//!
 //! ```
 //! use oidc_core::Session;
 //! use oidc_core::route_rules::RouteRules;
