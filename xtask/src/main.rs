@@ -3,8 +3,9 @@
 //! Commands:
 //! - `cargo xtask test [-- <cargo test args>]`: installs what is missing, starts the shared
 //!   services (Keycloak with the realms of `deploy/keycloak`), builds the tests while they
-//!   boot, waits until they are ready, then runs `cargo test --workspace --all-targets` with
-//!   the components' environment set, stops the services, and exits with the tests' status.
+//!   boot, waits until they are ready, then runs `cargo test --workspace --all-targets` and
+//!   the documentation tests (`--doc`) with the components' environment set, stops the
+//!   services, and exits with the tests' status.
 //! - `cargo xtask install`: only installs what is missing.
 //! - `cargo xtask keycloak`: starts Keycloak as for the tests and waits for Ctrl-C, printing
 //!   the environment to run `cargo test` against it by hand.
@@ -28,8 +29,9 @@ usage: cargo xtask <command>
 
 commands:
   test [-- ARGS]   install the test components if missing, start Keycloak, then run
-                   `cargo test --workspace --all-targets [ARGS]` with them (without
-                   --workspace when ARGS pick packages with -p)
+                   `cargo test --workspace --all-targets [ARGS]` and the doc tests with
+                   them (without --workspace when ARGS pick packages with -p; doc tests
+                   only when ARGS pick no targets)
   demo [--grpc] [--port PORT]
                    Keycloak + the adapter + Envoy (as Istio renders ext_authz) + a hello
                    app on 127.0.0.1 until Ctrl-C; prints the URL and a test login
@@ -165,10 +167,34 @@ fn test(args: &[String]) -> Result<ExitCode, String> {
             .arg("--no-fail-fast")
             .args(extra),
     )?;
+    // `--all-targets` leaves out documentation tests: run them too (the crates' examples).
+    let doc_status = if picks_targets {
+        status
+    } else {
+        let packages = if picks_packages {
+            &[][..]
+        } else {
+            &["--workspace"][..]
+        };
+        println!(
+            "[xtask] running cargo test {} --doc {}",
+            packages.join(" "),
+            cargo_args.join(" ")
+        );
+        util::status(
+            cargo(&env)
+                .arg("test")
+                .args(packages)
+                .arg("--doc")
+                .arg("--no-fail-fast")
+                .args(cargo_args),
+        )?
+    };
     if !status.success() {
         services.keep_logs();
+        return Ok(util::exit_code(status));
     }
-    Ok(util::exit_code(status))
+    Ok(util::exit_code(doc_status))
 }
 
 /// `cargo` (the one running xtask) in the workspace root with `env` set.
