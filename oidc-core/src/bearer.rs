@@ -69,7 +69,7 @@ use crate::pages;
 use crate::provider::Provider;
 use crate::session::Session;
 use crate::session::cache::Decoded;
-use crate::token_cache::TokenCache;
+use crate::token_cache::{Accepted, TokenCache};
 
 /// Why a bearer token was refused. Each maps to an HTTP answer with
 /// [`BearerError::status`] and [`BearerError::response`]; none carries the token.
@@ -204,7 +204,7 @@ pub enum BearerConfigError {
 }
 
 /// The claims of a validated access token, with the usual ones parsed out.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 #[non_exhaustive]
 pub struct BearerClaims {
     /// `iss`.
@@ -639,39 +639,55 @@ impl BearerValidator {
         ))
     }
 
-    /// The identity of an accepted token, as [`Engine::check_bearer`] lets it through:
-    /// from the cache when this exact token was accepted before and is unexpired, else
-    /// [`BearerValidator::validate`]d and cached.
-    pub(crate) async fn identity(
-        &self,
-        token: &str,
-        now: u64,
-    ) -> Result<Arc<Decoded>, BearerError> {
+    /// [`BearerValidator::validate`], remembering accepted tokens: a token accepted before
+    /// is answered from a bounded cache, keyed by its exact text, until its `exp` (no
+    /// signature check, no allocation but the `Arc`). A key the issuer withdraws stops
+    /// tokens not seen yet at once, cached ones at their `exp`.
+    pub async fn validate_shared(&self, token: &str) -> Result<Arc<BearerClaims>, BearerError> {
+        let now = crate::engine::unix_now();
+        Ok(Arc::clone(&self.accepted(token, now).await?.claims))
+    }
+
+    async fn accepted(&self, token: &str, now: u64) -> Result<Arc<Accepted>, BearerError> {
         let tokens = &self.inner.tokens;
         if let Some(hit) = tokens.get(token, now) {
             return Ok(hit);
         }
         let claims = self.validate(token).await?;
-        let engine = &self.inner.engine;
-        let session = Session {
-            subject: claims.subject,
-            email: claims.email,
-            preferred_username: claims.preferred_username,
-            name: claims.name,
-            groups: claims.groups,
-            realm_roles: claims.realm_roles,
-            client_roles: claims.client_roles,
-            // As oauth2-proxy's JWT sessions: the token is what goes upstream for
-            // --set-authorization-header and --pass-access-token.
-            id_token: Some(token.to_owned()),
-            access_token: Some(token.to_owned()),
-            created_at: now,
-            expires_at: claims.expires_at,
-            access_expires_at: Some(claims.expires_at),
-            ..Session::default()
-        };
-        let headers = identity_headers(engine.config(), &session);
-        Ok(tokens.insert(token, Decoded::new(session, headers)))
+        Ok(tokens.insert(token, claims))
+    }
+
+    /// The identity of an accepted token, as [`Engine::check_bearer`] lets it through,
+    /// built once per token.
+    pub(crate) async fn identity(
+        &self,
+        token: &str,
+        now: u64,
+    ) -> Result<Arc<Decoded>, BearerError> {
+        let accepted = self.accepted(token, now).await?;
+        let decoded = accepted.decoded.get_or_init(|| {
+            let c = &*accepted.claims;
+            let session = Session {
+                subject: c.subject.clone(),
+                email: c.email.clone(),
+                preferred_username: c.preferred_username.clone(),
+                name: c.name.clone(),
+                groups: c.groups.clone(),
+                realm_roles: c.realm_roles.clone(),
+                client_roles: c.client_roles.clone(),
+                // As oauth2-proxy's JWT sessions: the token is what goes upstream for
+                // --set-authorization-header and --pass-access-token.
+                id_token: Some(token.to_owned()),
+                access_token: Some(token.to_owned()),
+                created_at: now,
+                expires_at: c.expires_at,
+                access_expires_at: Some(c.expires_at),
+                ..Session::default()
+            };
+            let headers = identity_headers(self.inner.engine.config(), &session);
+            Arc::new(Decoded::new(session, headers))
+        });
+        Ok(Arc::clone(decoded))
     }
 
     fn audience_ok(&self, claims: &Map<String, Value>, accepted: &[String]) -> bool {

@@ -10,30 +10,41 @@
 //! is next verified, so a cached token stays accepted until its `exp` at the latest, as in
 //! every JWT cache; keep access tokens short-lived.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 
+use crate::bearer::BearerClaims;
 use crate::session::cache::Decoded;
 
-/// Most bytes the cache holds (tokens and their identities, estimated).
+/// Most bytes the cache holds (tokens and what was built from them, estimated).
 const WEIGHT_CAPACITY: u64 = 8 << 20;
 /// Entries it is sized for up front.
 const ESTIMATED_ITEMS: usize = 256;
+/// Bytes an entry costs beyond its token (parsed claims, the identity built from them).
+const ENTRY_OVERHEAD: u64 = 1024;
+
+/// A token the validator accepted: its claims, and (built on first use by the adapter's
+/// check) the session-shaped identity with its upstream headers.
+pub(crate) struct Accepted {
+    pub(crate) claims: Arc<BearerClaims>,
+    pub(crate) decoded: OnceLock<Arc<Decoded>>,
+}
 
 #[derive(Clone, Copy, Debug)]
 struct ByBytes;
 
-impl Weighter<Box<str>, Arc<Decoded>> for ByBytes {
-    fn weight(&self, key: &Box<str>, val: &Arc<Decoded>) -> u64 {
-        key.len() as u64 + val.weight()
+impl Weighter<Box<str>, Arc<Accepted>> for ByBytes {
+    fn weight(&self, key: &Box<str>, _: &Arc<Accepted>) -> u64 {
+        // The claims and the identity hold the token's payload and the token itself again.
+        3 * key.len() as u64 + ENTRY_OVERHEAD
     }
 }
 
-/// Validated tokens, by their exact text.
+/// Accepted tokens, by their exact text.
 pub(crate) struct TokenCache {
-    cache: Cache<Box<str>, Arc<Decoded>, ByBytes>,
+    cache: Cache<Box<str>, Arc<Accepted>, ByBytes>,
 }
 
 impl Default for TokenCache {
@@ -53,42 +64,39 @@ impl std::fmt::Debug for TokenCache {
 }
 
 impl TokenCache {
-    /// The identity of `token` if it was validated before and is unexpired at `now`.
-    pub(crate) fn get(&self, token: &str, now: u64) -> Option<Arc<Decoded>> {
-        self.cache.get(token).filter(|d| now < d.session.expires_at)
+    /// `token` if it was accepted before and is unexpired at `now`.
+    pub(crate) fn get(&self, token: &str, now: u64) -> Option<Arc<Accepted>> {
+        self.cache.get(token).filter(|a| now < a.claims.expires_at)
     }
 
-    /// Remembers a validated token's identity.
-    pub(crate) fn insert(&self, token: &str, decoded: Decoded) -> Arc<Decoded> {
-        let decoded = Arc::new(decoded);
-        self.cache.insert(token.into(), Arc::clone(&decoded));
-        decoded
+    /// Remembers an accepted token's claims.
+    pub(crate) fn insert(&self, token: &str, claims: BearerClaims) -> Arc<Accepted> {
+        let accepted = Arc::new(Accepted {
+            claims: Arc::new(claims),
+            decoded: OnceLock::new(),
+        });
+        self.cache.insert(token.into(), Arc::clone(&accepted));
+        accepted
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use http::HeaderMap;
-
     use super::*;
-    use crate::session::Session;
 
-    fn decoded(sub: &str, expires_at: u64) -> Decoded {
-        Decoded::new(
-            Session {
-                subject: sub.into(),
-                expires_at,
-                ..Session::default()
-            },
-            HeaderMap::new(),
-        )
+    fn claims(sub: &str, expires_at: u64) -> BearerClaims {
+        BearerClaims {
+            subject: sub.into(),
+            expires_at,
+            ..BearerClaims::default()
+        }
     }
 
     #[test]
     fn hits_only_the_exact_unexpired_token() {
         let c = TokenCache::default();
-        c.insert("a.b.c", decoded("alice", 100));
-        assert_eq!(c.get("a.b.c", 99).unwrap().session.subject, "alice");
+        c.insert("a.b.c", claims("alice", 100));
+        assert_eq!(c.get("a.b.c", 99).unwrap().claims.subject, "alice");
         assert!(c.get("a.b.c", 100).is_none(), "expired");
         assert!(c.get("a.b.C", 50).is_none());
         assert!(c.get("a.b.c ", 50).is_none());
@@ -100,7 +108,7 @@ mod tests {
         let c = TokenCache::default();
         let token = "x".repeat(4000);
         for i in 0..5000 {
-            c.insert(&format!("{token}{i}"), decoded("s", u64::MAX));
+            c.insert(&format!("{token}{i}"), claims("s", u64::MAX));
         }
         assert!(c.cache.weight() <= WEIGHT_CAPACITY, "{}", c.cache.weight());
         assert!(c.cache.len() < 5000);

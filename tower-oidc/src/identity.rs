@@ -28,13 +28,9 @@ struct Inner {
     session_claims: OnceLock<Map<String, Value>>,
 }
 
-#[allow(
-    clippy::large_enum_variant,
-    reason = "stored once inside an Arc; boxing the claims would cost another allocation"
-)]
 enum Source {
     Session(Arc<Session>),
-    Bearer(BearerClaims),
+    Bearer(Arc<BearerClaims>),
 }
 
 /// Where an [`Identity`] came from.
@@ -54,10 +50,12 @@ impl Identity {
         Self::with(Source::Session(session))
     }
 
-    /// An identity for a validated bearer token.
+    /// An identity for a validated bearer token (its claims, or an `Arc` of them as
+    /// [`BearerValidator::validate_shared`](oidc_core::bearer::BearerValidator::validate_shared)
+    /// returns).
     #[must_use]
-    pub fn from_bearer(claims: BearerClaims) -> Self {
-        Self::with(Source::Bearer(claims))
+    pub fn from_bearer(claims: impl Into<Arc<BearerClaims>>) -> Self {
+        Self::with(Source::Bearer(claims.into()))
     }
 
     fn with(source: Source) -> Self {

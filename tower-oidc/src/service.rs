@@ -305,7 +305,7 @@ async fn authorize(settings: Arc<Settings>, mut parts: Parts, engine_route: bool
 
     if let Some(validator) = &s.bearer {
         let result = match bearer::token_from_headers(&parts.headers) {
-            Ok(Some(token)) => Some(validator.validate(token).await),
+            Ok(Some(token)) => Some(validator.validate_shared(token).await),
             Ok(None) => None,
             Err(e) => Some(Err(e)),
         };

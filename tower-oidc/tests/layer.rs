@@ -837,3 +837,40 @@ async fn forwarded_headers_count_only_from_a_trusted_connect_info_peer() {
         );
     }
 }
+
+#[tokio::test]
+async fn accepted_bearer_tokens_are_remembered_by_their_exact_text_until_exp() {
+    use std::sync::Arc;
+    use tower_oidc::oidc_core::bearer::BearerError;
+
+    let key = SigningKey::generate("k1");
+    let idp = FakeIssuer::start(&[&key]).await;
+    let validator = BearerValidator::new(engine(&idp).await);
+    let token = key.sign(&idp.claims("alice", CLIENT));
+    let first = validator.validate_shared(&token).await.expect("valid");
+    let again = validator.validate_shared(&token).await.expect("valid");
+    assert!(
+        Arc::ptr_eq(&first, &again),
+        "the second answer is the cached one"
+    );
+    assert_eq!(again.subject, "alice");
+
+    // One byte of the signature changed: not the cached token, so verified, and refused.
+    let mut forged = token.clone().into_bytes();
+    let at = forged.len() - 5;
+    forged[at] = if forged[at] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).expect("ascii");
+    assert!(validator.validate_shared(&forged).await.is_err());
+
+    // An expired token is never answered from the cache.
+    let mut claims = idp.claims("bob", CLIENT);
+    claims["exp"] = json!(now() - 3600);
+    claims["iat"] = json!(now() - 7200);
+    let expired = key.sign(&claims);
+    for _ in 0..2 {
+        assert!(matches!(
+            validator.validate_shared(&expired).await,
+            Err(BearerError::Expired)
+        ));
+    }
+}

@@ -47,11 +47,6 @@ pub(crate) struct Decoded {
 }
 
 impl Decoded {
-    /// About the bytes this entry holds.
-    pub(crate) fn weight(&self) -> u64 {
-        self.weight
-    }
-
     pub(crate) fn new(session: Session, headers: HeaderMap) -> Self {
         let s = &session;
         let strings = [
