@@ -40,6 +40,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::components::{Component, envoy, node_provider, oauth2_proxy, wrk};
+use crate::seed::SEED_ARGS;
 use crate::util::{self, Readiness, Services};
 
 pub use report::Report;
@@ -55,22 +56,6 @@ const SERVICE_CLIENT_ID: &str = "bench-service";
 const SERVICE_CLIENT_SECRET: &str = "bench-service-secret";
 /// 32 bytes: AES-256 for both the adapter and oauth2-proxy.
 const COOKIE_SECRET: &str = "bench-cookie-secret-of-32-bytes!";
-
-/// The seed's Deployment args (DESIGN.md §4) minus issuer, address, secrets and client id:
-/// the same for the adapter and oauth2-proxy.
-const SEED_ARGS: &[&str] = &[
-    "--provider=oidc",
-    "--cookie-secure=false",
-    "--cookie-samesite=lax",
-    "--cookie-expire=4h",
-    "--cookie-name=auth",
-    "--set-authorization-header=true",
-    "--email-domain=*",
-    "--upstream=static://200",
-    "--skip-provider-button=true",
-    "--whitelist-domain=*.example.com",
-    "--cookie-domain=.example.com",
-];
 
 /// The Cargo profile of the measured servers (the adapter and the no-op server): the one the
 /// Docker image ships (root `Cargo.toml`).
@@ -722,6 +707,7 @@ impl Bench {
     fn adapter_args(&self, port: u16, grpc: Option<u16>, refresh: &str) -> Vec<String> {
         let mut args: Vec<String> = SEED_ARGS.iter().map(|a| (*a).to_owned()).collect();
         args.extend([
+            "--cookie-domain=.example.com".to_owned(),
             format!("--cookie-refresh={refresh}"),
             format!("--oidc-issuer-url={}", self.issuer),
             format!("--http-address=127.0.0.1:{port}"),
@@ -737,6 +723,7 @@ impl Bench {
     fn oauth2_proxy_args(&self, port: u16, refresh: &str) -> Vec<String> {
         let mut args: Vec<String> = SEED_ARGS.iter().map(|a| (*a).to_owned()).collect();
         args.extend([
+            "--cookie-domain=.example.com".to_owned(),
             format!("--cookie-refresh={refresh}"),
             format!("--oidc-issuer-url={}", self.issuer),
             format!("--http-address=127.0.0.1:{port}"),

@@ -45,6 +45,7 @@ use std::time::Duration;
 use crate::components::envoy::{ENVOY_VERSION, Envoy};
 use crate::components::keycloak::{self, Keycloak};
 use crate::components::{Component, Env};
+use crate::seed::SEED_ARGS;
 use crate::util::{self, Readiness, Services};
 
 const USAGE: &str = "\
@@ -88,23 +89,6 @@ const DEFAULT_ADAPTER_GRPC_PORT: u16 = 4181;
 
 /// How long the upstream, Envoy and the adapter may take to be ready.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The seed's Deployment args (DESIGN.md §4) that do not depend on where things run. The
-/// seed's `--http-address=0.0.0.0:4180`, `--oidc-issuer-url`, `--cookie-domain`,
-/// `--cookie-secret` and `--client-id` are set in [`adapter_command`].
-const SEED_ARGS: &[&str] = &[
-    "--provider=oidc",
-    "--cookie-secure=false",
-    "--cookie-samesite=lax",
-    "--cookie-refresh=1h",
-    "--cookie-expire=4h",
-    "--cookie-name=auth",
-    "--set-authorization-header=true",
-    "--email-domain=*",
-    "--upstream=static://200",
-    "--skip-provider-button=true",
-    "--whitelist-domain=*.example.com",
-];
 
 /// Which demo `--app` picks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -656,6 +640,7 @@ fn adapter_command(
 ) -> Command {
     let mut cmd = Command::new(binary);
     cmd.args(SEED_ARGS)
+        .arg("--cookie-refresh=1h")
         .arg(format!("--http-address={http}"))
         .arg(format!("--oidc-issuer-url={issuer}"))
         .arg("--cookie-domain=.example.com")

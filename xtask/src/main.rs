@@ -18,6 +18,7 @@ mod bench;
 mod components;
 mod demo;
 mod fuzz;
+mod seed;
 mod util;
 
 use std::process::{Command, ExitCode};

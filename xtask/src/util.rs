@@ -87,6 +87,24 @@ pub fn run(cmd: &mut Command) -> Result<(), String> {
     }
 }
 
+/// Installs Debian packages: `apt-get install -y ARGS`, non-interactive; when that fails
+/// (stale package lists), `apt-get update` and the install once more. `what` names the
+/// component in the progress line.
+pub fn apt_install(what: &str, args: &[&str]) -> Result<(), String> {
+    let apt_get = |first: &str| {
+        let mut cmd = Command::new("apt-get");
+        cmd.env("DEBIAN_FRONTEND", "noninteractive").arg(first);
+        cmd
+    };
+    let install = || run(apt_get("install").arg("-y").args(args));
+    if install().is_ok() {
+        return Ok(());
+    }
+    println!("[xtask] {what}: apt-get install failed; running apt-get update and trying again");
+    run(&mut apt_get("update"))?;
+    install()
+}
+
 /// The process exit code for a child's exit status (1 when killed by a signal).
 pub fn exit_code(status: ExitStatus) -> ExitCode {
     match status.code() {

@@ -49,12 +49,6 @@ impl Component for Chromium {
     }
 }
 
-fn apt_get(args: &[&str]) -> Command {
-    let mut cmd = Command::new("apt-get");
-    cmd.env("DEBIAN_FRONTEND", "noninteractive").args(args);
-    cmd
-}
-
 fn apt_install() -> Result<(), String> {
     let uid = Command::new("id")
         .arg("-u")
@@ -68,12 +62,7 @@ fn apt_install() -> Result<(), String> {
             PACKAGES.join(" ")
         ));
     }
-    let mut install_args = vec!["install", "-y", "-q"];
-    install_args.extend_from_slice(PACKAGES);
-    if util::run(&mut apt_get(&install_args)).is_ok() {
-        return Ok(());
-    }
-    println!("[xtask] chromium: apt-get install failed; running apt-get update and trying again");
-    util::run(&mut apt_get(&["update", "-q"]))?;
-    util::run(&mut apt_get(&install_args))
+    let mut args = vec!["-q"];
+    args.extend_from_slice(PACKAGES);
+    util::apt_install("chromium", &args)
 }

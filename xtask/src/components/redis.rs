@@ -81,28 +81,11 @@ fn parse_version(output: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn apt_install() -> Result<(), String> {
-    util::run(
-        Command::new("apt-get")
-            .args(["install", "-y", "--no-install-recommends", "redis-server"])
-            .env("DEBIAN_FRONTEND", "noninteractive"),
-    )
-}
-
 fn install() -> Result<(), String> {
     let hint = "install redis-server yourself (Debian: apt-get install redis-server, as root) \
                 or set OIDC_AUTHZ_REDIS_SERVER to a redis-server binary";
-    if apt_install().is_ok() {
-        return Ok(());
-    }
-    println!("[xtask] redis-server: apt-get install failed; running apt-get update and retrying");
-    util::run(
-        Command::new("apt-get")
-            .arg("update")
-            .env("DEBIAN_FRONTEND", "noninteractive"),
-    )
-    .and_then(|()| apt_install())
-    .map_err(|e| format!("{e}; {hint}"))
+    util::apt_install("redis-server", &["--no-install-recommends", "redis-server"])
+        .map_err(|e| format!("{e}; {hint}"))
 }
 
 #[cfg(test)]

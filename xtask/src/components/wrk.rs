@@ -76,28 +76,11 @@ fn parse_version(output: &str) -> Option<String> {
         .then(|| word.to_owned())
 }
 
-fn apt_install() -> Result<(), String> {
-    util::run(
-        Command::new("apt-get")
-            .args(["install", "-y", "--no-install-recommends", "wrk"])
-            .env("DEBIAN_FRONTEND", "noninteractive"),
-    )
-}
-
 fn install() -> Result<(), String> {
     let hint = "install wrk yourself (Debian: apt-get install wrk, as root) or set \
                 OIDC_AUTHZ_WRK to a wrk binary";
-    if apt_install().is_ok() {
-        return Ok(());
-    }
-    println!("[xtask] wrk: apt-get install failed; running apt-get update and retrying");
-    util::run(
-        Command::new("apt-get")
-            .arg("update")
-            .env("DEBIAN_FRONTEND", "noninteractive"),
-    )
-    .and_then(|()| apt_install())
-    .map_err(|e| format!("{e}; {hint}"))
+    util::apt_install("wrk", &["--no-install-recommends", "wrk"])
+        .map_err(|e| format!("{e}; {hint}"))
 }
 
 #[cfg(test)]
