@@ -223,10 +223,7 @@ impl Engine {
     }
 
     async fn decide(&self, parts: &Parts) -> Decision {
-        let path = parts.uri.path();
-        if let Some(rest) = path.strip_prefix(self.inner.routes.prefix.as_str())
-            && (rest.is_empty() || rest.starts_with('/'))
-        {
+        if let Some(rest) = self.own_route(parts) {
             return match rest {
                 "/start" => self.start(parts),
                 // Rare and deep: boxed so the per-request future stays small.
@@ -391,16 +388,12 @@ impl Engine {
         validator: &crate::bearer::BearerValidator,
         parts: &Parts,
     ) -> Option<Decision> {
-        if self.is_own_route(parts) {
+        if self.own_route(parts).is_some() {
             return None;
         }
         let started = Instant::now();
-        let token = match crate::bearer::token_from_headers(&parts.headers) {
-            Ok(Some(token)) => Ok(token),
-            Ok(None) => return None,
-            Err(e) => Err(e),
-        };
-        let identity = match token {
+        // `None` (no bearer token) returns; a malformed `Authorization: Bearer` is refused.
+        let identity = match crate::bearer::token_from_headers(&parts.headers).transpose()? {
             Ok(token) => validator.identity(token, now()).await,
             Err(e) => Err(e),
         };
@@ -422,13 +415,13 @@ impl Engine {
         self.inner.remove
     }
 
-    /// `true` for `<prefix>` and `<prefix>/...`: the engine's own routes.
-    fn is_own_route(&self, parts: &Parts) -> bool {
+    /// For `<prefix>` and `<prefix>/...` (the engine's own routes), the rest of the path.
+    fn own_route<'p>(&self, parts: &'p Parts) -> Option<&'p str> {
         parts
             .uri
             .path()
             .strip_prefix(self.inner.routes.prefix.as_str())
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            .filter(|rest| rest.is_empty() || rest.starts_with('/'))
     }
 
     /// Allows a loaded session with its precomputed identity headers.
