@@ -689,7 +689,9 @@ async fn cluster_mode_sessions_revocation_locks_and_jti() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sentinel_mode_follows_a_failover() {
-    let mut master = RedisServer::start().await;
+    // Below the ephemeral range: once the master is stopped, no Redis of a parallel test (on a
+    // `bind(0)` port) can take its port over and answer "no such session" in its place.
+    let mut master = RedisServer::start_on(test_support::port_below_ephemeral_range(), &[]).await;
     let replica =
         RedisServer::start_with_args(&["--replicaof", "127.0.0.1", &master.port.to_string()]).await;
     let mut m = raw(&master.url).await;

@@ -348,6 +348,27 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A free port on 127.0.0.1 **below the kernel's ephemeral range**, which [`free_port`] (and
+/// every other `bind(0)`) never hands out: for a server a test stops and whose port must not
+/// be taken over by a server of a parallel test (a Redis master in a failover test). Falls back
+/// to [`free_port`] when the range starts too low to leave room.
+pub fn port_below_ephemeral_range() -> u16 {
+    let low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    let (first, last) = (10_000u16, low.saturating_sub(1));
+    if last <= first {
+        return free_port();
+    }
+    let span = u32::from(last - first);
+    let start = std::process::id() % span;
+    (0..span)
+        .map(|i| first + u16::try_from((start + i) % span).unwrap_or(0))
+        .find(|&port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
+        .unwrap_or_else(free_port)
+}
+
 /// A client like a browser's for [`login_at_provider`]: a cookie jar, no automatic redirects.
 pub fn http_client() -> reqwest::Client {
     // reqwest is built without a default rustls provider in this workspace.

@@ -93,8 +93,12 @@ impl RedisServer {
     /// Like [`RedisServer::start`], with more `redis-server` options appended (e.g.
     /// `["--requirepass", "pw"]`, or cluster mode); they are kept across restarts.
     pub async fn start_with_args(extra_args: &[&str]) -> RedisServer {
+        Self::start_on(free_port(), extra_args).await
+    }
+
+    /// Like [`RedisServer::start_with_args`], on `port`.
+    pub async fn start_on(port: u16, extra_args: &[&str]) -> RedisServer {
         let binary = redis_server_binary();
-        let port = free_port();
         let mut server = RedisServer {
             url: format!("redis://127.0.0.1:{port}"),
             port,
