@@ -26,7 +26,7 @@ pub mod keycloak;
 pub mod redis;
 pub mod rogue;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -340,12 +340,23 @@ async fn collect_lines(
 }
 
 /// A free TCP port on 127.0.0.1 (bound, then released: another process may take it first,
-/// which is unlikely but possible).
+/// which is unlikely but possible). Never the same port twice in one test process: the kernel
+/// may hand a port that one test has picked but not bound yet to a parallel test's `bind(0)`.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("bind 127.0.0.1:0")
+            .port();
+        if GIVEN
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(port)
+        {
+            return port;
+        }
+    }
 }
 
 /// A free port on 127.0.0.1 **below the kernel's ephemeral range**, which [`free_port`] (and
