@@ -411,9 +411,12 @@ async fn redis_down_fails_fast_and_the_same_store_recovers() {
             let result = $op.await.map(drop);
             let took = started.elapsed();
             eprintln!("{} failed in {took:?} while Redis is down", $what);
+            // Connections are refused at once: one failed attempt answers. Waiting out the
+            // timeout twice (a retry after a hang) is what "slow" would look like; anything
+            // below it leaves a whole timeout of slack for a loaded machine.
             assert!(
-                took <= TIMEOUT + Duration::from_millis(200),
-                "{} took {took:?}",
+                took < 2 * TIMEOUT,
+                "{} took {took:?}, not under 2 x {TIMEOUT:?}",
                 $what
             );
             assert_unavailable(result, $what);
@@ -465,7 +468,8 @@ async fn connect_while_redis_is_down_then_it_comes_up() {
     let store = store(&redis.url).await;
     let started = Instant::now();
     assert_unavailable(store.ping().await, "ping while down");
-    assert!(started.elapsed() <= TIMEOUT + Duration::from_millis(300));
+    let took = started.elapsed();
+    assert!(took < 2 * TIMEOUT, "ping while down took {took:?}");
     redis.restart().await;
     until_available(&store, Duration::from_secs(5)).await;
     let t = Ticket::generate();
@@ -491,9 +495,11 @@ async fn a_hung_redis_times_out() {
     let started = Instant::now();
     assert_unavailable(store.load(&Ticket::generate()).await, "load");
     let took = started.elapsed();
+    // The store's own timeout answers: never before it, and not after a second one (a retry
+    // of a hung command would wait the timeout twice).
     assert!(
-        took >= TIMEOUT - Duration::from_millis(50) && took <= TIMEOUT + Duration::from_millis(300),
-        "{took:?}"
+        took >= TIMEOUT && took < 2 * TIMEOUT,
+        "a hung Redis answered after {took:?}, expected the {TIMEOUT:?} timeout"
     );
     let e = store.ping().await.unwrap_err();
     assert!(
@@ -687,25 +693,46 @@ async fn cluster_mode_sessions_revocation_locks_and_jti() {
     );
 }
 
+/// `INFO replication` of the server behind `c`, as `field -> value` (`role`, `master_repl_offset`,
+/// `slave0`, ...).
+async fn replication_info(
+    c: &mut redis::aio::MultiplexedConnection,
+) -> std::collections::HashMap<String, String> {
+    let info: String = redis::cmd("INFO")
+        .arg("replication")
+        .query_async(c)
+        .await
+        .unwrap();
+    info.lines()
+        .filter_map(|l| l.trim().split_once(':'))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sentinel_mode_follows_a_failover() {
-    // Below the ephemeral range: once the master is stopped, no Redis of a parallel test (on a
-    // `bind(0)` port) can take its port over and answer "no such session" in its place.
+    // Reserved for the whole run, below the ephemeral range: once the master is stopped, no
+    // other server (of this test process or another) can take its port over and answer in its
+    // place.
     let mut master = RedisServer::start_on(test_support::port_below_ephemeral_range(), &[]).await;
     let replica =
         RedisServer::start_with_args(&["--replicaof", "127.0.0.1", &master.port.to_string()]).await;
     let mut m = raw(&master.url).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let info: String = redis::cmd("INFO")
-            .arg("replication")
-            .query_async(&mut m)
-            .await
-            .unwrap();
-        if info.contains("connected_slaves:1") && info.contains("state=online") {
+        let info = replication_info(&mut m).await;
+        if info.get("connected_slaves").map(String::as_str) == Some("1")
+            && info
+                .get("slave0")
+                .is_some_and(|s| s.contains("state=online"))
+        {
             break;
         }
-        assert!(Instant::now() < deadline, "replica did not attach: {info}");
+        assert!(
+            Instant::now() < deadline,
+            "the replica did not attach to the master within 30 s: {info:?}\n--- replica ---\n{}",
+            replica.log_tail()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let sentinel = RedisServer::start_sentinel("mymaster", master.port).await;
@@ -720,32 +747,74 @@ async fn sentinel_mode_follows_a_failover() {
         .await
         .unwrap();
     assert_eq!(store.load(&ticket).await.unwrap(), Some(sess.clone()));
-    let acked: i64 = redis::cmd("WAIT")
-        .arg(1)
-        .arg(2000)
-        .query_async(&mut m)
-        .await
-        .unwrap();
-    assert_eq!(acked, 1, "replicated");
+
+    // Redis replicates asynchronously: a write the master acknowledged may not be on the replica
+    // yet, and a failover then loses it (that is Redis, not the store). Right after the initial
+    // sync it is even the rule: `state=online` is reported while the master still holds the
+    // command stream back until the replica's first `REPLCONF ACK` (up to a second). So wait
+    // until the replica holds every key the master holds, the session among them: a session
+    // that is then missing after the failover was lost by the store, not by replication.
+    // (`WAIT` would only count writes made on its own connection, and this one made none.)
+    let on_master = all_keys(&master.url).await;
+    assert!(
+        on_master.iter().any(|k| k.ends_with(&ticket.id_hex())),
+        "the session is not on the master: {on_master:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let on_replica = all_keys(&replica.url).await;
+        if on_replica == on_master {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the replica did not receive the master's keys within 30 s: master {on_master:?}, \
+             replica {on_replica:?}\n--- replica ---\n{}",
+            replica.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     // The master dies; Sentinel promotes the replica; the same store follows on its own.
     let master_port = master.port;
     master.stop().await;
-    // Keep the dead master's port taken (a listener that never answers), so that a Redis
-    // started by a parallel test cannot reuse it and answer "no such session" in its place.
-    let _dead_master = std::net::TcpListener::bind(("127.0.0.1", master_port));
-    let deadline = Instant::now() + Duration::from_secs(20);
+    // Keep the dead master's port taken (a listener that never answers) for the rest of the test.
+    let _dead_master =
+        std::net::TcpListener::bind(("127.0.0.1", master_port)).unwrap_or_else(|e| {
+            panic!("cannot hold the dead master's port {master_port}: {e} (who took it?)")
+        });
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         match store.load(&ticket).await {
             Ok(Some(found)) => {
                 assert_eq!(found, sess);
                 break;
             }
-            Ok(None) => panic!("session lost in the failover"),
+            Ok(None) => {
+                // Say which server answered "no such session" and what it holds.
+                let mut st = raw(&sentinel.url).await;
+                let named: Vec<String> = redis::cmd("SENTINEL")
+                    .arg("get-master-addr-by-name")
+                    .arg("mymaster")
+                    .query_async(&mut st)
+                    .await
+                    .unwrap_or_default();
+                let mut r = raw(&replica.url).await;
+                panic!(
+                    "session lost in the failover: Sentinel names {named:?} as the master; the \
+                     replica (port {}) has {:?} and keys {:?}\n--- sentinel ---\n{}\n--- \
+                     replica ---\n{}",
+                    replica.port,
+                    replication_info(&mut r).await,
+                    all_keys(&replica.url).await,
+                    sentinel.log_tail(),
+                    replica.log_tail()
+                );
+            }
             Err(e) => {
                 assert!(
                     Instant::now() < deadline,
-                    "no failover within 20 s: {}\n--- sentinel ---\n{}",
+                    "no failover within 30 s: {}\n--- sentinel ---\n{}",
                     oidc_core::error::chain(&e),
                     sentinel.log_tail()
                 );
@@ -760,11 +829,20 @@ async fn sentinel_mode_follows_a_failover() {
         .await
         .expect("write after failover");
     let mut r = raw(&replica.url).await;
-    let role: Vec<redis::Value> = redis::cmd("ROLE").query_async(&mut r).await.unwrap();
     assert_eq!(
-        role.first(),
-        Some(&redis::Value::BulkString(b"master".to_vec())),
-        "{role:?}"
+        replication_info(&mut r)
+            .await
+            .get("role")
+            .map(String::as_str),
+        Some("master"),
+        "the replica was promoted"
+    );
+    assert!(
+        all_keys(&replica.url)
+            .await
+            .iter()
+            .any(|k| k.ends_with(&t2.id_hex())),
+        "the write after the failover landed on the new master"
     );
 }
 
