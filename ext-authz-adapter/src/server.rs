@@ -1,8 +1,8 @@
 //! The HTTP ext_authz server (Envoy `envoyExtAuthzHttp`) and oauth2-proxy's endpoints.
 //!
-//! `/ping` and `/ready` are answered here; everything else goes to
-//! [`Engine::check`]. On allow the answer is **200** (Envoy denies on any
-//! other status) with the identity headers, and
+//! Probes (`/ping`, `/ready`, see [`is_probe`]) are answered here; everything
+//! else goes to [`Engine::check`]. On allow the answer is **200** (Envoy denies
+//! on any other status) with the identity headers, and
 //! `x-envoy-auth-headers-to-remove` naming the client's copies that must go.
 
 use std::convert::Infallible;
@@ -69,21 +69,83 @@ where
     tracing::Instrument::instrument(answer(authorizer, parts), span).await
 }
 
+/// Whether `parts` is a probe of this process rather than Envoy's check of a protected request.
+///
+/// Every 200 this server gives Envoy lets a request through to the app, so `/ping` and `/ready`
+/// are answered as probes only when no gateway could have routed the request: a `GET` or
+/// `HEAD` whose `Host` is an IP address or `localhost` (with or without a port), or absent. That
+/// is what the kubelet (`httpGet`: Host is the pod IP), Docker's `HEALTHCHECK` and `curl` to
+/// the pod send. Envoy's check carries the `Host` the client asked the gateway for (a
+/// protected host's name): `/ping` of `nginx.example.com` is checked like any other path, in
+/// any method.
+#[must_use]
+pub fn is_probe(parts: &http::request::Parts) -> bool {
+    if !matches!(parts.uri.path(), "/ping" | "/ready") {
+        return false;
+    }
+    if parts.method != http::Method::GET && parts.method != http::Method::HEAD {
+        return false;
+    }
+    // HTTP/2 carries the authority in the URI, HTTP/1 in `Host` (an absolute-form HTTP/1
+    // request in both): each one present must be local.
+    if !parts
+        .uri
+        .authority()
+        .is_none_or(|a| is_local_host(a.as_str()))
+    {
+        return false;
+    }
+    let mut hosts = parts.headers.get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (None, _) => true,
+        (Some(host), None) => host.to_str().is_ok_and(is_local_host),
+        // Two Host headers: not something a probe sends.
+        (Some(_), Some(_)) => false,
+    }
+}
+
+/// `host` (an authority, maybe with a port) is an IP literal or `localhost`.
+fn is_local_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        // `[v6]` or `[v6]:port`.
+        Some(rest) => match rest.split_once(']') {
+            Some((v6, port)) if port.is_empty() || is_port(port) => {
+                return v6.parse::<std::net::Ipv6Addr>().is_ok();
+            }
+            _ => return false,
+        },
+        None => match host.rsplit_once(':') {
+            Some((name, port)) if is_port(port) => name,
+            Some(_) => return false,
+            None => host,
+        },
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::Ipv4Addr>().is_ok()
+}
+
+/// `:1234`'s digits (after the colon).
+fn is_port(port: &str) -> bool {
+    port.strip_prefix(':')
+        .unwrap_or(port)
+        .parse::<u16>()
+        .is_ok()
+}
+
 async fn answer(authorizer: &Authorizer, parts: http::request::Parts) -> Response<Full<Bytes>> {
     let engine = authorizer.engine();
-    match parts.uri.path() {
-        "/ping" => return text(StatusCode::OK, "OK"),
-        "/ready" => {
-            return if engine.is_ready() {
-                text(StatusCode::OK, "OK")
-            } else {
-                text(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "identity provider not discovered yet",
-                )
-            };
-        }
-        _ => {}
+    if is_probe(&parts) {
+        let mut r = if parts.uri.path() == "/ping" || engine.is_ready() {
+            text(StatusCode::OK, "OK")
+        } else {
+            text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "identity provider not discovered yet",
+            )
+        };
+        // Should a gateway ever route such a request after all, no client identity passes.
+        r.headers_mut()
+            .insert(AUTH_HEADERS_TO_REMOVE, all_identity_headers());
+        return r;
     }
     if engine.skips_auth(&parts) {
         // No login needed (--skip-auth-route, preflight): allowed, with no identity.
@@ -198,5 +260,62 @@ where
                 tracing::debug!(error = %e, "connection ended with an error");
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(method: &str, uri: &str, hosts: &[&str]) -> http::request::Parts {
+        let mut b = Request::builder().method(method).uri(uri);
+        for h in hosts {
+            b = b.header(header::HOST, *h);
+        }
+        b.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn probes_are_local_gets_of_ping_and_ready() {
+        for (method, uri, hosts) in [
+            ("GET", "/ping", &["10.1.2.3:4180"][..]),
+            ("GET", "/ready", &["10.1.2.3"]),
+            ("HEAD", "/ping", &["localhost:4180"]),
+            ("GET", "/ping", &["LOCALHOST"]),
+            ("GET", "/ping", &["[::1]:4180"]),
+            ("GET", "/ready", &["[fd00::7]"]),
+            ("GET", "/ping", &[]),
+            ("GET", "http://127.0.0.1:4180/ping", &[]),
+        ] {
+            assert!(
+                is_probe(&parts(method, uri, hosts)),
+                "{method} {uri} {hosts:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_protected_hosts_ping_is_a_check() {
+        for (method, uri, hosts) in [
+            ("GET", "/ping", &["nginx.example.com"][..]),
+            ("GET", "/ready", &["nginx.example.com:8080"]),
+            ("DELETE", "/ping", &["10.1.2.3:4180"]),
+            ("POST", "/ready", &["localhost"]),
+            ("GET", "/ping", &["localhost.example.com"]),
+            ("GET", "/ping", &["127.0.0.1.nip.io"]),
+            ("GET", "/ping", &["127.0.0.1:80:80"]),
+            ("GET", "/ping", &["127.0.0.1:"]),
+            ("GET", "/ping", &["[::1]x"]),
+            ("GET", "/ping", &["10.1.2.3", "nginx.example.com"]),
+            ("GET", "http://nginx.example.com/ping", &["127.0.0.1"]),
+            ("GET", "/ping/", &["127.0.0.1"]),
+            ("GET", "//ping", &["127.0.0.1"]),
+            ("GET", "/PING", &["127.0.0.1"]),
+        ] {
+            assert!(
+                !is_probe(&parts(method, uri, hosts)),
+                "{method} {uri} {hosts:?}"
+            );
+        }
     }
 }

@@ -749,7 +749,9 @@ impl Bench {
         let mut pids = Pids::default();
         let http_ready = |port: u16, path: &'static str| {
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            move || util::http_status(addr, HOST, path, Duration::from_secs(2)) == Some(200)
+            // Probes name the server by its address: `/ready` of a protected host is a check.
+            let host = addr.to_string();
+            move || util::http_status(addr, &host, path, Duration::from_secs(2)) == Some(200)
         };
         let timeout = Duration::from_secs(60);
 
@@ -1526,8 +1528,14 @@ impl Bench {
                         ready.into(),
                         Duration::from_secs(240),
                         move || {
-                            util::http_status(addr, HOST, ready, Duration::from_secs(10))
-                                == Some(200)
+                            // A probe names the server by its address (a protected host's
+                            // `/ready` is a check).
+                            util::http_status(
+                                addr,
+                                &addr.to_string(),
+                                ready,
+                                Duration::from_secs(10),
+                            ) == Some(200)
                         },
                     )),
                 )?

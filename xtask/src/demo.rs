@@ -315,7 +315,15 @@ pub fn run(args: &[String]) -> Result<ExitCode, String> {
     let ready = Readiness::new(
         format!("GET http://{adapter}/ready (discovery of {issuer} through the gateway)"),
         START_TIMEOUT,
-        move || util::http_status(adapter, APP_HOST, "/ready", Duration::from_secs(2)) == Some(200),
+        // A probe names the adapter by its address: `/ready` of the app's host is a check.
+        move || {
+            util::http_status(
+                adapter,
+                &adapter.to_string(),
+                "/ready",
+                Duration::from_secs(2),
+            ) == Some(200)
+        },
     );
     services.spawn("ext-authz-adapter", &mut cmd, &log, None, Some(ready))?;
     services.wait_ready()?;
