@@ -37,6 +37,9 @@
 //!   serve `/admin;x=/public.css` as `/admin`);
 //! - each of those with `.` and `..` segments resolved, `\` counting as `/` (Windows and some
 //!   frameworks);
+//! - each of those with runs of `/` merged into one, before and after the dot segments are
+//!   resolved (nginx's `merge_slashes`, Tomcat and many frameworks serve `//admin` and
+//!   `/public//../admin` as `/admin`; Istio's default path normalisation does not merge);
 //! - all of the above for the path decoded again while it still holds valid percent-escapes
 //!   (`%2523` → `%23` → `#`), for stacks that decode more than once (up to three layers;
 //!   a path still encoded after that is never skipped).
@@ -342,7 +345,20 @@ pub(crate) fn path_readings(raw: &str) -> Option<Vec<String>> {
         for whole in [cut, base.as_str()] {
             for variant in [Cow::Borrowed(whole), strip_path_params(whole)] {
                 let resolved = resolve_dot_segments(&variant).into_owned();
-                for r in [variant.into_owned(), resolved] {
+                // Merged readings only where there is a run of `/` (no cost otherwise).
+                let merged = variant
+                    .contains("//")
+                    .then(|| merge_slashes(&variant).into_owned());
+                let merged_then_resolved = merged
+                    .as_deref()
+                    .map(|m| resolve_dot_segments(m).into_owned());
+                let resolved_then_merged = resolved
+                    .contains("//")
+                    .then(|| merge_slashes(&resolved).into_owned());
+                let all = [Some(variant.into_owned()), Some(resolved), merged]
+                    .into_iter()
+                    .chain([merged_then_resolved, resolved_then_merged]);
+                for r in all.flatten() {
                     if !readings.contains(&r) {
                         readings.push(r);
                     }
@@ -395,6 +411,21 @@ fn strip_path_params(path: &str) -> Cow<'_, str> {
             out.push('/');
         }
         out.push_str(seg.split(';').next().unwrap_or(""));
+    }
+    Cow::Owned(out)
+}
+
+/// Merges every run of `/` into one (`//a///b` → `/a/b`); borrowed when there is none.
+fn merge_slashes(path: &str) -> Cow<'_, str> {
+    if !path.contains("//") {
+        return Cow::Borrowed(path);
+    }
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        if c == '/' && out.ends_with('/') {
+            continue;
+        }
+        out.push(c);
     }
     Cow::Owned(out)
 }
@@ -549,6 +580,33 @@ mod tests {
         assert_eq!(resolve_dot_segments("/a/b/.."), "/a/");
         assert_eq!(resolve_dot_segments("/a\\..\\b"), "/b");
         assert_eq!(strip_path_params("/a;x/b;y=1;z"), "/a/b");
+        assert_eq!(merge_slashes("//a///b/"), "/a/b/");
+        assert_eq!(merge_slashes("/a/b"), "/a/b");
+        assert_eq!(
+            path_readings("//admin/users").unwrap(),
+            ["//admin/users", "/admin/users"]
+        );
+        // nginx merges first, then resolves: `/public//../admin` is `/admin` there, while the
+        // unmerged reading keeps it under `/public/`.
+        let r = path_readings("/public//..%2Fadmin/users").unwrap();
+        assert!(r.contains(&"/admin/users".to_owned()), "{r:?}");
+        assert!(r.contains(&"/public/admin/users".to_owned()), "{r:?}");
+        let r = path_readings("/%2Fadmin/users").unwrap();
+        assert!(r.contains(&"/admin/users".to_owned()), "{r:?}");
+    }
+
+    #[test]
+    fn merged_slashes_are_never_skipped_unless_every_reading_is() {
+        let r = routes(&["GET=^/public/"]);
+        assert!(r.matches(&Method::GET, "/public/a"));
+        for path in [
+            "/public//../admin/users",
+            "/public//..%2Fadmin/users",
+            "/public/%2F../admin",
+            "//public/a",
+        ] {
+            assert!(!r.matches(&Method::GET, path), "{path} is skipped");
+        }
     }
 
     #[test]

@@ -1,7 +1,10 @@
-//! Probes never let a request through: `/ping` and `/ready` of a protected host, sent through
-//! the real Envoy (HTTP and gRPC ext_authz), are checked like any other path, whatever the
-//! method, the host's spelling or the identity headers a client forges; the kubelet's probe
-//! (the pod's address as `Host`) still gets its 200 from the adapter.
+//! The gate cannot be walked around, through the real Envoy in HTTP and gRPC ext_authz modes:
+//!
+//! - probes: `/ping` and `/ready` of a protected host are checked like any other path,
+//!   whatever the method, the host's spelling or the identity headers a client forges; the
+//!   kubelet's probe (the pod's address as `Host`) still gets its 200 from the adapter;
+//! - paths: a route rule on `^/admin/` also covers every spelling an upstream serves as
+//!   `/admin/...` (`//admin`, `/%2Fadmin`, `/public//..%2Fadmin` past a skip-auth route).
 
 mod common;
 
@@ -26,8 +29,8 @@ use tokio::sync::oneshot;
 const PROBE_PATHS: &[&str] = &["/ping", "/ready", "/ping?x=1", "/ready?full=1"];
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "DELETE", "PUT", "OPTIONS"];
 
-async fn engine(issuer: &str) -> Engine {
-    let args = seed_args(issuer, [format!("--client-secret={CLIENT_SECRET}")], &[]);
+async fn engine(issuer: &str, extra: &[&str]) -> Engine {
+    let args = seed_args(issuer, [format!("--client-secret={CLIENT_SECRET}")], extra);
     let config = Cli::parse_from(std::iter::once("ext-authz-adapter".to_owned()).chain(args))
         .to_config()
         .unwrap();
@@ -86,6 +89,7 @@ async fn app() -> (SocketAddr, Seen) {
 
 /// A raw HTTP/1.1 request to `addr` with exactly these headers; returns the status code.
 async fn send(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> u16 {
+    // By hand: HTTP clients normalise paths (`/a/../b`, `//`) before sending them.
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let mut request = format!("{method} {path} HTTP/1.1\r\n");
@@ -105,12 +109,9 @@ async fn send(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str
         .unwrap_or_else(|| panic!("no status line in {head:?}"))
 }
 
-async fn probes_of_a_protected_host_are_checked(http: bool) {
-    let mode = if http { "HTTP" } else { "gRPC" };
-    let port = common::port(); // Envoy's listener: the gateway
-    let idp = provider_for(port).await;
-    let (authz, _stop) = start_adapter(engine(&idp.issuer).await, http).await;
-    let (upstream, seen) = app().await;
+/// The gateway: Envoy on `port` in front of `upstream` for [`HOST`], asking the adapter at
+/// `authz` in HTTP or gRPC mode.
+async fn gateway(port: u16, authz: SocketAddr, http: bool, upstream: SocketAddr) -> Envoy {
     let target = if http {
         AuthzTarget::Http {
             addr: authz,
@@ -124,7 +125,16 @@ async fn probes_of_a_protected_host_are_checked(http: bool) {
     };
     let mut config = EnvoyConfig::new(SocketAddr::from(([127, 0, 0, 1], port)), target);
     config.hosts.push(VirtualHost::protected(HOST, upstream));
-    let envoy = Envoy::start(&config.render()).await;
+    Envoy::start(&config.render()).await
+}
+
+async fn probes_of_a_protected_host_are_checked(http: bool) {
+    let mode = if http { "HTTP" } else { "gRPC" };
+    let port = common::port(); // Envoy's listener: the gateway
+    let idp = provider_for(port).await;
+    let (authz, _stop) = start_adapter(engine(&idp.issuer, &[]).await, http).await;
+    let (upstream, seen) = app().await;
+    let envoy = gateway(port, authz, http, upstream).await;
     let gateway = SocketAddr::from(([127, 0, 0, 1], port));
 
     // The control: an ordinary page of the host is denied without a session, so the 200s
@@ -187,7 +197,7 @@ async fn probes_of_a_protected_host_are_checked_in_grpc_mode() {
 #[tokio::test]
 async fn the_kubelets_probes_still_answer() {
     let idp = provider_for(common::port()).await;
-    let (adapter, _stop) = start_adapter(engine(&idp.issuer).await, true).await;
+    let (adapter, _stop) = start_adapter(engine(&idp.issuer, &[]).await, true).await;
     let pod = adapter.to_string();
     for path in ["/ping", "/ready"] {
         for host in [pod.as_str(), "localhost:4180", "[::1]:4180"] {
@@ -210,4 +220,105 @@ async fn the_kubelets_probes_still_answer() {
     )
     .await;
     assert_eq!(status, 302, "GET /ping of {HOST} is a check");
+}
+
+/// What a route rule on `^/admin/` must also cover: each of these is `/admin/users` to nginx
+/// (`merge_slashes on`), Tomcat and many frameworks; Envoy (Istio's default `BASE`
+/// normalisation) passes them on as they are. (`/public//../admin/users` is not among them:
+/// Envoy resolves it to `/public/admin/users` before the check, and that is what the app gets.)
+const ADMIN_SPELLINGS: &[&str] = &[
+    "/admin/users",
+    "//admin/users",
+    "///admin/users",
+    "/%2Fadmin/users",
+    "/%2fadmin/users",
+    "/public//..%2Fadmin/users",
+    "/public/%2F..%2Fadmin/users",
+    "/./admin/users",
+    "/x/..//admin/users",
+];
+
+async fn admin_paths_are_refused_in_every_spelling(http: bool) {
+    let mode = if http { "HTTP" } else { "gRPC" };
+    let port = common::port();
+    let idp = provider_for(port).await;
+    let rules = [
+        "--authorization-rule=^/admin/=role:admin",
+        "--skip-auth-route=GET=^/public/",
+    ];
+    let (authz, _stop) = start_adapter(engine(&idp.issuer, &rules).await, http).await;
+    let (upstream, seen) = app().await;
+    let envoy = gateway(port, authz, http, upstream).await;
+    let base = format!("http://{HOST}:{port}");
+
+    // Alice signs in through the gateway; she has no `admin` role.
+    let c = common::client(port);
+    let r = c
+        .get(format!("{base}/page"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302, "{mode}: {}", envoy.log_tail());
+    let authorize = common::location(r.headers());
+    let callback = common::login_at_provider(&c, &authorize, "alice").await;
+    let r = c.get(&callback).send().await.unwrap();
+    assert_eq!(r.status(), 302, "{mode}: the callback");
+    let url: url::Url = base.parse().unwrap();
+    let cookies = reqwest::cookie::CookieStore::cookies(c.jar.as_ref(), &url)
+        .expect("a session cookie")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let gateway = SocketAddr::from(([127, 0, 0, 1], port));
+    let host = format!("{HOST}:{port}");
+    let ask = |method: &'static str, path: &'static str| {
+        let (cookies, host) = (cookies.clone(), host.clone());
+        async move {
+            send(
+                gateway,
+                method,
+                path,
+                &[
+                    ("Host", &host),
+                    ("Accept", "text/html"),
+                    ("Cookie", &cookies),
+                ],
+            )
+            .await
+        }
+    };
+
+    // The controls: her session works, and the public prefix is open.
+    assert_eq!(ask("GET", "/page").await, 200, "{mode}: /page");
+    assert_eq!(ask("GET", "/public/a").await, 200, "{mode}: /public/a");
+    seen.lock().unwrap().clear();
+
+    for path in ADMIN_SPELLINGS {
+        for method in ["GET", "POST"] {
+            let status = ask(method, path).await;
+            assert_eq!(
+                status,
+                403,
+                "{mode}: {method} {path}: expected 403 (no admin role), got {status}; the app \
+                 saw {:?}",
+                seen.lock().unwrap()
+            );
+        }
+    }
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "{mode}: an admin path reached the app: {:?}",
+        seen.lock().unwrap()
+    );
+}
+
+#[tokio::test]
+async fn admin_paths_are_refused_in_every_spelling_in_http_mode() {
+    admin_paths_are_refused_in_every_spelling(true).await;
+}
+
+#[tokio::test]
+async fn admin_paths_are_refused_in_every_spelling_in_grpc_mode() {
+    admin_paths_are_refused_in_every_spelling(false).await;
 }
