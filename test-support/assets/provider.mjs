@@ -3,8 +3,11 @@
 // ~/.cache/oidc-authz/node-oidc-provider-<version>/).
 //
 // Usage:
-//   OIDC_AUTHZ_NODE_PROVIDER_DIR=<install dir> node provider.mjs '<json config>'
-//   (or the config in the env variable OIDC_PROVIDER_CONFIG)
+//   OIDC_AUTHZ_NODE_PROVIDER_DIR=<install dir> "$OIDC_AUTHZ_NODE" provider.mjs '<json config>'
+//   (or the config in the env variable OIDC_PROVIDER_CONFIG). oidc-provider 9 wants a Node.js
+//   LTS release, 22 or newer (it warns "Unsupported runtime" otherwise): `cargo xtask install`
+//   installs one (package.json's nodeRuntime) when the machine's is older and prints
+//   OIDC_AUTHZ_NODE.
 //
 // Config:
 //   {

@@ -53,8 +53,9 @@ pub const DEFAULT_CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// Debian's Chromium launcher (package `chromium`).
 pub const DEFAULT_CHROMIUM: &str = "/usr/bin/chromium";
 
-/// How long [`Browser::start`] waits for chromedriver and the browser session.
-pub const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long [`Browser::start`] waits for chromedriver, and then for the browser session: a
+/// few seconds on an idle machine, much more while parallel tests and cargo load both cores.
+pub const START_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Page load timeout of the session (WebDriver `timeouts.pageLoad`).
 pub const PAGE_LOAD_TIMEOUT: Duration = Duration::from_secs(30);
@@ -128,27 +129,44 @@ impl Browser {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", chromedriver.display()));
         let driver_log = LogTail::new(LOG_TAIL_LINES);
-        driver_log.collect(driver.stdout.take().expect("stdout is piped"));
-        driver_log.collect(driver.stderr.take().expect("stderr is piped"));
+        let mut start = Start {
+            chromedriver: &chromedriver,
+            readers: vec![
+                driver_log.collect(driver.stdout.take().expect("stdout is piped")),
+                driver_log.collect(driver.stderr.take().expect("stderr is piped")),
+            ],
+            log: &driver_log,
+        };
 
         let deadline = Instant::now() + START_TIMEOUT;
+        let mut waiting_for =
+            "the line `ChromeDriver was started successfully on port <port>` (--port=0)".to_owned();
         let driver_addr = loop {
             if let Ok(Some(status)) = driver.try_wait() {
-                fail_start(&chromedriver, &driver_log, &format!("it exited ({status})")).await;
+                start
+                    .fail(
+                        &mut driver,
+                        &format!("it exited ({status}) while waiting for {waiting_for}"),
+                    )
+                    .await;
             }
             if Instant::now() > deadline {
-                let _ = driver.start_kill();
-                fail_start(
-                    &chromedriver,
-                    &driver_log,
-                    "it did not report its port, or its /status never answered 200",
-                )
-                .await;
+                start
+                    .fail(
+                        &mut driver,
+                        &format!("still waiting for {waiting_for} after {START_TIMEOUT:?}"),
+                    )
+                    .await;
             }
             if let Some(port) = started_port(&driver_log.text()) {
                 let addr = SocketAddr::from(([127, 0, 0, 1], port));
-                if http_status(addr, "/status").await == Some(200) {
-                    break addr;
+                match http_status(addr, "/status").await {
+                    Some(200) => break addr,
+                    Some(status) => {
+                        waiting_for =
+                            format!("GET http://{addr}/status to answer 200 (got {status})");
+                    }
+                    None => waiting_for = format!("GET http://{addr}/status to answer 200"),
                 }
             }
             tokio::time::sleep(POLL).await;
@@ -192,22 +210,27 @@ impl Browser {
         let client = match tokio::time::timeout(START_TIMEOUT, connect).await {
             Ok(Ok(client)) => client,
             Ok(Err(e)) => {
-                let _ = driver.start_kill();
-                fail_start(
-                    &chromedriver,
-                    &driver_log,
-                    &format!("no session with {}: {e}", chromium.display()),
-                )
-                .await
+                start
+                    .fail(
+                        &mut driver,
+                        &format!(
+                            "POST {driver_url}/session did not start {}: {e}",
+                            chromium.display()
+                        ),
+                    )
+                    .await
             }
             Err(_) => {
-                let _ = driver.start_kill();
-                fail_start(
-                    &chromedriver,
-                    &driver_log,
-                    &format!("no session within {START_TIMEOUT:?}"),
-                )
-                .await
+                start
+                    .fail(
+                        &mut driver,
+                        &format!(
+                            "POST {driver_url}/session (starting {}) did not answer within \
+                             {START_TIMEOUT:?}",
+                            chromium.display()
+                        ),
+                    )
+                    .await
             }
         };
         let session_id = client
@@ -411,13 +434,29 @@ impl Drop for Browser {
     }
 }
 
-async fn fail_start(chromedriver: &std::path::Path, log: &LogTail, what: &str) -> ! {
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    panic!(
-        "chromedriver ({}) did not start a browser: {what}.\n--- chromedriver log (tail) ---\n{}",
-        chromedriver.display(),
-        log.text()
-    );
+/// What [`Browser::start`] needs to report a failed start.
+struct Start<'a> {
+    chromedriver: &'a std::path::Path,
+    readers: Vec<tokio::task::JoinHandle<()>>,
+    log: &'a LogTail,
+}
+
+impl Start<'_> {
+    /// Kills chromedriver, reads its output to the end (at most 2 s more), and panics with
+    /// `what` and the end of its log.
+    async fn fail(&mut self, driver: &mut Child, what: &str) -> ! {
+        let _ = driver.start_kill();
+        let _ = tokio::time::timeout(Duration::from_secs(5), driver.wait()).await;
+        for reader in self.readers.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(2), reader).await;
+        }
+        panic!(
+            "chromedriver ({}) did not start a browser: {what}.\n\
+             --- chromedriver log (tail) ---\n{}",
+            self.chromedriver.display(),
+            self.log.text()
+        );
+    }
 }
 
 /// `DELETE /session/<id>` at chromedriver over blocking HTTP/1.1 (it refuses HTTP/1.0),

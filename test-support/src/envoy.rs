@@ -30,8 +30,9 @@ use tokio::process::{Child, Command};
 /// Environment variable naming the Envoy binary. Set by `cargo xtask test`.
 pub const ENVOY_ENV: &str = "OIDC_AUTHZ_ENVOY";
 
-/// How long [`Envoy::start`] waits for Envoy to be ready.
-pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long [`Envoy::start`] waits for Envoy to be ready: a second or two on an idle machine,
+/// much more while parallel tests and cargo load both cores.
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 const LOG_TAIL_LINES: usize = 300;
 
@@ -109,43 +110,50 @@ impl Envoy {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
         let log = LogTail::new(LOG_TAIL_LINES);
-        log.collect(child.stdout.take().expect("stdout is piped"));
-        log.collect(child.stderr.take().expect("stderr is piped"));
+        let readers = [
+            log.collect(child.stdout.take().expect("stdout is piped")),
+            log.collect(child.stderr.take().expect("stderr is piped")),
+        ];
 
         let deadline = Instant::now() + START_TIMEOUT;
+        // The first readiness fact not yet true, for the message on failure.
+        let mut waiting_for = format!(
+            "its admin address in {} (--admin-address-path)",
+            admin_address_file.display()
+        );
         let failure = loop {
             if let Ok(Some(status)) = child.try_wait() {
-                break format!("it exited ({status})");
+                break format!("it exited ({status}) while waiting for {waiting_for}");
             }
             if Instant::now() > deadline {
-                break format!("not ready within {START_TIMEOUT:?}");
+                break format!("still waiting for {waiting_for} after {START_TIMEOUT:?}");
             }
-            if let Some(admin) = read_admin_address(&admin_address_file)
-                && http_get(admin, "/ready")
-                    .await
-                    .is_some_and(|(status, _)| status == 200)
-                && let Some(listeners) = bound_listeners(admin, &listener_names).await
-                && all_accept(&listeners).await
-            {
-                return Envoy {
-                    admin,
-                    listeners,
-                    child,
-                    log,
-                    admin_address_file,
-                };
+            match ready(&admin_address_file, &listener_names).await {
+                Ok((admin, listeners)) => {
+                    return Envoy {
+                        admin,
+                        listeners,
+                        child,
+                        log,
+                        admin_address_file,
+                    };
+                }
+                Err(what) => waiting_for = what,
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         let _ = child.start_kill();
-        let _ = tokio::time::timeout(Duration::from_secs(2), child.wait()).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
         let _ = std::fs::remove_file(&admin_address_file);
-        // Let the readers drain what it wrote last.
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Its output ends when it is gone: read to the end for the message.
+        for reader in readers {
+            let _ = tokio::time::timeout(Duration::from_secs(2), reader).await;
+        }
         panic!(
-            "Envoy ({}) did not start: {failure}.\n--- Envoy log (tail) ---\n{}\n\
-             --- config ---\n{}",
+            "Envoy ({}, admin {}, listeners {listener_names:?}) did not start: {failure}.\n\
+             --- Envoy log (tail) ---\n{}\n--- config ---\n{}",
             binary.display(),
+            admin_address(&config).map_or_else(|| "port 0".to_owned(), |a| a.to_string()),
             log.text(),
             serde_json::to_string_pretty(&config).unwrap_or_default()
         );
@@ -182,6 +190,46 @@ impl Drop for Envoy {
         let _ = self.child.start_kill();
         let _ = std::fs::remove_file(&self.admin_address_file);
     }
+}
+
+/// Envoy's admin address and bound listeners once it is ready (admin address written, admin
+/// `/ready` answers 200, every named listener bound and accepting), or the first of these that
+/// is not true yet.
+async fn ready(
+    admin_address_file: &std::path::Path,
+    listener_names: &[String],
+) -> Result<(SocketAddr, Vec<SocketAddr>), String> {
+    let admin = read_admin_address(admin_address_file).ok_or_else(|| {
+        format!(
+            "its admin address in {} (--admin-address-path)",
+            admin_address_file.display()
+        )
+    })?;
+    match http_get(admin, "/ready").await {
+        Some((200, _)) => {}
+        Some((status, body)) => {
+            return Err(format!(
+                "GET http://{admin}/ready to answer 200 (it answered {status}: {})",
+                body.trim()
+            ));
+        }
+        None => {
+            return Err(format!(
+                "GET http://{admin}/ready to answer 200 (no answer)"
+            ));
+        }
+    }
+    let listeners = bound_listeners(admin, listener_names)
+        .await
+        .ok_or_else(|| {
+            format!("the listeners {listener_names:?} in http://{admin}/listeners?format=json")
+        })?;
+    for addr in &listeners {
+        if TcpStream::connect(addr).await.is_err() {
+            return Err(format!("listener {addr} to accept connections"));
+        }
+    }
+    Ok((admin, listeners))
 }
 
 fn unique_temp_path(what: &str) -> PathBuf {
@@ -238,15 +286,6 @@ fn listener_names(config: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-async fn all_accept(addrs: &[SocketAddr]) -> bool {
-    for addr in addrs {
-        if TcpStream::connect(addr).await.is_err() {
-            return false;
-        }
-    }
-    true
 }
 
 /// The status of `GET <path>` at `addr` over plain HTTP/1.1 (Envoy refuses HTTP/1.0), or
@@ -335,15 +374,19 @@ impl LogTail {
         }
     }
 
-    /// Reads `stream` line by line into the tail until it closes.
-    pub(crate) fn collect(&self, stream: impl tokio::io::AsyncRead + Unpin + Send + 'static) {
+    /// Reads `stream` line by line into the tail until it closes, in a task that ends then
+    /// (await it to have everything the process wrote before it exited).
+    pub(crate) fn collect(
+        &self,
+        stream: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+    ) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
         tokio::spawn(async move {
             let mut reader = BufReader::new(stream).lines();
             while let Ok(Some(line)) = reader.next_line().await {
                 this.push(line);
             }
-        });
+        })
     }
 
     pub(crate) fn push(&self, line: String) {

@@ -4,13 +4,21 @@
 //! The node `oidc-provider` is installed by `cargo xtask install` (and `cargo xtask test`) into
 //! `$XDG_CACHE_HOME/oidc-authz/node-oidc-provider-<version>/` (default `~/.cache/...`); its
 //! version is pinned in `test-support/assets/package.json` only. `cargo xtask test` sets
-//! `OIDC_AUTHZ_NODE_PROVIDER_DIR` to that directory. A test that needs the provider when it is
-//! not installed panics and says so: it is never skipped.
+//! `OIDC_AUTHZ_NODE_PROVIDER_DIR` to that directory, and `OIDC_AUTHZ_NODE` to a Node.js that
+//! oidc-provider supports (an LTS release, 22 or newer: the machine's own, or the one pinned
+//! as `nodeRuntime` in that package.json, installed from npm). A test that needs the provider
+//! when it is not installed panics and says so: it is never skipped.
+//!
+//! Ports: servers that can bind port 0 do so and report the port they got (the node provider,
+//! Envoy, chromedriver, the rogue provider). For the others (Redis, an adapter a test restarts
+//! on the same port, a callback URL) [`reserve_port`] hands out a port below the kernel's
+//! ephemeral range that no other process of this workspace gets during the run (see the
+//! `test-ports` crate for why).
 //!
 //! ```no_run
 //! # async fn demo() {
-//! use test_support::{ClientSpec, OidcProvider, free_port, http_client, login_at_provider};
-//! let callback = format!("http://127.0.0.1:{}/oauth2/callback", free_port());
+//! use test_support::{ClientSpec, OidcProvider, http_client, login_at_provider, reserve_port};
+//! let callback = format!("http://127.0.0.1:{}/oauth2/callback", reserve_port("callback of app"));
 //! let provider = OidcProvider::start(vec![ClientSpec::new("app", "secret", &callback)]).await;
 //! // ... point the relying party at provider.issuer, GET its start URL, then:
 //! let client = http_client();
@@ -26,7 +34,7 @@ pub mod keycloak;
 pub mod redis;
 pub mod rogue;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -43,8 +51,13 @@ use crate::form_walk::{Outcome, Step, form_action, form_fields, walk};
 /// holds `node_modules/oidc-provider`). Set by `cargo xtask test`.
 pub const NODE_PROVIDER_DIR_ENV: &str = "OIDC_AUTHZ_NODE_PROVIDER_DIR";
 
-/// How long [`OidcProvider::start`] waits for the provider's `READY` line.
-pub const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// Environment variable naming the `node` binary that runs the provider. Set by `cargo xtask
+/// test` to a Node.js that oidc-provider supports (`cargo xtask install` prints its path).
+pub const NODE_ENV: &str = "OIDC_AUTHZ_NODE";
+
+/// How long [`OidcProvider::start`] waits for the provider's `READY` line: it takes about a
+/// second on an idle machine, much more while the other tests (and cargo) load both cores.
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 const PACKAGE_JSON: &str = include_str!("../assets/package.json");
 const PROVIDER_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/provider.mjs");
@@ -82,6 +95,61 @@ pub fn node_provider_dir() -> PathBuf {
         Some(dir) => PathBuf::from(dir),
         None => cache_root().join(format!("node-oidc-provider-{}", node_provider_version())),
     }
+}
+
+/// The Node.js version pinned as `nodeRuntime` in `test-support/assets/package.json`: what
+/// `cargo xtask install` installs from npm when the machine's node is older than 22 or not an
+/// LTS release (oidc-provider warns "Unsupported runtime" on those).
+pub fn node_runtime_version() -> String {
+    let manifest: Value =
+        serde_json::from_str(PACKAGE_JSON).expect("test-support/assets/package.json is JSON");
+    manifest["nodeRuntime"]
+        .as_str()
+        .expect("test-support/assets/package.json pins nodeRuntime")
+        .to_owned()
+}
+
+/// The `node` that runs the provider: `$OIDC_AUTHZ_NODE`; else the pinned Node.js in the cache
+/// (`<cache>/node-<nodeRuntime>/node_modules/node-linux-<arch>/bin/node`, where `cargo xtask
+/// install` puts it); else `node` on `PATH`. Panics, naming `cargo xtask test`, when there is
+/// none.
+pub fn node_binary() -> PathBuf {
+    if let Some(node) = std::env::var_os(NODE_ENV).filter(|v| !v.is_empty()) {
+        let node = PathBuf::from(node);
+        if !node.is_file() {
+            panic!(
+                "{NODE_ENV}={} is not a file: run `cargo xtask test`, which sets it (`cargo \
+                 xtask install` prints the path of the node it installs or finds)",
+                node.display()
+            );
+        }
+        return node;
+    }
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "x64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let cached = cache_root()
+        .join(format!("node-{}", node_runtime_version()))
+        .join(format!("node_modules/node-linux-{arch}/bin/node"));
+    if cached.is_file() {
+        return cached;
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join("node"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "no Node.js to run the node oidc-provider: {NODE_ENV} is not set, {} does not \
+                 exist and there is no `node` on PATH; run `cargo xtask test` (or `cargo xtask \
+                 install` once: it installs Node.js {} if the machine's is older than 22)",
+                cached.display(),
+                node_runtime_version()
+            )
+        })
 }
 
 fn assert_node_provider_installed(dir: &Path) {
@@ -181,7 +249,8 @@ impl ClientSpec {
 pub struct ProviderConfig {
     /// Registered clients.
     pub clients: Vec<ClientSpec>,
-    /// Port to listen on (127.0.0.1); 0 (the default) picks a free one.
+    /// Port to listen on (127.0.0.1); 0 (the default, and what to use unless a test needs a
+    /// known port before the start) lets the provider bind any free port and report it.
     pub port: u16,
     /// Lifetimes in seconds by oidc-provider model name: `AccessToken`, `IdToken`,
     /// `RefreshToken`, `AuthorizationCode`, `Session`, `Grant`, `Interaction`. Unset ones keep
@@ -212,13 +281,15 @@ impl OidcProvider {
         .await
     }
 
-    /// Starts the provider and waits (at most [`START_TIMEOUT`]) until it serves requests.
+    /// Starts the provider (with [`node_binary`]) and waits (at most [`START_TIMEOUT`]) until
+    /// it prints `READY http://127.0.0.1:<port>`, which it does once it serves requests.
     ///
     /// Panics if it is not installed (run `cargo xtask test`), or does not start; the panic
-    /// message carries the end of the provider's stderr.
+    /// message says what was awaited and carries the end of the provider's output.
     pub async fn start_with(config: ProviderConfig) -> OidcProvider {
         let dir = node_provider_dir();
         assert_node_provider_installed(&dir);
+        let node = node_binary();
 
         let config_json = json!({
             "port": config.port,
@@ -227,7 +298,7 @@ impl OidcProvider {
             "exit_on_stdin_close": true,
         });
 
-        let mut child = Command::new("node")
+        let mut child = Command::new(&node)
             .arg(PROVIDER_SCRIPT)
             .arg(config_json.to_string())
             .env(NODE_PROVIDER_DIR_ENV, &dir)
@@ -237,7 +308,11 @@ impl OidcProvider {
             .kill_on_drop(true)
             .spawn()
             .unwrap_or_else(|e| {
-                panic!("cannot run `node {PROVIDER_SCRIPT}`: {e} (is node installed? `cargo xtask test` checks)")
+                panic!(
+                    "cannot run `{} {PROVIDER_SCRIPT}`: {e} (run `cargo xtask test`, which \
+                     installs a supported Node.js and sets {NODE_ENV})",
+                    node.display()
+                )
             });
 
         let output: Lines = Arc::new(Mutex::new(VecDeque::new()));
@@ -257,10 +332,21 @@ impl OidcProvider {
                         output,
                     };
                 }
-                None => format!("it printed a bad READY line: {issuer:?}"),
+                None => format!(
+                    "it printed a bad READY line: {issuer:?} (expected `READY \
+                     http://127.0.0.1:<port>`)"
+                ),
             },
-            Ok(Err(_)) => "it closed stdout without printing READY".to_owned(),
-            Err(_) => format!("no READY line within {START_TIMEOUT:?}"),
+            Ok(Err(_)) => {
+                "it closed stdout without printing `READY http://127.0.0.1:<port>`".to_owned()
+            }
+            Err(_) => format!(
+                "no `READY http://127.0.0.1:<port>` line on stdout within {START_TIMEOUT:?}"
+            ),
+        };
+        let port = match config.port {
+            0 => "port 0: any free port, reported in the READY line".to_owned(),
+            port => format!("port {port}"),
         };
         // Give it a moment to finish writing its error, then make sure it is gone.
         let status = match tokio::time::timeout(Duration::from_secs(2), child.wait()).await {
@@ -273,8 +359,9 @@ impl OidcProvider {
         };
         let _ = tokio::time::timeout(Duration::from_secs(2), stderr_task).await;
         panic!(
-            "node oidc-provider did not start: {failure} (exit: {status}).\n\
-             --- provider output (tail) ---\n{}",
+            "node oidc-provider ({} {PROVIDER_SCRIPT}, 127.0.0.1 {port}) did not start: \
+             {failure} (exit: {status}).\n--- provider output (tail) ---\n{}",
+            node.display(),
             tail(&output)
         );
     }
@@ -339,45 +426,31 @@ async fn collect_lines(
     }
 }
 
-/// A free TCP port on 127.0.0.1 (bound, then released: another process may take it first,
-/// which is unlikely but possible). Never the same port twice in one test process: the kernel
-/// may hand a port that one test has picked but not bound yet to a parallel test's `bind(0)`.
-pub fn free_port() -> u16 {
-    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
-    loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("bind 127.0.0.1:0")
-            .port();
-        if GIVEN
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(port)
-        {
-            return port;
-        }
-    }
+/// Reserves a port on 127.0.0.1 for `reason` (e.g. `"redis-server"`, `"adapter restarted by
+/// the failover test"`) until the test process ends, for a server that cannot bind port 0 and
+/// report its port (or a URL that must name the port before the server starts).
+///
+/// The port lies below the kernel's ephemeral range, so no `bind(0)` and no outgoing
+/// connection of any process gets it; it is locked (`$TMPDIR/oidc-authz-ports/<port>`, which
+/// holds `reason`) against every other test binary, xtask's Keycloak and the demo, so a server
+/// a test stops and restarts keeps it; it is bindable now; and it is never handed out twice in
+/// this process. Prefer port 0 wherever the server reports what it bound. See the
+/// `test-ports` crate for the details.
+///
+/// Panics, naming `reason` and what to fix, when no port is left.
+pub fn reserve_port(reason: &str) -> u16 {
+    test_ports::reserve(reason).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// A free port on 127.0.0.1 **below the kernel's ephemeral range**, which [`free_port`] (and
-/// every other `bind(0)`) never hands out: for a server a test stops and whose port must not
-/// be taken over by a server of a parallel test (a Redis master in a failover test). Falls back
-/// to [`free_port`] when the range starts too low to leave room.
+/// [`reserve_port`] for callers that give no reason (recorded as "unnamed").
+pub fn free_port() -> u16 {
+    reserve_port("unnamed")
+}
+
+/// [`reserve_port`] (every reserved port lies below the kernel's ephemeral range); kept for
+/// callers that need a port no parallel test can take over after its server stops.
 pub fn port_below_ephemeral_range() -> u16 {
-    let low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|r| r.split_whitespace().next()?.parse().ok())
-        .unwrap_or(32768);
-    let (first, last) = (10_000u16, low.saturating_sub(1));
-    if last <= first {
-        return free_port();
-    }
-    let span = u32::from(last - first);
-    let start = std::process::id() % span;
-    (0..span)
-        .map(|i| first + u16::try_from((start + i) % span).unwrap_or(0))
-        .find(|&port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
-        .unwrap_or_else(free_port)
+    reserve_port("unnamed (port_below_ephemeral_range)")
 }
 
 /// A client like a browser's for [`login_at_provider`]: a cookie jar, no automatic redirects.
@@ -483,4 +556,40 @@ pub async fn logout_at_provider(client: &reqwest::Client, end_session_url: &str)
         &[("logout", "yes")],
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pins_a_supported_node_runtime() {
+        let runtime = node_runtime_version();
+        let major: u32 = runtime
+            .split('.')
+            .next()
+            .and_then(|m| m.parse().ok())
+            .expect("nodeRuntime starts with the major version");
+        assert!(
+            major >= 22,
+            "oidc-provider 9 needs Node.js 22+, pinned {runtime}"
+        );
+        assert!(node_provider_version().starts_with("9."));
+    }
+
+    #[test]
+    fn reserved_ports_are_distinct_and_below_the_ephemeral_range() {
+        let (first, _) = test_ports::ephemeral_range();
+        let ports = [
+            free_port(),
+            port_below_ephemeral_range(),
+            reserve_port("test-support unit test"),
+        ];
+        assert!(ports[0] != ports[1] && ports[1] != ports[2] && ports[0] != ports[2]);
+        assert!(ports.iter().all(|&p| p < first || p > 60_999), "{ports:?}");
+        assert_eq!(
+            test_ports::reason(ports[2]).as_deref(),
+            Some("test-support unit test")
+        );
+    }
 }

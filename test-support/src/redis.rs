@@ -1,4 +1,7 @@
-//! A real `redis-server` per test, on a free port, with no persistence.
+//! A real `redis-server` per test, with no persistence, on a port from
+//! [`crate::reserve_port`]: `redis-server` cannot bind port 0 and report it, so the port is
+//! reserved (below the kernel's ephemeral range, locked against every other test process) and
+//! stays this server's across [`RedisServer::stop`] and [`RedisServer::restart`].
 //!
 //! The binary comes from `OIDC_AUTHZ_REDIS_SERVER`, which `cargo xtask test` sets after
 //! installing Debian's `redis-server` if it is missing; without the variable, `redis-server` is
@@ -25,13 +28,17 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
-use crate::free_port;
+use crate::reserve_port;
 
 /// Environment variable naming the `redis-server` binary. Set by `cargo xtask test`.
 pub const REDIS_SERVER_ENV: &str = "OIDC_AUTHZ_REDIS_SERVER";
 
-/// How long [`RedisServer::start`] and [`RedisServer::restart`] wait for `PING` to answer.
-pub const START_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long [`RedisServer::start`] and [`RedisServer::restart`] wait for `PING` to answer
+/// `PONG`: well under a second on an idle machine, but the tests run in parallel on 2 cores.
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long [`RedisServer::stop`] waits for the killed server to exit and its port to close.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 const LOG_TAIL_LINES: usize = 100;
 
@@ -93,10 +100,11 @@ impl RedisServer {
     /// Like [`RedisServer::start`], with more `redis-server` options appended (e.g.
     /// `["--requirepass", "pw"]`, or cluster mode); they are kept across restarts.
     pub async fn start_with_args(extra_args: &[&str]) -> RedisServer {
-        Self::start_on(free_port(), extra_args).await
+        Self::start_on(reserve_port("redis-server"), extra_args).await
     }
 
-    /// Like [`RedisServer::start_with_args`], on `port`.
+    /// Like [`RedisServer::start_with_args`], on `port`: take it from [`crate::reserve_port`]
+    /// (any other port may be taken by another process meanwhile).
     pub async fn start_on(port: u16, extra_args: &[&str]) -> RedisServer {
         let binary = redis_server_binary();
         let mut server = RedisServer {
@@ -118,7 +126,7 @@ impl RedisServer {
     /// (so a failover takes a second or two). [`RedisServer::url`] is the Sentinel's.
     pub async fn start_sentinel(master_name: &str, master_port: u16) -> RedisServer {
         let binary = redis_server_binary();
-        let port = free_port();
+        let port = reserve_port(&format!("redis-server --sentinel ({master_name})"));
         let dir = work_dir(port);
         let config_file = dir.join("sentinel.conf");
         let config = format!(
@@ -145,16 +153,31 @@ impl RedisServer {
     /// Kills the server (as a crash would) and waits until it is gone and the port is closed.
     /// Idempotent.
     pub async fn stop(&mut self) {
+        let deadline = Instant::now() + STOP_TIMEOUT;
         if let Some(mut child) = self.child.take() {
             let _ = child.start_kill();
-            let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+            if tokio::time::timeout(STOP_TIMEOUT, child.wait())
+                .await
+                .is_err()
+            {
+                panic!(
+                    "redis-server ({}) on 127.0.0.1:{} did not exit within {STOP_TIMEOUT:?} \
+                     after SIGKILL.\n--- redis-server log (tail) ---\n{}",
+                    self.binary.display(),
+                    self.port,
+                    tail(&self.log)
+                );
+            }
         }
-        let deadline = Instant::now() + Duration::from_secs(5);
         while TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
             if Instant::now() > deadline {
                 panic!(
-                    "redis-server on port {} is still accepting after being killed",
-                    self.port
+                    "127.0.0.1:{} still accepts connections {STOP_TIMEOUT:?} after its \
+                     redis-server ({}) was killed: another process listens there.\n\
+                     --- redis-server log (tail) ---\n{}",
+                    self.port,
+                    self.binary.display(),
+                    tail(&self.log)
                 );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -199,16 +222,18 @@ impl RedisServer {
             .kill_on_drop(true)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.binary.display()));
-        collect(child.stdout.take(), self.log.clone());
-        collect(child.stderr.take(), self.log.clone());
+        let readers = [
+            collect(child.stdout.take(), self.log.clone()),
+            collect(child.stderr.take(), self.log.clone()),
+        ];
 
         let deadline = Instant::now() + START_TIMEOUT;
         let failure = loop {
             if let Ok(Some(status)) = child.try_wait() {
-                break format!("it exited ({status})");
+                break format!("it exited ({status}) before PING answered PONG");
             }
             if Instant::now() > deadline {
-                break format!("no PONG within {START_TIMEOUT:?}");
+                break format!("PING did not answer PONG within {START_TIMEOUT:?}");
             }
             if ping(self.port).await {
                 self.child = Some(child);
@@ -217,13 +242,22 @@ impl RedisServer {
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
         let _ = child.start_kill();
-        let _ = tokio::time::timeout(Duration::from_secs(2), child.wait()).await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+        // Its output ends when it is gone: read to the end for the message.
+        for reader in readers.into_iter().flatten() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), reader).await;
+        }
+        let role = if self.extra_args.iter().any(|a| a == "--sentinel") {
+            "redis-server --sentinel"
+        } else {
+            "redis-server"
+        };
         panic!(
-            "redis-server ({}) did not start on port {}: {failure}.\n--- redis-server log (tail) \
-             ---\n{}",
+            "{role} ({}) did not start on 127.0.0.1:{} (reserved for {:?}): {failure}.\n\
+             --- redis-server log (tail) ---\n{}",
             self.binary.display(),
             self.port,
+            test_ports::reason(self.port).unwrap_or_else(|| "a port the caller chose".into()),
             tail(&self.log)
         );
     }
@@ -273,9 +307,13 @@ async fn ping(port: u16) -> bool {
         .is_some()
 }
 
-fn collect(stream: Option<impl tokio::io::AsyncRead + Unpin + Send + 'static>, out: Lines) {
-    let Some(stream) = stream else { return };
-    tokio::spawn(async move {
+/// Reads `stream` line by line into `out` until it closes, in a task that ends then.
+fn collect(
+    stream: Option<impl tokio::io::AsyncRead + Unpin + Send + 'static>,
+    out: Lines,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let stream = stream?;
+    Some(tokio::spawn(async move {
         let mut lines = BufReader::new(stream).lines();
         while let Ok(Some(line)) = lines.next_line().await {
             let mut out = out.lock().unwrap_or_else(|e| e.into_inner());
@@ -284,7 +322,7 @@ fn collect(stream: Option<impl tokio::io::AsyncRead + Unpin + Send + 'static>, o
             }
             out.push_back(line);
         }
-    });
+    }))
 }
 
 fn tail(lines: &Lines) -> String {

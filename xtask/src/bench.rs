@@ -234,6 +234,8 @@ pub struct Bins {
     pub envoy: PathBuf,
     pub oauth2_proxy: Option<PathBuf>,
     pub node_provider_dir: PathBuf,
+    /// The Node.js the provider runs on (`OIDC_AUTHZ_NODE`: the machine's, or Node 22 from npm).
+    pub node: PathBuf,
 }
 
 /// How a scenario's load is generated.
@@ -587,6 +589,7 @@ impl Bench {
         self.bins.envoy = env_path(&env, "OIDC_AUTHZ_ENVOY")?;
         let env = node_provider::NodeProvider.ensure_installed()?;
         self.bins.node_provider_dir = env_path(&env, "OIDC_AUTHZ_NODE_PROVIDER_DIR")?;
+        self.bins.node = env_path(&env, "OIDC_AUTHZ_NODE")?;
         Ok(())
     }
 
@@ -655,7 +658,7 @@ impl Bench {
             uris.join(",")
         );
         let script = util::repo_root().join("test-support/assets/provider.mjs");
-        let mut cmd = self.pinned(&self.pin.servers.clone(), Path::new("node"));
+        let mut cmd = self.pinned(&self.pin.servers.clone(), &self.bins.node.clone());
         cmd.arg(&script)
             .arg(&config)
             .env("OIDC_AUTHZ_NODE_PROVIDER_DIR", &self.bins.node_provider_dir);

@@ -143,13 +143,18 @@ pub fn publish_dir(
     }
 }
 
-/// A free TCP port on 127.0.0.1 (bound, then released: another process may take it first,
-/// which is unlikely but possible).
+/// Reserves a port on 127.0.0.1 for `reason` (e.g. `"keycloak (cargo xtask test)"`) until
+/// xtask exits: for a server that cannot bind port 0 and report the port it got. The port lies
+/// below the kernel's ephemeral range (no `bind(0)` or outgoing connection of any process gets
+/// it) and is locked against the test processes and any other xtask (the `test-ports` crate
+/// says why), so it stays free until the server binds it, however long that takes.
+pub fn reserve_port(reason: &str) -> Result<u16, String> {
+    test_ports::reserve(reason).map_err(|e| e.to_string())
+}
+
+/// [`reserve_port`] for callers that give no reason (recorded as "xtask: unnamed").
 pub fn free_port() -> Result<u16, String> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| format!("cannot find a free port on 127.0.0.1: {e}"))
+    reserve_port("xtask: unnamed")
 }
 
 /// The status code of `GET http://<host><path>`, sent to `addr` (so `host` need not resolve),

@@ -810,7 +810,7 @@ impl Machine {
             go: first_line("go", &["version"]),
             node: format!(
                 "{} / oidc-provider {oidc_provider}",
-                first_line("node", &["--version"])
+                first_line(&bins.node.display().to_string(), &["--version"])
             ),
             valgrind: first_line("valgrind", &["--version"]),
             server_cpus: pin.servers.clone().unwrap_or_else(|| "any".into()),

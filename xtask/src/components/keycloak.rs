@@ -112,8 +112,8 @@ impl Component for Keycloak {
 }
 
 impl Services {
-    /// Starts Keycloak with the realms of `deploy/keycloak` on 127.0.0.1:`port` (0: a free
-    /// port), and registers its readiness check (both realms' discovery documents) for
+    /// Starts Keycloak with the realms of `deploy/keycloak` on 127.0.0.1:`port` (0: a port
+    /// from [`util::reserve_port`], held until xtask exits), and registers its readiness check (both realms' discovery documents) for
     /// [`Services::wait_ready`]. Does not wait: the caller may do other work (compile the
     /// tests) while Keycloak boots.
     ///
@@ -130,7 +130,13 @@ impl Services {
             Keycloak.ensure_installed()?;
         }
         let jdk = find_jdk()?;
-        let port = if port == 0 { util::free_port()? } else { port };
+        // Reserved for as long as xtask runs (it runs as long as Keycloak): no test process
+        // or port-0 listener can take it while the JVM boots.
+        let port = if port == 0 {
+            util::reserve_port("keycloak (started by cargo xtask)")?
+        } else {
+            port
+        };
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let url = match frontend_url {
             Some(url) => url.trim_end_matches('/').to_owned(),
@@ -156,7 +162,10 @@ impl Services {
             .map(|realm| format!("/realms/{realm}/.well-known/openid-configuration"))
             .collect();
         let ready = Readiness::new(
-            format!("the discovery documents of realms {REALMS:?} at {url}"),
+            format!(
+                "GET http://{addr}/realms/<realm>/.well-known/openid-configuration (Host: \
+                 {probe_host}) to answer 200 for the realms {REALMS:?}; frontend URL {url}"
+            ),
             START_TIMEOUT,
             move || {
                 pending.retain(|path| {
@@ -336,11 +345,11 @@ fn make_db_template(install: &Path, staging: &Path, jdk: &Jdk) -> Result<(), Str
     println!("[xtask] keycloak {VERSION}: creating the database template (one start) ...");
     let home = staging.join("template-home");
     link_home(install, &home)?;
-    let port = util::free_port()?;
+    let port = util::reserve_port("keycloak (database template, cargo xtask install)")?;
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let mut services = Services::new();
     let ready = Readiness::new(
-        format!("the master realm at http://{addr}"),
+        format!("GET http://{addr}/realms/master/.well-known/openid-configuration to answer 200"),
         START_TIMEOUT,
         move || {
             let path = "/realms/master/.well-known/openid-configuration";
