@@ -3,7 +3,6 @@
 //! with a tonic client as Envoy calls it; and the same login through a real Envoy 1.40 in
 //! gRPC mode (`OIDC_AUTHZ_ENVOY`, set by `cargo xtask test`).
 
-#![cfg(feature = "grpc")]
 #![allow(clippy::unwrap_used)]
 
 mod common;

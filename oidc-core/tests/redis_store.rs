@@ -1,5 +1,6 @@
 //! `oidc_core::session::redis` against a real `redis-server` (from `test_support::redis`).
-//! Needs the `redis` feature (declared with `required-features` in oidc-core's Cargo.toml).
+//! Built with the `redis` feature (oidc-core is its own dev-dependency with it, so `cargo test -p
+//! oidc-core` always runs these).
 
 use std::time::{Duration, Instant};
 

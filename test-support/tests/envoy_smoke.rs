@@ -368,8 +368,30 @@ async fn unprotected_hosts_and_paths_bypass_authz() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
-    // The admin listener works.
-    assert!(s.envoy.admin_url("/ready").starts_with("http://127.0.0.1:"));
+    // The admin listener answers at `admin_url`: Envoy is live, and its router counted the
+    // requests above (2 to the IdP cluster, 1 to the app's, the 404 to none).
+    let admin = client
+        .get(s.envoy.admin_url("/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(admin.status(), StatusCode::OK);
+    assert_eq!(admin.text().await.unwrap().trim(), "LIVE");
+    let stats = client
+        .get(s.envoy.admin_url("/stats?filter=upstream_rq_total$"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut totals: Vec<u64> = stats
+        .lines()
+        .filter_map(|l| l.split_once(": ")?.1.parse().ok())
+        .filter(|n| *n > 0)
+        .collect();
+    totals.sort_unstable();
+    assert_eq!(totals, [1, 2], "{stats}");
 }
 
 #[tokio::test]

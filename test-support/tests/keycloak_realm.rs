@@ -363,6 +363,13 @@ async fn rp_initiated_logout_ends_the_keycloak_session() {
     let id_token = tokens["id_token"].as_str().unwrap();
     let sid = jwt_payload(id_token)["sid"].as_str().unwrap().to_owned();
 
+    // Signed in, the same browser gets a code without a login form (Keycloak's SSO session):
+    // what the logout below must end.
+    let again = authorize(&kc, "openid", &[]);
+    let response = browser.get(&again.authorize_url).send().await.unwrap();
+    let location = login_form_or_redirect(response).await.unwrap_err();
+    code_from(&again, &location, &kc.issuer);
+
     // Keycloak 18+: id_token_hint + post_logout_redirect_uri (registered as "+": the
     // redirect URIs).
     let after = format!("http://nginx.example.com:{}/signed-out", free_port());
@@ -381,11 +388,34 @@ async fn rp_initiated_logout_ends_the_keycloak_session() {
         "session {sid} still active: {sessions:?}"
     );
 
-    // The same browser must log in again.
+    // The same browser must log in again: Keycloak shows its login form instead of a code.
     let flow = authorize(&kc, "openid", &[]);
+    let response = browser.get(&flow.authorize_url).send().await.unwrap();
+    if let Err(location) = login_form_or_redirect(response).await {
+        panic!("still signed in after the logout: Keycloak answered with a redirect to {location}");
+    }
     let location =
         login_at_keycloak(&browser, &flow.authorize_url, BOB.username, BOB.password).await;
     code_from(&flow, &location, &kc.issuer);
+}
+
+/// `Ok(())` if `response` is Keycloak's login page (200 with a username/password form),
+/// `Err(location)` if it is a redirect; panics on anything else.
+async fn login_form_or_redirect(response: reqwest::Response) -> Result<(), String> {
+    let status = response.status();
+    if status.is_redirection() {
+        return Err(response.headers()["location"].to_str().unwrap().to_owned());
+    }
+    let body = response.text().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let forms = test_support::html::forms(&body);
+    assert!(
+        forms
+            .iter()
+            .any(|f| f.method == "post" && f.has_input("username") && f.has_input("password")),
+        "no login form on the page:\n{body}"
+    );
+    Ok(())
 }
 
 #[tokio::test]

@@ -684,9 +684,91 @@ async fn an_inner_oidc_layer_reuses_the_outer_identity() {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
 
-#[test]
-fn identity_sources_are_distinguishable() {
-    assert_ne!(IdentitySource::Session, IdentitySource::Bearer);
+/// The identity's source decides how a refusal is answered, for the same rule and the same
+/// API request: a bearer token gets RFC 6750's `insufficient_scope` challenge, a session the
+/// plain JSON 403 (no `WWW-Authenticate`: a browser session has nothing to retry with). With
+/// both, the token is the identity, so its answer wins. The same whether the layer refusing
+/// is the one that found the identity or an inner one reusing it.
+#[tokio::test]
+async fn a_refusal_is_answered_as_the_identity_source_requires() {
+    let key = SigningKey::generate("k1");
+    let idp = FakeIssuer::start(&[&key]).await;
+    let engine = engine(&idp).await;
+    let token = key.sign(&idp.claims("bob", CLIENT));
+    let cookie = session_cookie(&engine, &session(&["user"]));
+    let bearer_challenge = |r: &Response<Full<Bytes>>| {
+        r.headers()
+            .get(header::WWW_AUTHENTICATE)
+            .map(|v| v.to_str().expect("ascii").to_owned())
+    };
+    let one_layer = ServiceBuilder::new()
+        .layer(OidcLayer::new(engine.clone()).require(Rule::realm_role("admin")))
+        .service(echo())
+        .boxed_clone();
+    let inner_rule = ServiceBuilder::new()
+        .layer(OidcLayer::new(engine.clone()).require(Rule::public()))
+        .layer(RequireRuleLayer::new(Rule::realm_role("admin")))
+        .service(echo())
+        .boxed_clone();
+
+    for (stack, svc) in [("one layer", one_layer), ("inner rule", inner_rule)] {
+        let from_session = call(&svc, api("/x").header(header::COOKIE, &cookie).no_body()).await;
+        assert_eq!(from_session.status(), StatusCode::FORBIDDEN, "{stack}");
+        assert_eq!(bearer_challenge(&from_session), None, "{stack}");
+        assert_eq!(
+            json_body(from_session).await["error"],
+            "forbidden",
+            "{stack}"
+        );
+
+        for request in [
+            bearer("/x", &token),
+            api("/x")
+                .header(header::COOKIE, &cookie)
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .no_body(),
+        ] {
+            let from_bearer = call(&svc, request).await;
+            assert_eq!(from_bearer.status(), StatusCode::FORBIDDEN, "{stack}");
+            let challenge = bearer_challenge(&from_bearer)
+                .unwrap_or_else(|| panic!("{stack}: no Bearer challenge"));
+            assert!(
+                challenge.starts_with("Bearer error=\"insufficient_scope\""),
+                "{stack}: {challenge}"
+            );
+            assert_eq!(
+                json_body(from_bearer).await["error"],
+                "insufficient_scope",
+                "{stack}"
+            );
+        }
+    }
+
+    // And the handler is told which it was.
+    let svc = ServiceBuilder::new()
+        .layer(OidcLayer::new(engine).require(Rule::public()))
+        .service(service_fn(|req: Request<Full<Bytes>>| async move {
+            let source = req.extensions().get::<Identity>().map(Identity::source);
+            let body = match source {
+                Some(IdentitySource::Session) => "session",
+                Some(IdentitySource::Bearer) => "bearer",
+                Some(_) => "other",
+                None => "none",
+            };
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
+        }));
+    for (request, want) in [
+        (
+            api("/x").header(header::COOKIE, &cookie).no_body(),
+            "session",
+        ),
+        (bearer("/x", &token), "bearer"),
+        (api("/x").no_body(), "none"),
+    ] {
+        let r = call(&svc, request).await;
+        let body = r.into_body().collect().await.expect("body").to_bytes();
+        assert_eq!(body, want.as_bytes());
+    }
 }
 
 /// A `Cookie` header carrying `session` as the engine stores it.

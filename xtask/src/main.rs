@@ -5,7 +5,8 @@
 //!   services (Keycloak with the realms of `deploy/keycloak`), builds the tests while they
 //!   boot, waits until they are ready, then runs `cargo test --workspace --all-targets` and
 //!   the documentation tests (`--doc`) with the components' environment set, stops the
-//!   services, and exits with the tests' status.
+//!   services, and exits with the tests' status. A run in which no test ran fails, and so does
+//!   a `--test NAME` target that ran none (a filter that matches nothing passes in cargo).
 //! - `cargo xtask install`: only installs what is missing.
 //! - `cargo xtask keycloak`: starts Keycloak as for the tests and waits for Ctrl-C, printing
 //!   the environment to run `cargo test` against it by hand.
@@ -32,7 +33,8 @@ commands:
   test [-- ARGS]   install the test components if missing, start Keycloak, then run
                    `cargo test --workspace --all-targets [ARGS]` and the doc tests with
                    them (without --workspace when ARGS pick packages with -p; doc tests
-                   only when ARGS pick no targets)
+                   only when ARGS pick no targets); fails if no test ran, or if a
+                   target named with --test ran none
   demo [--grpc] [--port PORT]
                    Keycloak + the adapter + Envoy (as Istio renders ext_authz) + a hello
                    app on 127.0.0.1 until Ctrl-C; prints the URL and a test login
@@ -161,13 +163,20 @@ fn test(args: &[String]) -> Result<ExitCode, String> {
         extra.join(" ")
     );
     // Every failing test binary is reported, not only the first.
-    let status = util::status(
+    let (status, results) = run_counting_tests(
         cargo(&env)
             .arg("test")
             .args(scope)
             .arg("--no-fail-fast")
             .args(extra),
     )?;
+    if status.success()
+        && let Some(problem) = too_few_tests(cargo_args, &extra[cargo_args.len()..], &results)
+    {
+        eprintln!("[xtask] error: {problem}");
+        services.keep_logs();
+        return Ok(ExitCode::FAILURE);
+    }
     // `--all-targets` leaves out documentation tests: run them too (the crates' examples).
     let doc_status = if picks_targets {
         status
@@ -198,6 +207,114 @@ fn test(args: &[String]) -> Result<ExitCode, String> {
     Ok(util::exit_code(doc_status))
 }
 
+/// Runs `cmd` (a `cargo test`), passing its standard output through as it comes, and returns
+/// its status and, per test binary in run order, how many tests ran (passed + failed, from
+/// libtest's `test result:` lines).
+fn run_counting_tests(cmd: &mut Command) -> Result<(std::process::ExitStatus, Vec<u64>), String> {
+    use std::io::{Read, Write};
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let mut results = Vec::new();
+    let mut line: Vec<u8> = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let mut out = std::io::stdout();
+    loop {
+        let n = match stdout.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(format!("reading the output of {cmd:?}: {e}")),
+        };
+        // Shown at once (libtest writes `test x ... ` before the verdict), parsed by line.
+        let _ = out.write_all(&chunk[..n]);
+        let _ = out.flush();
+        for &byte in &chunk[..n] {
+            if byte == b'\n' {
+                if let Some(ran) = tests_ran(&String::from_utf8_lossy(&line)) {
+                    results.push(ran);
+                }
+                line.clear();
+            } else {
+                line.push(byte);
+            }
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| format!("waiting for {cmd:?}: {e}"))?;
+    Ok((status, results))
+}
+
+/// `passed + failed` of a libtest summary line
+/// (`test result: ok. 13 passed; 0 failed; 1 ignored; 0 measured; 2 filtered out; ...`).
+fn tests_ran(line: &str) -> Option<u64> {
+    let counts = line.trim().strip_prefix("test result: ")?;
+    let count = |what: &str| {
+        counts.split(';').find_map(|part| {
+            let (n, word) = part.trim().rsplit_once(' ')?;
+            let n = n.rsplit(' ').next()?;
+            (word == what).then(|| n.parse::<u64>().ok()).flatten()
+        })
+    };
+    Some(count("passed")? + count("failed")?)
+}
+
+/// Why a successful run must still fail: with a `--test NAME` target named (and no other kind
+/// of target), every test binary that ran must have run a test; otherwise at least one test in
+/// all. A filter that matches nothing, or a test file compiled away by a `cfg`, would pass with
+/// 0 tests. `None` when the test binaries were asked for something else than running tests
+/// (`--list`, `--help`, another `--format`).
+fn too_few_tests(cargo_args: &[String], test_args: &[String], results: &[u64]) -> Option<String> {
+    let not_running = test_args.iter().any(|a| {
+        matches!(a.as_str(), "--list" | "--help" | "-h" | "-Z") || a.starts_with("--format")
+    });
+    if not_running {
+        return None;
+    }
+    let names_test_targets = cargo_args
+        .iter()
+        .any(|a| a == "--test" || a.starts_with("--test="));
+    let other_targets = cargo_args.iter().any(|a| {
+        [
+            "--lib",
+            "--bins",
+            "--bin",
+            "--tests",
+            "--examples",
+            "--example",
+            "--benches",
+            "--bench",
+            "--doc",
+            "--all-targets",
+        ]
+        .iter()
+        .any(|f| a == f || a.starts_with(&format!("{f}=")))
+    });
+    let args = cargo_args
+        .iter()
+        .chain(test_args)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" ");
+    if names_test_targets && !other_targets && results.contains(&0) {
+        return Some(format!(
+            "a test target named in `{args}` ran no test (tests run per binary: {results:?}): \
+             its filter matches nothing, or its tests are compiled out"
+        ));
+    }
+    if results.iter().sum::<u64>() == 0 {
+        return Some(format!(
+            "`cargo test {args}` ran no test at all (tests run per binary: {results:?}): the \
+             filter matches nothing"
+        ));
+    }
+    None
+}
+
 /// `cargo` (the one running xtask) in the workspace root with `env` set.
 fn cargo(env: &Env) -> Command {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
@@ -219,5 +336,49 @@ fn keycloak() -> Result<ExitCode, String> {
     println!("[xtask] Ctrl-C stops it.");
     loop {
         std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(args: &[&str]) -> Vec<String> {
+        args.iter().map(|a| (*a).to_owned()).collect()
+    }
+
+    #[test]
+    fn reads_libtest_summaries() {
+        assert_eq!(
+            tests_ran(
+                "test result: ok. 13 passed; 0 failed; 1 ignored; 0 measured; 2 filtered out; finished in 0.02s"
+            ),
+            Some(13)
+        );
+        assert_eq!(
+            tests_ran(
+                "test result: FAILED. 12 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.21s"
+            ),
+            Some(13)
+        );
+        assert_eq!(tests_ran("running 13 tests"), None);
+        assert_eq!(tests_ran("test result: ok."), None);
+    }
+
+    #[test]
+    fn zero_tests_fail_the_run() {
+        let named = strings(&["-p", "oidc-core", "--test", "redis_store"]);
+        assert_eq!(too_few_tests(&named, &[], &[5]), None);
+        assert!(too_few_tests(&named, &[], &[0]).is_some());
+        assert!(too_few_tests(&named, &strings(&["no_such_test"]), &[]).is_some());
+        // Two named targets: each must run something.
+        let two = strings(&["--test", "a", "--test=b"]);
+        assert!(too_few_tests(&two, &[], &[3, 0]).is_some());
+        // Without named targets, binaries with no test are normal; none at all is not.
+        let all = strings(&["-p", "oidc-core"]);
+        assert_eq!(too_few_tests(&all, &[], &[0, 4, 0]), None);
+        assert!(too_few_tests(&all, &strings(&["nothing_matches"]), &[0, 0, 0]).is_some());
+        // Not running tests at all.
+        assert_eq!(too_few_tests(&named, &strings(&["--list"]), &[]), None);
     }
 }
