@@ -20,7 +20,7 @@ async fn status_with(c: &Browser, url: &str, headers: &[(&str, &str)]) -> (u16, 
 
 #[tokio::test]
 async fn rules_per_path_and_host_narrow_access_on_every_reading_of_the_path() {
-    let port = port();
+    let port = callback_port();
     let idp = provider_for(port).await;
     let adapter = Adapter::start(
         &idp.issuer,
@@ -119,11 +119,10 @@ fn bad_rules_stop_the_start_naming_the_flag() {
 /// Starts an adapter trusting only `trusted` and returns where a navigation without a
 /// session is sent when it claims `X-Forwarded-Host: app.example.com` and https.
 async fn login_redirect_with_forged_forwarding(trusted: &str) -> String {
-    let port = port();
-    let idp = provider_for(port).await;
+    let idp = provider_without_logins().await;
     let flag = format!("--trusted-proxy-ip={trusted}");
-    let adapter = Adapter::start(&idp.issuer, port, &[flag.as_str()]).await;
-    let c = client(port);
+    let adapter = Adapter::start(&idp.issuer, 0, &[flag.as_str()]).await;
+    let c = client(adapter.port);
     let r = c
         .get(format!("{}/", adapter.base))
         .header("accept", "text/html")
@@ -151,7 +150,7 @@ async fn forwarded_headers_count_only_from_trusted_proxies() {
     );
 
     // An untrusted peer cannot move a request onto another host's rules or path.
-    let port = port();
+    let port = callback_port();
     let idp = provider_for(port).await;
     let adapter = Adapter::start(
         &idp.issuer,

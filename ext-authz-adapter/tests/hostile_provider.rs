@@ -4,118 +4,51 @@
 //! set, and the user stays logged out; the legitimate variations (key
 //! rotation, ES256, several audiences with `azp`) succeed.
 //!
-//! The adapter is spawned here rather than with `common::Adapter` because the
-//! tests read its log (stderr).
+//! The tests read the adapter's log (stderr): [`common::AdapterProcess`] keeps it.
 
 mod common;
 
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Browser, CLIENT_ID, CLIENT_SECRET, COOKIE_SECRET, HOST, SEED_ARGS, client};
-use common::{location, set_cookies};
+use common::{AdapterProcess, Browser, CLIENT_ID, CLIENT_SECRET, HOST, Log, START_DEADLINE};
+use common::{client, location, seed_args, set_cookies};
 use test_support::rogue::{self, RogueProvider, Scenario};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
 /// The protected page every login starts from.
 const PAGE: &str = "/private/page?x=1";
-/// How long to wait for an expected log line.
-const LOG_WAIT: Duration = Duration::from_secs(2);
+/// How long to wait for an expected log line: generous, the wait ends once it is there.
+const LOG_WAIT: Duration = START_DEADLINE;
 
-/// A running adapter whose log lines (stderr, ANSI stripped) are kept.
+/// A running adapter whose log lines are kept.
 struct Rp {
     base: String,
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // CSI: ESC [ ... final byte in @..~
-            for d in chars.by_ref() {
-                if ('@'..='~').contains(&d) && d != '[' {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    port: u16,
+    process: AdapterProcess,
 }
 
 impl Rp {
     /// Starts the adapter with the seed's args (as `common::Adapter` does),
-    /// issuer `issuer`, plus `extra` (which replace defaults of the same flag).
+    /// issuer `issuer`, plus `extra` (which replace defaults of the same flag), on a
+    /// port of its own choosing (the rogue provider accepts any redirect URI).
     async fn start(issuer: &str, extra: &[&str]) -> Rp {
-        let port = test_support::free_port();
-        let flag = |a: &str| a.split('=').next().unwrap_or(a).to_owned();
-        let own: Vec<String> = extra.iter().map(|a| flag(a)).collect();
-        let defaults = [
-            format!("--oidc-issuer-url={issuer}"),
-            format!("--http-address=127.0.0.1:{port}"),
-            format!("--cookie-secret={COOKIE_SECRET}"),
-            format!("--client-id={CLIENT_ID}"),
-        ];
-        let args: Vec<String> = SEED_ARGS
-            .iter()
-            .map(|a| (*a).to_owned())
-            .chain(defaults)
-            .filter(|a| !own.contains(&flag(a)))
-            .chain(extra.iter().map(|a| (*a).to_owned()))
-            .collect();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ext-authz-adapter"))
-            .args(&args)
-            .env("OAUTH2_PROXY_CLIENT_SECRET", CLIENT_SECRET)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn ext-authz-adapter");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().expect("piped stderr");
-        let sink = log.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                sink.lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(strip_ansi(&line));
-            }
-        });
-        let rp = Rp {
-            base: format!("http://{HOST}:{port}"),
-            child,
-            log,
-        };
-        let c = client(port);
-        for _ in 0..200 {
-            if let Ok(r) = c.get(format!("{}/ready", rp.base)).send().await
-                && r.status() == 200
-            {
-                return rp;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!(
-            "adapter did not become ready; its log:\n{}",
-            rp.log_since(0)
+        let args = seed_args(issuer, ["--http-address=127.0.0.1:0".to_owned()], extra);
+        let mut process = AdapterProcess::spawn(
+            "against the rogue provider",
+            args,
+            &[("OAUTH2_PROXY_CLIENT_SECRET", CLIENT_SECRET)],
+            Log::default(),
         );
+        let http = process.bound().await.http;
+        process.wait_for(http, "/ready").await;
+        Rp {
+            base: format!("http://{HOST}:{}", http.port()),
+            port: http.port(),
+            process,
+        }
     }
 
     fn port(&self) -> u16 {
-        self.base
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .expect("port")
+        self.port
     }
 
     fn browser(&self) -> Browser {
@@ -124,47 +57,16 @@ impl Rp {
 
     /// The number of log lines so far: pass it to [`Rp::wait_log`] to look only after it.
     fn mark(&self) -> usize {
-        self.log.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.process.log().mark()
     }
 
     fn log_since(&self, mark: usize) -> String {
-        let log = self.log.lock().unwrap_or_else(|e| e.into_inner());
-        log.get(mark..).unwrap_or_default().join("\n")
+        self.process.log().since(mark)
     }
 
     /// The first line after `mark` containing every needle, waiting up to [`LOG_WAIT`].
     async fn wait_log(&self, mark: usize, needles: &[&str]) -> Option<String> {
-        let deadline = Instant::now() + LOG_WAIT;
-        loop {
-            {
-                let log = self.log.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some(l) = log
-                    .get(mark..)
-                    .unwrap_or_default()
-                    .iter()
-                    .find(|l| needles.iter().all(|n| l.contains(n)))
-                {
-                    return Some(l.clone());
-                }
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Drop for Rp {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "--- adapter log ({}) ---\n{}\n--- end of adapter log ---",
-                self.base,
-                self.log_since(0)
-            );
-        }
-        let _ = self.child.start_kill();
+        self.process.log().wait_since(mark, needles, LOG_WAIT).await
     }
 }
 

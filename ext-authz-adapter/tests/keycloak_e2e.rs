@@ -24,12 +24,11 @@
 
 mod common;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use ext_authz_adapter::envoy::{AuthzTarget, EnvoyConfig};
@@ -48,8 +47,6 @@ use test_support::keycloak::{
     login_at_keycloak, logout_at_keycloak,
 };
 use test_support::{ClientSpec, OidcProvider, free_port, login_at_provider, logout_at_provider};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 use url::Url;
 
 /// The seed's protected host.
@@ -138,128 +135,50 @@ async fn upstream() -> (SocketAddr, Seen) {
 // ---------------------------------------------------------------------------------------------
 // The adapter: the real binary, with the seed's args.
 
-type Lines = Arc<Mutex<VecDeque<String>>>;
-
 /// A running `ext-authz-adapter`, killed when dropped (printing its log if the test failed).
 struct Adapter {
-    http: SocketAddr,
-    grpc: Option<SocketAddr>,
-    child: Child,
-    log: Lines,
+    bound: common::Bound,
+    _process: common::AdapterProcess,
 }
 
 impl Adapter {
     /// Starts the binary with the seed's args ([`common::seed_args`]) for `issuer` plus
     /// `extra`, the client secret in `OAUTH2_PROXY_CLIENT_SECRET` as in the seed's Deployment,
-    /// and (`grpc`) a gRPC server; waits until `/ready` (discovery done) and the gRPC port
-    /// answer.
+    /// and (`grpc`) a gRPC server, each on a port of its own choosing (read back from its log:
+    /// Envoy's configuration is written afterwards); waits until `/ready` (discovery done).
     async fn start(issuer: &str, client_secret: &str, grpc: bool, extra: &[String]) -> Adapter {
-        let http = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let grpc = grpc.then(|| SocketAddr::from(([127, 0, 0, 1], free_port())));
-        let addresses = std::iter::once(format!("--http-address={http}"))
-            .chain(grpc.map(|grpc| format!("--grpc-address={grpc}")));
+        let addresses = std::iter::once("--http-address=127.0.0.1:0".to_owned())
+            .chain(grpc.then(|| "--grpc-address=127.0.0.1:0".to_owned()));
         let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
         let args = common::seed_args(issuer, addresses, &extra);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ext-authz-adapter"))
-            .args(&args)
-            .env("OAUTH2_PROXY_CLIENT_ID", CLIENT_ID)
-            .env("OAUTH2_PROXY_CLIENT_SECRET", client_secret)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn ext-authz-adapter");
-        let log: Lines = Arc::default();
-        let stderr = child.stderr.take().unwrap();
-        let lines = log.clone();
-        tokio::spawn(async move {
-            let mut reader = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = reader.next_line().await {
-                let mut lines = lines.lock().unwrap();
-                if lines.len() == 200 {
-                    lines.pop_front();
-                }
-                lines.push_back(line);
-            }
-        });
-        let mut adapter = Adapter {
-            http,
-            grpc,
-            child,
-            log,
-        };
-        adapter.wait_ready(&args).await;
-        adapter
-    }
-
-    async fn wait_ready(&mut self, args: &[String]) {
-        // reqwest is built without a default rustls provider in this workspace.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
-            .build()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                panic!(
-                    "ext-authz-adapter {args:?} exited ({status}):\n{}",
-                    self.log_tail()
-                );
-            }
-            let http_ready = client
-                .get(format!("http://{}/ready", self.http))
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200);
-            let grpc_ready = match self.grpc {
-                Some(addr) => tokio::net::TcpStream::connect(addr).await.is_ok(),
-                None => true,
-            };
-            if http_ready && grpc_ready {
-                return;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "ext-authz-adapter {args:?} not ready within 30 s:\n{}",
-                    self.log_tail()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut process = common::AdapterProcess::spawn(
+            "behind Envoy",
+            args,
+            &[
+                ("OAUTH2_PROXY_CLIENT_ID", CLIENT_ID),
+                ("OAUTH2_PROXY_CLIENT_SECRET", client_secret),
+            ],
+            common::Log::default(),
+        );
+        // Both listeners are bound once it has logged them (the gRPC one accepts from then on).
+        let bound = process.bound().await;
+        process.wait_for(bound.http, "/ready").await;
+        Adapter {
+            bound,
+            _process: process,
         }
     }
 
     /// Where Envoy asks: the HTTP port, or the gRPC port in gRPC mode.
     fn target(&self) -> AuthzTarget {
         let timeout = Duration::from_secs(10);
-        match self.grpc {
+        match self.bound.grpc {
             Some(addr) => AuthzTarget::Grpc { addr, timeout },
             None => AuthzTarget::Http {
-                addr: self.http,
+                addr: self.bound.http,
                 timeout,
             },
         }
-    }
-
-    fn log_tail(&self) -> String {
-        let lines = self.log.lock().unwrap();
-        lines.iter().cloned().collect::<Vec<_>>().join("\n")
-    }
-}
-
-impl Drop for Adapter {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "--- ext-authz-adapter {} log (tail) ---\n{}\n--- end of adapter log ---",
-                self.http,
-                self.log_tail()
-            );
-        }
-        let _ = self.child.start_kill();
     }
 }
 
@@ -951,7 +870,8 @@ async fn chromium_logs_in_through_the_brokered_realm() {
 
 #[tokio::test]
 async fn node_oidc_provider_login_through_envoy() {
-    // The provider registers exact redirect URIs: Envoy's port is chosen first.
+    // The provider registers exact redirect URIs: Envoy's port (the gateway's, which the
+    // browser and so the callback URL use) is reserved before either starts.
     let port = free_port();
     let base = format!("http://{APP_HOST}:{port}");
     let secret = "node-provider-secret-for-e2e";

@@ -10,7 +10,7 @@ use test_support::{AuthMethod, OidcProvider};
 
 #[tokio::test]
 async fn seed_args_full_login_ends_in_200_with_identity_headers() {
-    let port = port();
+    let port = callback_port();
     let idp = provider_for(port).await;
     let adapter = Adapter::start(
         &idp.issuer,
@@ -118,10 +118,9 @@ async fn seed_args_full_login_ends_in_200_with_identity_headers() {
 
 #[tokio::test]
 async fn without_a_session_navigations_redirect_and_api_calls_get_401() {
-    let port = port();
-    let idp = provider_for(port).await;
-    let adapter = Adapter::start(&idp.issuer, port, &[]).await;
-    let c = client(port);
+    let idp = provider_without_logins().await;
+    let adapter = Adapter::start(&idp.issuer, 0, &[]).await;
+    let c = client(adapter.port);
     let url = format!("{}/api/items", adapter.base);
     for (name, value) in [
         ("accept", "application/json"),
@@ -157,10 +156,9 @@ async fn without_a_session_navigations_redirect_and_api_calls_get_401() {
 
 #[tokio::test]
 async fn without_skip_provider_button_navigations_get_a_sign_in_page() {
-    let port = port();
-    let idp = provider_for(port).await;
-    let adapter = Adapter::start(&idp.issuer, port, &["--skip-provider-button=false"]).await;
-    let c = client(port);
+    let idp = provider_without_logins().await;
+    let adapter = Adapter::start(&idp.issuer, 0, &["--skip-provider-button=false"]).await;
+    let c = client(adapter.port);
     let r = check(&c, &adapter, "/page").await;
     assert_eq!(r.status(), 401);
     let body = r.text().await.unwrap();
@@ -169,8 +167,7 @@ async fn without_skip_provider_button_navigations_get_a_sign_in_page() {
 
 #[tokio::test]
 async fn tampered_expired_and_foreign_cookies_are_denied() {
-    let port = port();
-    let port2 = test_support::free_port();
+    let (port, port2) = (callback_port(), callback_port());
     let idp = OidcProvider::start(vec![client_spec(port), {
         let mut s = client_spec(port2);
         s.client_id = "other".into();
@@ -252,7 +249,7 @@ async fn session_cookie(c: &Browser, adapter: &Adapter) -> String {
 
 #[tokio::test]
 async fn two_tabs_of_one_browser_log_in_at_the_same_time() {
-    let port = port();
+    let port = callback_port();
     let idp = provider_for(port).await;
     let adapter = Adapter::start(&idp.issuer, port, &[]).await;
     let c = client(port);
@@ -286,7 +283,7 @@ async fn two_tabs_of_one_browser_log_in_at_the_same_time() {
 
 #[tokio::test]
 async fn abandoned_logins_do_not_pile_up() {
-    let port = port();
+    let port = callback_port();
     let idp = provider_for(port).await;
     let adapter = Adapter::start(&idp.issuer, port, &[]).await;
     let c = client(port);
@@ -307,7 +304,7 @@ async fn abandoned_logins_do_not_pile_up() {
 
 #[tokio::test]
 async fn callback_with_a_forged_state_or_a_replayed_code_creates_no_session() {
-    let port = port();
+    let port = callback_port();
     let idp = provider_for(port).await;
     let adapter = Adapter::start(&idp.issuer, port, &[]).await;
     let c = client(port);
@@ -339,7 +336,7 @@ async fn callback_with_a_forged_state_or_a_replayed_code_creates_no_session() {
 
 #[tokio::test]
 async fn sign_out_clears_every_chunk_and_ends_the_session() {
-    let port = port();
+    let port = callback_port();
     let idp = provider_for(port).await;
     let adapter = Adapter::start(&idp.issuer, port, &[]).await;
     let c = client(port);
@@ -390,7 +387,7 @@ async fn sign_out_clears_every_chunk_and_ends_the_session() {
 
 #[tokio::test]
 async fn rd_is_validated_on_login() {
-    let port = port();
+    let port = callback_port();
     let idp = provider_for(port).await;
     let adapter = Adapter::start(&idp.issuer, port, &[]).await;
     let c = client(port);
@@ -412,7 +409,7 @@ async fn rd_is_validated_on_login() {
 
 #[tokio::test]
 async fn client_secret_post_works_and_a_wrong_method_is_refused() {
-    let port = port();
+    let port = callback_port();
     let mut spec = client_spec(port);
     spec.auth_method = AuthMethod::ClientSecretPost;
     let idp = OidcProvider::start(vec![spec]).await;
@@ -427,11 +424,21 @@ async fn client_secret_post_works_and_a_wrong_method_is_refused() {
     assert_eq!(check(&c, &good, "/").await.status(), 200);
     drop(good);
 
+    // The same port again: the provider's redirect URI names it.
     let bad = Adapter::start(&idp.issuer, port, &[]).await; // client_secret_basic
     let c = client(port);
     let callback = begin_login(&c, &bad, "/", "alice").await;
     let r = c.get(&callback).send().await.unwrap();
-    assert!(r.status() == 403 || r.status() == 502, "{}", r.status());
+    let status = r.status();
+    let body = r.text().await.unwrap_or_default();
+    // The provider refuses the client authentication (invalid_client, not invalid_grant): the
+    // code exchange failed at the provider, which the adapter answers with 502 and its
+    // "Sign-in failed" page (oidc-core engine.rs, login_error_page).
+    assert_eq!(
+        status, 502,
+        "a code exchange the provider refuses with invalid_client: {body}"
+    );
+    assert!(body.contains("Sign-in failed"), "{body}");
     assert!(
         c.cookie(&bad.base, "auth").is_none(),
         "no session after a failed exchange"
@@ -440,7 +447,7 @@ async fn client_secret_post_works_and_a_wrong_method_is_refused() {
 
 #[tokio::test]
 async fn unverified_email_is_refused_unless_allowed() {
-    let port = port();
+    let port = callback_port();
     let idp = provider_for(port).await;
     let adapter = Adapter::start(&idp.issuer, port, &[]).await;
     let c = client(port);
@@ -452,6 +459,7 @@ async fn unverified_email_is_refused_unless_allowed() {
     assert!(c.cookie(&adapter.base, "auth").is_none());
     drop(adapter);
 
+    // The same port again: the provider's redirect URI names it.
     let adapter = Adapter::start(
         &idp.issuer,
         port,
@@ -465,7 +473,7 @@ async fn unverified_email_is_refused_unless_allowed() {
 
 #[tokio::test]
 async fn email_domain_rule_is_applied() {
-    let port = port();
+    let port = callback_port();
     let idp = provider_for(port).await;
     let args = ["--email-domain=company.com"];
     let adapter = Adapter::start(&idp.issuer, port, &args).await;
@@ -486,21 +494,24 @@ async fn email_domain_rule_is_applied() {
 
 #[tokio::test]
 async fn ping_answers_at_once_and_ready_waits_for_discovery() {
-    let port = port();
+    // A reserved port nothing listens on: the provider is unreachable.
     let dead_issuer = format!("http://127.0.0.1:{}", test_support::free_port());
-    let adapter = Adapter::spawn(&dead_issuer, port, &[]);
-    let c = client(port);
-    let mut ping = None;
-    for _ in 0..100 {
-        if let Ok(r) = c.get(format!("{}/ping", adapter.base)).send().await {
-            ping = Some((r.status(), r.text().await.unwrap()));
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(ping, Some((reqwest::StatusCode::OK, "OK".to_owned())));
+    let adapter = Adapter::spawn(&dead_issuer, 0, &[]).await;
+    let c = client(adapter.port);
+    // Probes as the kubelet sends them (the pod's address as Host). The adapter listens (it
+    // logged so) and discovery keeps failing: /ping answers 200 anyway, /ready 503.
+    let probe = format!("http://127.0.0.1:{}", adapter.port);
+    let r = c
+        .get(format!("{probe}/ping"))
+        .send()
+        .await
+        .expect("GET /ping");
     assert_eq!(
-        c.get(format!("{}/ready", adapter.base))
+        (r.status(), r.text().await.unwrap()),
+        (reqwest::StatusCode::OK, "OK".to_owned())
+    );
+    assert_eq!(
+        c.get(format!("{probe}/ready"))
             .send()
             .await
             .unwrap()
@@ -515,7 +526,7 @@ async fn ping_answers_at_once_and_ready_waits_for_discovery() {
 
 #[tokio::test]
 async fn rp_initiated_logout_ends_the_provider_session_too() {
-    let port = port();
+    let port = callback_port();
     let mut spec = client_spec(port);
     spec.post_logout_redirect_uris = vec![format!("http://{HOST}:{port}/bye")];
     let idp = OidcProvider::start(vec![spec]).await;
@@ -571,7 +582,7 @@ fn provider_log_count(idp: &OidcProvider, needle: &str) -> usize {
 
 #[tokio::test]
 async fn concurrent_requests_due_for_refresh_share_one_refresh() {
-    let port = port();
+    let port = callback_port();
     let idp = provider_for(port).await;
     let adapter = Adapter::start(
         &idp.issuer,
@@ -582,9 +593,14 @@ async fn concurrent_requests_due_for_refresh_share_one_refresh() {
     let c = client(port);
     login(&c, &adapter, "/", "alice").await;
     let old_cookie = c.cookie(&adapter.base, "auth").unwrap();
+    // Due once a whole second has passed (sessions count Unix seconds).
     tokio::time::sleep(Duration::from_millis(1100)).await;
 
-    // 40 parallel requests, all with the same (now due) session cookie.
+    // 40 parallel requests, all with the same (now due) session cookie. However long they
+    // take, a second refresh cannot be legitimate: every request here, and the late one
+    // below, carries the old cookie, and the adapter hands the outcome of its refresh token's
+    // one refresh to every holder of that token for 60 s (oidc-core refresh.rs, GRACE); the
+    // refreshed cookie, which would be due again 1 s later, is never sent.
     let raw = raw_client(port);
     let mut tasks = Vec::new();
     for i in 0..40 {
@@ -638,7 +654,7 @@ async fn concurrent_requests_due_for_refresh_share_one_refresh() {
 
 #[tokio::test]
 async fn a_refused_refresh_token_ends_the_session() {
-    let port = port();
+    let port = callback_port();
     let idp = provider_for(port).await;
     let first = Adapter::start(&idp.issuer, port, &["--cookie-refresh=1s"]).await;
     let c = client(port);
@@ -651,8 +667,9 @@ async fn a_refused_refresh_token_ends_the_session() {
     drop(first);
     // ... so a fresh process that sees the old cookie (its outcome cache is gone)
     // replays a consumed refresh token: the provider refuses it and the session ends.
-    let second = Adapter::start(&idp.issuer, port, &["--cookie-refresh=1s"]).await;
-    let raw = raw_client(port);
+    // No login at this one (the cookie is presented by hand): any port.
+    let second = Adapter::start(&idp.issuer, 0, &["--cookie-refresh=1s"]).await;
+    let raw = raw_client(second.port);
     let r = raw
         .get(format!("{}/", second.base))
         .header("cookie", format!("auth={old_cookie}"))
@@ -677,7 +694,7 @@ async fn a_refused_refresh_token_ends_the_session() {
 
 #[tokio::test]
 async fn allowed_groups_and_authenticated_emails_decide_who_passes() {
-    let port = port();
+    let port = callback_port();
     let idp = provider_for(port).await;
     let adapter = Adapter::start(
         &idp.issuer,
@@ -708,6 +725,7 @@ async fn allowed_groups_and_authenticated_emails_decide_who_passes() {
     let dir = std::env::temp_dir().join(format!("emails-{port}"));
     std::fs::write(&dir, "# allowed\nCarol@Elsewhere.org\n").unwrap();
     let file_flag = format!("--authenticated-emails-file={}", dir.display());
+    // The same port again: the provider's redirect URI names it.
     let adapter = Adapter::start(
         &idp.issuer,
         port,
@@ -740,7 +758,7 @@ async fn allowed_groups_and_authenticated_emails_decide_who_passes() {
 
 #[tokio::test]
 async fn skip_auth_routes_pass_without_identity_and_2xx_pages_strip_forged_headers() {
-    let port = port();
+    let port = callback_port();
     let idp = provider_for(port).await;
     let adapter = Adapter::start(
         &idp.issuer,

@@ -2,19 +2,15 @@
 
 mod common;
 
-use std::process::Stdio;
-use std::time::Duration;
-
 use common::*;
-use tokio::io::AsyncReadExt;
 
 #[tokio::test]
 async fn metrics_count_decisions_logins_and_jwks_fetches() {
-    let port = port();
-    let metrics_port = test_support::free_port();
+    let port = callback_port();
     let idp = provider_for(port).await;
-    let metrics_addr = format!("--metrics-address=127.0.0.1:{metrics_port}");
-    let adapter = Adapter::start(&idp.issuer, port, &[metrics_addr.as_str()]).await;
+    // Port 0: the adapter logs where its metrics server listens.
+    let adapter = Adapter::start(&idp.issuer, port, &["--metrics-address=127.0.0.1:0"]).await;
+    let metrics = adapter.bound.metrics.expect("--metrics-address was given");
     let c = client(port);
     let r = c
         .get(format!("{}/api", adapter.base))
@@ -27,7 +23,7 @@ async fn metrics_count_decisions_logins_and_jwks_fetches() {
     for _ in 0..3 {
         assert_eq!(check(&c, &adapter, "/").await.status(), 200);
     }
-    let body = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+    let body = reqwest::get(format!("http://{metrics}/metrics"))
         .await
         .unwrap()
         .text()
@@ -53,62 +49,64 @@ async fn metrics_count_decisions_logins_and_jwks_fetches() {
 
 #[tokio::test]
 async fn json_logs_carry_the_request_id_and_never_a_secret() {
-    let port = port();
+    let port = callback_port();
     let idp = provider_for(port).await;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ext-authz-adapter"))
-        .args(SEED_ARGS)
-        .arg(format!("--oidc-issuer-url={}", idp.issuer))
-        .arg(format!("--http-address=127.0.0.1:{port}"))
-        .arg(format!("--cookie-secret={COOKIE_SECRET}"))
-        .arg(format!("--client-id={CLIENT_ID}"))
-        .arg("--log-format=json")
-        .env("OAUTH2_PROXY_CLIENT_SECRET", CLIENT_SECRET)
-        .env("RUST_LOG", "debug")
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let args = seed_args(
+        &idp.issuer,
+        [format!("--http-address=127.0.0.1:{port}")],
+        &["--log-format=json"],
+    );
+    let mut adapter = AdapterProcess::spawn(
+        "with JSON logs",
+        args,
+        &[
+            ("OAUTH2_PROXY_CLIENT_SECRET", CLIENT_SECRET),
+            ("RUST_LOG", "debug"),
+        ],
+        Log::default(),
+    );
+    // Its own lines say where it listens (JSON `fields.address`), then it must become ready.
+    let bound = adapter.bound().await;
+    assert_eq!(bound.http.port(), port);
+    adapter.wait_for(bound.http, "/ready").await;
     let c = client(port);
     let adapter_base = format!("http://{HOST}:{port}");
-    for _ in 0..200 {
-        if c.get(format!("{adapter_base}/ready"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+
     // A login (tokens, code, cookies all pass through), a tampered cookie, a forged state.
     let r = c.get(format!("{adapter_base}/")).send().await.unwrap();
+    assert_eq!(r.status(), 302, "a navigation without a session");
     let authorize = location(r.headers());
+    assert!(authorize.starts_with(&idp.issuer), "{authorize}");
     let callback = test_support::login_at_provider(&c, &authorize, "alice", "pw").await;
-    c.get(&callback).send().await.unwrap();
+    let r = c.get(&callback).send().await.unwrap();
+    assert_eq!(r.status(), 302, "the callback creates the session");
+    assert_session_started(&set_cookies(r.headers()));
     let cookie = c.cookie(&adapter_base, "auth").unwrap();
     let raw = raw_client(port);
-    raw.get(format!("{adapter_base}/x"))
+    let r = raw
+        .get(format!("{adapter_base}/x"))
         .header("x-request-id", "req-4711")
         .header("cookie", format!("auth={}x", &cookie[..cookie.len() - 1]))
         .send()
         .await
         .unwrap();
-    c.get(format!(
-        "{adapter_base}/oauth2/callback?code=abc&state=forged-state-value"
-    ))
-    .send()
-    .await
-    .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    child.start_kill().unwrap();
-    let mut logs = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
+    assert_eq!(
+        r.status(),
+        302,
+        "a navigation with a tampered cookie is sent to the login"
+    );
+    let r = c
+        .get(format!(
+            "{adapter_base}/oauth2/callback?code=abc&state=forged-state-value"
+        ))
+        .send()
         .await
         .unwrap();
+    assert_eq!(r.status(), 403, "a callback with a forged state");
+    // Every line the adapter wrote for these requests precedes its answers; once it is gone
+    // and its stderr is read to the end, the log is complete.
+    adapter.stop().await;
+    let logs = adapter.log().lines().join("\n");
 
     let lines: Vec<serde_json::Value> = logs
         .lines()

@@ -1,17 +1,25 @@
 //! Shared helpers: start the real `ext-authz-adapter` binary against a real
 //! provider, and a browser-like HTTP client.
+//!
+//! Adapters listen on `127.0.0.1:0` unless a test needs the port before the
+//! start (a redirect URI registered at the provider) or restarts the adapter
+//! on the same port: the process binds a free port itself and logs where it
+//! listens, and [`AdapterProcess::bound`] reads that from its log, so no
+//! other process can take the port between choosing and binding it.
 
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::process::Stdio;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use reqwest::cookie::{CookieStore, Jar};
 use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
 use test_support::{ClientSpec, OidcProvider, free_port};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
+use tokio::task::JoinHandle;
 
 pub const CLIENT_ID: &str = "nginx";
 pub const CLIENT_SECRET: &str = "nginx-client-secret";
@@ -59,66 +67,399 @@ pub fn seed_args(
         .collect()
 }
 
-/// A running adapter process, killed on drop.
+/// How long a test waits for a fact about an adapter process (it logged
+/// where it listens, `/ready` answers 200). Generous: the machine's cores are
+/// shared with other tests and builds, and the wait ends as soon as the fact holds.
+pub const START_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Lines of an adapter's log shown in failure messages.
+const TAIL_LINES: usize = 200;
+
+/// The log (stderr) of an adapter process: every line, in order, as written
+/// (without ANSI colours, see [`AdapterProcess::spawn`]).
+#[derive(Clone, Default)]
+pub struct Log(Arc<Mutex<Vec<String>>>);
+
+impl Log {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn push(&self, line: String) {
+        self.lock().push(line);
+    }
+
+    /// The number of lines so far: a mark for [`Log::since`] and [`Log::find_since`].
+    pub fn mark(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Every line so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.lock().clone()
+    }
+
+    /// The lines after `mark`, joined.
+    pub fn since(&self, mark: usize) -> String {
+        self.lock().get(mark..).unwrap_or_default().join("\n")
+    }
+
+    /// The last lines, joined (for failure messages).
+    pub fn tail(&self) -> String {
+        let lines = self.lock();
+        lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n")
+    }
+
+    /// Whether any line so far contains `needle`.
+    pub fn contains(&self, needle: &str) -> bool {
+        self.lock().iter().any(|l| l.contains(needle))
+    }
+
+    /// The first line after `mark` that contains every needle, if there is one yet.
+    pub fn find_since(&self, mark: usize, needles: &[&str]) -> Option<String> {
+        self.lock()
+            .get(mark..)
+            .unwrap_or_default()
+            .iter()
+            .find(|l| needles.iter().all(|n| l.contains(n)))
+            .cloned()
+    }
+
+    /// Waits (at most `within`) for a line after `mark` that contains every needle.
+    pub async fn wait_since(
+        &self,
+        mark: usize,
+        needles: &[&str],
+        within: Duration,
+    ) -> Option<String> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(line) = self.find_since(mark, needles) {
+                return Some(line);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Where an adapter process listens, as it logged it after binding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bound {
+    /// `--http-address`: ext_authz, `/oauth2/*`, `/ping`, `/ready`.
+    pub http: SocketAddr,
+    /// `--grpc-address`, when given.
+    pub grpc: Option<SocketAddr>,
+    /// `--metrics-address`, when given.
+    pub metrics: Option<SocketAddr>,
+}
+
+/// One of the adapter's servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Server {
+    Http,
+    Grpc,
+    Metrics,
+}
+
+/// The server and address a start-up line of the adapter (`src/main.rs`) reports:
+/// `listening`, `gRPC ext_authz listening` or `metrics at /metrics`, each with
+/// `address=<the bound address>`; in the text format without colours
+/// (`<time>  INFO <target>: <message> address=<addr> ...`) or in the JSON format.
+fn parse_listening(line: &str) -> Option<(Server, SocketAddr)> {
+    let (message, address) = if line.starts_with('{') {
+        let v: serde_json::Value = serde_json::from_str(line).ok()?;
+        let fields = &v["fields"];
+        (
+            fields["message"].as_str()?.to_owned(),
+            fields["address"].as_str()?.to_owned(),
+        )
+    } else {
+        let (_, rest) = line.split_once(": ")?;
+        let (message, fields) = rest.split_once(" address=")?;
+        (
+            message.to_owned(),
+            fields.split_whitespace().next()?.to_owned(),
+        )
+    };
+    let server = match message.as_str() {
+        "listening" => Server::Http,
+        "gRPC ext_authz listening" => Server::Grpc,
+        "metrics at /metrics" => Server::Metrics,
+        _ => return None,
+    };
+    Some((server, address.parse().ok()?))
+}
+
+/// Whether `args` set `flag` (`--flag=value` or `--flag value`).
+fn has_flag(args: &[String], flag: &str) -> bool {
+    args.iter()
+        .any(|a| a == flag || a.strip_prefix(flag).is_some_and(|v| v.starts_with('=')))
+}
+
+/// An `ext-authz-adapter` process: its log is collected, where it listens is
+/// read from the log, and it is killed when dropped (printing the end of its
+/// log if the test failed).
+pub struct AdapterProcess {
+    /// A name for messages.
+    pub name: String,
+    /// Its command-line arguments.
+    pub args: Vec<String>,
+    child: Child,
+    log: Log,
+    /// The first line of `log` that is this process's (a log can outlive a process).
+    first_line: usize,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl AdapterProcess {
+    /// Spawns the binary with `args` and `env` (the client secret goes in
+    /// `OAUTH2_PROXY_CLIENT_SECRET`, as in the seed's Deployment), with
+    /// `RUST_LOG=info` unless `env` sets it and `NO_COLOR`, since the tests read
+    /// its log. Appends its stderr to `log` (a new one, or the log of the process
+    /// it replaces). Does not wait.
+    pub fn spawn(name: &str, args: Vec<String>, env: &[(&str, &str)], log: Log) -> AdapterProcess {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ext-authz-adapter"));
+        command
+            .args(&args)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn ext-authz-adapter {name}: {e}"));
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let first_line = log.mark();
+        let sink = log.clone();
+        let reader = tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                sink.push(line);
+            }
+        });
+        AdapterProcess {
+            name: name.to_owned(),
+            args,
+            child,
+            log,
+            first_line,
+            reader: Some(reader),
+        }
+    }
+
+    /// Its log.
+    pub fn log(&self) -> &Log {
+        &self.log
+    }
+
+    /// Panics, with the end of its log, if the process has exited while the
+    /// test was waiting for `awaited`.
+    fn assert_running(&mut self, awaited: &str) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!(
+                "ext-authz-adapter {} exited ({status}) while the test waited for {awaited}; \
+                 args {:?}\n--- its log ---\n{}",
+                self.name,
+                self.args,
+                self.log.tail()
+            );
+        }
+    }
+
+    /// Waits (at most [`START_DEADLINE`]) until the process has logged where it
+    /// listens: HTTP, and gRPC and metrics when its args ask for them. Panics
+    /// with the end of its log if it exits first or the deadline passes.
+    pub async fn bound(&mut self) -> Bound {
+        let want_grpc = has_flag(&self.args, "--grpc-address");
+        let want_metrics = has_flag(&self.args, "--metrics-address");
+        let mut awaited =
+            String::from("the log lines that say where it listens (\"listening address=\"");
+        if want_grpc {
+            awaited.push_str(", \"gRPC ext_authz listening address=\"");
+        }
+        if want_metrics {
+            awaited.push_str(", \"metrics at /metrics address=\"");
+        }
+        awaited.push(')');
+        let deadline = Instant::now() + START_DEADLINE;
+        loop {
+            let (mut http, mut grpc, mut metrics) = (None, None, None);
+            for line in self.log.lines().iter().skip(self.first_line) {
+                match parse_listening(line) {
+                    Some((Server::Http, a)) => http = Some(a),
+                    Some((Server::Grpc, a)) => grpc = Some(a),
+                    Some((Server::Metrics, a)) => metrics = Some(a),
+                    None => {}
+                }
+            }
+            if let Some(http) = http
+                && (grpc.is_some() || !want_grpc)
+                && (metrics.is_some() || !want_metrics)
+            {
+                return Bound {
+                    http,
+                    grpc,
+                    metrics,
+                };
+            }
+            self.assert_running(&awaited);
+            assert!(
+                Instant::now() < deadline,
+                "ext-authz-adapter {}: no {awaited} within {START_DEADLINE:?}; args {:?}\n\
+                 --- its log ---\n{}",
+                self.name,
+                self.args,
+                self.log.tail()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits (at most [`START_DEADLINE`]) until `GET http://<http><path>`
+    /// answers 200 (`/ping`: it serves; `/ready`: discovery is done). Panics with
+    /// the end of its log if it exits first or the deadline passes.
+    pub async fn wait_for(&mut self, http: SocketAddr, path: &str) {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .expect("client");
+        let url = format!("http://{http}{path}");
+        let awaited = format!("GET {url} to answer 200");
+        let deadline = Instant::now() + START_DEADLINE;
+        loop {
+            let last = match client.get(&url).send().await {
+                Ok(r) if r.status() == reqwest::StatusCode::OK => return,
+                Ok(r) => format!("last answer {}", r.status()),
+                Err(e) => format!("last error: {e}"),
+            };
+            self.assert_running(&awaited);
+            assert!(
+                Instant::now() < deadline,
+                "ext-authz-adapter {}: expected {awaited} within {START_DEADLINE:?} ({last}); \
+                 args {:?}\n--- its log ---\n{}",
+                self.name,
+                self.args,
+                self.log.tail()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Kills the process (SIGKILL, as a crashed pod) and waits until it is gone
+    /// and its whole log is read: afterwards [`AdapterProcess::log`] is complete
+    /// and its ports are free.
+    pub async fn stop(&mut self) {
+        let _ = self.child.start_kill();
+        let exited = tokio::time::timeout(START_DEADLINE, self.child.wait()).await;
+        assert!(
+            exited.is_ok(),
+            "ext-authz-adapter {} still runs {START_DEADLINE:?} after SIGKILL",
+            self.name
+        );
+        if let Some(reader) = self.reader.take() {
+            // Its stderr closes with the process: the reader ends at EOF.
+            let _ = tokio::time::timeout(START_DEADLINE, reader).await;
+        }
+    }
+}
+
+impl Drop for AdapterProcess {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "--- ext-authz-adapter {} log (tail) ---\n{}\n--- end of its log ---",
+                self.name,
+                self.log.tail()
+            );
+        }
+        // Wait until the process is gone: a test may start the next adapter on the same port.
+        let _ = self.child.start_kill();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// A running adapter with the seed's args, killed on drop.
 pub struct Adapter {
+    /// The port it listens on: the one asked for, or the one it chose for port 0.
     pub port: u16,
     /// `http://nginx.example.com:<port>`.
     pub base: String,
-    child: Child,
+    /// Where its servers listen.
+    pub bound: Bound,
+    process: AdapterProcess,
 }
 
 impl Adapter {
-    /// Starts the binary with the seed's args plus `extra`, issuer `issuer`,
-    /// client secret from the environment variable; waits for `/ready`.
+    /// Starts the binary with the seed's args plus `extra` for `issuer`, the
+    /// client secret from the environment variable, on `127.0.0.1:<port>`, and
+    /// waits for `/ready`.
+    ///
+    /// `port` 0 lets the adapter bind a free port itself ([`Adapter::port`] says
+    /// which). Pass a port from [`port`] only when something must name the port
+    /// before the start (the node provider's exact redirect URI) or the test
+    /// restarts the adapter on the same port. `--grpc-address=127.0.0.1:0` and
+    /// `--metrics-address=127.0.0.1:0` in `extra` work the same way
+    /// ([`Adapter::bound`]).
     pub async fn start(issuer: &str, port: u16, extra: &[&str]) -> Adapter {
-        let adapter = Self::spawn(issuer, port, extra);
+        let mut adapter = Self::spawn(issuer, port, extra).await;
         adapter.wait_ready().await;
         adapter
     }
 
-    /// Starts without waiting for readiness.
-    pub fn spawn(issuer: &str, port: u16, extra: &[&str]) -> Adapter {
+    /// Like [`Adapter::start`], but waits only until it listens, not for `/ready`.
+    pub async fn spawn(issuer: &str, port: u16, extra: &[&str]) -> Adapter {
         let args = seed_args(issuer, [format!("--http-address=127.0.0.1:{port}")], extra);
-        let child = Command::new(env!("CARGO_BIN_EXE_ext-authz-adapter"))
-            .args(args)
-            .env("OAUTH2_PROXY_CLIENT_SECRET", CLIENT_SECRET)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn ext-authz-adapter");
+        let name = if port == 0 {
+            "(port 0)".to_owned()
+        } else {
+            format!("on port {port}")
+        };
+        let mut process = AdapterProcess::spawn(
+            &name,
+            args,
+            &[("OAUTH2_PROXY_CLIENT_SECRET", CLIENT_SECRET)],
+            Log::default(),
+        );
+        let bound = process.bound().await;
+        assert!(
+            port == 0 || bound.http.port() == port,
+            "asked to listen on port {port}, the adapter reports {}",
+            bound.http
+        );
+        process.name = format!("on {}", bound.http);
         Adapter {
-            port,
-            base: format!("http://{HOST}:{port}"),
-            child,
+            port: bound.http.port(),
+            base: format!("http://{HOST}:{}", bound.http.port()),
+            bound,
+            process,
         }
     }
 
-    pub async fn wait_ready(&self) {
-        let client = client(self.port);
-        for _ in 0..400 {
-            if let Ok(r) = client.get(format!("{}/ready", self.base)).send().await
-                && r.status() == 200
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("adapter on port {} did not become ready", self.port);
+    /// Waits (at most [`START_DEADLINE`]) until `/ready` answers 200.
+    pub async fn wait_ready(&mut self) {
+        self.process.wait_for(self.bound.http, "/ready").await;
     }
-}
 
-impl Drop for Adapter {
-    fn drop(&mut self) {
-        // Wait until the process is gone, so the next adapter can bind the same port.
-        let _ = self.child.start_kill();
-        for _ in 0..300 {
-            if !matches!(self.child.try_wait(), Ok(None)) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+    /// Its log.
+    pub fn log(&self) -> &Log {
+        self.process.log()
+    }
+
+    /// Kills it and waits until it is gone and its log is complete.
+    pub async fn stop(&mut self) {
+        self.process.stop().await;
     }
 }
 
@@ -203,6 +544,18 @@ pub fn client_spec(port: u16) -> ClientSpec {
 /// Starts a provider with the `nginx` client registered for `port`.
 pub async fn provider_for(port: u16) -> OidcProvider {
     OidcProvider::start(vec![client_spec(port)]).await
+}
+
+/// Starts a provider for tests that never finish a login: the `nginx` client is
+/// registered (the adapter's authorization requests name it), with a callback
+/// URL no adapter serves, so the adapter can listen on port 0.
+pub async fn provider_without_logins() -> OidcProvider {
+    OidcProvider::start(vec![ClientSpec::new(
+        CLIENT_ID,
+        CLIENT_SECRET,
+        &format!("http://{HOST}/no-login-in-this-test"),
+    )])
+    .await
 }
 
 pub fn location(h: &HeaderMap) -> String {
@@ -310,6 +663,17 @@ pub async fn check(client: &reqwest::Client, adapter: &Adapter, path: &str) -> r
         .expect("check")
 }
 
+/// A port reserved for an adapter that must be named before the adapter starts
+/// or that a test restarts on the same port. Everything else starts adapters on
+/// port 0 ([`Adapter::start`]).
 pub fn port() -> u16 {
     free_port()
+}
+
+/// A port reserved for an adapter whose login a test finishes at the node
+/// provider: the provider matches redirect URIs exactly and must be started
+/// (with [`provider_for`] or [`client_spec`]) before the adapter, whose issuer
+/// it is, so the callback URL names the port before the adapter can bind it.
+pub fn callback_port() -> u16 {
+    port()
 }

@@ -5,14 +5,13 @@
 
 #![allow(dead_code)]
 
-use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::{AdapterProcess, Log};
 use bytes::Bytes;
 use ext_authz_adapter::envoy::{AUTHZ_GRPC_CLUSTER, AUTHZ_HTTP_CLUSTER, AuthzTarget, EnvoyConfig};
 use http_body_util::Full;
@@ -26,15 +25,15 @@ use test_support::envoy::Envoy;
 use test_support::free_port;
 use test_support::keycloak::{CLIENT_ID, Keycloak, TestUser, login_at_keycloak};
 use test_support::redis::RedisServer;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 
 /// The seed's protected host.
 pub const APP_HOST: &str = "nginx.example.com";
 /// 32 bytes, base64; the same for every replica (they must read each other's cookies).
 pub const COOKIE_SECRET: &str = "c2NhbGUtdGVzdHMtY29va2llLXNlY3JldC0zMmJ5dGU=";
+/// `127.0.0.1:0`: a replica started there picks a free port and logs it.
+pub const ANY: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
 
 /// The seed's Deployment args that do not depend on where things run (DESIGN.md §4).
 const SEED_ARGS: &[&str] = &[
@@ -122,6 +121,24 @@ impl TestRealm {
         }
     }
 
+    /// Sets the realm's access token lifespan (for tokens issued from now on, refreshed ones
+    /// included).
+    pub async fn set_access_token_lifespan(&self, kc: &Keycloak, lifespan: Duration) {
+        let (status, body) = kc
+            .admin_send(
+                reqwest::Method::PUT,
+                &self.name,
+                Some(&json!({ "accessTokenLifespan": lifespan.as_secs() })),
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::NO_CONTENT,
+            "realm {}: accessTokenLifespan={lifespan:?}: {body}",
+            self.name
+        );
+    }
+
     /// The realm's stored events of `event_type` (newest first).
     pub async fn events(&self, kc: &Keycloak, event_type: &str) -> Vec<Value> {
         kc.admin_get(&format!("{}/events?type={event_type}&max=1000", self.name))
@@ -153,8 +170,6 @@ impl TestRealm {
 // ---------------------------------------------------------------------------------------------
 // Adapter replicas.
 
-type Lines = Arc<Mutex<VecDeque<String>>>;
-
 /// One `ext-authz-adapter` process (a replica), killed when dropped; its log is printed if
 /// the test fails.
 pub struct Replica {
@@ -166,72 +181,75 @@ pub struct Replica {
     pub metrics: SocketAddr,
     /// Its gRPC (`envoy.service.auth.v3.Authorization`) address.
     pub grpc: SocketAddr,
+    /// The HTTP and gRPC addresses it is started with: port 0 (it picks free ports and logs
+    /// them), or ports reserved so that it can be restarted on them.
+    listen: [SocketAddr; 2],
+    /// Its args, without the addresses.
     args: Vec<String>,
-    child: Option<Child>,
-    log: Lines,
+    process: Option<AdapterProcess>,
+    /// The log of every process of this replica (restarts append).
+    log: Log,
 }
 
 impl Replica {
     /// Spawns the binary with the seed's args, `issuer`, the realm's client secret (env, as in
-    /// the seed), `--http-address=<http>`, `--grpc-address`, `--metrics-address`, and `extra`;
-    /// does not wait.
-    pub fn spawn(
+    /// the seed), `extra`, and HTTP on `http`, gRPC and metrics on free ports; waits until it
+    /// has logged where it listens (not for `/ready`).
+    ///
+    /// `http` with port 0: it picks a free port, read back from its log. A reserved port
+    /// ([`test_support::free_port`]) only when the address must be known before the start
+    /// (Keycloak's back-channel logout URL) or for [`Replica::restart`], which needs the same
+    /// ports again (Envoy's cluster names them); gRPC then gets a reserved port too.
+    pub async fn spawn(
         name: &str,
         http: SocketAddr,
         issuer: &str,
         client_secret: &str,
         extra: &[String],
     ) -> Replica {
-        let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let grpc = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let grpc_port = if http.port() == 0 { 0 } else { free_port() };
         let mut args: Vec<String> = SEED_ARGS.iter().map(|a| (*a).to_owned()).collect();
         args.extend([
-            format!("--http-address={http}"),
-            format!("--metrics-address={metrics}"),
-            format!("--grpc-address={grpc}"),
             format!("--oidc-issuer-url={issuer}"),
             format!("--cookie-secret={COOKIE_SECRET}"),
             format!("--client-id={CLIENT_ID}"),
         ]);
         args.extend(extra.iter().cloned());
+        let unbound = SocketAddr::from(([127, 0, 0, 1], 0));
         let mut replica = Replica {
             name: name.to_owned(),
-            http,
-            metrics,
-            grpc,
+            http: unbound,
+            metrics: unbound,
+            grpc: unbound,
+            listen: [http, SocketAddr::from(([127, 0, 0, 1], grpc_port))],
             args,
-            child: None,
-            log: Arc::default(),
+            process: None,
+            log: Log::default(),
         };
-        replica.launch(client_secret);
+        replica.launch(client_secret).await;
         replica
     }
 
-    fn launch(&mut self, client_secret: &str) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ext-authz-adapter"))
-            .args(&self.args)
-            .env("OAUTH2_PROXY_CLIENT_SECRET", client_secret)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn ext-authz-adapter");
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let lines = self.log.clone();
-        let name = self.name.clone();
-        tokio::spawn(async move {
-            let mut reader = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = reader.next_line().await {
-                let mut lines = lines.lock().unwrap_or_else(|e| e.into_inner());
-                if lines.len() == 300 {
-                    lines.pop_front();
-                }
-                lines.push_back(format!("[{name}] {line}"));
-            }
-        });
-        self.child = Some(child);
+    /// Starts a process and reads where it listens from its log.
+    async fn launch(&mut self, client_secret: &str) {
+        let [http, grpc] = self.listen;
+        let mut args = vec![
+            format!("--http-address={http}"),
+            format!("--grpc-address={grpc}"),
+            "--metrics-address=127.0.0.1:0".to_owned(),
+        ];
+        args.extend(self.args.iter().cloned());
+        let mut process = AdapterProcess::spawn(
+            &format!("replica {}", self.name),
+            args,
+            &[("OAUTH2_PROXY_CLIENT_SECRET", client_secret)],
+            self.log.clone(),
+        );
+        let bound = process.bound().await;
+        self.http = bound.http;
+        self.grpc = bound.grpc.expect("--grpc-address was given");
+        self.metrics = bound.metrics.expect("--metrics-address was given");
+        self.process = Some(process);
     }
 
     /// Spawns and waits until `/ready` answers 200 (discovery done).
@@ -242,57 +260,48 @@ impl Replica {
         client_secret: &str,
         extra: &[String],
     ) -> Replica {
-        let mut replica = Replica::spawn(name, http, issuer, client_secret, extra);
+        let mut replica = Replica::spawn(name, http, issuer, client_secret, extra).await;
         replica.wait_for("/ready").await;
         replica
     }
 
-    /// Waits (at most 30 s) until `path` (`/ping` or `/ready`) answers 200.
+    /// Waits (at most [`crate::common::START_DEADLINE`]) until `path` (`/ping` or `/ready`)
+    /// answers 200; panics with its log if it exits first.
     pub async fn wait_for(&mut self, path: &str) {
-        let client = plain_client();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                panic!(
-                    "replica {} ({:?}) exited ({status}):\n{}",
-                    self.name,
-                    self.args,
-                    self.log_tail()
-                );
-            }
-            if client
-                .get(format!("http://{}{path}", self.http))
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == StatusCode::OK)
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "replica {}: {path} not 200 within 30 s:\n{}",
-                self.name,
-                self.log_tail()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let http = self.http;
+        let name = self.name.clone();
+        self.process
+            .as_mut()
+            .unwrap_or_else(|| panic!("replica {name} is not running"))
+            .wait_for(http, path)
+            .await;
     }
 
     /// Kills the process (SIGKILL, as a crashed pod) and waits until it is gone.
     pub async fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.start_kill();
-            let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+        if let Some(mut process) = self.process.take() {
+            process.stop().await;
         }
     }
 
     /// Starts the same replica again (same ports and args) and waits until it is ready.
+    /// Only for a replica started on a reserved port (see [`Replica::spawn`]).
     pub async fn restart(&mut self, client_secret: &str) {
+        let before = (self.http, self.grpc);
+        assert_ne!(
+            self.listen[0].port(),
+            0,
+            "replica {} was started on port 0: a restart on the same ports needs reserved ports",
+            self.name
+        );
         self.kill().await;
-        self.launch(client_secret);
+        self.launch(client_secret).await;
+        assert_eq!(
+            (self.http, self.grpc),
+            before,
+            "replica {} restarted on other ports",
+            self.name
+        );
         self.wait_for("/ready").await;
     }
 
@@ -357,25 +366,12 @@ impl Replica {
 
     /// The last lines of its log.
     pub fn log_tail(&self) -> String {
-        let lines = self.log.lock().unwrap_or_else(|e| e.into_inner());
-        lines.iter().cloned().collect::<Vec<_>>().join("\n")
+        self.log.tail()
     }
-}
 
-impl Drop for Replica {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "--- replica {} ({}) log (tail) ---\n{}\n--- end of replica {} log ---",
-                self.name,
-                self.http,
-                self.log_tail(),
-                self.name
-            );
-        }
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.start_kill();
-        }
+    /// Its whole log (every process of this replica).
+    pub fn log(&self) -> &Log {
+        &self.log
     }
 }
 
@@ -435,9 +431,13 @@ pub enum Mode {
 
 /// The Envoy bootstrap of the seed ([`EnvoyConfig::seed`]) with the ext_authz cluster spread
 /// over `replicas`: round robin, and active health checks (HTTP `GET /ping`, or a TCP connect
-/// in gRPC mode, every 200 ms; one failure marks an endpoint unhealthy, one success healthy
-/// again; panic routing off), standing in for the readiness probe that takes a dead pod out
-/// of Istio's endpoints.
+/// in gRPC mode, every 200 ms; panic routing off), standing in for the readiness probe that
+/// takes a dead pod out of Istio's endpoints.
+///
+/// A killed replica refuses connections: three failed checks in a row (about 0.6 s) take it
+/// out, one success brings it back. A slow `/ping` of a live replica (the machine is loaded)
+/// is no failure: a check may take 10 s. With one failure and a 1 s timeout, a replica that
+/// answered late once was taken out, and with both out every check failed.
 pub fn envoy_config(
     mode: Mode,
     replicas: &[SocketAddr],
@@ -479,16 +479,20 @@ pub fn envoy_config(
         })
         .collect();
     let mut health_check = json!({
-        "timeout": "1s",
+        "timeout": "10s",
         "interval": "0.2s",
         // Otherwise a cluster that had no traffic yet is checked every 60 s.
         "no_traffic_interval": "0.2s",
         "no_traffic_healthy_interval": "0.2s",
-        "unhealthy_threshold": 1,
+        "unhealthy_threshold": 3,
         "healthy_threshold": 1,
     });
     match mode {
-        Mode::Http => health_check["http_health_check"] = json!({ "path": "/ping" }),
+        // A probe names the adapter by address (Envoy would send the cluster name as Host,
+        // and a host name's `/ping` is a check).
+        Mode::Http => {
+            health_check["http_health_check"] = json!({ "path": "/ping", "host": "127.0.0.1" })
+        }
         Mode::Grpc => health_check["tcp_health_check"] = json!({}),
     }
     authz["health_checks"] = json!([health_check]);
@@ -537,20 +541,21 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// Replicas A (on `a_http`) and B for `realm`, each with `--resolve keycloak.example.com=
-    /// <keycloak_ip>` and `extra`, and Envoy (HTTP mode) in front of them; with `grpc`, a
-    /// second Envoy in gRPC mode too.
+    /// Replicas A (on `a_http`) and B (on `b_http`) for `realm`, each with `--resolve
+    /// keycloak.example.com=<keycloak_ip>` and `extra`, and Envoy (HTTP mode) in front of
+    /// them; with `grpc`, a second Envoy in gRPC mode too. Addresses with port 0 ([`ANY`]):
+    /// the replica picks a free port (see [`Replica::spawn`] for when to reserve one).
     pub async fn start(
         kc: &Keycloak,
         realm: &TestRealm,
         a_http: SocketAddr,
+        b_http: SocketAddr,
         keycloak_ip: IpAddr,
         extra: &[String],
         grpc: bool,
     ) -> Stack {
         let mut args = vec![format!("--resolve={}={keycloak_ip}", kc.host())];
         args.extend(extra.iter().cloned());
-        let b_http = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let (a, b) = tokio::join!(
             Replica::start("A", a_http, &realm.issuer, &kc.client_secret, &args),
             Replica::start("B", b_http, &realm.issuer, &kc.client_secret, &args),
@@ -951,7 +956,8 @@ pub struct Load {
     /// When the load started (the origin of [`Sample`] times).
     pub origin: Instant,
     stop: Arc<std::sync::atomic::AtomicBool>,
-    task: JoinHandle<Vec<Sample>>,
+    samples: Arc<Mutex<Vec<Sample>>>,
+    task: JoinHandle<()>,
 }
 
 impl Load {
@@ -959,11 +965,13 @@ impl Load {
     pub fn start(base: &str, cookie: &str, every: Duration, max: usize) -> Load {
         let origin = Instant::now();
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let samples: Arc<Mutex<Vec<Sample>>> = Arc::default();
         let (base, cookie, flag) = (base.to_owned(), cookie.to_owned(), stop.clone());
+        let record = samples.clone();
         let task = tokio::spawn(async move {
             let client = app_client(None);
-            let mut samples = Vec::new();
-            while !flag.load(Ordering::Relaxed) && samples.len() < max {
+            let len = || record.lock().unwrap_or_else(|e| e.into_inner()).len();
+            while !flag.load(Ordering::Relaxed) && len() < max {
                 let sent = origin.elapsed();
                 let status = match client
                     .get(format!("{base}/api"))
@@ -975,16 +983,23 @@ impl Load {
                     Ok(r) => r.status().as_u16(),
                     Err(_) => 0,
                 };
-                samples.push(Sample {
-                    sent,
-                    done: origin.elapsed(),
-                    status,
-                });
+                record
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(Sample {
+                        sent,
+                        done: origin.elapsed(),
+                        status,
+                    });
                 tokio::time::sleep(every).await;
             }
-            samples
         });
-        Load { origin, stop, task }
+        Load {
+            origin,
+            stop,
+            samples,
+            task,
+        }
     }
 
     /// Now, relative to the load's start.
@@ -992,10 +1007,21 @@ impl Load {
         self.origin.elapsed()
     }
 
+    /// How many requests sent at or after `at` (relative to the start) were answered so far.
+    pub fn answered_since(&self, at: Duration) -> usize {
+        self.samples
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|s| s.sent >= at)
+            .count()
+    }
+
     /// Stops the load and returns its samples.
     pub async fn stop(self) -> Vec<Sample> {
         self.stop.store(true, Ordering::Relaxed);
-        self.task.await.expect("load task")
+        self.task.await.expect("load task");
+        std::mem::take(&mut *self.samples.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 
