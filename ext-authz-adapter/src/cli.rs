@@ -140,9 +140,14 @@ pub struct Cli {
     #[arg(long, env = "OAUTH2_PROXY_AUTHORIZATION_RULES", value_delimiter = ';')]
     pub authorization_rule: Vec<String>,
 
-    /// Address or CIDR range of a proxy whose X-Forwarded-Proto, -Host and -Uri are believed
-    /// (e.g. the ingress gateway's pod range). Repeatable. Default: every peer, as
-    /// oauth2-proxy.
+    /// Believe X-Forwarded-Proto, -Host and -Uri (from the --trusted-proxy-ip peers) when
+    /// building URLs and at <prefix>/auth, as oauth2-proxy's flag. Host rules never use them.
+    #[arg(long, env = "OAUTH2_PROXY_REVERSE_PROXY", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set, value_parser = bool_flag!())]
+    pub reverse_proxy: bool,
+
+    /// With --reverse-proxy: address or CIDR range of a proxy whose X-Forwarded-Proto, -Host
+    /// and -Uri are believed (e.g. the ingress gateway's pod range). Repeatable. Default:
+    /// every peer, as oauth2-proxy.
     #[arg(
         long,
         env = "OAUTH2_PROXY_TRUSTED_PROXY_IPS",
@@ -612,7 +617,8 @@ impl Cli {
         ));
         b = b
             .authorization_rules(self.authorization_rule.clone())
-            .trusted_proxy_ips(self.trusted_proxy_ip.clone());
+            .trusted_proxy_ips(self.trusted_proxy_ip.clone())
+            .reverse_proxy(self.reverse_proxy);
         if let Some(path) = &self.authenticated_emails_file {
             let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Invalid {
                 flag: "--authenticated-emails-file",

@@ -29,6 +29,8 @@ async fn rules_per_path_and_host_narrow_access_on_every_reading_of_the_path() {
             "--scope=openid email profile groups",
             "--authorization-rule=^/admin/=group:admins",
             "--authorization-rule=app.example.com=group:app-users,group:admins",
+            // nginx auth_request names the target in X-Forwarded-Uri (below).
+            "--reverse-proxy",
         ],
     )
     .await;
@@ -77,7 +79,8 @@ async fn rules_per_path_and_host_narrow_access_on_every_reading_of_the_path() {
         assert_eq!(status_with(&ann, &url, &[]).await.0, 200, "{url}");
     }
 
-    // nginx auth_request: <prefix>/auth judges X-Forwarded-Uri (trusted: default everyone).
+    // nginx auth_request: <prefix>/auth judges X-Forwarded-Uri (with --reverse-proxy, from
+    // the default --trusted-proxy-ip: everyone).
     let auth = format!("{base}/oauth2/auth");
     let xfu = |uri: &'static str| [("x-forwarded-uri", uri)];
     assert_eq!(status_with(&alice, &auth, &xfu("/home")).await.0, 202);
@@ -116,12 +119,14 @@ fn bad_rules_stop_the_start_naming_the_flag() {
     assert!(err.contains("--trusted-proxy-ip"), "{err}");
 }
 
-/// Starts an adapter trusting only `trusted` and returns where a navigation without a
-/// session is sent when it claims `X-Forwarded-Host: app.example.com` and https.
-async fn login_redirect_with_forged_forwarding(trusted: &str) -> String {
+/// Starts an adapter with `--reverse-proxy=<reverse_proxy>` trusting only `trusted` and
+/// returns where a navigation without a session is sent when it claims
+/// `X-Forwarded-Host: app.example.com` and https.
+async fn login_redirect_with_forged_forwarding(trusted: &str, reverse_proxy: bool) -> String {
     let idp = provider_without_logins().await;
     let flag = format!("--trusted-proxy-ip={trusted}");
-    let adapter = Adapter::start(&idp.issuer, 0, &[flag.as_str()]).await;
+    let proxy = format!("--reverse-proxy={reverse_proxy}");
+    let adapter = Adapter::start(&idp.issuer, 0, &[flag.as_str(), proxy.as_str()]).await;
     let c = client(adapter.port);
     let r = c
         .get(format!("{}/", adapter.base))
@@ -138,15 +143,20 @@ async fn login_redirect_with_forged_forwarding(trusted: &str) -> String {
 #[tokio::test]
 async fn forwarded_headers_count_only_from_trusted_proxies() {
     // The tests connect from 127.0.0.1.
-    let trusted = login_redirect_with_forged_forwarding("127.0.0.0/8").await;
+    let trusted = login_redirect_with_forged_forwarding("127.0.0.0/8", true).await;
     assert!(
         trusted.contains("redirect_uri=https%3A%2F%2Fapp.example.com%2Foauth2%2Fcallback"),
         "a trusted proxy's host and scheme make the callback URL: {trusted}"
     );
-    let untrusted = login_redirect_with_forged_forwarding("192.0.2.0/24").await;
+    let untrusted = login_redirect_with_forged_forwarding("192.0.2.0/24", true).await;
     assert!(
         untrusted.contains("redirect_uri=http%3A%2F%2Fnginx.example.com"),
         "an untrusted peer's X-Forwarded-* are ignored: {untrusted}"
+    );
+    let off = login_redirect_with_forged_forwarding("127.0.0.0/8", false).await;
+    assert!(
+        off.contains("redirect_uri=http%3A%2F%2Fnginx.example.com"),
+        "without --reverse-proxy nothing forwarded is believed, even from a listed peer: {off}"
     );
 
     // An untrusted peer cannot move a request onto another host's rules or path.
@@ -157,6 +167,7 @@ async fn forwarded_headers_count_only_from_trusted_proxies() {
         port,
         &[
             "--scope=openid email profile groups",
+            "--reverse-proxy=true",
             "--trusted-proxy-ip=192.0.2.0/24",
             "--authorization-rule=nginx.example.com^/admin/=group:admins",
         ],

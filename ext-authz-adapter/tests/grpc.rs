@@ -424,7 +424,8 @@ async fn malformed_check_requests() {
     assert_eq!(http_status(denied(&r)), 400);
 }
 
-/// `--trusted-proxy-ip` in gRPC mode: the peer is the gRPC client (Envoy), here 127.0.0.1.
+/// `--reverse-proxy` and `--trusted-proxy-ip` in gRPC mode: the peer is the gRPC client
+/// (Envoy), here 127.0.0.1. Without `--reverse-proxy` nothing forwarded counts.
 #[tokio::test]
 async fn forwarded_headers_count_only_from_a_trusted_grpc_client() {
     let port = common::port();
@@ -439,23 +440,34 @@ async fn forwarded_headers_count_only_from_a_trusted_grpc_client() {
         ("x-forwarded-host", "app.example.com"),
         ("x-forwarded-proto", "https"),
     ];
-    for (trusted, expected) in [
+    for (trusted, reverse_proxy, expected) in [
         (
             "127.0.0.1",
+            true,
             "redirect_uri=https%3A%2F%2Fapp.example.com%2Foauth2%2Fcallback",
         ),
         (
             "192.0.2.0/24",
+            true,
+            "redirect_uri=http%3A%2F%2Fnginx.example.com",
+        ),
+        (
+            "127.0.0.1",
+            false,
             "redirect_uri=http%3A%2F%2Fnginx.example.com",
         ),
     ] {
         let flag = format!("--trusted-proxy-ip={trusted}");
-        let engine = engine(&idp.issuer, &[flag.as_str()]).await;
+        let proxy = format!("--reverse-proxy={reverse_proxy}");
+        let engine = engine(&idp.issuer, &[flag.as_str(), proxy.as_str()]).await;
         let (addr, _stop) = start_grpc(engine).await;
         let mut grpc = grpc_client(addr).await;
         let r = Browser::new(port).check(&mut grpc, "/", &forged).await;
         let location = login_redirect(&r);
-        assert!(location.contains(expected), "{trusted}: {location}");
+        assert!(
+            location.contains(expected),
+            "{trusted}, --reverse-proxy={reverse_proxy}: {location}"
+        );
     }
 }
 

@@ -4,7 +4,9 @@
 //!   whatever the method, the host's spelling or the identity headers a client forges; the
 //!   kubelet's probe (the pod's address as `Host`) still gets its 200 from the adapter;
 //! - paths: a route rule on `^/admin/` also covers every spelling an upstream serves as
-//!   `/admin/...` (`//admin`, `/%2Fadmin`, `/public//..%2Fadmin` past a skip-auth route).
+//!   `/admin/...` (`//admin`, `/%2Fadmin`, `/public//..%2Fadmin` past a skip-auth route);
+//! - hosts: a host rule judges the host Envoy routes by (`Host`, `:authority`), never the
+//!   `X-Forwarded-Host` a client writes, with or without `--reverse-proxy`.
 
 mod common;
 
@@ -124,9 +126,16 @@ async fn gateway(port: u16, authz: SocketAddr, http: bool, upstream: SocketAddr)
         }
     };
     let mut config = EnvoyConfig::new(SocketAddr::from(([127, 0, 0, 1], port)), target);
-    config.hosts.push(VirtualHost::protected(HOST, upstream));
+    for host in [HOST, REPORTS, WWW] {
+        config.hosts.push(VirtualHost::protected(host, upstream));
+    }
     Envoy::start(&config.render()).await
 }
+
+/// A second protected host, behind a host rule.
+const REPORTS: &str = "reports.example.com";
+/// A third protected host, with no rule of its own.
+const WWW: &str = "www.example.com";
 
 async fn probes_of_a_protected_host_are_checked(http: bool) {
     let mode = if http { "HTTP" } else { "gRPC" };
@@ -222,6 +231,104 @@ async fn the_kubelets_probes_still_answer() {
     assert_eq!(status, 302, "GET /ping of {HOST} is a check");
 }
 
+/// Signs Alice in through the gateway on `port` (as a browser: the login page at the provider,
+/// the callback through Envoy) and returns the `Cookie` header her browser would send.
+async fn sign_in_alice(port: u16, mode: &str, envoy: &Envoy) -> String {
+    let base = format!("http://{HOST}:{port}");
+    let c = common::client(port);
+    let r = c
+        .get(format!("{base}/page"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302, "{mode}: {}", envoy.log_tail());
+    let authorize = common::location(r.headers());
+    let callback = common::login_at_provider(&c, &authorize, "alice").await;
+    let r = c.get(&callback).send().await.unwrap();
+    assert_eq!(r.status(), 302, "{mode}: the callback");
+    let url: url::Url = base.parse().unwrap();
+    reqwest::cookie::CookieStore::cookies(c.jar.as_ref(), &url)
+        .expect("a session cookie")
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn host_rules_judge_the_routed_host(http: bool, reverse_proxy: bool) {
+    let mode = format!(
+        "{} mode, --reverse-proxy={reverse_proxy}",
+        if http { "HTTP" } else { "gRPC" }
+    );
+    let port = common::port();
+    let idp = provider_for(port).await;
+    let rule = format!("--authorization-rule={REPORTS}=group:reporting");
+    let proxy = format!("--reverse-proxy={reverse_proxy}");
+    let (authz, _stop) = start_adapter(
+        engine(&idp.issuer, &[rule.as_str(), proxy.as_str()]).await,
+        http,
+    )
+    .await;
+    let (upstream, seen) = app().await;
+    let envoy = gateway(port, authz, http, upstream).await;
+    let cookies = sign_in_alice(port, &mode, &envoy).await;
+    let gateway = SocketAddr::from(([127, 0, 0, 1], port));
+    let ask = |host: String, extra: Vec<(&'static str, String)>| {
+        let cookies = cookies.clone();
+        async move {
+            let mut headers: Vec<(&str, &str)> = vec![
+                ("Host", &host),
+                ("Accept", "text/html"),
+                ("Cookie", &cookies),
+            ];
+            headers.extend(extra.iter().map(|(k, v)| (*k, v.as_str())));
+            send(gateway, "GET", "/q3", &headers).await
+        }
+    };
+    // The controls: Alice (not in `reporting`) may use the other hosts, not reports.
+    assert_eq!(ask(format!("{WWW}:{port}"), vec![]).await, 200, "{mode}");
+    assert_eq!(
+        ask(format!("{REPORTS}:{port}"), vec![]).await,
+        403,
+        "{mode}"
+    );
+    seen.lock().unwrap().clear();
+    // Routed to reports, claiming another host in every spelling a client could try.
+    for (name, value) in [
+        ("X-Forwarded-Host", format!("{WWW}:{port}")),
+        ("X-Forwarded-Host", WWW.to_owned()),
+        ("x-forwarded-host", format!("{WWW}, {REPORTS}")),
+        ("X_Forwarded_Host", WWW.to_owned()),
+        ("Forwarded", format!("host={WWW}")),
+        ("X-Original-Host", WWW.to_owned()),
+    ] {
+        for host in [format!("{REPORTS}:{port}"), REPORTS.to_ascii_uppercase()] {
+            let status = ask(host.clone(), vec![(name, value.clone())]).await;
+            assert_eq!(
+                status, 403,
+                "{mode}: Host {host} with {name}: {value}: expected 403, got {status}"
+            );
+        }
+    }
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "{mode}: a request for {REPORTS} reached the app: {:?}",
+        seen.lock().unwrap()
+    );
+}
+
+#[tokio::test]
+async fn host_rules_judge_the_routed_host_in_http_mode() {
+    host_rules_judge_the_routed_host(true, false).await;
+    host_rules_judge_the_routed_host(true, true).await;
+}
+
+#[tokio::test]
+async fn host_rules_judge_the_routed_host_in_grpc_mode() {
+    host_rules_judge_the_routed_host(false, false).await;
+    host_rules_judge_the_routed_host(false, true).await;
+}
+
 /// What a route rule on `^/admin/` must also cover: each of these is `/admin/users` to nginx
 /// (`merge_slashes on`), Tomcat and many frameworks; Envoy (Istio's default `BASE`
 /// normalisation) passes them on as they are. (`/public//../admin/users` is not among them:
@@ -249,27 +356,8 @@ async fn admin_paths_are_refused_in_every_spelling(http: bool) {
     let (authz, _stop) = start_adapter(engine(&idp.issuer, &rules).await, http).await;
     let (upstream, seen) = app().await;
     let envoy = gateway(port, authz, http, upstream).await;
-    let base = format!("http://{HOST}:{port}");
-
     // Alice signs in through the gateway; she has no `admin` role.
-    let c = common::client(port);
-    let r = c
-        .get(format!("{base}/page"))
-        .header("accept", "text/html")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 302, "{mode}: {}", envoy.log_tail());
-    let authorize = common::location(r.headers());
-    let callback = common::login_at_provider(&c, &authorize, "alice").await;
-    let r = c.get(&callback).send().await.unwrap();
-    assert_eq!(r.status(), 302, "{mode}: the callback");
-    let url: url::Url = base.parse().unwrap();
-    let cookies = reqwest::cookie::CookieStore::cookies(c.jar.as_ref(), &url)
-        .expect("a session cookie")
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let cookies = sign_in_alice(port, mode, &envoy).await;
     let gateway = SocketAddr::from(([127, 0, 0, 1], port));
     let host = format!("{HOST}:{port}");
     let ask = |method: &'static str, path: &'static str| {

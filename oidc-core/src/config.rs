@@ -204,6 +204,7 @@ pub struct ConfigBuilder {
     authorization: crate::authz::Rule,
     authorization_rules: Vec<String>,
     trusted_proxy_ips: Vec<String>,
+    reverse_proxy: bool,
     skip_auth_routes: Vec<String>,
     skip_auth_regexes: Vec<String>,
     skip_auth_preflight: bool,
@@ -256,6 +257,7 @@ impl ConfigBuilder {
             authorization: crate::authz::Rule::authenticated(),
             authorization_rules: Vec::new(),
             trusted_proxy_ips: Vec::new(),
+            reverse_proxy: false,
             skip_auth_routes: Vec::new(),
             skip_auth_regexes: Vec::new(),
             skip_auth_preflight: false,
@@ -330,8 +332,13 @@ impl ConfigBuilder {
         /// [`crate::route_rules`]).
         authorization_rules: Vec<String>);
     setter!(/// `--trusted-proxy-ip` values (IP addresses and CIDR ranges, see
-        /// [`crate::trusted_proxy`]); none trusts everyone.
+        /// [`crate::trusted_proxy`]): with [`ConfigBuilder::reverse_proxy`], whose
+        /// `X-Forwarded-*` are believed; none trusts everyone.
         trusted_proxy_ips: Vec<String>);
+    setter!(/// `--reverse-proxy`: believe `X-Forwarded-Proto`, `-Host` and `-Uri` (from the
+        /// [`ConfigBuilder::trusted_proxy_ips`]) when building URLs and at `<prefix>/auth`.
+        /// Default `false`: they are ignored. Host rules never use them.
+        reverse_proxy: bool);
     setter!(/// `--skip-auth-route` rules (`METHOD=regex`, `METHOD!=regex`, `regex`, `!=regex`).
         skip_auth_routes: Vec<String>);
     setter!(/// `--skip-auth-regex` rules (any method).
@@ -471,7 +478,19 @@ impl ConfigBuilder {
         }
         let redirects = RedirectValidator::new(&self.whitelist_domains)?;
         let authorization_rules = crate::route_rules::RouteRules::new(&self.authorization_rules)?;
-        let trusted_proxies = crate::trusted_proxy::TrustedProxies::new(&self.trusted_proxy_ips)?;
+        let trusted_proxies = if self.reverse_proxy {
+            crate::trusted_proxy::TrustedProxies::new(&self.trusted_proxy_ips)?
+        } else {
+            // Still checked, so a typo is reported even while the list has no effect.
+            crate::trusted_proxy::TrustedProxies::new(&self.trusted_proxy_ips)?;
+            if !self.trusted_proxy_ips.is_empty() {
+                tracing::warn!(
+                    "--trusted-proxy-ip has no effect without --reverse-proxy=true: \
+                     X-Forwarded-* headers are ignored"
+                );
+            }
+            crate::trusted_proxy::TrustedProxies::none()
+        };
         let skip_auth = crate::skip_auth::SkipAuthRoutes::from_flags(
             &self.skip_auth_routes,
             &self.skip_auth_regexes,

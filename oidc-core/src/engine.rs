@@ -662,7 +662,8 @@ impl Engine {
         crate::authz::forbidden_needing(parts, &needs)
     }
 
-    /// The host the browser used (`X-Forwarded-Host` only from a `--trusted-proxy-ip`).
+    /// The host the browser used, for URLs (`X-Forwarded-Host` only with `--reverse-proxy`,
+    /// from a `--trusted-proxy-ip`).
     fn host<'p>(&self, parts: &'p Parts) -> Option<&'p str> {
         request::public_host(parts, &self.inner.config.trusted_proxies)
     }
@@ -985,8 +986,9 @@ impl Engine {
         if c.authorization_rules.is_empty() {
             return None;
         }
+        // The host Envoy routed by, never X-Forwarded-Host (a client writes that one).
         c.authorization_rules
-            .refusing(self.host(parts), target, session)
+            .refusing(request::routed_host(parts), target, session)
             .map(Missing::Rule)
     }
 

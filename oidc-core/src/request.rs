@@ -27,20 +27,26 @@ pub(crate) fn is_navigation(parts: &Parts) -> bool {
     }
 }
 
-/// The host the browser used: a trusted proxy's `X-Forwarded-Host`, else `Host`, else the
-/// URI's authority. `X-Forwarded-*` from a peer outside `--trusted-proxy-ip` are ignored.
+/// The host the browser used, for building URLs it is sent to: a trusted proxy's
+/// `X-Forwarded-Host` (only with `--reverse-proxy`, see [`TrustedProxies`]), else
+/// [`routed_host`].
 pub(crate) fn public_host<'p>(parts: &'p Parts, trusted: &TrustedProxies) -> Option<&'p str> {
     trusted
         .forwarded_for(parts)
         .and_then(|f| f.host)
-        .or_else(|| {
-            parts
-                .headers
-                .get(header::HOST)
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-        })
+        .or_else(|| routed_host(parts))
+}
+
+/// The host Envoy routes by: `Host`, else the URI's authority (HTTP/2's `:authority`). What
+/// host rules judge: a client cannot make it differ from where its request goes, unlike
+/// `X-Forwarded-Host`.
+pub(crate) fn routed_host(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
         .or_else(|| parts.uri.authority().map(|a| a.as_str()))
 }
 
@@ -159,5 +165,27 @@ mod tests {
         let everyone = TrustedProxies::all();
         p.extensions.insert(PeerAddr("192.0.2.1".parse().unwrap()));
         assert_eq!(public_host(&p, &everyone), Some("evil.example.net"));
+    }
+
+    #[test]
+    fn the_routed_host_ignores_forwarded_headers() {
+        let mut p = parts(
+            "GET",
+            &[
+                ("host", "reports.example.com"),
+                ("x-forwarded-host", "www.example.com"),
+            ],
+        );
+        assert_eq!(routed_host(&p), Some("reports.example.com"));
+        assert_eq!(
+            public_host(&p, &TrustedProxies::all()),
+            Some("www.example.com")
+        );
+        assert_eq!(
+            public_host(&p, &TrustedProxies::none()),
+            Some("reports.example.com")
+        );
+        p.headers.remove("host");
+        assert_eq!(routed_host(&p), None);
     }
 }

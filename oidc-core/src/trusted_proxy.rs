@@ -1,16 +1,21 @@
-//! `--trusted-proxy-ip`: whose `X-Forwarded-Proto`, `X-Forwarded-Host` and
-//! `X-Forwarded-Uri` are believed at all.
+//! `--reverse-proxy` and `--trusted-proxy-ip`: whose `X-Forwarded-Proto`, `X-Forwarded-Host`
+//! and `X-Forwarded-Uri` are believed at all.
+//!
+//! **Default: none are believed** (`--reverse-proxy=false`, oauth2-proxy's default). Then the
+//! engine uses the request's own `Host`, target and the connection's scheme. With
+//! `--reverse-proxy=true` they are believed from the peers in `--trusted-proxy-ip`; with no
+//! entry there, from every peer (oauth2-proxy's `0.0.0.0/0`, `::/0`).
 //!
 //! Entries are IP addresses (`10.0.0.7`, `::1`) and CIDR ranges (`10.0.0.0/8`, `fd00::/8`).
 //! The peer is the address of the TCP connection the request arrived on: in ext_authz mode
 //! that is Envoy, never the browser. An IPv4 peer seen as an IPv4-mapped IPv6 address
 //! (`::ffff:10.0.0.7`, from a dual-stack socket) matches IPv4 entries.
 //!
-//! **Default: with no entry every peer is trusted**, as oauth2-proxy does (its default is
-//! `0.0.0.0/0` and `::/0`). That keeps existing deployments working, and behind Envoy the
-//! peer is always Envoy anyway; but then whatever `X-Forwarded-*` reaches the adapter is
-//! believed, so set the proxy's address (for example the ingress gateway's pod range) when
-//! clients can reach the adapter directly or the proxy passes client copies through.
+//! What the believed values are used for: building URLs the browser is sent to (the
+//! `redirect_uri`, sign-in and sign-out links) and, at `<prefix>/auth` (nginx
+//! `auth_request`), the target being authorized. Never for deciding who may pass on which
+//! host: `--authorization-rule` host rules judge the `Host` (`:authority`) Envoy routes by,
+//! which a client cannot make differ from where its request goes.
 //!
 //! ```
 //! use std::net::IpAddr;
@@ -19,6 +24,7 @@
 //! let trusted = TrustedProxies::new(&["127.0.0.1".to_owned(), "10.0.0.0/8".to_owned()])?;
 //! assert!(trusted.trusts("10.1.2.3".parse::<IpAddr>()?));
 //! assert!(!trusted.trusts("192.0.2.10".parse::<IpAddr>()?));
+//! assert!(!TrustedProxies::none().trusts("10.1.2.3".parse::<IpAddr>()?));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -88,10 +94,19 @@ fn mask128(bits: u128, prefix: u8) -> u128 {
 }
 
 /// The parsed `--trusted-proxy-ip` entries.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TrustedProxies {
-    /// Empty: every peer is trusted.
+    /// `false`: no peer is trusted (`--reverse-proxy=false`).
+    believe: bool,
+    /// Empty: every peer is trusted (when `believe`).
     nets: Vec<Net>,
+}
+
+impl Default for TrustedProxies {
+    /// [`TrustedProxies::none`]: nothing forwarded is believed.
+    fn default() -> Self {
+        Self::none()
+    }
 }
 
 impl TrustedProxies {
@@ -102,24 +117,50 @@ impl TrustedProxies {
             .iter()
             .map(|e| parse_entry(e))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self { nets })
+        Ok(Self {
+            believe: true,
+            nets,
+        })
     }
 
-    /// Trusts every peer (the default).
+    /// Trusts every peer (`--reverse-proxy` with no `--trusted-proxy-ip`).
     #[must_use]
     pub fn all() -> Self {
-        Self::default()
+        Self {
+            believe: true,
+            nets: Vec::new(),
+        }
     }
 
-    /// `true` when no entry was given, so every peer is trusted.
+    /// Trusts no peer: every `X-Forwarded-*` header is ignored (the default,
+    /// `--reverse-proxy=false`).
+    #[must_use]
+    pub fn none() -> Self {
+        Self {
+            believe: false,
+            nets: Vec::new(),
+        }
+    }
+
+    /// `true` when every peer is trusted.
     #[must_use]
     pub fn trusts_everyone(&self) -> bool {
-        self.nets.is_empty()
+        self.believe && self.nets.is_empty()
+    }
+
+    /// `true` when the answer depends on the peer (a `--trusted-proxy-ip` list): transports
+    /// must then say who the peer is ([`PeerAddr`]).
+    #[must_use]
+    pub fn depends_on_peer(&self) -> bool {
+        self.believe && !self.nets.is_empty()
     }
 
     /// `true` when `X-Forwarded-*` headers from `peer` are believed.
     #[must_use]
     pub fn trusts(&self, peer: IpAddr) -> bool {
+        if !self.believe {
+            return false;
+        }
         if self.nets.is_empty() {
             return true;
         }
@@ -276,7 +317,19 @@ mod tests {
     }
 
     #[test]
-    fn default_trusts_everyone() {
+    fn default_believes_nobody() {
+        let t = TrustedProxies::default();
+        assert_eq!(t, TrustedProxies::none());
+        assert!(!t.trusts_everyone());
+        assert!(!t.depends_on_peer());
+        assert!(!t.trusts(ip("127.0.0.1")));
+        assert!(!t.trusts_peer(None));
+        let h = headers(&[("x-forwarded-host", "app.example.com")]);
+        assert_eq!(t.forwarded(Some(ip("127.0.0.1")), &h), None);
+    }
+
+    #[test]
+    fn no_entry_trusts_everyone() {
         let t = proxies(&[]);
         assert!(t.trusts_everyone());
         assert!(t.trusts(ip("192.0.2.10")));

@@ -106,7 +106,7 @@ where
         let service = mem::replace(&mut self.inner, clone);
         let (mut parts, body) = req.into_parts();
         let s = &self.settings;
-        if !s.engine.config().trusted_proxies.trusts_everyone() {
+        if s.engine.config().trusted_proxies.depends_on_peer() {
             peer_from_connect_info(&mut parts);
         }
 

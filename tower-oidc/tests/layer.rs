@@ -875,12 +875,26 @@ async fn forwarded_headers_count_only_from_a_trusted_connect_info_peer() {
         .skip_provider_button(true)
         .email_domains(vec!["*".into()])
         .trusted_proxy_ips(vec!["10.0.0.0/8".into()])
+        .reverse_proxy(true)
         .build()
         .expect("config");
     let engine = Engine::new(config).expect("engine");
     engine.discover().await.expect("discovery");
     let svc = ServiceBuilder::new()
         .layer(OidcLayer::new(engine))
+        .service(echo());
+    // The same list without `reverse_proxy`: nothing forwarded is believed, from anyone.
+    let unbelieving = Config::builder(&idp.issuer, CLIENT)
+        .cookie_secret(COOKIE_SECRET)
+        .skip_provider_button(true)
+        .email_domains(vec!["*".into()])
+        .trusted_proxy_ips(vec!["10.0.0.0/8".into()])
+        .build()
+        .expect("config");
+    let unbelieving = Engine::new(unbelieving).expect("engine");
+    unbelieving.discover().await.expect("discovery");
+    let unbelieving = ServiceBuilder::new()
+        .layer(OidcLayer::new(unbelieving))
         .service(echo());
     let from = |peer: Option<&str>| {
         let mut req = nav("/page")
@@ -918,6 +932,12 @@ async fn forwarded_headers_count_only_from_a_trusted_connect_info_peer() {
             "peer {untrusted:?}"
         );
     }
+    let r = call(&unbelieving, from(Some("10.1.2.3:5000"))).await;
+    assert_eq!(
+        redirect_uri(&r),
+        "http://app.internal:3000/oauth2/callback",
+        "without reverse_proxy"
+    );
 }
 
 #[tokio::test]
