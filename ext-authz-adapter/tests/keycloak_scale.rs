@@ -895,9 +895,8 @@ async fn a_killed_replica_is_taken_out_and_the_other_serves_the_session() {
     );
 }
 
-/// Reproducer of an adapter bug (see the comment in the body); ignored so that the suite stays
-/// green until the engine is fixed: `cargo xtask test -- -p ext-authz-adapter --test
-/// keycloak_scale -- --ignored`.
+/// Regression test of an adapter bug (see the comment in the body): a replica waiting for
+/// another's refresh stops waiting when that refresh gives up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn keycloak_failing_slowly_does_not_stall_the_other_replica() {
     let kc = keycloak();
