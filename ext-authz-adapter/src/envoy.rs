@@ -40,7 +40,22 @@
 //! - The gateway's connection manager uses the remote address (`use_remote_address`) with no
 //!   trusted hops, so Envoy sets `x-forwarded-proto` from the downstream connection's scheme
 //!   (overwriting a client's value) before ext_authz runs: the check request carries it. The
-//!   check request's `Host` is the original request's host.
+//!   check request's `Host` is the original request's host. `x-forwarded-host` is not in the
+//!   check's header list: Envoy neither sets nor checks it, so it is whatever the client sent,
+//!   while Envoy routes by `Host` (`:authority`), which is what the adapter judges.
+//! - Path normalisation and header names are Istio's *defaults*, on purpose: `normalize_path`
+//!   (Istio's `BASE`: dot segments resolved), `merge_slashes` off (`//admin` reaches the
+//!   upstream as is) and `headers_with_underscores_action` left at `ALLOW` (`x_auth_request_user`
+//!   passes). A deployment should tighten both (the mesh config's `pathNormalization:
+//!   MERGE_SLASHES` and an EnvoyFilter with `REJECT_REQUEST`, both rendered by
+//!   `ext-authz-adapter istio` and asked for by `istio --check`), but the tests run against the
+//!   gateway a default Istio installation gives, so that what they exercise is the adapter's own
+//!   defences (slash-merging path readings, identity headers removed in every spelling).
+//! - The adapter's own endpoints (`<prefix>/`, [`VirtualHost::adapter_route`]) can be routed to
+//!   the adapter's HTTP port, as the VirtualService of `ext-authz-adapter istio` and of the Helm
+//!   chart does: the route keeps the check (the adapter answers its endpoints as deny
+//!   responses), and an answer of 200 (`<prefix>/userinfo`, the sign-in page), which Envoy takes
+//!   for an allow, then reaches the adapter itself instead of the application.
 //! - Istio enables its ext_authz filter only for requests a CUSTOM policy matches (RBAC shadow
 //!   metadata); here a host or path prefix outside the policy disables the filter with a
 //!   per-route `ExtAuthzPerRoute { disabled: true }` instead, with the same effect.
@@ -53,15 +68,17 @@ use serde_json::{Value, json};
 
 /// Istio `includeRequestHeadersInCheck`: the client request headers Envoy copies into the HTTP
 /// check request (besides method, path and Host, which it always sends). Without `cookie` the
-/// adapter cannot see the session; without `x-forwarded-proto` it cannot build `https`
-/// redirect URLs behind a TLS-terminating gateway. `accept`, `sec-fetch-mode` and
-/// `x-requested-with` tell a browser navigation (302 to the login) from an API call (401),
-/// which cannot follow a cross-origin redirect.
+/// adapter cannot see the session; without `x-forwarded-proto` (which the gateway sets itself
+/// from the connection) it cannot build `https` redirect URLs behind a TLS-terminating gateway.
+/// `accept`, `sec-fetch-mode` and `x-requested-with` tell a browser navigation (302 to the
+/// login) from an API call (401), which cannot follow a cross-origin redirect.
+///
+/// Never `x-forwarded-host`: the gateway passes a client's value untouched, and routes by
+/// `Host`, which the check carries anyway (`istio --check` reports it).
 pub const INCLUDE_REQUEST_HEADERS_IN_CHECK: &[&str] = &[
     "authorization",
     "cookie",
     "x-forwarded-proto",
-    "x-forwarded-host",
     "accept",
     "sec-fetch-mode",
     "x-requested-with",
@@ -97,6 +114,10 @@ pub const AUTHZ_HTTP_CLUSTER: &str = "ext_authz_http";
 
 /// Cluster name of the authz server in gRPC mode.
 pub const AUTHZ_GRPC_CLUSTER: &str = "ext_authz_grpc";
+
+/// The adapter's default `--proxy-prefix`, as a route prefix: the path prefix of its own
+/// endpoints (`/oauth2/start`, `/oauth2/callback`, `/oauth2/userinfo`, ...).
+pub const ADAPTER_PREFIX: &str = "/oauth2/";
 
 const HCM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 const EXT_AUTHZ_TYPE: &str =
@@ -158,8 +179,26 @@ pub struct VirtualHost {
     /// Whether the ext_authz check applies (a CUSTOM `AuthorizationPolicy` covers the host).
     pub protected: bool,
     /// Path prefixes on a protected host that bypass the check (a policy's `notPaths`). Never
-    /// put the adapter's own paths (`/oauth2/...`) here: the callback must reach it.
+    /// put the adapter's own paths (`/oauth2/...`) here: they travel through the check.
     pub unprotected_prefixes: Vec<String>,
+    /// The adapter's own endpoints on this host, routed to the adapter's HTTP port rather than
+    /// to `upstream` (Istio: the VirtualService's `<prefix>/` route to the adapter's Service).
+    /// On a protected host the route keeps the check, as with Istio, where the CUSTOM policy
+    /// applies to every route of the host: the adapter answers its endpoints as deny
+    /// responses, and one it answers with 200 (`<prefix>/userinfo`, the sign-in page), which
+    /// Envoy takes for an allow, then reaches the adapter instead of the application.
+    pub adapter_route: Option<AdapterRoute>,
+}
+
+/// A path prefix that the gateway routes to the adapter's own HTTP port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdapterRoute {
+    /// The route's path prefix, with its trailing `/` (`/oauth2/`: the adapter's
+    /// `--proxy-prefix` and a `/`, so `/oauth2x` still goes to the application).
+    pub prefix: String,
+    /// The adapter's HTTP address (`--http-address`), in gRPC mode too: the gRPC port speaks
+    /// only `envoy.service.auth.v3.Authorization`.
+    pub addr: SocketAddr,
 }
 
 impl VirtualHost {
@@ -170,6 +209,20 @@ impl VirtualHost {
             upstream,
             protected: true,
             unprotected_prefixes: Vec::new(),
+            adapter_route: None,
+        }
+    }
+
+    /// The same host with `prefix` (e.g. [`ADAPTER_PREFIX`]) routed to the adapter's HTTP port
+    /// at `adapter_http` (see [`VirtualHost::adapter_route`]).
+    #[must_use]
+    pub fn with_adapter_route(self, prefix: &str, adapter_http: SocketAddr) -> VirtualHost {
+        VirtualHost {
+            adapter_route: Some(AdapterRoute {
+                prefix: prefix.to_owned(),
+                addr: adapter_http,
+            }),
+            ..self
         }
     }
 
@@ -181,13 +234,19 @@ impl VirtualHost {
         }
     }
 
-    fn cluster_name(&self, index: usize) -> String {
-        let safe: String = self
-            .domain
+    fn safe_domain(&self) -> String {
+        self.domain
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-            .collect();
-        format!("upstream_{index}_{safe}")
+            .collect()
+    }
+
+    fn cluster_name(&self, index: usize) -> String {
+        format!("upstream_{index}_{}", self.safe_domain())
+    }
+
+    fn adapter_cluster_name(&self, index: usize) -> String {
+        format!("adapter_{index}_{}", self.safe_domain())
     }
 }
 
@@ -235,6 +294,27 @@ impl EnvoyConfig {
         }
     }
 
+    /// The same gateway with the adapter's endpoints under `prefix` (e.g. [`ADAPTER_PREFIX`]) of
+    /// every protected host routed to the adapter's HTTP port at `adapter_http`, still behind
+    /// the check: the routing of `ext-authz-adapter istio`'s VirtualService and of the Helm
+    /// chart (see [`VirtualHost::adapter_route`]). In gRPC mode, `adapter_http` is the adapter's
+    /// `--http-address`, not the gRPC address Envoy checks with.
+    #[must_use]
+    pub fn with_adapter_routes(mut self, prefix: &str, adapter_http: SocketAddr) -> EnvoyConfig {
+        self.hosts = self
+            .hosts
+            .into_iter()
+            .map(|host| {
+                if host.protected {
+                    host.with_adapter_route(prefix, adapter_http)
+                } else {
+                    host
+                }
+            })
+            .collect();
+        self
+    }
+
     /// The bootstrap as pretty-printed JSON.
     pub fn render(&self) -> String {
         serde_json::to_string_pretty(&self.to_json()).expect("a JSON value serialises")
@@ -242,6 +322,10 @@ impl EnvoyConfig {
 
     /// The bootstrap as a JSON value.
     pub fn to_json(&self) -> Value {
+        // Istio's defaults (path normalisation `BASE`: `normalize_path` without `merge_slashes`;
+        // `headers_with_underscores_action` unset, i.e. ALLOW), NOT the hardened settings that
+        // `ext-authz-adapter istio` renders for a cluster: the tests then exercise the adapter's
+        // own defences (`//admin`, `x_auth_request_user`), which must hold on a default gateway.
         let mut hcm = json!({
             "@type": HCM_TYPE,
             "stat_prefix": "ingress_http",
@@ -251,7 +335,7 @@ impl EnvoyConfig {
             "route_config": {
                 "name": "ingress",
                 "virtual_hosts": self.hosts.iter().enumerate()
-                    .map(|(i, host)| virtual_host(host, &host.cluster_name(i)))
+                    .map(|(i, host)| virtual_host(host, &host.cluster_name(i), &host.adapter_cluster_name(i)))
                     .collect::<Vec<_>>(),
             },
             "http_filters": [
@@ -272,6 +356,10 @@ impl EnvoyConfig {
             .enumerate()
             .map(|(i, host)| static_cluster(&host.cluster_name(i), host.upstream))
             .collect();
+        clusters.extend(self.hosts.iter().enumerate().filter_map(|(i, host)| {
+            let route = host.adapter_route.as_ref()?;
+            Some(static_cluster(&host.adapter_cluster_name(i), route.addr))
+        }));
         clusters.push(match &self.authz {
             AuthzTarget::Http { addr, .. } => static_cluster(AUTHZ_HTTP_CLUSTER, *addr),
             AuthzTarget::Grpc { addr, .. } => {
@@ -380,20 +468,32 @@ pub fn header_allowed(headers: &[&str], name: &str) -> bool {
     })
 }
 
-fn virtual_host(host: &VirtualHost, cluster: &str) -> Value {
+fn virtual_host(host: &VirtualHost, cluster: &str, adapter_cluster: &str) -> Value {
     let route = json!({ "cluster": cluster, "timeout": "0s" });
+    // The adapter's endpoints first (the VirtualService's first route), with the check: no
+    // per-route `disabled`, whatever `unprotected_prefixes` says.
     let mut routes: Vec<Value> = host
-        .unprotected_prefixes
+        .adapter_route
         .iter()
-        .filter(|_| host.protected)
-        .map(|prefix| {
+        .map(|adapter| {
             json!({
-                "match": { "prefix": prefix },
-                "route": route,
-                "typed_per_filter_config": authz_disabled(),
+                "match": { "prefix": adapter.prefix },
+                "route": { "cluster": adapter_cluster, "timeout": "0s" },
             })
         })
         .collect();
+    routes.extend(
+        host.unprotected_prefixes
+            .iter()
+            .filter(|_| host.protected)
+            .map(|prefix| {
+                json!({
+                    "match": { "prefix": prefix },
+                    "route": route,
+                    "typed_per_filter_config": authz_disabled(),
+                })
+            }),
+    );
     routes.push(json!({ "match": { "prefix": "/" }, "route": route }));
     let mut vhost = json!({
         "name": host.domain,
@@ -503,7 +603,6 @@ mod tests {
                 ("exact", "authorization"),
                 ("exact", "cookie"),
                 ("exact", "x-forwarded-proto"),
-                ("exact", "x-forwarded-host"),
                 ("exact", "accept"),
                 ("exact", "sec-fetch-mode"),
                 ("exact", "x-requested-with"),
@@ -683,18 +782,105 @@ mod tests {
             patterns(&header_matchers(&["*-token", "x-a*", "b"])),
             pairs(&[("suffix", "-token"), ("prefix", "x-a"), ("exact", "b")])
         );
-        // Cookie and the forwarded headers reach the check.
-        for name in [
-            "cookie",
-            "authorization",
-            "x-forwarded-proto",
-            "x-forwarded-host",
-        ] {
+        // Cookie and the gateway's x-forwarded-proto reach the check.
+        for name in ["cookie", "authorization", "x-forwarded-proto"] {
             assert!(
                 header_allowed(INCLUDE_REQUEST_HEADERS_IN_CHECK, name),
                 "{name}"
             );
         }
+        // A client's X-Forwarded-Host does not: the adapter judges the Host Envoy routes by.
+        assert!(!header_allowed(
+            INCLUDE_REQUEST_HEADERS_IN_CHECK,
+            "X-Forwarded-Host"
+        ));
+    }
+
+    #[test]
+    fn the_test_gateway_keeps_istios_default_normalisation() {
+        // Istio's BASE path normalisation and Envoy's default for underscores, not the hardened
+        // settings rendered for clusters: the tests exercise the adapter's own defences.
+        let bootstrap = parse(&http_seed());
+        let hcm = hcm(&bootstrap);
+        assert_eq!(hcm["normalize_path"], true);
+        assert!(hcm.get("merge_slashes").is_none(), "{hcm}");
+        assert!(
+            hcm.get("path_with_escaped_slashes_action").is_none(),
+            "{hcm}"
+        );
+        assert!(hcm.get("common_http_protocol_options").is_none(), "{hcm}");
+    }
+
+    #[test]
+    fn the_adapter_prefix_routes_to_the_adapter_behind_the_check() {
+        let adapter_http = addr(4180);
+        let config = http_seed().with_adapter_routes(ADAPTER_PREFIX, adapter_http);
+        // Only the protected host gets the route.
+        assert_eq!(
+            config.hosts[0].adapter_route,
+            Some(AdapterRoute {
+                prefix: "/oauth2/".to_owned(),
+                addr: adapter_http
+            })
+        );
+        assert_eq!(config.hosts[1].adapter_route, None);
+        let mut config = config;
+        config.hosts[0].unprotected_prefixes = vec!["/oauth2/".into(), "/public/".into()];
+        let bootstrap = parse(&config);
+        let vhosts = &hcm(&bootstrap)["route_config"]["virtual_hosts"];
+        let routes = vhosts[0]["routes"].as_array().unwrap();
+        // First the adapter's prefix, checked (no per-route `disabled`, even when an
+        // unprotected prefix names it too), then the unprotected prefixes, then the app.
+        assert_eq!(routes.len(), 4, "{routes:#?}");
+        assert_eq!(routes[0]["match"]["prefix"], "/oauth2/");
+        assert!(
+            routes[0].get("typed_per_filter_config").is_none(),
+            "{}",
+            routes[0]
+        );
+        assert!(vhosts[0].get("typed_per_filter_config").is_none());
+        assert_eq!(routes[3]["match"]["prefix"], "/");
+        assert_eq!(vhosts[1]["routes"].as_array().unwrap().len(), 1);
+
+        let clusters = bootstrap["static_resources"]["clusters"]
+            .as_array()
+            .unwrap();
+        let endpoint_port = |name: &Value| {
+            let cluster = clusters.iter().find(|c| c["name"] == *name).unwrap();
+            cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
+                ["socket_address"]["port_value"]
+                .as_u64()
+                .unwrap()
+        };
+        assert_eq!(endpoint_port(&routes[0]["route"]["cluster"]), 4180);
+        assert_eq!(endpoint_port(&routes[3]["route"]["cluster"]), 8080);
+        assert_ne!(routes[0]["route"]["cluster"], routes[3]["route"]["cluster"]);
+        assert_eq!(clusters.len(), 4);
+
+        // In gRPC mode the route goes to the adapter's HTTP port, not to the gRPC one.
+        let grpc = EnvoyConfig {
+            authz: AuthzTarget::Grpc {
+                addr: addr(4181),
+                timeout: Duration::from_secs(3),
+            },
+            ..http_seed()
+        }
+        .with_adapter_routes(ADAPTER_PREFIX, adapter_http);
+        let bootstrap = parse(&grpc);
+        let routes = &hcm(&bootstrap)["route_config"]["virtual_hosts"][0]["routes"];
+        let clusters = bootstrap["static_resources"]["clusters"]
+            .as_array()
+            .unwrap();
+        let cluster = clusters
+            .iter()
+            .find(|c| c["name"] == routes[0]["route"]["cluster"])
+            .unwrap();
+        assert_eq!(
+            cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]
+                ["port_value"],
+            4180
+        );
+        assert!(cluster.get("typed_extension_protocol_options").is_none());
     }
 
     #[test]

@@ -53,9 +53,11 @@ fn every_mistake_of_the_seed_is_reported_at_its_line() {
             10,
             "policy-nested-under-selector",
         ), // action/provider/rules under selector
+        ("authorization-policy.yaml", 10, "underscore-headers"), // no EnvoyFilter for the gateway
         ("authorization-policy.yaml", 12, "provider-undeclared"), // nginx-oauth2-proxy vs oauth2-proxy
         // The mesh ConfigMap.
         ("istio-configmap.yaml", 4, "mesh-namespace"), // no namespace: not istio-system/istio
+        ("istio-configmap.yaml", 21, "path-normalization"), // no pathNormalization: `//` kept
         ("istio-configmap.yaml", 23, "allow-headers"), // no headersToDownstreamOnAllow: set-cookie
         ("istio-configmap.yaml", 25, "provider-port"), // port 80, the Service has 4180
         ("istio-configmap.yaml", 27, "deprecated-field"), // includeHeadersInCheck
@@ -97,6 +99,8 @@ fn seed_findings_say_what_to_write() {
         "--cookie-domain=.example.com",
         "path: /ready",
         "rename it includeRequestHeadersInCheck",
+        "add pathNormalization: {normalization: MERGE_SLASHES}",
+        "headers_with_underscores_action: REJECT_REQUEST",
     ] {
         assert!(text.contains(needle), "{needle:?} missing from\n{text}");
     }
@@ -115,6 +119,183 @@ fn seed_findings_say_what_to_write() {
 fn the_seed_fixed_as_the_findings_say_has_no_finding() {
     let findings = check_dir("seed-fixed");
     assert!(findings.is_empty(), "\n{}", show(&findings));
+}
+
+/// The seed as fixed, with one of the fixes for the gateway's walk-arounds undone at a time:
+/// each is reported at its line, with the fix.
+#[test]
+fn undoing_a_fix_of_the_seed_reports_it() {
+    let fixed = read_sources(&[data("seed-fixed")]).unwrap();
+    let undo = |file: &str, edit: &dyn Fn(&str) -> String| -> Vec<Finding> {
+        let mut sources = fixed.clone();
+        let source = sources
+            .iter_mut()
+            .find(|s| s.name.ends_with(file))
+            .unwrap_or_else(|| panic!("no {file}"));
+        let edited = edit(&source.text);
+        assert_ne!(edited, source.text, "{file}: the edit changed nothing");
+        source.text = edited;
+        check_sources(&sources, &CheckOptions::default())
+    };
+    let one = |findings: Vec<Finding>, file: &str, line: usize, rule: &str, fix: &str| {
+        assert_eq!(
+            located(&findings),
+            [(file.to_owned(), line, rule)],
+            "\n{}",
+            show(&findings)
+        );
+        assert!(findings[0].fix.contains(fix), "{}", findings[0]);
+    };
+    // x-forwarded-host back in the check: a client's value.
+    one(
+        undo("istio-configmap.yaml", &|t| {
+            t.replace(
+                "\"x-forwarded-proto\"]",
+                "\"x-forwarded-proto\", \"x-forwarded-host\"]",
+            )
+        }),
+        "istio-configmap.yaml",
+        30,
+        "forwarded-host",
+        "remove \"x-forwarded-host\" from includeRequestHeadersInCheck",
+    );
+    // No path normalisation (reported at extensionProviders, two lines up once it is gone),
+    // or Istio's BASE spelt out.
+    one(
+        undo("istio-configmap.yaml", &|t| {
+            t.replace(
+                "    pathNormalization:\n      normalization: MERGE_SLASHES\n",
+                "",
+            )
+        }),
+        "istio-configmap.yaml",
+        22,
+        "path-normalization",
+        "pathNormalization: {normalization: MERGE_SLASHES}",
+    );
+    one(
+        undo("istio-configmap.yaml", &|t| {
+            t.replace("normalization: MERGE_SLASHES", "normalization: BASE")
+        }),
+        "istio-configmap.yaml",
+        23,
+        "path-normalization",
+        "MERGE_SLASHES",
+    );
+    // The EnvoyFilter allowing underscores (Envoy's default), or on a sidecar only.
+    let allow = undo("gateway-envoy-filter.yaml", &|t| {
+        t.replace("REJECT_REQUEST", "ALLOW")
+    });
+    assert_eq!(
+        located(&allow),
+        [
+            (
+                "authorization-policy.yaml".to_owned(),
+                10,
+                "underscore-headers"
+            ),
+            (
+                "gateway-envoy-filter.yaml".to_owned(),
+                27,
+                "underscore-headers"
+            ),
+        ],
+        "\n{}",
+        show(&allow)
+    );
+    one(
+        undo("gateway-envoy-filter.yaml", &|t| {
+            t.replace("context: GATEWAY", "context: SIDECAR_INBOUND")
+        }),
+        "authorization-policy.yaml",
+        10,
+        "underscore-headers",
+        "context: GATEWAY",
+    );
+    // /oauth2 routed to the application (nginx) instead of the adapter.
+    one(
+        undo("nginx-virtual-service.yaml", &|t| {
+            t.replacen(
+                "host: nginx-oauth2-proxy.nginx.svc.cluster.local\n        port:\n          number: 4180",
+                "host: hello-nginx.nginx.svc.cluster.local\n        port:\n          number: 80",
+                1,
+            )
+        }),
+        "nginx-virtual-service.yaml",
+        33,
+        "prefix-route",
+        "to nginx-oauth2-proxy.nginx.svc.cluster.local:4180",
+    );
+    // ... or no /oauth2 route at all: the catch-all (the app) gets it.
+    one(
+        undo("nginx-virtual-service.yaml", &|t| {
+            t.replace(
+                "  - match:\n    - uri:\n        prefix: \"/oauth2\"\n    route:\n    - destination:\n        host: nginx-oauth2-proxy.nginx.svc.cluster.local\n        port:\n          number: 4180\n",
+                "",
+            )
+        }),
+        "nginx-virtual-service.yaml",
+        30,
+        "prefix-route",
+        "prefix: /oauth2/",
+    );
+    // One of the adapter's endpoints taken out of the check.
+    one(
+        undo("authorization-policy.yaml", &|t| {
+            t.replace(
+                "notPaths: [\"/auth/*\"]",
+                "notPaths: [\"/auth/*\", \"/oauth2/userinfo\"]",
+            )
+        }),
+        "authorization-policy.yaml",
+        17,
+        "callback-not-checked",
+        "remove \"/oauth2/userinfo\" from notPaths",
+    );
+}
+
+/// What the generator prints, with one part left out or changed: the linter reports the hole.
+#[test]
+fn generated_manifests_with_a_part_missing_are_reported() {
+    use ext_authz_adapter::istio::{Part, render_parts};
+    let settings = Settings::seed();
+    let check = |yaml: String| {
+        let findings = check_sources(
+            &[Source {
+                name: "generated.yaml".to_owned(),
+                text: yaml,
+            }],
+            &CheckOptions::default(),
+        );
+        findings.iter().map(|f| f.rule).collect::<Vec<_>>()
+    };
+    // Without the EnvoyFilter.
+    let without = render_parts(
+        &settings,
+        &[
+            Part::Mesh,
+            Part::Gateway,
+            Part::VirtualService,
+            Part::Policy,
+            Part::Service,
+        ],
+    );
+    assert_eq!(check(without), ["underscore-headers"]);
+    // Without the VirtualService's route for /oauth2/.
+    let all = render(&settings);
+    let no_route = all.replace(
+        "  - name: oidc-endpoints\n    match:\n    - uri:\n        prefix: /oauth2/\n    route:\n    - destination:\n        host: ext-authz-adapter.oidc-authz.svc.cluster.local\n        port:\n          number: 4180\n",
+        "",
+    );
+    assert_ne!(no_route, all);
+    assert_eq!(check(no_route), ["prefix-route"]);
+    // Without the path normalisation.
+    let no_normalization = all.replace(
+        "    pathNormalization:\n      normalization: MERGE_SLASHES\n",
+        "",
+    );
+    assert_ne!(no_normalization, all);
+    assert_eq!(check(no_normalization), ["path-normalization"]);
 }
 
 #[test]
@@ -840,6 +1021,7 @@ fn generated_manifests_are_kubernetes_objects() {
             expected.push("VirtualService");
         }
         expected.push("AuthorizationPolicy");
+        expected.push("EnvoyFilter");
         if settings.with_service {
             expected.push("Service");
         }
@@ -929,7 +1111,7 @@ fn the_manifest_reader_rejects_what_kubectl_rejects() {
         "port not a number",
     );
     let fixed = read_sources(&[data("seed-fixed")]).unwrap();
-    assert_eq!(fixed.len(), 6);
+    assert_eq!(fixed.len(), 7);
     for source in fixed {
         if let Err(problems) = kubernetes_objects(&source.text) {
             panic!("{}:\n{}", source.name, problems.join("\n"));

@@ -17,8 +17,11 @@ use ext_authz_adapter::envoy::{
     HEADERS_TO_DOWNSTREAM_ON_ALLOW, HEADERS_TO_DOWNSTREAM_ON_DENY, HEADERS_TO_UPSTREAM_ON_ALLOW,
     INCLUDE_REQUEST_HEADERS_IN_CHECK,
 };
+use ext_authz_adapter::istio::render::{
+    HCM_FILTER, HCM_TYPE_URL, HEADERS_WITH_UNDERSCORES_ACTION, PATH_NORMALIZATION,
+};
 use ext_authz_adapter::istio::yaml::{Lines, Node, parse_documents};
-use ext_authz_adapter::istio::{Settings, render};
+use ext_authz_adapter::istio::{Part, Settings, render, render_parts};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -323,6 +326,12 @@ fn chart_defaults_agree_with_the_generator() {
         seed.app_port.to_string()
     );
     assert_eq!(get(&["config", "proxyPrefix"]), seed.proxy_prefix);
+    // The mesh config's path normalisation and the gateway's underscore action.
+    assert_eq!(get(&["istio", "pathNormalization"]), PATH_NORMALIZATION);
+    assert_eq!(
+        get(&["istio", "headersWithUnderscoresAction"]),
+        HEADERS_WITH_UNDERSCORES_ACTION
+    );
     assert_eq!(
         strings(values.path(&["istio", "hosts"]).unwrap()),
         seed.hosts
@@ -377,12 +386,74 @@ fn chart_defaults_agree_with_the_generator() {
         ("istio.yaml", "- name: oidc-endpoints\n"),
         ("istio.yaml", "  action: CUSTOM\n"),
         ("istio.yaml", "printf \"%s:*\""),
+        ("istio.yaml", "kind: EnvoyFilter\n"),
+        (
+            "istio.yaml",
+            "prefix: {{ printf \"%s/\" (trimSuffix \"/\" .Values.config.proxyPrefix) | quote }}",
+        ),
         ("_helpers.tpl", "envoyExtAuthzHttp:"),
+        (
+            "_helpers.tpl",
+            "pathNormalization:\n  normalization: {{ .Values.istio.pathNormalization }}\n",
+        ),
+        ("_helpers.tpl", "covers the adapter's endpoints under"),
         ("_helpers.tpl", "envoyExtAuthzGrpc:"),
         ("_helpers.tpl", "printf \"%s.%s.svc.cluster.local\""),
     ] {
         assert!(template(file).contains(needle), "{file} lacks {needle:?}");
     }
+}
+
+/// The chart's EnvoyFilter is the generator's, line for line from `configPatches:` on (the
+/// action is the value), and its VirtualService routes the adapter's prefix to the adapter
+/// before the application.
+#[test]
+fn the_chart_closes_the_walk_arounds_like_the_generator() {
+    let templates = templates();
+    let istio = &templates
+        .iter()
+        .find(|(n, _)| n == "istio.yaml")
+        .expect("istio.yaml")
+        .1;
+    let generated = render_parts(&Settings::seed(), &[Part::EnvoyFilter]);
+    let patches = &generated[generated.find("  configPatches:\n").expect("configPatches")..];
+    assert!(patches.contains(HCM_FILTER) && patches.contains(HCM_TYPE_URL));
+    let templated = patches.replace(
+        &format!("headers_with_underscores_action: {HEADERS_WITH_UNDERSCORES_ACTION}"),
+        "headers_with_underscores_action: {{ . }}",
+    );
+    assert_ne!(&templated, patches);
+    assert!(
+        istio.contains(&templated),
+        "istio.yaml's EnvoyFilter differs from the generator's:\n{templated}"
+    );
+    // The rendering is inside `istio.enabled` and can be turned off with an empty action.
+    let filter = istio.find("kind: EnvoyFilter").unwrap();
+    let with = istio
+        .find("{{- with .Values.istio.headersWithUnderscoresAction }}")
+        .unwrap();
+    let enabled = istio.find("{{- if .Values.istio.enabled }}").unwrap();
+    assert!(enabled < with && with < filter);
+    // The adapter's endpoints first, then the application.
+    let endpoints = istio.find("- name: oidc-endpoints").unwrap();
+    let app = istio.find("- name: app").unwrap();
+    assert!(endpoints < app);
+    // No walk-around through the values either.
+    let values = values();
+    let check: Vec<String> = strings(
+        values
+            .path(&["istio", "headers", "includeRequestHeadersInCheck"])
+            .unwrap(),
+    );
+    assert!(check.iter().any(|h| h == "x-forwarded-proto"), "{check:?}");
+    assert!(check.iter().all(|h| h != "x-forwarded-host"), "{check:?}");
+    assert!(
+        values
+            .path(&["istio", "skipPaths"])
+            .unwrap()
+            .items()
+            .is_empty()
+    );
 }
 
 #[test]
@@ -401,6 +472,7 @@ fn the_deployment_is_hardened_and_probed() {
         "OAUTH2_PROXY_CLIENT_SECRET",
         "--http-address=0.0.0.0:%v",
         "--grpc-address=0.0.0.0:%v",
+        "--reverse-proxy=%t\" .Values.config.reverseProxy",
         "automountServiceAccountToken: false",
     ] {
         assert!(
@@ -428,6 +500,13 @@ fn the_deployment_is_hardened_and_probed() {
     assert_eq!(
         values
             .path(&["securityContext", "readOnlyRootFilesystem"])
+            .and_then(Node::as_bool),
+        Some(true)
+    );
+    // Behind the gateway, which sets X-Forwarded-Proto: believed by default.
+    assert_eq!(
+        values
+            .path(&["config", "reverseProxy"])
             .and_then(Node::as_bool),
         Some(true)
     );

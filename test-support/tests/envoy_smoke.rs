@@ -1,6 +1,8 @@
 //! The rendered Envoy configuration in a real Envoy 1.40, with an in-process upstream and a
 //! fake ext_authz server (allow if cookie `ok=1`, else 302 + Set-Cookie): what the adapter can
-//! rely on in HTTP mode, and that the gRPC rendering is accepted.
+//! rely on in HTTP mode, that the gRPC rendering is accepted and calls a gRPC server, that the
+//! adapter's prefix is routed to the adapter in both modes, and that the EnvoyFilter that
+//! `ext-authz-adapter istio` renders for header names with underscores works in Envoy.
 //!
 //! Needs `OIDC_AUTHZ_ENVOY` (set by `cargo xtask test`).
 
@@ -9,15 +11,19 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use ext_authz_adapter::envoy::{
-    AuthzTarget, EnvoyConfig, SEED_APP_HOST, SEED_IDP_HOST, VirtualHost,
+    ADAPTER_PREFIX, AuthzTarget, EnvoyConfig, SEED_APP_HOST, SEED_IDP_HOST, VirtualHost,
 };
-use http_body_util::Full;
-use hyper::body::Incoming;
+use ext_authz_adapter::istio::yaml::{Lines, Node, Value as YamlValue, parse_documents};
+use ext_authz_adapter::istio::{Part, Settings, render_parts};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -103,13 +109,37 @@ async fn echo_upstream(name: &'static str) -> (SocketAddr, Log) {
     .await
 }
 
-/// The fake authz server: allows when the cookie has `ok=1`.
+fn has_ok_cookie(headers: &BTreeMap<String, Vec<String>>) -> bool {
+    headers
+        .get("cookie")
+        .is_some_and(|c| c.iter().any(|c| c.split("; ").any(|kv| kv == "ok=1")))
+}
+
+/// The fake authz server: allows when the cookie has `ok=1`. Like the adapter, it answers its
+/// own `/oauth2/userinfo` itself, as a check and when the gateway routes the request to it:
+/// 200 with JSON (and every identity header to remove) with the cookie, 401 without.
 async fn fake_authz() -> (SocketAddr, Log) {
     serve(|seen| {
-        let allowed = seen
-            .headers
-            .get("cookie")
-            .is_some_and(|c| c.iter().any(|c| c.split("; ").any(|kv| kv == "ok=1")));
+        let allowed = has_ok_cookie(&seen.headers);
+        if seen.uri.starts_with("/oauth2/userinfo") {
+            let (status, body) = if allowed {
+                (
+                    200,
+                    json!({ "from": "adapter", "email": "alice@example.com" }),
+                )
+            } else {
+                (401, json!({ "error": "unauthorized" }))
+            };
+            return Response::builder()
+                .status(status)
+                .header("content-type", "application/json")
+                .header(
+                    "x-envoy-auth-headers-to-remove",
+                    "x-auth-request-user,x-auth-request-email",
+                )
+                .body(Full::new(Bytes::from(body.to_string())))
+                .unwrap();
+        }
         if allowed {
             Response::builder()
                 .status(200)
@@ -145,6 +175,15 @@ struct Stack {
 }
 
 async fn stack(authz_target: impl FnOnce(SocketAddr) -> AuthzTarget) -> Stack {
+    stack_with(authz_target, |config, _| config).await
+}
+
+/// [`stack`], with the rendered configuration changed by `edit` (given the fake authz
+/// server's address) before Envoy starts.
+async fn stack_with(
+    authz_target: impl FnOnce(SocketAddr) -> AuthzTarget,
+    edit: impl FnOnce(EnvoyConfig, SocketAddr) -> EnvoyConfig,
+) -> Stack {
     let (authz_addr, authz) = fake_authz().await;
     let (app_addr, app) = echo_upstream("app").await;
     let (idp_addr, idp) = echo_upstream("idp").await;
@@ -157,6 +196,7 @@ async fn stack(authz_target: impl FnOnce(SocketAddr) -> AuthzTarget) -> Stack {
     );
     config.hosts[0].unprotected_prefixes = vec!["/public/".to_owned()];
     config.access_log = true;
+    let config = edit(config, authz_addr);
     let envoy = Envoy::start(&config.render()).await;
     let port = envoy.listener().port();
     assert_ne!(port, 0);
@@ -299,7 +339,9 @@ async fn http_mode_allows_and_sets_identity_headers() {
     let check = s.authz.lock().unwrap()[0].clone();
     assert_eq!(check.header("cookie"), Some("a=b; ok=1"));
     assert_eq!(check.header("authorization"), Some("Basic bWFsbG9yeTp4"));
-    assert_eq!(check.header("x-forwarded-host"), Some("nginx.example.com"));
+    // A client's X-Forwarded-Host is not in the check's header list: the adapter judges the
+    // Host Envoy routes by.
+    assert!(check.header("x-forwarded-host").is_none(), "{check:?}");
     assert!(check.header("x-auth-request-user").is_none(), "{check:?}");
 }
 
@@ -410,8 +452,8 @@ async fn an_unreachable_authz_server_fails_closed_with_403() {
 
 #[tokio::test]
 async fn grpc_mode_config_is_accepted_and_fails_closed_without_a_server() {
-    // No gRPC server yet (a later issue): the rendering must load, protect the app host and
-    // leave the IdP host alone.
+    // No gRPC server listening: the rendering must load, protect the app host (fail closed)
+    // and leave the IdP host alone.
     let closed = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let s = stack(|_| AuthzTarget::Grpc {
         addr: closed,
@@ -433,6 +475,437 @@ async fn grpc_mode_config_is_accepted_and_fails_closed_without_a_server() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
+}
+
+/// The demo's and Istio's routing of the adapter's prefix, in HTTP mode: `/oauth2/` of the
+/// protected host goes to the adapter's HTTP port, still behind the check. `/oauth2/userinfo`
+/// answered 200 by the check is an allow for Envoy, which then forwards the request to the
+/// adapter (not the application), so the browser gets the adapter's JSON.
+#[tokio::test]
+async fn http_mode_routes_the_adapter_prefix_to_the_adapter() {
+    let s = stack_with(http_authz, |config, authz| {
+        config.with_adapter_routes(ADAPTER_PREFIX, authz)
+    })
+    .await;
+    let client = client(s.port);
+    let userinfo = format!("http://{SEED_APP_HOST}:{}/oauth2/userinfo", s.port);
+    let response = client
+        .get(&userinfo)
+        .header("cookie", "ok=1")
+        .header("x-random", "for the routed request only")
+        .header("x-auth-request-user", "mallory")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["from"], "adapter", "{body}");
+    assert!(
+        s.app.lock().unwrap().is_empty(),
+        "the app answered userinfo"
+    );
+    // Two requests reached the adapter: the check (listed headers only), then the request
+    // itself, routed there, with the client's identity header removed as the check said.
+    let seen = s.authz.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "{seen:#?}");
+    let (check, routed) = (&seen[0], &seen[1]);
+    assert_eq!(check.uri, "/oauth2/userinfo");
+    assert!(check.header("x-random").is_none(), "{check:?}");
+    assert_eq!(routed.uri, "/oauth2/userinfo");
+    assert_eq!(
+        routed.header("x-random"),
+        Some("for the routed request only")
+    );
+    assert!(routed.header("x-auth-request-user").is_none(), "{routed:?}");
+    assert_eq!(
+        routed.header("host"),
+        Some(format!("{SEED_APP_HOST}:{}", s.port).as_str())
+    );
+
+    // Without a session: the check's 401 is the answer; nothing is routed.
+    let response = client.get(&userinfo).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(s.authz.lock().unwrap().len(), 3);
+
+    // Only the prefix: `/oauth2x` and the rest still go to the application, checked.
+    for path in ["/oauth2x", "/", "/oauth2"] {
+        let response = client
+            .get(format!("http://{SEED_APP_HOST}:{}{path}", s.port))
+            .header("cookie", "ok=1")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["upstream"], "app", "{path}: {body}");
+    }
+    assert_eq!(s.app.lock().unwrap().len(), 3);
+    assert_eq!(s.authz.lock().unwrap().len(), 6, "each of them was checked");
+
+    // The IdP's host has no such route: its /oauth2/ is the IdP's.
+    let response = client
+        .get(format!("http://{SEED_IDP_HOST}:{}/oauth2/userinfo", s.port))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["upstream"], "idp", "{body}");
+
+    // Without the route (the seed's Envoy as it was): the application answers the adapter's
+    // 200, the walk-around the route closes.
+    let plain = stack(http_authz).await;
+    let response = self::client(plain.port)
+        .get(format!(
+            "http://{SEED_APP_HOST}:{}/oauth2/userinfo",
+            plain.port
+        ))
+        .header("cookie", "ok=1")
+        .send()
+        .await
+        .unwrap();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["upstream"], "app", "{body}");
+}
+
+/// The same in gRPC mode: the check goes to the gRPC port, and `/oauth2/` of the protected host
+/// to the adapter's HTTP port (the gRPC port speaks only the Check service). The fake gRPC
+/// server allows with the cookie `ok=1` (the adapter itself answers its endpoints in the check;
+/// an allow shows where Envoy routes an allowed request).
+#[tokio::test]
+async fn grpc_mode_routes_the_adapter_prefix_to_the_adapters_http_port() {
+    let (grpc_addr, checks) = fake_grpc_authz().await;
+    let (adapter_http, adapter_seen) = echo_upstream("adapter-http").await;
+    let s = stack_with(
+        |_| AuthzTarget::Grpc {
+            addr: grpc_addr,
+            timeout: Duration::from_secs(5),
+        },
+        |config, _| config.with_adapter_routes(ADAPTER_PREFIX, adapter_http),
+    )
+    .await;
+    let client = client(s.port);
+    let get = |path: &str, cookie: bool| {
+        let mut request = client.get(format!("http://{SEED_APP_HOST}:{}{path}", s.port));
+        if cookie {
+            request = request.header("cookie", "ok=1");
+        }
+        request.send()
+    };
+    let response = get("/oauth2/userinfo", true).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["upstream"], "adapter-http", "{body}");
+    assert_eq!(body["uri"], "/oauth2/userinfo");
+    let response = get("/app/page", true).await.unwrap();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["upstream"], "app", "{body}");
+    // Denied: the denied response, nothing routed.
+    let response = get("/oauth2/userinfo", false).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(response.text().await.unwrap(), "denied by the fake");
+    assert_eq!(adapter_seen.lock().unwrap().len(), 1);
+    assert_eq!(s.app.lock().unwrap().len(), 1);
+    assert!(
+        s.authz.lock().unwrap().is_empty(),
+        "no HTTP check in gRPC mode"
+    );
+    // Every request was checked over gRPC, with its path and (all) its headers.
+    let checks = checks.lock().unwrap().clone();
+    let paths: Vec<&str> = checks.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(paths, ["/oauth2/userinfo", "/app/page", "/oauth2/userinfo"]);
+    assert_eq!(
+        checks[0].1.get("cookie").map(String::as_str),
+        Some("ok=1"),
+        "{checks:?}"
+    );
+}
+
+/// The EnvoyFilter `ext-authz-adapter istio` renders, applied as Istio applies a MERGE patch to
+/// the gateway's HTTP connection manager: Envoy then refuses a header name with an underscore
+/// (400) before the check, and serves the rest as before. The gateway of the other tests keeps
+/// Envoy's default (ALLOW), as a default Istio installation does.
+#[tokio::test]
+async fn the_rendered_envoy_filter_makes_the_gateway_refuse_underscores() {
+    let yaml = render_parts(&Settings::seed(), &[Part::EnvoyFilter]);
+    let docs = parse_documents(&yaml, Lines::Offset(0));
+    let filter = docs[0].root.as_ref().unwrap();
+    let patch = &filter.path(&["spec", "configPatches"]).unwrap().items()[0];
+    assert_eq!(patch.str_at(&["applyTo"]), Some("NETWORK_FILTER"));
+    assert_eq!(
+        patch.str_at(&["match", "listener", "filterChain", "filter", "name"]),
+        Some("envoy.filters.network.http_connection_manager")
+    );
+    assert_eq!(patch.str_at(&["patch", "operation"]), Some("MERGE"));
+    let value = to_json(patch.path(&["patch", "value"]).unwrap());
+
+    // The seed's bootstrap with the patch merged into the HCM's typed_config.
+    let (authz_addr, authz) = fake_authz().await;
+    let (app_addr, app) = echo_upstream("app").await;
+    let config = EnvoyConfig::seed(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        http_authz(authz_addr),
+        app_addr,
+        app_addr,
+    );
+    let mut bootstrap = config.to_json();
+    let filter =
+        &mut bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0];
+    assert_eq!(
+        filter["name"],
+        "envoy.filters.network.http_connection_manager"
+    );
+    assert_eq!(
+        filter["typed_config"]["@type"], value["typed_config"]["@type"],
+        "the patch is for this filter's type"
+    );
+    merge(filter, &value);
+    assert_eq!(
+        filter["typed_config"]["common_http_protocol_options"]["headers_with_underscores_action"],
+        "REJECT_REQUEST"
+    );
+    let envoy = Envoy::start(&bootstrap.to_string()).await;
+    let port = envoy.listener().port();
+    let client = client(port);
+    let url = format!("http://{SEED_APP_HOST}:{port}/");
+    let response = client
+        .get(&url)
+        .header("cookie", "ok=1")
+        .header("x_auth_request_user", "mallory")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(authz.lock().unwrap().is_empty(), "refused before the check");
+    assert!(app.lock().unwrap().is_empty());
+    // Without an underscore: checked and served as before.
+    let response = client
+        .get(&url)
+        .header("cookie", "ok=1")
+        .header("x-auth-request-user", "mallory")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        app.lock().unwrap()[0].header("x-auth-request-user"),
+        Some("alice")
+    );
+}
+
+/// A YAML node (as the linter reads it) as JSON: scalars as strings.
+fn to_json(node: &Node) -> Value {
+    match &node.value {
+        YamlValue::Scalar { text, .. } => Value::String(text.clone()),
+        YamlValue::Seq(items) => Value::Array(items.iter().map(to_json).collect()),
+        YamlValue::Map(entries) => Value::Object(
+            entries
+                .iter()
+                .map(|(k, v)| (k.as_str().unwrap().to_owned(), to_json(v)))
+                .collect(),
+        ),
+    }
+}
+
+/// Merges `patch` into `target` as Istio's EnvoyFilter MERGE does for messages: objects field
+/// by field, anything else replaced.
+fn merge(target: &mut Value, patch: &Value) {
+    match (target, patch) {
+        (Value::Object(target), Value::Object(patch)) => {
+            for (key, value) in patch {
+                merge(target.entry(key.clone()).or_insert(Value::Null), value);
+            }
+        }
+        (target, patch) => *target = patch.clone(),
+    }
+}
+
+/// What the fake gRPC server saw: each check's path and headers.
+type Checks = Arc<Mutex<Vec<(String, BTreeMap<String, String>)>>>;
+
+/// A minimal `envoy.service.auth.v3.Authorization/Check` server over h2c, with protobuf read
+/// and written by hand (test-support has no gRPC stack): allows (gRPC `OK`, no headers) when
+/// the cookie has `ok=1`, else denies with 401 and a text body.
+async fn fake_grpc_authz() -> (SocketAddr, Checks) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let checks: Checks = Arc::default();
+    let task_checks = checks.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let checks = task_checks.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |request: Request<Incoming>| {
+                    let checks = checks.clone();
+                    async move {
+                        assert_eq!(
+                            request.uri().path(),
+                            "/envoy.service.auth.v3.Authorization/Check"
+                        );
+                        let body = request.into_body().collect().await.unwrap().to_bytes();
+                        // gRPC framing: compressed flag, 4-byte length, the message.
+                        let (path, headers) = read_check_request(&body[5..]);
+                        let allowed = headers
+                            .get("cookie")
+                            .is_some_and(|c| c.split("; ").any(|kv| kv == "ok=1"));
+                        checks.lock().unwrap().push((path, headers));
+                        let message = if allowed {
+                            // CheckResponse { status: { code: OK } }
+                            field(1, &[])
+                        } else {
+                            // CheckResponse { status: { code: UNAUTHENTICATED },
+                            //   denied_response: { status: { code: 401 }, body } }
+                            let mut m = field(1, &varint_field(1, 16));
+                            let mut denied = field(1, &varint_field(1, 401));
+                            denied.extend(field(3, b"denied by the fake"));
+                            m.extend(field(2, &denied));
+                            m
+                        };
+                        let mut framed = vec![0];
+                        framed.extend(u32::try_from(message.len()).unwrap().to_be_bytes());
+                        framed.extend(message);
+                        let mut trailers = hyper::HeaderMap::new();
+                        trailers.insert("grpc-status", "0".parse().unwrap());
+                        let response = Response::builder()
+                            .header("content-type", "application/grpc")
+                            .body(GrpcBody {
+                                data: Some(Bytes::from(framed)),
+                                trailers: Some(trailers),
+                            })
+                            .unwrap();
+                        Ok::<_, Infallible>(response)
+                    }
+                });
+                let _ =
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+            });
+        }
+    });
+    (addr, checks)
+}
+
+/// A gRPC response body: one message, then the trailers.
+struct GrpcBody {
+    data: Option<Bytes>,
+    trailers: Option<hyper::HeaderMap>,
+}
+
+impl hyper::body::Body for GrpcBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if let Some(data) = self.data.take() {
+            return Poll::Ready(Some(Ok(Frame::data(data))));
+        }
+        if let Some(trailers) = self.trailers.take() {
+            return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+        }
+        Poll::Ready(None)
+    }
+}
+
+fn varint(mut n: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return out;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// A length-delimited protobuf field.
+fn field(number: u64, bytes: &[u8]) -> Vec<u8> {
+    let mut out = varint(number << 3 | 2);
+    out.extend(varint(bytes.len() as u64));
+    out.extend(bytes);
+    out
+}
+
+fn varint_field(number: u64, value: u64) -> Vec<u8> {
+    let mut out = varint(number << 3);
+    out.extend(varint(value));
+    out
+}
+
+fn read_varint(buf: &mut &[u8]) -> u64 {
+    let mut n = 0;
+    for shift in (0..64).step_by(7) {
+        let (byte, rest) = buf.split_first().expect("a complete varint");
+        *buf = rest;
+        n |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            break;
+        }
+    }
+    n
+}
+
+/// The length-delimited fields of a message, as `(number, bytes)`; other wire types skipped.
+fn fields(mut buf: &[u8]) -> Vec<(u64, &[u8])> {
+    let mut out = Vec::new();
+    while !buf.is_empty() {
+        let key = read_varint(&mut buf);
+        match key & 7 {
+            0 => {
+                read_varint(&mut buf);
+            }
+            1 => buf = &buf[8..],
+            2 => {
+                let len = usize::try_from(read_varint(&mut buf)).unwrap();
+                out.push((key >> 3, &buf[..len]));
+                buf = &buf[len..];
+            }
+            5 => buf = &buf[4..],
+            other => panic!("wire type {other}"),
+        }
+    }
+    out
+}
+
+fn first(buf: &[u8], number: u64) -> &[u8] {
+    fields(buf)
+        .into_iter()
+        .find(|(n, _)| *n == number)
+        .map_or(&[], |(_, b)| b)
+}
+
+/// `CheckRequest.attributes(1).request(4).http(2)`: `path` (4) and `headers` (3, a map), or
+/// `header_map` (13) when Envoy sends raw headers.
+fn read_check_request(message: &[u8]) -> (String, BTreeMap<String, String>) {
+    let http = first(first(first(message, 1), 4), 2);
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let path = text(first(http, 4));
+    let mut headers = BTreeMap::new();
+    for (number, entry) in fields(http) {
+        match number {
+            3 => {
+                headers.insert(text(first(entry, 1)), text(first(entry, 2)));
+            }
+            13 => {
+                for (_, header) in fields(entry).into_iter().filter(|(n, _)| *n == 1) {
+                    let value = match first(header, 2) {
+                        [] => first(header, 3),
+                        v => v,
+                    };
+                    headers.insert(text(first(header, 1)), text(value));
+                }
+            }
+            _ => {}
+        }
+    }
+    (path, headers)
 }
 
 #[tokio::test]

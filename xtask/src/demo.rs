@@ -9,6 +9,7 @@
 //! | seed | here |
 //! |---|---|
 //! | Istio ingress gateway, `AuthorizationPolicy` CUSTOM | Envoy 1.40 with the bootstrap of `EnvoyConfig::seed` (as Istio renders `envoyExtAuthzHttp`/`Grpc`), listening on `--port` (8080 if free) |
+//! | the VirtualService's `/oauth2/` route to the oauth2-proxy Service | `EnvoyConfig::with_adapter_routes`: `/oauth2/` of `nginx.example.com` goes to the adapter's HTTP port (in `--grpc` mode too), after the check |
 //! | oauth2-proxy | `target/debug/ext-authz-adapter` with the seed's Deployment args |
 //! | Keycloak, realm `mytest` | Keycloak 26 with `deploy/keycloak`'s realms, behind the gateway as `keycloak.example.com` (the seed's keycloak VirtualService) |
 //! | nginx | `hello-upstream` (`examples/hello-upstream`): a page listing the identity headers it received |
@@ -17,7 +18,13 @@
 //! the upstream; then the upstream and Envoy start; once those three are ready the adapter
 //! starts (its discovery goes through Envoy to Keycloak) and is ready when discovery succeeded.
 //! A last self-check sends `GET http://nginx.example.com:PORT/` through the gateway and expects
-//! the 302 to Keycloak.
+//! the 302 to Keycloak, and `GET /oauth2/userinfo` and expects the adapter's 401 (no session).
+//!
+//! One routing story, the one `ext-authz-adapter istio` and the Helm chart render: every path of
+//! `nginx.example.com` goes through the check, `/oauth2/` included, and `/oauth2/` is routed to
+//! the adapter's HTTP port. The check answers the adapter's endpoints; the ones it answers with
+//! 200 (`/oauth2/userinfo` when signed in), which Envoy takes for an allow, then reach the
+//! adapter again through that route rather than the hello page.
 //!
 //! ## `--app axum`: the Tower layer, no gateway
 //!
@@ -258,6 +265,7 @@ pub fn run(args: &[String]) -> Result<ExitCode, String> {
         admin,
         adapter_grpc.unwrap_or(adapter),
         options.grpc,
+        adapter,
         upstream,
         kc_addr,
     )?;
@@ -276,7 +284,8 @@ pub fn run(args: &[String]) -> Result<ExitCode, String> {
     let log = run_dir.join("envoy.log");
     println!(
         "[xtask] envoy {ENVOY_VERSION}: starting the gateway on {gateway}: {APP_HOST} -> ext_authz \
-         check ({mode}, {}) -> hello-upstream; {} -> keycloak (admin {admin}; config {}; log {})",
+         check ({mode}, {}) -> hello-upstream, {APP_HOST}/oauth2/ -> the check -> the adapter \
+         ({adapter}); {} -> keycloak (admin {admin}; config {}; log {})",
         adapter_grpc.unwrap_or(adapter),
         keycloak::HOSTNAME,
         config_path.display(),
@@ -328,17 +337,25 @@ pub fn run(args: &[String]) -> Result<ExitCode, String> {
     services.spawn("ext-authz-adapter", &mut cmd, &log, None, Some(ready))?;
     services.wait_ready()?;
 
-    // Through the gateway: no session, so the check sends the browser to Keycloak.
+    // Through the gateway: no session, so the check sends the browser to Keycloak, and the
+    // adapter's own userinfo endpoint answers 401.
     let host = format!("{APP_HOST}:{gateway_port}");
-    match util::http_status(gateway, &host, "/", Duration::from_secs(10)) {
-        Some(302) => println!("[xtask] demo: self-check: GET {base}/ -> 302 to Keycloak's login"),
-        other => {
-            services.keep_logs();
-            return Err(format!(
-                "self-check: GET {base}/ through the gateway answered {other:?}, not 302 to \
-                 Keycloak (logs above, and in {})",
-                run_dir.display()
-            ));
+    for (path, want, what) in [
+        ("/", 302, "302 to Keycloak's login"),
+        ("/oauth2/userinfo", 401, "401 from the adapter (no session)"),
+    ] {
+        match util::http_status(gateway, &host, path, Duration::from_secs(10)) {
+            Some(status) if status == want => {
+                println!("[xtask] demo: self-check: GET {base}{path} -> {what}");
+            }
+            other => {
+                services.keep_logs();
+                return Err(format!(
+                    "self-check: GET {base}{path} through the gateway answered {other:?}, not \
+                     {what} (logs above, and in {})",
+                    run_dir.display()
+                ));
+            }
         }
     }
 
@@ -637,8 +654,9 @@ fn parse_head(head: &str) -> Option<Answer> {
 }
 
 /// The adapter with the seed's args (its own addresses, issuer, and cookie domain), the
-/// identity headers for the upstream, RP-initiated logout for Keycloak 18+, and the issuer's
-/// host name mapped to 127.0.0.1 (where the gateway is).
+/// identity headers for the upstream, RP-initiated logout for Keycloak 18+, `--reverse-proxy`
+/// (Envoy sets X-Forwarded-Proto), and the issuer's host name mapped to 127.0.0.1 (where the
+/// gateway is).
 fn adapter_command(
     binary: &Path,
     http: SocketAddr,
@@ -656,6 +674,9 @@ fn adapter_command(
         // Not in the seed: X-Auth-Request-User/-Email/-Groups for the upstream to show.
         .arg("--set-xauthrequest=true")
         .arg("--oidc-rp-initiated-logout=true")
+        // Behind the gateway, which sets X-Forwarded-Proto from the client's connection (and
+        // which the check carries): believed, as in a cluster (the Helm chart's args).
+        .arg("--reverse-proxy=true")
         .arg(format!("--resolve={}=127.0.0.1", keycloak::HOSTNAME));
     if let Some(grpc) = grpc {
         cmd.arg(format!("--grpc-address={grpc}"));
@@ -668,25 +689,31 @@ fn adapter_command(
 }
 
 /// The Envoy bootstrap from `EnvoyConfig::seed` (through `hello-upstream envoy-config`: xtask
-/// does not link the adapter's library), with an admin listener and an access log.
+/// does not link the adapter's library), with an admin listener and an access log, and
+/// `/oauth2/` of the app's host routed to the adapter's HTTP port `adapter_http` (its
+/// `--http-address`, in gRPC mode too) after the check, as the VirtualService of
+/// `ext-authz-adapter istio` routes it.
+#[allow(clippy::too_many_arguments)]
 fn envoy_config(
     upstream_bin: &Path,
     gateway: SocketAddr,
     admin: SocketAddr,
     authz: SocketAddr,
     grpc: bool,
+    adapter_http: SocketAddr,
     app: SocketAddr,
     idp: SocketAddr,
 ) -> Result<String, String> {
-    let authz_flag = if grpc { "--authz-grpc" } else { "--authz-http" };
     let output = Command::new(upstream_bin)
-        .arg("envoy-config")
-        .args(["--listen", &gateway.to_string()])
-        .args(["--admin", &admin.to_string()])
-        .args([authz_flag, &authz.to_string()])
-        .args(["--app", &app.to_string()])
-        .args(["--idp", &idp.to_string()])
-        .arg("--access-log")
+        .args(envoy_config_args(
+            gateway,
+            admin,
+            authz,
+            grpc,
+            adapter_http,
+            app,
+            idp,
+        ))
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("cannot run {}: {e}", upstream_bin.display()))?;
@@ -699,6 +726,32 @@ fn envoy_config(
         ));
     }
     String::from_utf8(output.stdout).map_err(|e| format!("envoy-config printed non-UTF-8: {e}"))
+}
+
+/// The arguments of `hello-upstream envoy-config` for [`envoy_config`].
+fn envoy_config_args(
+    gateway: SocketAddr,
+    admin: SocketAddr,
+    authz: SocketAddr,
+    grpc: bool,
+    adapter_http: SocketAddr,
+    app: SocketAddr,
+    idp: SocketAddr,
+) -> Vec<String> {
+    let authz_flag = if grpc { "--authz-grpc" } else { "--authz-http" };
+    [
+        ("envoy-config", None),
+        ("--listen", Some(gateway)),
+        ("--admin", Some(admin)),
+        (authz_flag, Some(authz)),
+        ("--adapter-http", Some(adapter_http)),
+        ("--app", Some(app)),
+        ("--idp", Some(idp)),
+        ("--access-log", None),
+    ]
+    .into_iter()
+    .flat_map(|(flag, value)| std::iter::once(flag.to_owned()).chain(value.map(|v| v.to_string())))
+    .collect()
 }
 
 fn env_value(env: &Env, key: &str) -> Result<std::ffi::OsString, String> {
@@ -853,6 +906,45 @@ mod tests {
         let (bob, bob_password) = USER_WITHOUT_ROLES;
         assert!(realm.contains(&format!("\"username\": \"{bob}\"")));
         assert!(realm.contains(&format!("\"value\": \"{bob_password}\"")));
+    }
+
+    #[test]
+    fn the_gateway_routes_the_adapter_prefix_to_its_http_port_in_both_modes() {
+        let (gateway, admin, grpc, http, app, idp) = (
+            localhost(8080),
+            localhost(9901),
+            localhost(4181),
+            localhost(4180),
+            localhost(8081),
+            localhost(8180),
+        );
+        let args = envoy_config_args(gateway, admin, grpc, true, http, app, idp);
+        assert_eq!(args[0], "envoy-config");
+        assert_eq!(
+            pair_in(&args, "--authz-grpc").as_deref(),
+            Some("127.0.0.1:4181")
+        );
+        // The prefix goes to the adapter's HTTP port, not to the gRPC one.
+        assert_eq!(
+            pair_in(&args, "--adapter-http").as_deref(),
+            Some("127.0.0.1:4180")
+        );
+        assert_eq!(pair_in(&args, "--authz-http"), None);
+        let args = envoy_config_args(gateway, admin, http, false, http, app, idp);
+        assert_eq!(
+            pair_in(&args, "--authz-http").as_deref(),
+            Some("127.0.0.1:4180")
+        );
+        assert_eq!(
+            pair_in(&args, "--adapter-http").as_deref(),
+            Some("127.0.0.1:4180")
+        );
+        assert_eq!(args.last().map(String::as_str), Some("--access-log"));
+    }
+
+    fn pair_in(args: &[String], flag: &str) -> Option<String> {
+        let at = args.iter().position(|a| a == flag)?;
+        args.get(at + 1).cloned()
     }
 
     #[test]

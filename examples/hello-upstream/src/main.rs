@@ -7,7 +7,9 @@
 //! - `hello-upstream envoy-config --listen ... --authz-http ADDR --app ADDR --idp ADDR` prints
 //!   the Envoy bootstrap of the demo: [`EnvoyConfig::seed`], the seed's ingress gateway as Istio
 //!   renders it (`nginx.example.com` behind ext_authz, `keycloak.example.com` not), so the demo
-//!   runs the same configuration as the tests.
+//!   runs the same configuration as the tests; `/oauth2/` of `nginx.example.com` goes to the
+//!   adapter's HTTP port (`--adapter-http`, default `--authz-http`), after the check, as the
+//!   VirtualService of `ext-authz-adapter istio` routes it.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -16,7 +18,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
-use ext_authz_adapter::envoy::{AuthzTarget, EnvoyConfig};
+use ext_authz_adapter::envoy::{ADAPTER_PREFIX, AuthzTarget, EnvoyConfig};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST};
@@ -32,6 +34,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once, at start-up: the size of the larger variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the hello page.
@@ -58,6 +62,11 @@ enum Command {
         /// The adapter's gRPC address: ext_authz in gRPC mode (Istio `envoyExtAuthzGrpc`).
         #[arg(long)]
         authz_grpc: Option<SocketAddr>,
+        /// The adapter's HTTP address (`--http-address`), where `/oauth2/` of the protected host
+        /// is routed after the check (default: --authz-http; in gRPC mode, no such route
+        /// without it).
+        #[arg(long)]
+        adapter_http: Option<SocketAddr>,
         /// How long Envoy waits for a decision, in seconds.
         #[arg(long, default_value_t = 10)]
         timeout_secs: u64,
@@ -82,6 +91,7 @@ async fn main() -> ExitCode {
             admin,
             authz_http,
             authz_grpc,
+            adapter_http,
             timeout_secs,
             app,
             idp,
@@ -93,11 +103,14 @@ async fn main() -> ExitCode {
                 (Some(addr), None) => AuthzTarget::Http { addr, timeout },
                 (None, None) => unreachable!("clap requires one of them"),
             };
-            let config = EnvoyConfig {
+            let mut config = EnvoyConfig {
                 admin,
                 access_log,
                 ..EnvoyConfig::seed(listen, authz, app, idp)
             };
+            if let Some(adapter) = adapter_http.or(authz_http) {
+                config = config.with_adapter_routes(ADAPTER_PREFIX, adapter);
+            }
             println!("{}", config.render());
             ExitCode::SUCCESS
         }

@@ -14,8 +14,11 @@ use std::fmt;
 use oidc_core::CookieSecret;
 
 use super::names::{
-    cookie_domain_covers, hosts_meet, is_dns1035_label, is_dns1123_label, is_dns1123_subdomain,
-    istio_match, service_of, split_gateway_host,
+    ENDPOINTS, cookie_domain_covers, hosts_meet, is_dns1035_label, is_dns1123_label,
+    is_dns1123_subdomain, istio_match, service_of, split_gateway_host,
+};
+use super::render::{
+    HCM_FILTER, HCM_TYPE_URL, HEADERS_WITH_UNDERSCORES_ACTION, PATH_NORMALIZATION,
 };
 use super::yaml::{self, Document, Lines, Node, Value};
 use crate::envoy::header_allowed;
@@ -64,6 +67,18 @@ pub const RULES: &[(&str, &str)] = &[
         "`cookie` or `x-forwarded-proto` missing from includeRequestHeadersInCheck",
     ),
     (
+        "forwarded-host",
+        "`x-forwarded-host` in includeRequestHeadersInCheck: the client's value, while Envoy routes by Host",
+    ),
+    (
+        "path-normalization",
+        "a mesh config that does not merge `//` (pathNormalization: MERGE_SLASHES or DECODE_AND_MERGE_SLASHES)",
+    ),
+    (
+        "underscore-headers",
+        "nothing sets the ingress gateway's headers_with_underscores_action (an EnvoyFilter with REJECT_REQUEST)",
+    ),
+    (
         "header-wildcard",
         "a lone \"*\" in a header list (Istio rejects the provider)",
     ),
@@ -93,7 +108,7 @@ pub const RULES: &[(&str, &str)] = &[
     ),
     (
         "callback-not-checked",
-        "the callback path excluded from the CUSTOM policy (notPaths, paths)",
+        "the callback path (or another of the adapter's endpoints) excluded from the CUSTOM policy (notPaths, paths)",
     ),
     (
         "idp-protected",
@@ -110,6 +125,10 @@ pub const RULES: &[(&str, &str)] = &[
     (
         "callback-not-routed",
         "no VirtualService route for the callback path on a protected host",
+    ),
+    (
+        "prefix-route",
+        "the adapter's prefix (`/oauth2/`) of a protected host routed to the application, not the adapter",
     ),
     (
         "rewrite-strips-prefix",
@@ -446,13 +465,25 @@ pub fn check_sources(sources: &[Source], opts: &CheckOptions) -> Vec<Finding> {
         provider_fields(&mut out, provider);
         provider_target(&mut out, provider, &resources);
     }
+    path_normalization(&mut out, &mesh_roots);
     let policies = policies(&mut out, &resources);
     for policy in &policies {
         policy_provider(&mut out, policy, &providers, !mesh_roots.is_empty());
-        policy_callback(&mut out, policy, &callback);
+        policy_callback(&mut out, policy, &proxy_prefix, &callback);
+    }
+    if providers.iter().any(|p| p.authz.is_some()) {
+        underscore_headers(&mut out, &resources, &policies, opts);
     }
     let protected = protected_hosts(&policies);
-    virtual_services(&mut out, &resources, &protected, &proxy_prefix, &callback);
+    let adapter_services = adapter_services(&resources, &adapters, &providers);
+    virtual_services(
+        &mut out,
+        &resources,
+        &protected,
+        &adapter_services,
+        &proxy_prefix,
+        &callback,
+    );
     services(&mut out, &resources, &adapters, &providers);
     for adapter in &adapters {
         adapter_container(&mut out, adapter, &protected, &policies);
@@ -672,6 +703,11 @@ const FIELDS: &[&str] = &[
     "k8s",
     "profile",
     "hostname",
+    "pathNormalization",
+    "normalization",
+    "workloadSelector",
+    "configPatches",
+    "applyTo",
 ];
 
 /// Maps whose keys are data (labels, header names, ConfigMap keys), not field names.
@@ -943,8 +979,31 @@ fn provider_fields(out: &mut Out, p: &Provider) {
             headers_line,
             "check-headers",
             format!("provider {name}: `x-forwarded-proto` is not in {field}, so behind a TLS gateway the adapter builds http:// callback URLs that the IdP rejects"),
-            format!("add \"x-forwarded-proto\" (and \"x-forwarded-host\"): {}", flow(crate::envoy::INCLUDE_REQUEST_HEADERS_IN_CHECK)),
+            format!("add \"x-forwarded-proto\" (the gateway sets it from the connection): {}", flow(crate::envoy::INCLUDE_REQUEST_HEADERS_IN_CHECK)),
         );
+    }
+    for (header, header_line) in &headers {
+        if header_allowed(&[header], "x-forwarded-host") {
+            let exact = header.eq_ignore_ascii_case("x-forwarded-host");
+            let (what, fix) = if exact {
+                (
+                    "`x-forwarded-host`".to_owned(),
+                    format!("remove \"{header}\" from {field}"),
+                )
+            } else {
+                (
+                    format!("`x-forwarded-host` (through {header:?})"),
+                    format!("list the headers instead of {header:?}, without x-forwarded-host"),
+                )
+            };
+            out.add(
+                file,
+                *header_line,
+                "forwarded-host",
+                format!("provider {name}: {field} passes {what} to the adapter: the gateway neither sets nor checks it, so it is whatever the client sent, while Envoy routes by Host, which the check carries and the adapter judges"),
+                format!("{fix}: {}", flow(crate::envoy::INCLUDE_REQUEST_HEADERS_IN_CHECK)),
+            );
+        }
     }
     let deny = body.entry("headersToDownstreamOnDeny");
     let deny_line = deny.map_or(line, |(k, _)| k.line);
@@ -1323,7 +1382,7 @@ fn policy_matches(policy: &Policy, host: &str, path: &str) -> bool {
         })
 }
 
-fn policy_callback(out: &mut Out, policy: &Policy, callback: &str) {
+fn policy_callback(out: &mut Out, policy: &Policy, prefix: &str, callback: &str) {
     if !policy.is_custom() {
         return;
     }
@@ -1337,48 +1396,272 @@ fn policy_callback(out: &mut Out, policy: &Policy, callback: &str) {
     } else {
         hosts.into_iter().collect()
     };
+    // The callback first, then the adapter's other endpoints: all travel through the check.
+    let endpoints: Vec<String> = std::iter::once(callback.to_owned())
+        .chain(ENDPOINTS.iter().map(|e| format!("{prefix}/{e}")))
+        .collect();
+    let name = policy.res.name();
     for host in hosts {
-        if policy_matches(policy, &host, callback) {
-            continue;
-        }
-        // The host is protected (some path matches) but the callback is not: find why.
-        for rule in policy.rules.map(Node::items).unwrap_or(&[]) {
-            for op in operations(rule).into_iter().flatten() {
-                // Only the operations meant for this host.
-                let for_host = |key: &str| {
-                    op.get_ci(key)
-                        .map(|n| n.strings().iter().any(|(p, _)| istio_match(p, &host, true)))
-                };
-                if !for_host("hosts").unwrap_or(true) || for_host("notHosts").unwrap_or(false) {
-                    continue;
-                }
-                if let Some((pattern, line)) = list(op.get_ci("notPaths"))
-                    .into_iter()
-                    .find(|(p, _)| istio_match(p, callback, false))
-                {
-                    out.add(
-                        policy.res.file,
-                        line,
-                        "callback-not-checked",
-                        format!("AuthorizationPolicy {}: notPaths {pattern:?} excludes the callback path {callback}, so Envoy never sends the login callback to the adapter and sign-in cannot finish", policy.res.name()),
-                        format!("remove {pattern:?} from notPaths (never exclude {}/*)", callback.rsplit_once('/').map_or("", |(p, _)| p)),
-                    );
-                } else if let Some(paths) = op.get_ci("paths")
-                    && !paths
-                        .strings()
-                        .iter()
-                        .any(|(p, _)| istio_match(p, callback, false))
-                {
-                    out.add(
-                        policy.res.file,
-                        paths.line,
-                        "callback-not-checked",
-                        format!("AuthorizationPolicy {}: paths do not include the callback path {callback}, so the login callback never reaches the adapter", policy.res.name()),
-                        format!("add \"{}/*\" to paths", callback.rsplit_once('/').map_or("", |(p, _)| p)),
-                    );
+        for endpoint in &endpoints {
+            if policy_matches(policy, &host, endpoint) {
+                continue;
+            }
+            // The host is protected (some path matches) but this endpoint is not: find why.
+            for rule in policy.rules.map(Node::items).unwrap_or(&[]) {
+                for op in operations(rule).into_iter().flatten() {
+                    // Only the operations meant for this host.
+                    let for_host = |key: &str| {
+                        op.get_ci(key)
+                            .map(|n| n.strings().iter().any(|(p, _)| istio_match(p, &host, true)))
+                    };
+                    if !for_host("hosts").unwrap_or(true) || for_host("notHosts").unwrap_or(false) {
+                        continue;
+                    }
+                    if let Some((pattern, line)) = list(op.get_ci("notPaths"))
+                        .into_iter()
+                        .find(|(p, _)| istio_match(p, endpoint, false))
+                    {
+                        // One finding per pattern: the first endpoint it takes out.
+                        let first = endpoints
+                            .iter()
+                            .find(|e| istio_match(pattern, e, false))
+                            .is_some_and(|e| e == endpoint);
+                        if !first {
+                            continue;
+                        }
+                        let problem = if endpoint == callback {
+                            format!(
+                                "AuthorizationPolicy {name}: notPaths {pattern:?} takes the callback path {callback} out of the check, so the login callback reaches the adapter only if a VirtualService routes it there (else the application gets it and sign-in cannot finish); the adapter's endpoints travel through the check like every path"
+                            )
+                        } else {
+                            format!(
+                                "AuthorizationPolicy {name}: notPaths {pattern:?} takes {endpoint}, one of the adapter's endpoints, out of the check, so it reaches the adapter only if a VirtualService routes it there (else the application answers it); the adapter's endpoints travel through the check like every path"
+                            )
+                        };
+                        out.add(
+                            policy.res.file,
+                            line,
+                            "callback-not-checked",
+                            problem,
+                            format!("remove {pattern:?} from notPaths (never exclude {prefix}/* or the callback: the check answers them)"),
+                        );
+                    } else if endpoint == callback
+                        && let Some(paths) = op.get_ci("paths")
+                        && !paths
+                            .strings()
+                            .iter()
+                            .any(|(p, _)| istio_match(p, callback, false))
+                    {
+                        out.add(
+                            policy.res.file,
+                            paths.line,
+                            "callback-not-checked",
+                            format!("AuthorizationPolicy {name}: paths do not include the callback path {callback}, so the login callback never reaches the adapter through the check"),
+                            format!("add \"{}/*\" to paths", callback.rsplit_once('/').map_or("", |(p, _)| p)),
+                        );
+                    }
                 }
             }
         }
+    }
+}
+
+/// The accepted `pathNormalization.normalization` values: both merge runs of `/`.
+const MERGING_NORMALIZATIONS: &[&str] = &["MERGE_SLASHES", "DECODE_AND_MERGE_SLASHES"];
+
+/// The mesh config must merge slashes (`pathNormalization`), as the applications behind the
+/// gateway do: checked where a mesh config declares an ext_authz provider.
+fn path_normalization(out: &mut Out, mesh_roots: &[(&str, &Node)]) {
+    let fix = format!(
+        "pathNormalization: {{normalization: {PATH_NORMALIZATION}}} in the mesh config (DECODE_AND_MERGE_SLASHES also decodes %2F first; `ext-authz-adapter istio --only mesh` prints it)"
+    );
+    let why = "so the CUSTOM policy, the routes and the adapter see `//admin` where nginx (merge_slashes on), Tomcat and many frameworks serve `/admin`";
+    let mut settled = false;
+    for (file, mesh) in mesh_roots {
+        let Some((key, value)) = mesh.entry_ci("pathNormalization") else {
+            continue;
+        };
+        settled = true;
+        let normalization = value.get_ci("normalization");
+        match normalization.and_then(Node::as_str) {
+            Some(n) if MERGING_NORMALIZATIONS.contains(&n) => {}
+            other => out.add(
+                file,
+                normalization.map_or(key.line, |n| n.line),
+                "path-normalization",
+                format!(
+                    "the mesh config's pathNormalization is {}, which does not merge runs of `/`, {why}",
+                    other.map_or("BASE (no normalization set)".to_owned(), |n| n.to_owned())
+                ),
+                fix.clone(),
+            ),
+        }
+    }
+    if settled {
+        return;
+    }
+    for (file, mesh) in mesh_roots {
+        let Some((key, providers)) = mesh.entry_ci("extensionProviders") else {
+            continue;
+        };
+        let authz: Vec<&str> = providers
+            .items()
+            .iter()
+            .filter(|p| {
+                p.get("envoyExtAuthzHttp").is_some() || p.get("envoyExtAuthzGrpc").is_some()
+            })
+            .filter_map(|p| p.str_at(&["name"]))
+            .collect();
+        if authz.is_empty() {
+            continue;
+        }
+        out.add(
+            file,
+            key.line,
+            "path-normalization",
+            format!(
+                "the mesh config that declares the ext_authz provider {} sets no pathNormalization: Istio's default (BASE) resolves `..` but keeps `//`, {why}",
+                authz.join(", ")
+            ),
+            format!("add {fix}"),
+        );
+    }
+}
+
+/// The value of the first of `keys` present (protobuf JSON takes `snake_case` and `camelCase`).
+fn get_any<'a>(node: &'a Node, keys: &[&str]) -> Option<&'a Node> {
+    keys.iter().find_map(|k| node.get(k))
+}
+
+/// Label pairs (`key`, `value`).
+type Labels<'a> = Vec<(&'a str, &'a str)>;
+
+/// The labels of a policy's `selector.matchLabels`.
+fn policy_selector<'a>(policy: &Policy<'a>) -> Labels<'a> {
+    policy
+        .res
+        .spec
+        .and_then(|s| s.path(&["selector", "matchLabels"]))
+        .map(Node::entries)
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str()?, v.as_str()?)))
+        .collect()
+}
+
+/// Every CUSTOM policy's gateway must refuse (or drop) header names with underscores: an
+/// EnvoyFilter merging `headers_with_underscores_action` into its HTTP connection manager.
+/// Checked when the files hold the setup (a mesh config declaring an ext_authz provider and
+/// the policy).
+fn underscore_headers(out: &mut Out, resources: &[Res], policies: &[Policy], opts: &CheckOptions) {
+    // `(filter, its action node, whether the patch applies to gateways)`.
+    let mut settings: Vec<(&Res, &Node, bool)> = Vec::new();
+    for filter in resources.iter().filter(|r| r.is("EnvoyFilter")) {
+        for patch in filter
+            .spec
+            .and_then(|s| s.get_ci("configPatches"))
+            .map(Node::items)
+            .unwrap_or(&[])
+        {
+            let Some(action) = patch
+                .path(&["patch", "value"])
+                .and_then(|v| get_any(v, &["typed_config", "typedConfig"]))
+                .and_then(|t| {
+                    get_any(
+                        t,
+                        &["common_http_protocol_options", "commonHttpProtocolOptions"],
+                    )
+                })
+                .and_then(|o| {
+                    get_any(
+                        o,
+                        &[
+                            "headers_with_underscores_action",
+                            "headersWithUnderscoresAction",
+                        ],
+                    )
+                })
+            else {
+                continue;
+            };
+            let gateway = patch.str_at(&["applyTo"]) == Some("NETWORK_FILTER")
+                && patch
+                    .str_at(&["match", "context"])
+                    .is_none_or(|c| c == "GATEWAY" || c == "ANY");
+            if action.as_str() == Some("ALLOW") {
+                out.add(
+                    filter.file,
+                    action.line,
+                    "underscore-headers",
+                    format!("EnvoyFilter {} sets headers_with_underscores_action: ALLOW, Envoy's default: `X-Auth_Request-User` passes, and CGI, PHP and WSGI applications read it as X-Auth-Request-User (HTTP_X_AUTH_REQUEST_USER)", filter.name()),
+                    format!("headers_with_underscores_action: {HEADERS_WITH_UNDERSCORES_ACTION}"),
+                );
+            }
+            settings.push((filter, action, gateway));
+        }
+    }
+    // The gateways already judged: `(namespace, selector labels)`.
+    let mut seen: Vec<(Option<&str>, Labels)> = Vec::new();
+    for policy in policies.iter().filter(|p| p.is_custom()) {
+        let selector = policy_selector(policy);
+        let key = (policy.res.namespace, selector.clone());
+        if seen.contains(&key) {
+            continue;
+        }
+        seen.push(key);
+        let applies = |filter: &Res| {
+            let in_namespace = same_ns(filter.namespace, policy.res.namespace)
+                || filter.namespace == Some(opts.istio_namespace.as_str());
+            let labels: Vec<(&str, &str)> = filter
+                .spec
+                .and_then(|s| s.path(&["workloadSelector", "labels"]))
+                .map(Node::entries)
+                .unwrap_or(&[])
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str()?, v.as_str()?)))
+                .collect();
+            in_namespace && labels.iter().all(|l| selector.contains(l))
+        };
+        let covered = settings.iter().any(|(filter, action, gateway)| {
+            *gateway
+                && matches!(action.as_str(), Some("REJECT_REQUEST" | "DROP_HEADER"))
+                && applies(filter)
+        });
+        if covered {
+            continue;
+        }
+        let elsewhere: Vec<String> = settings
+            .iter()
+            .filter(|(_, action, _)| action.as_str() != Some("ALLOW"))
+            .map(|(filter, action, _)| {
+                format!(
+                    "EnvoyFilter {} ({}:{}) does not apply to this gateway (its namespace, workloadSelector, applyTo or context)",
+                    filter.id(),
+                    filter.file,
+                    action.line
+                )
+            })
+            .collect();
+        let labels: Vec<String> = selector.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        let namespace = policy
+            .res
+            .namespace
+            .unwrap_or(opts.istio_namespace.as_str());
+        out.add(
+            policy.res.file,
+            policy.action.map_or(policy.res.line(), |n| n.line),
+            "underscore-headers",
+            format!(
+                "AuthorizationPolicy {}: nothing sets the headers_with_underscores_action of its ingress gateway ({}){}: Envoy's default (ALLOW) passes `X-Auth_Request-User`, which CGI, PHP and WSGI applications read as X-Auth-Request-User (HTTP_X_AUTH_REQUEST_USER), and Istio has no mesh setting for it",
+                policy.res.name(),
+                if labels.is_empty() { "every workload".to_owned() } else { labels.join(", ") },
+                if elsewhere.is_empty() { String::new() } else { format!("; {}", elsewhere.join("; ")) },
+            ),
+            format!(
+                "apply an EnvoyFilter in {namespace} with workloadSelector.labels {{{}}} and a configPatch applyTo: NETWORK_FILTER, match: {{context: GATEWAY, listener: {{filterChain: {{filter: {{name: {HCM_FILTER}}}}}}}}}, patch: {{operation: MERGE, value: {{typed_config: {{\"@type\": {HCM_TYPE_URL}, common_http_protocol_options: {{headers_with_underscores_action: {HEADERS_WITH_UNDERSCORES_ACTION}}}}}}}}} (`ext-authz-adapter istio --host HOST --only envoy-filter` prints it)",
+                labels.join(", ")
+            ),
+        );
     }
 }
 
@@ -1395,6 +1678,66 @@ fn protected_hosts(policies: &[Policy]) -> Vec<(String, String, usize)> {
         }
     }
     hosts
+}
+
+/// A Service that reaches the adapter: `(name, namespace, its HTTP port if known)`.
+type AdapterService = (String, Option<String>, Option<u64>);
+
+/// The adapter's Services: the providers' services, and the Services that select an adapter
+/// workload among the files.
+fn adapter_services(
+    resources: &[Res],
+    adapters: &[Adapter],
+    providers: &[Provider],
+) -> Vec<AdapterService> {
+    let http_port = |name: &str, ns: Option<&str>| {
+        let (found, _) = find_services(resources, name, ns);
+        found.first().and_then(|svc| {
+            service_ports(svc)
+                .into_iter()
+                .find(|(n, _, node)| !is_grpc_name(n.as_deref(), node.str_at(&["appProtocol"])))
+                .and_then(|(_, port, _)| port)
+        })
+    };
+    let mut found: Vec<AdapterService> = Vec::new();
+    for provider in providers {
+        let Some((grpc, body, _)) = provider.authz else {
+            continue;
+        };
+        let Some((name, ns)) = body.str_at(&["service"]).and_then(|h| service_of(h, None)) else {
+            continue;
+        };
+        let port = http_port(&name, ns.as_deref()).or(if grpc {
+            None
+        } else {
+            body.get("port").and_then(Node::as_u64)
+        });
+        found.push((name, ns, port));
+    }
+    for svc in resources.iter().filter(|r| r.is("Service")) {
+        let selector: Vec<(&str, &str)> = svc
+            .spec
+            .and_then(|s| s.get_ci("selector"))
+            .map(Node::entries)
+            .unwrap_or(&[])
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str()?, v.as_str()?)))
+            .collect();
+        let selects_adapter = !selector.is_empty()
+            && adapters.iter().any(|a| {
+                same_ns(a.res.namespace, svc.namespace)
+                    && selector.iter().all(|l| a.labels.contains(l))
+            });
+        if selects_adapter {
+            let port = http_port(svc.name(), svc.namespace);
+            found.push((
+                svc.name().to_owned(),
+                svc.namespace.map(str::to_owned),
+                port,
+            ));
+        }
+    }
+    found
 }
 
 /// Whether an HTTP route's match covers a GET of `path`; with the matched prefix, if any.
@@ -1426,6 +1769,7 @@ fn virtual_services(
     out: &mut Out,
     resources: &[Res],
     protected: &[(String, String, usize)],
+    adapter_services: &[AdapterService],
     prefix: &str,
     callback: &str,
 ) {
@@ -1603,10 +1947,91 @@ fn virtual_services(
                 spec.entry_ci("http").map_or(vs.line(), |(k, _)| k.line),
                 "callback-not-routed",
                 format!("VirtualService {}: no route matches the callback path {callback} on {}, so the gateway answers 404 to the IdP's redirect", vs.name(), guarded[0].0),
-                format!("add a route for prefix {prefix}/ (to the adapter's http port) or a catch-all route"),
+                format!("add a route for prefix {prefix}/ to the adapter's http port, before the application's"),
             );
         }
+        if !guarded.is_empty() {
+            prefix_route(out, vs, routes, &guarded[0].0, adapter_services, prefix);
+        }
     }
+}
+
+/// The adapter's prefix on a protected host must be routed to the adapter: what the check
+/// answers with 200 (`<prefix>/userinfo`, the sign-in page) is an allow for Envoy, which then
+/// forwards the request to the route's destination.
+fn prefix_route(
+    out: &mut Out,
+    vs: &Res,
+    routes: &[Node],
+    host: &str,
+    adapter_services: &[AdapterService],
+    prefix: &str,
+) {
+    let probe = format!("{prefix}/userinfo");
+    let Some((route, matched)) = routes
+        .iter()
+        .find_map(|r| route_covers(r, &probe).map(|m| (r, m)))
+    else {
+        // No route at all: `callback-not-routed`.
+        return;
+    };
+    let is_adapter = |dest: &str| {
+        service_of(dest, vs.namespace).is_some_and(|(name, ns)| {
+            adapter_services
+                .iter()
+                .any(|(n, n_ns, _)| *n == name && same_ns(n_ns.as_deref(), ns.as_deref()))
+        })
+    };
+    let destinations: Vec<(&str, usize)> = route
+        .get_ci("route")
+        .map(Node::items)
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(|d| {
+            let host = d.path(&["destination", "host"])?;
+            Some((host.as_str()?, host.line))
+        })
+        .collect();
+    let specific = matched.is_some_and(|m| m.starts_with(prefix));
+    let wrong = if adapter_services.is_empty() {
+        // Without the adapter among the files, only a catch-all route is known to be wrong.
+        (!specific).then(|| destinations.first().copied())
+    } else {
+        destinations
+            .iter()
+            .find(|(d, _)| !is_adapter(d))
+            .map(|d| Some(*d))
+    };
+    let Some(wrong) = wrong else { return };
+    let which = if specific {
+        format!("the route for {}", matched.unwrap_or(prefix))
+    } else {
+        "the catch-all route".to_owned()
+    };
+    let line = wrong.map_or(route.line, |(_, l)| l);
+    let target = adapter_services.first().map_or_else(
+        || "<the adapter's Service>:<its http port>".to_owned(),
+        |(name, ns, port)| {
+            format!(
+                "{name}.{}.svc.cluster.local:{}",
+                ns.as_deref().unwrap_or("<namespace>"),
+                port.map_or("<its http port>".to_owned(), |p| p.to_string())
+            )
+        },
+    );
+    out.add(
+        vs.file,
+        line,
+        "prefix-route",
+        format!(
+            "VirtualService {}: {prefix}/ on {host} goes to {} ({which}), not to the adapter: the check answers the adapter's endpoints, but in HTTP mode those it answers with 200 ({prefix}/userinfo, the sign-in page) are an allow for Envoy, which forwards them there, and the application answers in the adapter's place",
+            vs.name(),
+            wrong.map_or("no destination", |(d, _)| d),
+        ),
+        format!(
+            "add a first route `match: [{{uri: {{prefix: {prefix}/}}}}]` to {target} (no rewrite), before the application's (`ext-authz-adapter istio` renders it)"
+        ),
+    );
 }
 
 /// The containers that look like the adapter or oauth2-proxy.
@@ -1996,6 +2421,36 @@ data:
         headersToUpstreamOnAllow: [\"authorization\", \"x-auth-request-*\"]
         headersToDownstreamOnAllow: [\"set-cookie\"]
         headersToDownstreamOnDeny: [\"content-type\", \"set-cookie\"]
+    pathNormalization:
+      normalization: MERGE_SLASHES
+";
+
+    /// The ingress gateway's underscore setting, as `ext-authz-adapter istio` renders it.
+    const ENVOY_FILTER: &str = "\
+apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata:
+  name: underscores
+  namespace: istio-system
+spec:
+  workloadSelector:
+    labels:
+      istio: ingressgateway
+  configPatches:
+  - applyTo: NETWORK_FILTER
+    match:
+      context: GATEWAY
+      listener:
+        filterChain:
+          filter:
+            name: envoy.filters.network.http_connection_manager
+    patch:
+      operation: MERGE
+      value:
+        typed_config:
+          \"@type\": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          common_http_protocol_options:
+            headers_with_underscores_action: REJECT_REQUEST
 ";
 
     const SERVICE: &str = "\
@@ -2039,6 +2494,7 @@ spec:
             ("mesh.yaml", MESH),
             ("svc.yaml", SERVICE),
             ("policy.yaml", POLICY),
+            ("ef.yaml", ENVOY_FILTER),
         ]);
         assert!(f.is_empty(), "{f:#?}");
     }
@@ -2105,6 +2561,11 @@ spec:
             "{f:#?}"
         );
         assert_eq!(f[1].fix, "write `spec:`");
+        let f = run(&[(
+            "m.yaml",
+            "meshConfig:\n  PathNormalization:\n    normalization: MERGE_SLASHES\n",
+        )]);
+        assert_eq!(rules(&f), vec![("key-case", 2)], "{f:#?}");
     }
 
     #[test]
@@ -2153,7 +2614,11 @@ spec:
     #[test]
     fn undeclared_provider() {
         let policy = POLICY.replace("name: authz\n  rules", "name: oauth2-proxy\n  rules");
-        let f = run(&[("mesh.yaml", MESH), ("p.yaml", &policy)]);
+        let f = run(&[
+            ("mesh.yaml", MESH),
+            ("p.yaml", &policy),
+            ("ef.yaml", ENVOY_FILTER),
+        ]);
         assert_eq!(rules(&f), vec![("provider-undeclared", 12)], "{f:#?}");
         assert!(f[0].fix.starts_with("set provider.name: authz"));
         // Without a mesh config among the files, nothing to compare with.
@@ -2257,6 +2722,170 @@ spec:
     }
 
     #[test]
+    fn forwarded_host_in_the_check() {
+        let mesh = MESH.replace(
+            "\"x-forwarded-proto\"]",
+            "\"x-forwarded-proto\", \"X-Forwarded-Host\"]",
+        );
+        let f = run(&[("m.yaml", &mesh)]);
+        assert_eq!(rules(&f), vec![("forwarded-host", 13)], "{f:#?}");
+        assert!(
+            f[0].problem.contains("whatever the client sent"),
+            "{}",
+            f[0]
+        );
+        assert!(
+            f[0].fix.starts_with(
+                "remove \"X-Forwarded-Host\" from includeRequestHeadersInCheck: [\"authorization\""
+            ),
+            "{}",
+            f[0]
+        );
+        assert!(!f[0].fix.contains("x-forwarded-host"), "{}", f[0]);
+        // A pattern that lets it through counts too; the deprecated field as well.
+        let mesh = MESH.replace("\"x-forwarded-proto\"]", "\"x-forwarded-*\"]");
+        let f = run(&[("m.yaml", &mesh)]);
+        assert_eq!(rules(&f), vec![("forwarded-host", 13)], "{f:#?}");
+        assert!(
+            f[0].fix.starts_with("list the headers instead of"),
+            "{}",
+            f[0]
+        );
+        let mesh = MESH
+            .replace("includeRequestHeadersInCheck", "includeHeadersInCheck")
+            .replace(
+                "\"x-forwarded-proto\"]",
+                "\"x-forwarded-proto\", \"x-forwarded-host\"]",
+            );
+        assert_eq!(
+            rules(&run(&[("m.yaml", &mesh)])),
+            vec![("deprecated-field", 13), ("forwarded-host", 13)]
+        );
+        // x-forwarded-proto alone (or with x-forwarded-for) is what the adapter needs.
+        let mesh = MESH.replace(
+            "\"x-forwarded-proto\"]",
+            "\"x-forwarded-proto\", \"x-forwarded-for\"]",
+        );
+        assert!(run(&[("m.yaml", &mesh)]).is_empty());
+    }
+
+    #[test]
+    fn path_normalization_must_merge_slashes() {
+        let bare = MESH.replace(
+            "    pathNormalization:\n      normalization: MERGE_SLASHES\n",
+            "",
+        );
+        let f = run(&[("m.yaml", &bare)]);
+        assert_eq!(rules(&f), vec![("path-normalization", 8)], "{f:#?}");
+        assert!(
+            f[0].problem
+                .contains("provider authz sets no pathNormalization"),
+            "{}",
+            f[0]
+        );
+        assert!(
+            f[0].fix
+                .starts_with("add pathNormalization: {normalization: MERGE_SLASHES}"),
+            "{}",
+            f[0]
+        );
+        for weak in ["BASE", "NONE", "DEFAULT"] {
+            let mesh = MESH.replace("MERGE_SLASHES", weak);
+            let f = run(&[("m.yaml", &mesh)]);
+            assert_eq!(
+                rules(&f),
+                vec![("path-normalization", 18)],
+                "{weak}: {f:#?}"
+            );
+            assert!(f[0].problem.contains(&format!("is {weak},")), "{}", f[0]);
+        }
+        let mesh = MESH.replace("      normalization: MERGE_SLASHES\n", "      {}\n");
+        assert_eq!(
+            rules(&run(&[("m.yaml", &mesh)])),
+            vec![("path-normalization", 17)]
+        );
+        let strict = MESH.replace("MERGE_SLASHES", "DECODE_AND_MERGE_SLASHES");
+        assert!(run(&[("m.yaml", &strict)]).is_empty());
+        // Set in another mesh config among the files (an IstioOperator): fine.
+        let op = "apiVersion: install.istio.io/v1alpha1\nkind: IstioOperator\nmetadata:\n  name: x\n  namespace: istio-system\nspec:\n  meshConfig:\n    pathNormalization:\n      normalization: MERGE_SLASHES\n";
+        assert!(run(&[("m.yaml", &bare), ("op.yaml", op)]).is_empty());
+        // A mesh config without an ext_authz provider is not the one the gateway's checks use.
+        let other = "meshConfig:\n  extensionProviders:\n  - name: zipkin\n    zipkin:\n      service: z.istio-system\n      port: 9411\n";
+        assert!(run(&[("values.yaml", other)]).is_empty());
+    }
+
+    #[test]
+    fn the_gateway_must_refuse_underscores() {
+        let setup = |extra: &[(&'static str, &str)]| {
+            let mut files = vec![
+                ("mesh.yaml", MESH.to_owned()),
+                ("p.yaml", POLICY.to_owned()),
+            ];
+            files.extend(extra.iter().map(|(n, t)| (*n, (*t).to_owned())));
+            let files: Vec<(&str, &str)> = files.iter().map(|(n, t)| (*n, t.as_str())).collect();
+            run(&files)
+        };
+        let f = setup(&[]);
+        assert_eq!(rules(&f), vec![("underscore-headers", 10)], "{f:#?}");
+        assert!(f[0].problem.contains("(istio: ingressgateway)"), "{}", f[0]);
+        assert!(
+            f[0].fix
+                .contains("headers_with_underscores_action: REJECT_REQUEST"),
+            "{}",
+            f[0]
+        );
+        assert!(
+            f[0].fix
+                .contains("in istio-system with workloadSelector.labels {istio: ingressgateway}"),
+            "{}",
+            f[0]
+        );
+        assert!(setup(&[("ef.yaml", ENVOY_FILTER)]).is_empty());
+        // DROP_HEADER closes it too; camelCase keys are protobuf JSON as well; no context is ANY.
+        let drop = ENVOY_FILTER
+            .replace("REJECT_REQUEST", "DROP_HEADER")
+            .replace("common_http_protocol_options", "commonHttpProtocolOptions")
+            .replace("      context: GATEWAY\n", "");
+        assert!(setup(&[("ef.yaml", &drop)]).is_empty());
+        // ALLOW, another gateway, a sidecar context, another namespace: not this gateway's.
+        let allow = ENVOY_FILTER.replace("REJECT_REQUEST", "ALLOW");
+        assert_eq!(
+            rules(&setup(&[("ef.yaml", &allow)])),
+            vec![("underscore-headers", 10), ("underscore-headers", 24)]
+        );
+        for (other, why) in [
+            (
+                ENVOY_FILTER.replace("istio: ingressgateway", "istio: egressgateway"),
+                "selector",
+            ),
+            (
+                ENVOY_FILTER.replace("context: GATEWAY", "context: SIDECAR_INBOUND"),
+                "context",
+            ),
+            (
+                ENVOY_FILTER.replace("namespace: istio-system", "namespace: app"),
+                "namespace",
+            ),
+            (
+                ENVOY_FILTER.replace("applyTo: NETWORK_FILTER", "applyTo: HTTP_FILTER"),
+                "applyTo",
+            ),
+        ] {
+            let f = setup(&[("ef.yaml", &other)]);
+            assert_eq!(rules(&f), vec![("underscore-headers", 10)], "{why}: {f:#?}");
+            assert!(
+                f[0].problem
+                    .contains("EnvoyFilter istio-system/underscores (ef.yaml:24)")
+                    || why == "namespace",
+                "{why}: {}",
+                f[0]
+            );
+        }
+        // A policy alone, or without a mesh config declaring the provider: nothing to judge.
+        assert!(run(&[("p.yaml", POLICY)]).is_empty());
+    }
+
+    #[test]
     fn path_prefix_and_fail_open() {
         let mesh = MESH.replace(
             "        port: 4180\n",
@@ -2277,8 +2906,12 @@ spec:
             "{f:#?}"
         );
         assert!(!f.iter().any(|f| f.rule == "provider-undeclared"));
-        let values = "meshConfig:\n  extensionProviders:\n  - name: other\n    envoyExtAuthzGrpc:\n      service: x.y\n      port: 1\n";
-        let f = run(&[("values.yaml", values), ("p.yaml", POLICY)]);
+        let values = "meshConfig:\n  extensionProviders:\n  - name: other\n    envoyExtAuthzGrpc:\n      service: x.y\n      port: 1\n  pathNormalization: {normalization: DECODE_AND_MERGE_SLASHES}\n";
+        let f = run(&[
+            ("values.yaml", values),
+            ("p.yaml", POLICY),
+            ("ef.yaml", ENVOY_FILTER),
+        ]);
         assert_eq!(rules(&f), vec![("provider-undeclared", 12)]);
     }
 
@@ -2298,6 +2931,37 @@ spec:
         );
         // The same operations on app.example.com's own host are fine once it covers the callback.
         let policy = policy.replace("notPaths: [\"/oauth2/*\"]", "notPaths: [\"/healthz\"]");
+        assert!(run(&[("p.yaml", &policy)]).is_empty());
+    }
+
+    #[test]
+    fn the_adapters_endpoints_are_not_skipped() {
+        let policy = format!("{POLICY}        notPaths: [\"/healthz\", \"/oauth2/userinfo\"]\n");
+        let f = run(&[("p.yaml", &policy)]);
+        assert_eq!(rules(&f), vec![("callback-not-checked", 17)], "{f:#?}");
+        assert!(
+            f[0].problem
+                .contains("takes /oauth2/userinfo, one of the adapter's endpoints"),
+            "{}",
+            f[0]
+        );
+        assert!(
+            f[0].fix
+                .starts_with("remove \"/oauth2/userinfo\" from notPaths"),
+            "{}",
+            f[0]
+        );
+        // One finding for a pattern that takes them all out: the callback's.
+        let policy = format!("{POLICY}        notPaths: [\"/oauth2/*\"]\n");
+        let f = run(&[("p.yaml", &policy)]);
+        assert_eq!(rules(&f), vec![("callback-not-checked", 17)], "{f:#?}");
+        assert!(
+            f[0].problem.contains("callback path /oauth2/callback"),
+            "{}",
+            f[0]
+        );
+        // Near misses are other paths.
+        let policy = format!("{POLICY}        notPaths: [\"/oauth2\", \"/oauth2x/*\"]\n");
         assert!(run(&[("p.yaml", &policy)]).is_empty());
     }
 
@@ -2433,6 +3097,82 @@ spec:
         assert_eq!(rules(&f), vec![("callback-not-routed", 11)], "{f:#?}");
         // Not protected: not our business.
         assert!(run(&[("vs.yaml", &vs)]).is_empty());
+    }
+
+    #[test]
+    fn the_adapters_prefix_is_routed_to_the_adapter() {
+        // Only the application's catch-all route: /oauth2/userinfo falls to the app (line 14).
+        let catch_all = VS.replace(
+            "  - match:\n    - uri:\n        prefix: /oauth2/\n    route:\n    - destination:\n        host: adapter.auth.svc.cluster.local\n        port:\n          number: 4180\n",
+            "",
+        );
+        let f = run(&[("vs.yaml", &catch_all), ("p.yaml", POLICY)]);
+        assert_eq!(rules(&f), vec![("prefix-route", 14)], "{f:#?}");
+        assert!(
+            f[0].problem
+                .contains("/oauth2/ on app.example.com goes to app (the catch-all route)"),
+            "{}",
+            f[0]
+        );
+        assert!(f[0].fix.contains("<the adapter's Service>"), "{}", f[0]);
+        // With the provider among the files, the fix names its Service and HTTP port.
+        let f = run(&[
+            ("vs.yaml", &catch_all),
+            ("p.yaml", POLICY),
+            ("mesh.yaml", MESH),
+            ("ef.yaml", ENVOY_FILTER),
+        ]);
+        assert_eq!(rules(&f), vec![("prefix-route", 14)], "{f:#?}");
+        assert!(
+            f[0].fix.contains("to adapter.auth.svc.cluster.local:4180"),
+            "{}",
+            f[0]
+        );
+        let slash = catch_all.replace(
+            "  - route:\n",
+            "  - match:\n    - uri:\n        prefix: /\n    route:\n",
+        );
+        assert_eq!(
+            rules(&run(&[("vs.yaml", &slash), ("p.yaml", POLICY)])),
+            vec![("prefix-route", 17)]
+        );
+        // /oauth2/ routed on purpose, but to the application (the adapter is known).
+        let to_app = VS.replace("host: adapter.auth.svc.cluster.local", "host: app");
+        let f = run(&[
+            ("vs.yaml", &to_app),
+            ("p.yaml", POLICY),
+            ("mesh.yaml", MESH),
+            ("ef.yaml", ENVOY_FILTER),
+        ]);
+        assert_eq!(rules(&f), vec![("prefix-route", 17)], "{f:#?}");
+        assert!(
+            f[0].problem.contains("(the route for /oauth2/)"),
+            "{}",
+            f[0]
+        );
+        // Known as the adapter through its Deployment and Service, without a mesh config.
+        let f = run(&[
+            ("vs.yaml", &to_app),
+            ("p.yaml", POLICY),
+            ("d.yaml", DEPLOYMENT),
+            ("svc.yaml", SERVICE),
+        ]);
+        assert_eq!(rules(&f), vec![("prefix-route", 17)], "{f:#?}");
+        // The adapter's route, as rendered: fine, with or without the adapter among the files.
+        assert!(run(&[("vs.yaml", VS), ("p.yaml", POLICY)]).is_empty());
+        assert!(
+            run(&[
+                ("vs.yaml", VS),
+                ("p.yaml", POLICY),
+                ("mesh.yaml", MESH),
+                ("ef.yaml", ENVOY_FILTER),
+                ("d.yaml", DEPLOYMENT),
+                ("svc.yaml", SERVICE),
+            ])
+            .is_empty()
+        );
+        // Not a protected host: not our business.
+        assert!(run(&[("vs.yaml", &catch_all)]).is_empty());
     }
 
     const DEPLOYMENT: &str = "\

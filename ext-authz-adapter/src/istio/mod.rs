@@ -22,8 +22,9 @@ use clap::{Parser, ValueEnum};
 pub use check::{CheckOptions, Finding, Source, check_sources};
 pub use render::{MeshFormat, Mode, Part, Settings, render, render_parts};
 
-/// Prints the Istio resources for the adapter (mesh config extensionProviders entry, Gateway,
-/// VirtualService, CUSTOM AuthorizationPolicy, Service), or checks existing manifests with
+/// Prints the Istio resources for the adapter (mesh config extensionProviders entry and path
+/// normalisation, Gateway, VirtualService, CUSTOM AuthorizationPolicy, the gateway's
+/// EnvoyFilter for header names with underscores, Service), or checks existing manifests with
 /// --check.
 #[derive(Debug, Parser)]
 #[command(
@@ -121,7 +122,8 @@ pub struct IstioArgs {
     pub timeout: String,
 
     /// A path that skips the check (policy notPaths, Istio syntax: /exact, /prefix/*, *suffix;
-    /// repeatable). Refused if it covers the callback path.
+    /// repeatable). Refused if it covers the callback path or another of the adapter's
+    /// endpoints under --proxy-prefix (they travel through the check).
     #[arg(long = "skip-path", value_name = "PATH")]
     pub skip_paths: Vec<String>,
 
@@ -173,6 +175,8 @@ pub enum PartArg {
     VirtualService,
     /// The CUSTOM AuthorizationPolicy.
     Policy,
+    /// The EnvoyFilter that refuses header names with underscores at the ingress gateway.
+    EnvoyFilter,
     /// The adapter's Service (with --with-service).
     Service,
 }
@@ -184,6 +188,7 @@ impl From<PartArg> for Part {
             PartArg::Gateway => Part::Gateway,
             PartArg::VirtualService => Part::VirtualService,
             PartArg::Policy => Part::Policy,
+            PartArg::EnvoyFilter => Part::EnvoyFilter,
             PartArg::Service => Part::Service,
         }
     }
@@ -275,10 +280,18 @@ impl IstioArgs {
             ));
         }
         for path in &self.skip_paths {
-            if names::istio_match(path, &callback_path, false) {
-                return Err(format!(
-                    "--skip-path {path:?} covers the callback path {callback_path}: the login could never finish"
-                ));
+            match names::covered_endpoint(path, &proxy_prefix, &callback_path) {
+                Some(endpoint) if endpoint == callback_path => {
+                    return Err(format!(
+                        "--skip-path {path:?} covers the callback path {callback_path}: the login could never finish"
+                    ));
+                }
+                Some(endpoint) => {
+                    return Err(format!(
+                        "--skip-path {path:?} covers {endpoint}, one of the adapter's endpoints: they travel through the check, like every path of the host"
+                    ));
+                }
+                None => {}
             }
         }
         let app_service = match &self.app_service {
@@ -482,15 +495,43 @@ mod tests {
         assert!(err(&[]).contains("--host"));
         assert!(err(&["--host", "*"]).contains("never \"*\""));
         assert!(err(&["--host", "a.b", "--skip-path", "/oauth2/*"]).contains("callback"));
+        assert!(err(&["--host", "a.b", "--skip-path", "/oauth2/userinfo"]).contains("endpoints"));
+        assert!(
+            err(&[
+                "--host",
+                "a.b",
+                "--proxy-prefix",
+                "/auth",
+                "--skip-path",
+                "/auth/sign_out"
+            ])
+            .contains("/auth/sign_out")
+        );
         assert!(err(&["--host", "a.b", "--timeout", "soon"]).contains("--timeout"));
         assert!(err(&["--host", "a.b", "--app-service", "web"]).contains("NAME.NAMESPACE"));
         assert!(err(&["--host", "a.b", "--provider-name", "Bad_Name"]).contains("DNS label"));
         assert!(err(&["--host", "a.b", "--gateway-selector", "x"]).contains("KEY=VALUE"));
-        assert!(
-            args(&["--host", "a.b", "--skip-path", "/healthz"])
+        for fine in ["/healthz", "/oauth2x/*", "/oauth2"] {
+            assert!(
+                args(&["--host", "a.b", "--skip-path", fine])
+                    .settings()
+                    .is_ok(),
+                "{fine}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_the_envoy_filter() {
+        let yaml = render_parts(
+            &args(&["--host", "a.example.com", "--gateway-selector", "app=gw"])
                 .settings()
-                .is_ok()
+                .unwrap(),
+            &[Part::from(PartArg::EnvoyFilter)],
         );
+        assert_eq!(yaml.matches("\n---\n").count(), 1, "{yaml}");
+        assert!(yaml.contains("kind: EnvoyFilter\n"), "{yaml}");
+        assert!(yaml.contains("      app: gw\n"), "{yaml}");
     }
 
     #[test]

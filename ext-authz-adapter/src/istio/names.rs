@@ -42,6 +42,27 @@ pub fn istio_match(pattern: &str, value: &str, ignore_case: bool) -> bool {
     pattern == value
 }
 
+/// The adapter's endpoints under its `--proxy-prefix` (`/oauth2`): `start`, `callback`,
+/// `sign_in`, `sign_out`, `userinfo`, `auth`, `backchannel-logout`.
+pub const ENDPOINTS: &[&str] = &[
+    "callback",
+    "start",
+    "sign_in",
+    "sign_out",
+    "userinfo",
+    "auth",
+    "backchannel-logout",
+];
+
+/// The first of the adapter's endpoints (the callback path first, then `<prefix>/start`, ...)
+/// that an `AuthorizationPolicy` path pattern (`notPaths` syntax) covers, if any.
+pub fn covered_endpoint(pattern: &str, prefix: &str, callback: &str) -> Option<String> {
+    let prefix = prefix.trim_end_matches('/');
+    std::iter::once(callback.to_owned())
+        .chain(ENDPOINTS.iter().map(|e| format!("{prefix}/{e}")))
+        .find(|path| istio_match(pattern, path, false))
+}
+
 /// Whether two `Gateway`/`VirtualService` host names can meet: equal, or one is `*`, or a
 /// wildcard (`*.example.com`) covers the other.
 pub fn hosts_meet(a: &str, b: &str) -> bool {
@@ -108,6 +129,38 @@ mod tests {
         assert!(!is_dns1035_label("1svc"));
         assert!(!is_dns1035_label("a.b"));
         assert!(!is_dns1123_label(&"a".repeat(64)));
+    }
+
+    #[test]
+    fn endpoints_covered_by_a_pattern() {
+        let covered = |p: &str| covered_endpoint(p, "/oauth2", "/oauth2/callback");
+        assert_eq!(covered("/oauth2/*").as_deref(), Some("/oauth2/callback"));
+        assert_eq!(covered("*").as_deref(), Some("/oauth2/callback"));
+        assert_eq!(covered("/oauth*").as_deref(), Some("/oauth2/callback"));
+        assert_eq!(
+            covered("/oauth2/userinfo").as_deref(),
+            Some("/oauth2/userinfo")
+        );
+        assert_eq!(covered("*/sign_out").as_deref(), Some("/oauth2/sign_out"));
+        assert_eq!(
+            covered("/oauth2/sign_*").as_deref(),
+            Some("/oauth2/sign_in")
+        );
+        for fine in [
+            "/oauth2",
+            "/oauth2x/*",
+            "/auth/*",
+            "/healthz",
+            "*.png",
+            "/public/*",
+        ] {
+            assert_eq!(covered(fine), None, "{fine}");
+        }
+        // A callback outside the prefix (--redirect-url) counts too.
+        assert_eq!(
+            covered_endpoint("/cb", "/oauth2/", "/cb").as_deref(),
+            Some("/cb")
+        );
     }
 
     #[test]

@@ -8,6 +8,23 @@ use crate::envoy::{
     INCLUDE_REQUEST_HEADERS_IN_CHECK,
 };
 
+/// The mesh config's `pathNormalization.normalization`: `BASE` (Istio's default) plus merged
+/// runs of `/`, so the CUSTOM policy, the routes and the adapter see `//admin` as the `/admin`
+/// that nginx (`merge_slashes on`), Tomcat and many frameworks serve. `istio --check` also
+/// accepts the stricter `DECODE_AND_MERGE_SLASHES` (which decodes `%2F` first).
+pub const PATH_NORMALIZATION: &str = "MERGE_SLASHES";
+
+/// The ingress gateway's `headers_with_underscores_action` (Envoy's default is `ALLOW`; Istio
+/// has no mesh field for it, hence an EnvoyFilter): a request with `X-Auth_Request-User` is
+/// refused with 400 instead of reaching a CGI-style application as `HTTP_X_AUTH_REQUEST_USER`.
+pub const HEADERS_WITH_UNDERSCORES_ACTION: &str = "REJECT_REQUEST";
+
+/// The name of Envoy's HTTP connection manager network filter, as an EnvoyFilter matches it.
+pub const HCM_FILTER: &str = "envoy.filters.network.http_connection_manager";
+
+/// The `@type` of the HTTP connection manager's `typed_config`.
+pub const HCM_TYPE_URL: &str = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+
 /// How the adapter is called.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -128,6 +145,11 @@ impl Settings {
     /// The AuthorizationPolicy's name.
     pub fn policy_name(&self) -> String {
         format!("{}-{}", self.provider_name, self.virtual_service_name())
+    }
+
+    /// The EnvoyFilter's name (one per ingress gateway and provider).
+    pub fn envoy_filter_name(&self) -> String {
+        format!("{}-reject-underscore-headers", self.provider_name)
     }
 
     /// The equivalent command line (every setting spelt out).
@@ -389,23 +411,32 @@ fn provider(settings: &Settings) -> Y {
     map(vec![("name", s(&settings.provider_name)), body])
 }
 
-/// The mesh config fragment (`extensionProviders:` list), as YAML text.
+/// `pathNormalization: {normalization: MERGE_SLASHES}`.
+fn path_normalization() -> Y {
+    map(vec![("normalization", s(PATH_NORMALIZATION))])
+}
+
+/// The mesh config fragment (`pathNormalization`, and the `extensionProviders:` list), as YAML
+/// text.
 pub fn mesh_config(settings: &Settings) -> String {
-    to_yaml(&map(vec![(
-        "extensionProviders",
-        Y::Seq(vec![provider(settings)]),
-    )]))
+    to_yaml(&map(vec![
+        ("pathNormalization", path_normalization()),
+        ("extensionProviders", Y::Seq(vec![provider(settings)])),
+    ]))
 }
 
 fn mesh_document(settings: &Settings) -> (String, Y) {
     match settings.mesh_format {
         MeshFormat::ConfigMap => (
             format!(
-                "# Mesh config: declares the ext_authz provider {name:?} that the AuthorizationPolicy names.\n\
+                "# Mesh config: declares the ext_authz provider {name:?} that the AuthorizationPolicy names,\n\
+                 # and merges runs of / in paths (pathNormalization) before the policy, the routes and\n\
+                 # the adapter see them, as nginx and most frameworks do for the application.\n\
                  # This is istiod's own ConfigMap: applying it REPLACES the mesh config. Merge the\n\
-                 # extensionProviders entry into your current one first\n\
-                 # (kubectl -n {ns} get configmap istio -o yaml), or set it at install time\n\
-                 # (--mesh-format istiooperator, or istiod's Helm value meshConfig.extensionProviders).\n",
+                 # pathNormalization and extensionProviders entries into your current one first\n\
+                 # (kubectl -n {ns} get configmap istio -o yaml), or set them at install time\n\
+                 # (--mesh-format istiooperator, or istiod's Helm values meshConfig.pathNormalization\n\
+                 # and meshConfig.extensionProviders).\n",
                 name = settings.provider_name,
                 ns = settings.istio_namespace,
             ),
@@ -421,7 +452,8 @@ fn mesh_document(settings: &Settings) -> (String, Y) {
         ),
         MeshFormat::IstioOperator => (
             format!(
-                "# Mesh config for `istioctl install -f`: declares the ext_authz provider {:?}.\n",
+                "# Mesh config for `istioctl install -f`: declares the ext_authz provider {:?}, and merges\n\
+                 # runs of / in paths (pathNormalization) as nginx and most frameworks do.\n",
                 settings.provider_name
             ),
             map(vec![
@@ -438,10 +470,10 @@ fn mesh_document(settings: &Settings) -> (String, Y) {
                     "spec",
                     map(vec![(
                         "meshConfig",
-                        map(vec![(
-                            "extensionProviders",
-                            Y::Seq(vec![provider(settings)]),
-                        )]),
+                        map(vec![
+                            ("pathNormalization", path_normalization()),
+                            ("extensionProviders", Y::Seq(vec![provider(settings)])),
+                        ]),
                     )]),
                 ),
             ]),
@@ -599,6 +631,69 @@ fn policy(settings: &Settings) -> Y {
     ])
 }
 
+/// The EnvoyFilter that sets the ingress gateway's `headers_with_underscores_action` (the
+/// shape of Istio's own EnvoyFilter example that merges into the HTTP connection manager).
+fn envoy_filter(settings: &Settings) -> Y {
+    map(vec![
+        ("apiVersion", s("networking.istio.io/v1alpha3")),
+        ("kind", s("EnvoyFilter")),
+        (
+            "metadata",
+            metadata(&settings.envoy_filter_name(), &settings.istio_namespace),
+        ),
+        (
+            "spec",
+            map(vec![
+                (
+                    "workloadSelector",
+                    map(vec![("labels", labels(&settings.gateway_selector))]),
+                ),
+                (
+                    "configPatches",
+                    Y::Seq(vec![map(vec![
+                        ("applyTo", s("NETWORK_FILTER")),
+                        (
+                            "match",
+                            map(vec![
+                                ("context", s("GATEWAY")),
+                                (
+                                    "listener",
+                                    map(vec![(
+                                        "filterChain",
+                                        map(vec![("filter", map(vec![("name", s(HCM_FILTER))]))]),
+                                    )]),
+                                ),
+                            ]),
+                        ),
+                        (
+                            "patch",
+                            map(vec![
+                                ("operation", s("MERGE")),
+                                (
+                                    "value",
+                                    map(vec![(
+                                        "typed_config",
+                                        map(vec![
+                                            ("@type", s(HCM_TYPE_URL)),
+                                            (
+                                                "common_http_protocol_options",
+                                                map(vec![(
+                                                    "headers_with_underscores_action",
+                                                    s(HEADERS_WITH_UNDERSCORES_ACTION),
+                                                )]),
+                                            ),
+                                        ]),
+                                    )]),
+                                ),
+                            ]),
+                        ),
+                    ])]),
+                ),
+            ]),
+        ),
+    ])
+}
+
 fn service(settings: &Settings) -> Y {
     let port = |name: &str, number: u16, protocol: &str| {
         map(vec![
@@ -646,6 +741,8 @@ pub enum Part {
     VirtualService,
     /// The CUSTOM AuthorizationPolicy.
     Policy,
+    /// The EnvoyFilter refusing header names with underscores at the ingress gateway.
+    EnvoyFilter,
     /// The adapter's Service.
     Service,
 }
@@ -688,9 +785,12 @@ pub fn render_parts(settings: &Settings, parts: &[Part]) -> String {
         match &settings.app_service {
             Some(app) => docs.push((
                 format!(
-                    "# VirtualService: {}/ goes to the adapter (its endpoints, prefix kept: no rewrite),\n\
-                     # everything else to the application. The CUSTOM policy checks both first.\n",
-                    settings.proxy_prefix
+                    "# VirtualService: {prefix}/ goes to the adapter (its endpoints, prefix kept: no rewrite),\n\
+                     # everything else to the application. The CUSTOM policy checks both first: the check\n\
+                     # answers the adapter's endpoints, and in HTTP mode the ones it answers with 200\n\
+                     # ({prefix}/userinfo, the sign-in page) are an allow for Envoy, which then forwards them\n\
+                     # here, to the adapter, not to the application.\n",
+                    prefix = settings.proxy_prefix
                 ),
                 virtual_service(settings, app),
             )),
@@ -703,10 +803,20 @@ pub fn render_parts(settings: &Settings, parts: &[Part]) -> String {
         docs.push((
             format!(
                 "# AuthorizationPolicy: every request for these hosts at the ingress gateway is checked by\n\
-                 # provider {:?} ({} included: never put it in notPaths).\n",
-                settings.provider_name, settings.callback_path
+                 # provider {:?} ({}/*, the adapter's endpoints, included: never put them in notPaths).\n",
+                settings.provider_name, settings.proxy_prefix
             ),
             policy(settings),
+        ));
+    }
+    if wanted(Part::EnvoyFilter) {
+        docs.push((
+            "# EnvoyFilter: the ingress gateway refuses (400) header names with underscores, so a client's\n\
+             # X-Auth_Request-User never reaches an application that reads it as X-Auth-Request-User\n\
+             # (CGI, PHP, WSGI: both are HTTP_X_AUTH_REQUEST_USER). Istio has no mesh setting for Envoy's\n\
+             # headers_with_underscores_action (default ALLOW).\n"
+                .to_owned(),
+            envoy_filter(settings),
         ));
     }
     if settings.with_service && wanted(Part::Service) {
@@ -746,7 +856,7 @@ mod tests {
     fn output_parses_back() {
         let yaml = render(&Settings::seed());
         let docs = parse_documents(&yaml, Lines::Offset(0));
-        assert_eq!(docs.len(), 5);
+        assert_eq!(docs.len(), 6);
         assert!(docs.iter().all(|d| d.error.is_none()));
         let kinds: Vec<&str> = docs
             .iter()
@@ -759,6 +869,7 @@ mod tests {
                 "Gateway",
                 "VirtualService",
                 "AuthorizationPolicy",
+                "EnvoyFilter",
                 "Service"
             ]
         );
@@ -766,6 +877,88 @@ mod tests {
         let routes = vs.path(&["spec", "http"]).unwrap().items();
         assert_eq!(routes[0].str_at(&["name"]).unwrap(), "oidc-endpoints");
         assert!(routes.iter().all(|r| r.get("rewrite").is_none()));
+    }
+
+    /// The mesh config (both formats) merges slashes, and declares the provider without
+    /// `x-forwarded-host` in the check.
+    #[test]
+    fn mesh_config_normalises_paths_and_leaves_out_forwarded_host() {
+        for format in [MeshFormat::ConfigMap, MeshFormat::IstioOperator] {
+            let settings = Settings {
+                mesh_format: format,
+                ..Settings::seed()
+            };
+            let yaml = render_parts(&settings, &[Part::Mesh]);
+            let docs = parse_documents(&yaml, Lines::Offset(0));
+            let root = docs[0].root.as_ref().unwrap();
+            let embedded;
+            let mesh = match format {
+                MeshFormat::ConfigMap => {
+                    let text = root.str_at(&["data", "mesh"]).unwrap();
+                    embedded = parse_documents(text, Lines::Offset(0));
+                    embedded[0].root.as_ref().unwrap()
+                }
+                MeshFormat::IstioOperator => root.path(&["spec", "meshConfig"]).unwrap(),
+            };
+            assert_eq!(
+                mesh.str_at(&["pathNormalization", "normalization"]),
+                Some("MERGE_SLASHES"),
+                "{yaml}"
+            );
+            let provider = &mesh.path(&["extensionProviders"]).unwrap().items()[0];
+            let check: Vec<&str> = provider
+                .path(&["envoyExtAuthzHttp", "includeRequestHeadersInCheck"])
+                .unwrap()
+                .strings()
+                .into_iter()
+                .map(|(h, _)| h)
+                .collect();
+            assert!(check.contains(&"x-forwarded-proto"), "{check:?}");
+            assert!(!check.contains(&"x-forwarded-host"), "{check:?}");
+        }
+    }
+
+    /// The EnvoyFilter has the shape of Istio's own HCM-merging example, on the gateway's pods.
+    #[test]
+    fn envoy_filter_rejects_underscores_on_the_gateway() {
+        let settings = Settings {
+            gateway_selector: vec![("app".to_owned(), "edge".to_owned())],
+            istio_namespace: "mesh-root".to_owned(),
+            ..Settings::seed()
+        };
+        let yaml = render_parts(&settings, &[Part::EnvoyFilter]);
+        let docs = parse_documents(&yaml, Lines::Offset(0));
+        assert_eq!(docs.len(), 1);
+        let root = docs[0].root.as_ref().unwrap();
+        assert_eq!(
+            root.str_at(&["apiVersion"]),
+            Some("networking.istio.io/v1alpha3")
+        );
+        assert_eq!(root.str_at(&["kind"]), Some("EnvoyFilter"));
+        assert_eq!(root.str_at(&["metadata", "namespace"]), Some("mesh-root"));
+        assert_eq!(
+            root.str_at(&["spec", "workloadSelector", "labels", "app"]),
+            Some("edge")
+        );
+        let patches = root.path(&["spec", "configPatches"]).unwrap().items();
+        assert_eq!(patches.len(), 1);
+        let patch = &patches[0];
+        assert_eq!(patch.str_at(&["applyTo"]), Some("NETWORK_FILTER"));
+        assert_eq!(patch.str_at(&["match", "context"]), Some("GATEWAY"));
+        assert_eq!(
+            patch.str_at(&["match", "listener", "filterChain", "filter", "name"]),
+            Some(HCM_FILTER)
+        );
+        assert_eq!(patch.str_at(&["patch", "operation"]), Some("MERGE"));
+        let typed = patch.path(&["patch", "value", "typed_config"]).unwrap();
+        assert_eq!(typed.str_at(&["@type"]), Some(HCM_TYPE_URL));
+        assert_eq!(
+            typed.str_at(&[
+                "common_http_protocol_options",
+                "headers_with_underscores_action"
+            ]),
+            Some("REJECT_REQUEST")
+        );
     }
 
     #[test]

@@ -100,8 +100,10 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 
-{{/* The mesh config's extensionProviders entry, for NOTES.txt (and istiod's values). */}}
+{{/* The mesh config's pathNormalization and extensionProviders entry, for NOTES.txt (and istiod's values). */}}
 {{- define "ext-authz-adapter.meshConfig" -}}
+pathNormalization:
+  normalization: {{ .Values.istio.pathNormalization }}
 extensionProviders:
 - name: {{ .Values.istio.providerName }}
   {{- if eq .Values.istio.mode "grpc" }}
@@ -149,11 +151,22 @@ extensionProviders:
 {{- fail (printf "istio.hosts: %q is not a host name (never \"*\": the IdP's login page would need a login)" .) }}
 {{- end }}
 {{- end }}
+{{- if not (has .Values.istio.pathNormalization (list "MERGE_SLASHES" "DECODE_AND_MERGE_SLASHES")) }}
+{{- fail (printf "istio.pathNormalization must be MERGE_SLASHES or DECODE_AND_MERGE_SLASHES, not %q: Istio's BASE keeps \"//admin\" apart from the \"/admin\" that nginx and most frameworks serve" .Values.istio.pathNormalization) }}
+{{- end }}
+{{- if not (has .Values.istio.headersWithUnderscoresAction (list "" "REJECT_REQUEST" "DROP_HEADER")) }}
+{{- fail (printf "istio.headersWithUnderscoresAction must be REJECT_REQUEST, DROP_HEADER or \"\", not %q" .Values.istio.headersWithUnderscoresAction) }}
+{{- end }}
 {{- $callback := include "ext-authz-adapter.callbackPath" . }}
+{{- $prefix := printf "%s/" (trimSuffix "/" .Values.config.proxyPrefix) }}
 {{- range .Values.istio.skipPaths }}
 {{- $skip := or (eq . "*") (eq . $callback) (and (hasSuffix "*" .) (hasPrefix (trimSuffix "*" .) $callback)) (and (hasPrefix "*" .) (hasSuffix (trimPrefix "*" .) $callback)) }}
 {{- if $skip }}
 {{- fail (printf "istio.skipPaths: %q covers the callback path %s; the login could never finish" . $callback) }}
+{{- end }}
+{{- $endpoint := or (hasPrefix $prefix .) (and (hasSuffix "*" .) (hasPrefix (trimSuffix "*" .) $prefix)) }}
+{{- if $endpoint }}
+{{- fail (printf "istio.skipPaths: %q covers the adapter's endpoints under %s; they travel through the check, like every path" . $prefix) }}
 {{- end }}
 {{- end }}
 {{- if .Values.config.cookieDomains }}
