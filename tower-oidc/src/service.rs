@@ -164,10 +164,11 @@ impl Decided {
     }
 }
 
-/// With a `trusted_proxy_ips` list, the engine believes `X-Forwarded-*` only from a peer it
-/// knows: the one in a [`PeerAddr`](oidc_core::trusted_proxy::PeerAddr) extension, else the
-/// address axum's `into_make_service_with_connect_info::<SocketAddr>()` records. Without
-/// either, forwarded headers are ignored (fail closed).
+/// With `reverse_proxy` and a `trusted_proxy_ips` list, the engine believes `X-Forwarded-*`
+/// only from a peer it knows: the one in a
+/// [`PeerAddr`](oidc_core::trusted_proxy::PeerAddr) extension, else the address axum's
+/// `into_make_service_with_connect_info::<SocketAddr>()` records. Without either, forwarded
+/// headers are ignored (fail closed).
 fn peer_from_connect_info(parts: &mut http::request::Parts) {
     use oidc_core::trusted_proxy::PeerAddr;
     if parts.extensions.get::<PeerAddr>().is_some() {
