@@ -1875,15 +1875,10 @@ struct Ports {
 
 impl Ports {
     fn pick() -> Result<Ports, String> {
-        // Hold them all while picking, so no two are the same.
-        let mut held = Vec::new();
-        let mut next = || -> Result<u16, String> {
-            let l = std::net::TcpListener::bind("127.0.0.1:0")
-                .map_err(|e| format!("cannot bind 127.0.0.1:0: {e}"))?;
-            let port = l.local_addr().map_err(|e| e.to_string())?.port();
-            held.push(l);
-            Ok(port)
-        };
+        // Reserved for the whole run (test-ports: outside the ephemeral range, locked against
+        // other processes, never twice), so no outgoing connection or parallel test takes one
+        // between picking and binding.
+        let next = || util::reserve_port("bench: a server of the load benchmark");
         Ok(Ports {
             provider: next()?,
             noop: next()?,
