@@ -7,12 +7,10 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap};
-use std::convert::Infallible;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::Bytes;
 use clap::Parser;
 use common::{CLIENT_SECRET, HOST, login_at_provider, provider_for, seed_args};
 use envoy_types::pb::envoy::config::core::v3::HeaderValueOption;
@@ -24,9 +22,6 @@ use ext_authz_adapter::envoy::{AuthzTarget, EnvoyConfig, VirtualHost};
 use ext_authz_adapter::grpc::{
     CheckResponse, DeniedHttpResponse, HeaderAppendAction, HttpResponse, OkHttpResponse, code,
 };
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use oidc_core::Engine;
 use reqwest::cookie::CookieStore;
 use test_support::envoy::Envoy;
@@ -474,46 +469,6 @@ async fn forwarded_headers_count_only_from_a_trusted_grpc_client() {
 // ---------------------------------------------------------------------------------------------
 // Through a real Envoy in gRPC mode.
 
-/// What the upstream app saw: header name -> values.
-type Seen = std::sync::Arc<std::sync::Mutex<Vec<BTreeMap<String, Vec<String>>>>>;
-
-/// An upstream that records every request's headers and answers 200 "app".
-async fn app() -> (SocketAddr, Seen) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let seen: Seen = Seen::default();
-    let log = seen.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let log = log.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-                    let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
-                    for (name, value) in req.headers() {
-                        headers
-                            .entry(name.as_str().to_owned())
-                            .or_default()
-                            .push(value.to_str().unwrap_or("<binary>").to_owned());
-                    }
-                    log.lock().unwrap().push(headers);
-                    async {
-                        Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(
-                            b"app",
-                        ))))
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    (addr, seen)
-}
-
 #[tokio::test]
 async fn through_envoy_in_grpc_mode() {
     let port = common::port(); // Envoy's listener: the gateway the browser talks to
@@ -528,7 +483,7 @@ async fn through_envoy_in_grpc_mode() {
     )
     .await;
     let (authz, _stop) = start_grpc(engine).await;
-    let (app, seen) = app().await;
+    let (app, seen) = common::recording_app().await;
     let mut config = EnvoyConfig::new(
         SocketAddr::from(([127, 0, 0, 1], port)),
         AuthzTarget::Grpc {
@@ -597,7 +552,7 @@ async fn through_envoy_in_grpc_mode() {
         .unwrap();
     assert_eq!(r.status(), 200, "{}", envoy.log_tail());
     assert_eq!(r.text().await.unwrap(), "app");
-    let headers = seen.lock().unwrap().last().cloned().unwrap();
+    let headers = seen.lock().unwrap().last().cloned().unwrap().headers;
     assert_eq!(headers["x-auth-request-user"], ["alice"], "{headers:?}");
     assert_eq!(headers["x-auth-request-email"], ["alice@example.com"]);
     assert_eq!(headers["x-auth-request-groups"], ["users,alice-group"]);

@@ -10,19 +10,13 @@
 
 mod common;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use clap::Parser;
 use common::{CLIENT_SECRET, HOST, provider_for, seed_args};
 use ext_authz_adapter::cli::Cli;
 use ext_authz_adapter::envoy::{AuthzTarget, EnvoyConfig, VirtualHost};
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use oidc_core::Engine;
 use test_support::envoy::Envoy;
 use tokio::sync::oneshot;
@@ -55,38 +49,6 @@ async fn start_adapter(engine: Engine, http: bool) -> (SocketAddr, oneshot::Send
         tokio::spawn(ext_authz_adapter::grpc::serve(listener, engine, shutdown));
     }
     (addr, stop)
-}
-
-/// Every request the app received, as `METHOD path`.
-type Seen = Arc<Mutex<Vec<String>>>;
-
-/// An upstream that records each request and answers 200 "app".
-async fn app() -> (SocketAddr, Seen) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let seen = Seen::default();
-    let log = seen.clone();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let log = log.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-                    log.lock()
-                        .unwrap()
-                        .push(format!("{} {}", req.method(), req.uri()));
-                    async {
-                        Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(
-                            b"app",
-                        ))))
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    (addr, seen)
 }
 
 /// A raw HTTP/1.1 request to `addr` with exactly these headers; returns the status code.
@@ -142,7 +104,7 @@ async fn probes_of_a_protected_host_are_checked(http: bool) {
     let port = common::port(); // Envoy's listener: the gateway
     let idp = provider_for(port).await;
     let (authz, _stop) = start_adapter(engine(&idp.issuer, &[]).await, http).await;
-    let (upstream, seen) = app().await;
+    let (upstream, seen) = common::recording_app().await;
     let envoy = gateway(port, authz, http, upstream).await;
     let gateway = SocketAddr::from(([127, 0, 0, 1], port));
 
@@ -177,7 +139,7 @@ async fn probes_of_a_protected_host_are_checked(http: bool) {
                         expected,
                         "{mode}: {method} {path} Host {host} Accept {accept}: expected {expected}, \
                          got {status}; the app saw {:?}\n{}",
-                        seen.lock().unwrap(),
+                        common::requests(&seen),
                         envoy.log_tail()
                     );
                 }
@@ -187,7 +149,7 @@ async fn probes_of_a_protected_host_are_checked(http: bool) {
     assert!(
         seen.lock().unwrap().is_empty(),
         "{mode}: requests reached the app without a session: {:?}",
-        seen.lock().unwrap()
+        common::requests(&seen)
     );
 }
 
@@ -269,7 +231,7 @@ async fn host_rules_judge_the_routed_host(http: bool, reverse_proxy: bool) {
         http,
     )
     .await;
-    let (upstream, seen) = app().await;
+    let (upstream, seen) = common::recording_app().await;
     let envoy = gateway(port, authz, http, upstream).await;
     let cookies = sign_in_alice(port, &mode, &envoy).await;
     let gateway = SocketAddr::from(([127, 0, 0, 1], port));
@@ -313,7 +275,7 @@ async fn host_rules_judge_the_routed_host(http: bool, reverse_proxy: bool) {
     assert!(
         seen.lock().unwrap().is_empty(),
         "{mode}: a request for {REPORTS} reached the app: {:?}",
-        seen.lock().unwrap()
+        common::requests(&seen)
     );
 }
 
@@ -354,7 +316,7 @@ async fn admin_paths_are_refused_in_every_spelling(http: bool) {
         "--skip-auth-route=GET=^/public/",
     ];
     let (authz, _stop) = start_adapter(engine(&idp.issuer, &rules).await, http).await;
-    let (upstream, seen) = app().await;
+    let (upstream, seen) = common::recording_app().await;
     let envoy = gateway(port, authz, http, upstream).await;
     // Alice signs in through the gateway; she has no `admin` role.
     let cookies = sign_in_alice(port, mode, &envoy).await;
@@ -390,14 +352,14 @@ async fn admin_paths_are_refused_in_every_spelling(http: bool) {
                 403,
                 "{mode}: {method} {path}: expected 403 (no admin role), got {status}; the app \
                  saw {:?}",
-                seen.lock().unwrap()
+                common::requests(&seen)
             );
         }
     }
     assert!(
         seen.lock().unwrap().is_empty(),
         "{mode}: an admin path reached the app: {:?}",
-        seen.lock().unwrap()
+        common::requests(&seen)
     );
 }
 

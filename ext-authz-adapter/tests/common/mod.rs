@@ -677,3 +677,75 @@ pub fn port() -> u16 {
 pub fn callback_port() -> u16 {
     port()
 }
+
+/// One request the upstream app received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// The method.
+    pub method: String,
+    /// The request target as the app got it (Envoy may have normalised it).
+    pub target: String,
+    /// Header name (lower case) -> values.
+    pub headers: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+impl std::fmt::Display for Received {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.method, self.target)
+    }
+}
+
+/// What the upstream app received, in order.
+pub type Seen = Arc<Mutex<Vec<Received>>>;
+
+/// `METHOD target` of every request in `seen`, for failure messages.
+pub fn requests(seen: &Seen) -> Vec<String> {
+    seen.lock()
+        .unwrap()
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+/// An upstream app on a port of its own that records every request and answers 200 "app":
+/// what reaches it went through the gate.
+pub async fn recording_app() -> (SocketAddr, Seen) {
+    use http_body_util::Full;
+    use hyper::body::{Bytes, Incoming};
+    use hyper_util::rt::TokioIo;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Seen::default();
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+                    let mut headers = std::collections::BTreeMap::<String, Vec<String>>::new();
+                    for (name, value) in req.headers() {
+                        headers
+                            .entry(name.as_str().to_owned())
+                            .or_default()
+                            .push(value.to_str().unwrap_or("<binary>").to_owned());
+                    }
+                    log.lock().unwrap().push(Received {
+                        method: req.method().to_string(),
+                        target: req.uri().to_string(),
+                        headers,
+                    });
+                    async {
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                            Bytes::from_static(b"app"),
+                        )))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (addr, seen)
+}
