@@ -359,6 +359,27 @@ pub struct Cli {
     )]
     pub resolve: Vec<String>,
 
+    /// PEM bundle of the CA(s) that sign the identity provider's certificate, for every call
+    /// to it (discovery, JWKS, token, userinfo, logout) and to extra JWT issuers. Repeatable.
+    /// With any, only these CAs are trusted unless --use-system-trust-store.
+    #[arg(
+        long,
+        env = "OAUTH2_PROXY_PROVIDER_CA_FILES",
+        value_delimiter = ',',
+        value_name = "PATH"
+    )]
+    pub provider_ca_file: Vec<std::path::PathBuf>,
+
+    /// With --provider-ca-file, trust the public roots and the system's store as well
+    /// (without CA files they are always trusted).
+    #[arg(long, env = "OAUTH2_PROXY_USE_SYSTEM_TRUST_STORE", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set, value_parser = bool_flag!())]
+    pub use_system_trust_store: bool,
+
+    /// Do not verify the identity provider's TLS certificate (testing only; warned about at
+    /// start, on /ready and in the metrics).
+    #[arg(long, env = "OAUTH2_PROXY_SSL_INSECURE_SKIP_VERIFY", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set, value_parser = bool_flag!())]
+    pub ssl_insecure_skip_verify: bool,
+
     /// Extra authorization-request parameter KEY=VALUE, e.g. kc_idp_hint=github. Repeatable.
     #[arg(
         long,
@@ -606,7 +627,11 @@ impl Cli {
                 message: format!("{r:?} is not HOST=IP (e.g. keycloak.example.com=127.0.0.1)"),
             })?);
         }
-        b = b.resolve(resolve);
+        b = b
+            .resolve(resolve)
+            .provider_ca_files(self.provider_ca_file.clone())
+            .use_system_trust_store(self.use_system_trust_store)
+            .ssl_insecure_skip_verify(self.ssl_insecure_skip_verify);
         b = b
             .skip_auth_routes(self.skip_auth_route.clone())
             .skip_auth_regexes(self.skip_auth_regex.clone())

@@ -134,7 +134,12 @@ fn is_port(port: &str) -> bool {
 async fn answer(authorizer: &Authorizer, parts: http::request::Parts) -> Response<Full<Bytes>> {
     let engine = authorizer.engine();
     if is_probe(&parts) {
-        let mut r = if parts.uri.path() == "/ping" || engine.is_ready() {
+        let mut r = if parts.uri.path() == "/ready" && engine.is_ready() && engine.insecure_tls() {
+            text(
+                StatusCode::OK,
+                "OK (WARNING: --ssl-insecure-skip-verify: the identity provider's TLS certificate is not verified)",
+            )
+        } else if parts.uri.path() == "/ping" || engine.is_ready() {
             text(StatusCode::OK, "OK")
         } else {
             text(

@@ -163,6 +163,9 @@ pub struct Config {
     /// curl's `--resolve`), for setups where the issuer's public name is not
     /// resolvable from the adapter (local demos, split-horizon DNS).
     pub resolve: Vec<(String, std::net::IpAddr)>,
+    /// TLS to the provider: `--provider-ca-file`, `--use-system-trust-store`,
+    /// `--ssl-insecure-skip-verify`.
+    pub provider_tls: crate::provider::ProviderTls,
 }
 
 impl Config {
@@ -216,6 +219,9 @@ pub struct ConfigBuilder {
     jwks_refetch_interval: Duration,
     http_timeout: Duration,
     resolve: Vec<(String, std::net::IpAddr)>,
+    provider_ca_files: Vec<std::path::PathBuf>,
+    use_system_trust_store: bool,
+    ssl_insecure_skip_verify: bool,
     session_store: SessionStoreKind,
     #[cfg(feature = "redis")]
     redis: Option<crate::session::redis::RedisSettings>,
@@ -269,6 +275,9 @@ impl ConfigBuilder {
             jwks_refetch_interval: Duration::from_secs(10),
             http_timeout: Duration::from_secs(10),
             resolve: Vec::new(),
+            provider_ca_files: Vec::new(),
+            use_system_trust_store: false,
+            ssl_insecure_skip_verify: false,
             session_store: SessionStoreKind::Cookie,
             #[cfg(feature = "redis")]
             redis: None,
@@ -381,9 +390,30 @@ impl ConfigBuilder {
 
     setter!(/// Fixed addresses for provider host names.
         resolve: Vec<(String, std::net::IpAddr)>);
+    setter!(/// `--provider-ca-file`: PEM bundles of the CAs that sign the provider's
+        /// certificate (and the extra JWT issuers'). With any, only these are trusted
+        /// unless [`ConfigBuilder::use_system_trust_store`] is set; without, the public
+        /// (webpki) roots and the operating system's store are. Read by [`ConfigBuilder::build`].
+        provider_ca_files: Vec<std::path::PathBuf>);
+    setter!(/// `--use-system-trust-store`: with CA files, trust the public roots and the
+        /// operating system's store as well (default `false`, oauth2-proxy's).
+        use_system_trust_store: bool);
+    setter!(/// `--ssl-insecure-skip-verify`: do not verify the provider's certificate at
+        /// all (default `false`). For testing only: warned about at start, on `/ready`
+        /// and in the metrics (`oidc_authz_insecure_tls`).
+        ssl_insecure_skip_verify: bool);
 
     /// Validates everything and builds the configuration.
     pub fn build(self) -> Result<Config, ConfigError> {
+        let provider_tls = crate::provider::ProviderTls {
+            ca_files: self
+                .provider_ca_files
+                .iter()
+                .map(|p| crate::provider::CaFile::read(p.clone()))
+                .collect::<Result<_, _>>()?,
+            use_system_trust_store: self.use_system_trust_store,
+            insecure_skip_verify: self.ssl_insecure_skip_verify,
+        };
         let issuer = parse_http_url(&self.issuer).ok_or_else(|| ConfigError::IssuerUrl {
             value: self.issuer.clone(),
         })?;
@@ -541,6 +571,7 @@ impl ConfigBuilder {
             jwks_refetch_interval: self.jwks_refetch_interval,
             http_timeout: self.http_timeout,
             resolve: self.resolve,
+            provider_tls,
             session_store: self.session_store,
             #[cfg(feature = "redis")]
             redis: self.redis,

@@ -87,13 +87,21 @@ impl Engine {
     /// Builds the engine. No network I/O happens here: call
     /// [`Engine::discover`] (or [`Engine::discover_until_ready`]) next.
     pub fn new(config: Config) -> Result<Self, ConfigError> {
-        let http = provider::http_client(config.http_timeout, &config.resolve).map_err(|e| {
-            ConfigError::Invalid {
-                flag: "tls",
-                message: format!("cannot build the HTTP client: {e}"),
-            }
-        })?;
+        let http =
+            provider::http_client(config.http_timeout, &config.resolve, &config.provider_tls)
+                .map_err(|e| ConfigError::Invalid {
+                    flag: "tls",
+                    message: format!("cannot build the HTTP client: {e}"),
+                })?;
         let prefix = config.proxy_prefix.clone();
+        let metrics = Metrics::default();
+        if config.provider_tls.insecure_skip_verify {
+            metrics.insecure_tls.store(true, Relaxed);
+            tracing::warn!(
+                issuer = %config.issuer,
+                "--ssl-insecure-skip-verify is set: the identity provider's TLS certificate is NOT verified; anyone on the path can impersonate it. For testing only: give its CA with --provider-ca-file instead"
+            );
+        }
         let inner = Inner {
             sessions: SessionCodec::new(&config.cookie.name, &config.cookie_secrets),
             decoded: SessionCache::default(),
@@ -109,7 +117,7 @@ impl Engine {
             http,
             provider: OnceLock::new(),
             refresher: Refresher::default(),
-            metrics: Metrics::default(),
+            metrics,
             store: Store::new(&config),
             config,
         };
@@ -122,6 +130,13 @@ impl Engine {
     #[must_use]
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// `true` when `--ssl-insecure-skip-verify` is on (the provider's certificate
+    /// is not verified).
+    #[must_use]
+    pub fn insecure_tls(&self) -> bool {
+        self.inner.config.provider_tls.insecure_skip_verify
     }
 
     /// `true` once discovery has succeeded.
@@ -176,7 +191,11 @@ impl Engine {
                 Ok(()) => return,
                 Err(e) => {
                     self.inner.metrics.idp_errors.fetch_add(1, Relaxed);
-                    tracing::error!(issuer = %self.inner.config.issuer, error = %chain(&e), retry_in_s = delay.as_secs(), "OIDC discovery failed");
+                    if e.is_certificate_error() {
+                        tracing::error!(issuer = %self.inner.config.issuer, error = %chain(&e), retry_in_s = delay.as_secs(), "OIDC discovery failed: the identity provider's TLS certificate is not trusted; give the CA that signs it with --provider-ca-file (or, for testing only, --ssl-insecure-skip-verify)");
+                    } else {
+                        tracing::error!(issuer = %self.inner.config.issuer, error = %chain(&e), retry_in_s = delay.as_secs(), "OIDC discovery failed");
+                    }
                 }
             }
             tokio::time::sleep(delay).await;

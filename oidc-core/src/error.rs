@@ -168,6 +168,42 @@ pub enum LoginError {
     NotReady,
 }
 
+impl ProviderError {
+    /// `true` when the provider could not be reached because its TLS
+    /// certificate was refused (unknown CA, wrong name, expired): the fix is
+    /// `--provider-ca-file`.
+    #[must_use]
+    pub fn is_certificate_error(&self) -> bool {
+        match self {
+            Self::Unreachable { source, .. } => is_certificate_error(source),
+            _ => false,
+        }
+    }
+}
+
+/// Walks an error's sources for a rustls certificate error (also inside an
+/// `io::Error`, whose `source()` skips the error it wraps).
+pub(crate) fn is_certificate_error(err: &(dyn StdError + 'static)) -> bool {
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        let tls = e.downcast_ref::<rustls::Error>().or_else(|| {
+            e.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        });
+        // The connector may wrap the io::Error again; rustls's own wording is the fallback.
+        if matches!(
+            tls,
+            Some(rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented)
+        ) || e.to_string().starts_with("invalid peer certificate")
+        {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
+}
+
 /// Walks an error's `source()` chain into one line, for logs.
 pub fn chain(err: &(dyn StdError + 'static)) -> String {
     let mut out = err.to_string();

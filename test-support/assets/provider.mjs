@@ -19,6 +19,8 @@
 //                 // instead: see "JWT access tokens" below
 //     "ttl": { "AccessToken": 60, "IdToken": 60, ... },   // optional, seconds
 //     "exit_on_stdin_close": false,       // optional: exit when stdin reaches EOF (parent died)
+//     "tls": { "cert": "<pem path>", "key": "<pem path>" },  // optional: serve HTTPS with this
+//                                         // certificate; the issuer is then https://127.0.0.1:<port>
 //     "strict_client_auth": true          // optional: a client must use its registered
 //                                         // token_endpoint_auth_method (oidc-provider itself
 //                                         // accepts basic and post interchangeably)
@@ -51,6 +53,8 @@
 // (invalid_target), as it is for every other client.
 
 import { createServer } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -185,13 +189,15 @@ async function main() {
   }
 
   // The server first: the issuer needs the port.
-  const server = createServer();
+  const server = config.tls
+    ? createTlsServer({ cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) })
+    : createServer();
   await new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port ?? 0, '127.0.0.1', resolve);
   });
   const { port } = server.address();
-  const issuer = `http://127.0.0.1:${port}`;
+  const issuer = `${config.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
 
   const provider = new Provider(issuer, {
     clients: config.clients.map(clientMetadata),

@@ -33,6 +33,7 @@ pub mod html;
 pub mod keycloak;
 pub mod redis;
 pub mod rogue;
+pub mod tls;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -46,6 +47,7 @@ use tokio::process::{Child, Command};
 use url::Url;
 
 use crate::form_walk::{Outcome, Step, form_action, form_fields, walk};
+pub use crate::tls::TestCa;
 
 /// Environment variable naming the directory where `oidc-provider` is installed (the one that
 /// holds `node_modules/oidc-provider`). Set by `cargo xtask test`.
@@ -256,6 +258,9 @@ pub struct ProviderConfig {
     /// `RefreshToken`, `AuthorizationCode`, `Session`, `Grant`, `Interaction`. Unset ones keep
     /// oidc-provider's defaults (1 hour for access and ID tokens).
     pub ttl: BTreeMap<String, u64>,
+    /// Serve HTTPS with this certificate and key (PEM files, e.g. from [`TestCa`]); the
+    /// issuer is then `https://127.0.0.1:<port>`.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 type Lines = Arc<Mutex<VecDeque<String>>>;
@@ -263,7 +268,8 @@ type Lines = Arc<Mutex<VecDeque<String>>>;
 /// A running node `oidc-provider`, killed when dropped.
 #[derive(Debug)]
 pub struct OidcProvider {
-    /// `http://127.0.0.1:<port>`, without a trailing slash.
+    /// `http://127.0.0.1:<port>` (`https://` with [`ProviderConfig::tls`]), without a
+    /// trailing slash.
     pub issuer: String,
     /// The port it listens on (127.0.0.1).
     pub port: u16,
@@ -296,6 +302,7 @@ impl OidcProvider {
             "clients": config.clients.iter().map(ClientSpec::to_json).collect::<Vec<_>>(),
             "ttl": if config.ttl.is_empty() { Value::Null } else { json!(config.ttl) },
             "exit_on_stdin_close": true,
+            "tls": config.tls.as_ref().map(|(cert, key)| json!({"cert": cert, "key": key})),
         });
 
         let mut child = Command::new(&node)

@@ -415,7 +415,8 @@ mod tests {
     }
 
     fn http() -> reqwest::Client {
-        crate::provider::http_client(Duration::from_secs(5), &[]).expect("client")
+        crate::provider::http_client(Duration::from_secs(5), &[], &Default::default())
+            .expect("client")
     }
 
     /// A cache that has done its start-up fetch, as `Provider::discover` leaves it.

@@ -3,10 +3,12 @@
 
 mod discovery;
 mod jwks;
+mod tls;
 mod token;
 
 pub use discovery::Endpoints;
 pub(crate) use jwks::JwksCache;
+pub use tls::{CaFile, ProviderTls};
 pub(crate) use token::TokenResponse;
 
 use std::time::Duration;
@@ -47,11 +49,13 @@ impl Provider {
     }
 }
 
-/// Builds the HTTP client used to talk to the provider: rustls with the
-/// webpki roots, no redirects followed, a timeout on every call.
+/// Builds the HTTP client used to talk to the provider (the only place one is
+/// built): rustls with the roots [`ProviderTls`] names, no redirects followed,
+/// a timeout on every call.
 pub fn http_client(
     timeout: Duration,
     resolve: &[(String, std::net::IpAddr)],
+    tls: &ProviderTls,
 ) -> Result<reqwest::Client, reqwest::Error> {
     // Selecting the process-wide provider is idempotent; a second call is a no-op error.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -60,7 +64,7 @@ pub fn http_client(
         // Port 0: the URL's port is used.
         builder = builder.resolve(host, std::net::SocketAddr::new(*ip, 0));
     }
-    builder
+    tls::apply(tls, builder)
         .redirect(reqwest::redirect::Policy::none())
         .timeout(timeout)
         .connect_timeout(timeout)

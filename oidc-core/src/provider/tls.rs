@@ -1,0 +1,237 @@
+//! TLS to the identity provider: which roots are trusted (`--provider-ca-file`,
+//! `--use-system-trust-store`), or no verification at all
+//! (`--ssl-insecure-skip-verify`). One place builds the provider's HTTP client
+//! from these settings ([`super::http_client`]), used for discovery, JWKS,
+//! token, userinfo, logout and extra JWT issuers.
+
+use std::path::PathBuf;
+
+use crate::error::ConfigError;
+
+/// The provider TLS settings, with oauth2-proxy's flag names and defaults.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct ProviderTls {
+    /// `--provider-ca-file`: PEM bundles of the CAs that sign the provider's
+    /// certificate, already read and checked by the builder.
+    pub ca_files: Vec<CaFile>,
+    /// `--use-system-trust-store`: with CA files, also trust the public roots
+    /// and the operating system's store (default: only the CA files).
+    pub use_system_trust_store: bool,
+    /// `--ssl-insecure-skip-verify`: no verification of the provider's
+    /// certificate at all. For testing only.
+    pub insecure_skip_verify: bool,
+}
+
+/// One `--provider-ca-file`, read and parsed.
+#[derive(Clone, Debug)]
+pub struct CaFile {
+    /// The path given.
+    pub path: PathBuf,
+    pub(crate) certs: Vec<reqwest::Certificate>,
+}
+
+impl CaFile {
+    /// Reads a PEM bundle; a file that cannot be read or holds no certificate
+    /// is a configuration error naming the flag and the file.
+    pub fn read(path: impl Into<PathBuf>) -> Result<Self, ConfigError> {
+        let path = path.into();
+        let invalid = |message: String| ConfigError::Invalid {
+            flag: "--provider-ca-file",
+            message,
+        };
+        let pem = std::fs::read(&path)
+            .map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            invalid(format!(
+                "{} is not a PEM bundle of CA certificates: {e}",
+                path.display()
+            ))
+        })?;
+        if certs.is_empty() {
+            return Err(invalid(format!(
+                "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                path.display()
+            )));
+        }
+        // Check each certificate parses now rather than when the client is built.
+        let mut store = rustls::RootCertStore::empty();
+        for (i, der) in pem_ders(&pem).into_iter().enumerate() {
+            store.add(der.into()).map_err(|e| {
+                invalid(format!(
+                    "certificate {} in {} is not a usable CA certificate: {e}",
+                    i + 1,
+                    path.display()
+                ))
+            })?;
+        }
+        Ok(Self { path, certs })
+    }
+}
+
+/// Applies the trust settings to a client builder.
+pub(crate) fn apply(
+    tls: &ProviderTls,
+    mut builder: reqwest::ClientBuilder,
+) -> reqwest::ClientBuilder {
+    if tls.insecure_skip_verify {
+        return builder.danger_accept_invalid_certs(true);
+    }
+    let system = tls.ca_files.is_empty() || tls.use_system_trust_store;
+    // The webpki (Mozilla) roots are built in; the OS store is added to them.
+    builder = builder.tls_built_in_root_certs(system);
+    if system {
+        for der in native_roots() {
+            if let Ok(cert) = reqwest::Certificate::from_der(&der) {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+    }
+    for file in &tls.ca_files {
+        for cert in &file.certs {
+            builder = builder.add_root_certificate(cert.clone());
+        }
+    }
+    builder
+}
+
+/// The operating system's trust store (empty where there is none, e.g. the
+/// distroless image without CA certificates). Certificates that do not parse
+/// are skipped, as Go's system pool does.
+fn native_roots() -> Vec<Vec<u8>> {
+    let found = rustls_native_certs::load_native_certs();
+    if !found.errors.is_empty() {
+        tracing::debug!(
+            errors = found.errors.len(),
+            "some system CA certificates could not be loaded"
+        );
+    }
+    let mut store = rustls::RootCertStore::empty();
+    found
+        .certs
+        .into_iter()
+        .filter(|c| store.add(c.clone()).is_ok())
+        .map(|c| c.as_ref().to_vec())
+        .collect()
+}
+
+/// The DER bodies of the `CERTIFICATE` blocks of a PEM bundle.
+fn pem_ders(pem: &[u8]) -> Vec<Vec<u8>> {
+    use base64::Engine as _;
+    let text = String::from_utf8_lossy(pem);
+    let mut out = Vec::new();
+    let mut body: Option<String> = None;
+    for line in text.lines() {
+        let line = line.trim();
+        if line == "-----BEGIN CERTIFICATE-----" {
+            body = Some(String::new());
+        } else if line == "-----END CERTIFICATE-----" {
+            if let Some(b) = body.take() {
+                out.push(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(b)
+                        .unwrap_or_default(),
+                );
+            }
+        } else if let Some(b) = body.as_mut() {
+            b.push_str(line);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn builder() -> crate::config::ConfigBuilder {
+        crate::Config::builder("https://idp.example.com", "app")
+            .cookie_secret("0123456789abcdef0123456789abcdef")
+    }
+
+    fn error(files: Vec<PathBuf>) -> String {
+        builder()
+            .provider_ca_files(files)
+            .build()
+            .expect_err("a bad CA file is refused")
+            .to_string()
+    }
+
+    #[test]
+    fn an_unreadable_ca_file_names_the_flag_and_the_file() {
+        let e = error(vec!["/nonexistent/ca.pem".into()]);
+        assert!(
+            e.starts_with("--provider-ca-file: cannot read /nonexistent/ca.pem"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_file_without_certificates_names_the_flag_and_the_file() {
+        let dir = std::env::temp_dir().join(format!("oidc-core-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let e = error(vec![empty.clone()]);
+        assert!(
+            e.starts_with("--provider-ca-file: ") && e.contains(&*empty.to_string_lossy()),
+            "{e}"
+        );
+        let garbled = dir.join("garbled.pem");
+        std::fs::write(
+            &garbled,
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let e = error(vec![garbled.clone()]);
+        assert!(
+            e.starts_with("--provider-ca-file: ") && e.contains(&*garbled.to_string_lossy()),
+            "{e}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn ca_files_are_read_and_the_client_builds_in_every_mode() {
+        let ca = test_support::TestCa::new();
+        let config = builder()
+            .provider_ca_files(vec![ca.ca_cert.clone(), ca.ca_cert.clone()])
+            .build()
+            .expect("a CA bundle is accepted");
+        assert_eq!(config.provider_tls.ca_files.len(), 2);
+        assert_eq!(config.provider_tls.ca_files[0].certs.len(), 1);
+        for (system, insecure) in [(false, false), (true, false), (false, true)] {
+            let mut tls = config.provider_tls.clone();
+            tls.use_system_trust_store = system;
+            tls.insecure_skip_verify = insecure;
+            crate::provider::http_client(std::time::Duration::from_secs(1), &[], &tls)
+                .expect("client");
+        }
+        crate::provider::http_client(
+            std::time::Duration::from_secs(1),
+            &[],
+            &ProviderTls::default(),
+        )
+        .expect("public and system roots");
+    }
+
+    #[test]
+    fn the_insecure_gauge_is_0_unless_the_flag_is_set() {
+        let engine = crate::Engine::new(builder().build().unwrap()).unwrap();
+        assert!(
+            engine
+                .metrics()
+                .render()
+                .contains("\noidc_authz_insecure_tls 0\n")
+        );
+        let engine =
+            crate::Engine::new(builder().ssl_insecure_skip_verify(true).build().unwrap()).unwrap();
+        assert!(
+            engine
+                .metrics()
+                .render()
+                .contains("\noidc_authz_insecure_tls 1\n")
+        );
+        assert!(engine.insecure_tls());
+    }
+}
