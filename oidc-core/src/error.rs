@@ -186,12 +186,16 @@ impl ProviderError {
 pub(crate) fn is_certificate_error(err: &(dyn StdError + 'static)) -> bool {
     let mut cur = Some(err);
     while let Some(e) = cur {
-        let tls = e.downcast_ref::<rustls::Error>().or_else(|| {
-            e.downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        });
-        // The connector may wrap the io::Error again; rustls's own wording is the fallback.
+        // hyper-util wraps the connector's io::Error in another io::Error.
+        let mut inner = e;
+        while let Some(wrapped) = inner
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            inner = wrapped;
+        }
+        let tls = inner.downcast_ref::<rustls::Error>();
+        // rustls's own wording is the fallback, should the wrapping change.
         if matches!(
             tls,
             Some(rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented)
