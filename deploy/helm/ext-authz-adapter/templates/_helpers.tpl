@@ -125,6 +125,9 @@ extensionProviders:
 
 {{/* Refuses values that would make the resources disagree. Included by every template. */}}
 {{- define "ext-authz-adapter.validate" -}}
+{{- if and .Values.providerTls.caBundle.configMap .Values.providerTls.caBundle.secret }}
+{{- fail "providerTls.caBundle: set configMap or secret, not both" }}
+{{- end }}
 {{- if not (has .Values.istio.mode (list "http" "grpc")) }}
 {{- fail (printf "istio.mode must be http or grpc, not %q" .Values.istio.mode) }}
 {{- end }}
