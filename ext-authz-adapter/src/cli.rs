@@ -380,6 +380,23 @@ pub struct Cli {
     #[arg(long, env = "OAUTH2_PROXY_SSL_INSECURE_SKIP_VERIFY", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set, value_parser = bool_flag!())]
     pub ssl_insecure_skip_verify: bool,
 
+    /// Client certificate (PEM, with its chain) for mutual TLS to the identity provider; needs
+    /// --provider-client-key-file. Not an oauth2-proxy flag.
+    #[arg(
+        long,
+        env = "OAUTH2_PROXY_PROVIDER_CLIENT_CERT_FILE",
+        value_name = "PATH"
+    )]
+    pub provider_client_cert_file: Option<std::path::PathBuf>,
+
+    /// Private key (PEM) of --provider-client-cert-file. Not an oauth2-proxy flag.
+    #[arg(
+        long,
+        env = "OAUTH2_PROXY_PROVIDER_CLIENT_KEY_FILE",
+        value_name = "PATH"
+    )]
+    pub provider_client_key_file: Option<std::path::PathBuf>,
+
     /// Extra authorization-request parameter KEY=VALUE, e.g. kc_idp_hint=github. Repeatable.
     #[arg(
         long,
@@ -631,7 +648,9 @@ impl Cli {
             .resolve(resolve)
             .provider_ca_files(self.provider_ca_file.clone())
             .use_system_trust_store(self.use_system_trust_store)
-            .ssl_insecure_skip_verify(self.ssl_insecure_skip_verify);
+            .ssl_insecure_skip_verify(self.ssl_insecure_skip_verify)
+            .provider_client_cert_file(self.provider_client_cert_file.clone())
+            .provider_client_key_file(self.provider_client_key_file.clone());
         b = b
             .skip_auth_routes(self.skip_auth_route.clone())
             .skip_auth_regexes(self.skip_auth_regex.clone())

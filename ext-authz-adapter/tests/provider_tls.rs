@@ -126,3 +126,34 @@ async fn ssl_insecure_skip_verify_works_and_warns_everywhere() {
     assert!(body.contains("\noidc_authz_insecure_tls 1\n"), "{body}");
     logs_in(&adapter, &browser(port, &ca)).await;
 }
+
+#[tokio::test]
+async fn mutual_tls_with_provider_client_cert_and_key() {
+    let ca = TestCa::new();
+    let idp = OidcProvider::start_with(ProviderConfig {
+        clients: vec![client_spec(1)],
+        tls: Some((ca.server_cert.clone(), ca.server_key.clone())),
+        tls_client_ca: Some(ca.ca_cert.clone()),
+        ..ProviderConfig::default()
+    })
+    .await;
+    let ca_flag = format!("--provider-ca-file={}", ca.ca_cert.display());
+    let cert_flag = format!("--provider-client-cert-file={}", ca.client_cert.display());
+    let key_flag = format!("--provider-client-key-file={}", ca.client_key.display());
+
+    // Without a client certificate the provider hangs up: never ready.
+    let mut without = Adapter::spawn(&idp.issuer, 0, &[&ca_flag]).await;
+    without
+        .log()
+        .wait_since(0, &["OIDC discovery failed"], Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|| panic!("no discovery failure logged:\n{}", without.log().tail()));
+    let (status, _) = get(format!("http://{}/ready", without.bound.http)).await;
+    assert_eq!(status, 503, "the provider demands a client certificate");
+    without.stop().await;
+
+    // With it: discovered (discovery and JWKS over mutual TLS).
+    let with = Adapter::start(&idp.issuer, 0, &[&ca_flag, &cert_flag, &key_flag]).await;
+    let (status, body) = get(format!("http://{}/ready", with.bound.http)).await;
+    assert_eq!((status, body.as_str()), (200, "OK"));
+}

@@ -222,6 +222,8 @@ pub struct ConfigBuilder {
     provider_ca_files: Vec<std::path::PathBuf>,
     use_system_trust_store: bool,
     ssl_insecure_skip_verify: bool,
+    provider_client_cert_file: Option<std::path::PathBuf>,
+    provider_client_key_file: Option<std::path::PathBuf>,
     session_store: SessionStoreKind,
     #[cfg(feature = "redis")]
     redis: Option<crate::session::redis::RedisSettings>,
@@ -278,6 +280,8 @@ impl ConfigBuilder {
             provider_ca_files: Vec::new(),
             use_system_trust_store: false,
             ssl_insecure_skip_verify: false,
+            provider_client_cert_file: None,
+            provider_client_key_file: None,
             session_store: SessionStoreKind::Cookie,
             #[cfg(feature = "redis")]
             redis: None,
@@ -402,6 +406,11 @@ impl ConfigBuilder {
         /// all (default `false`). For testing only: warned about at start, on `/ready`
         /// and in the metrics (`oidc_authz_insecure_tls`).
         ssl_insecure_skip_verify: bool);
+    setter!(/// `--provider-client-cert-file`: a client certificate (PEM, with its chain)
+        /// for mutual TLS to the provider; needs [`ConfigBuilder::provider_client_key_file`].
+        provider_client_cert_file: Option<std::path::PathBuf>);
+    setter!(/// `--provider-client-key-file`: the private key (PEM) of the client certificate.
+        provider_client_key_file: Option<std::path::PathBuf>);
 
     /// Validates everything and builds the configuration.
     pub fn build(self) -> Result<Config, ConfigError> {
@@ -413,6 +422,25 @@ impl ConfigBuilder {
                 .collect::<Result<_, _>>()?,
             use_system_trust_store: self.use_system_trust_store,
             insecure_skip_verify: self.ssl_insecure_skip_verify,
+            client_identity: match (
+                self.provider_client_cert_file,
+                self.provider_client_key_file,
+            ) {
+                (None, None) => None,
+                (Some(cert), Some(key)) => Some(crate::provider::ClientIdentity::read(cert, key)?),
+                (Some(_), None) => {
+                    return Err(ConfigError::Invalid {
+                        flag: "--provider-client-key-file",
+                        message: "is required with --provider-client-cert-file".into(),
+                    });
+                }
+                (None, Some(_)) => {
+                    return Err(ConfigError::Invalid {
+                        flag: "--provider-client-cert-file",
+                        message: "is required with --provider-client-key-file".into(),
+                    });
+                }
+            },
         };
         let issuer = parse_http_url(&self.issuer).ok_or_else(|| ConfigError::IssuerUrl {
             value: self.issuer.clone(),

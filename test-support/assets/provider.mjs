@@ -20,7 +20,9 @@
 //     "ttl": { "AccessToken": 60, "IdToken": 60, ... },   // optional, seconds
 //     "exit_on_stdin_close": false,       // optional: exit when stdin reaches EOF (parent died)
 //     "tls": { "cert": "<pem path>", "key": "<pem path>" },  // optional: serve HTTPS with this
-//                                         // certificate; the issuer is then https://127.0.0.1:<port>
+//                                         // certificate; the issuer is then https://127.0.0.1:<port>;
+//                                         // with "client_ca": "<pem path>" a client certificate
+//                                         // signed by that CA is demanded (mutual TLS)
 //     "strict_client_auth": true          // optional: a client must use its registered
 //                                         // token_endpoint_auth_method (oidc-provider itself
 //                                         // accepts basic and post interchangeably)
@@ -190,7 +192,13 @@ async function main() {
 
   // The server first: the issuer needs the port.
   const server = config.tls
-    ? createTlsServer({ cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) })
+    ? createTlsServer({
+      cert: readFileSync(config.tls.cert),
+      key: readFileSync(config.tls.key),
+      ...(config.tls.client_ca
+        ? { ca: readFileSync(config.tls.client_ca), requestCert: true, rejectUnauthorized: true }
+        : {}),
+    })
     : createServer();
   await new Promise((resolve, reject) => {
     server.once('error', reject);

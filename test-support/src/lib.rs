@@ -261,6 +261,9 @@ pub struct ProviderConfig {
     /// Serve HTTPS with this certificate and key (PEM files, e.g. from [`TestCa`]); the
     /// issuer is then `https://127.0.0.1:<port>`.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// With [`ProviderConfig::tls`]: demand a client certificate signed by this CA (PEM file)
+    /// on every connection (mutual TLS).
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 type Lines = Arc<Mutex<VecDeque<String>>>;
@@ -302,7 +305,7 @@ impl OidcProvider {
             "clients": config.clients.iter().map(ClientSpec::to_json).collect::<Vec<_>>(),
             "ttl": if config.ttl.is_empty() { Value::Null } else { json!(config.ttl) },
             "exit_on_stdin_close": true,
-            "tls": config.tls.as_ref().map(|(cert, key)| json!({"cert": cert, "key": key})),
+            "tls": config.tls.as_ref().map(|(cert, key)| json!({"cert": cert, "key": key, "client_ca": config.tls_client_ca})),
         });
 
         let mut child = Command::new(&node)

@@ -17,6 +17,10 @@ pub struct TestCa {
     pub server_cert: PathBuf,
     /// The server's private key (PEM).
     pub server_key: PathBuf,
+    /// A client certificate (PEM, `CN=oidc-authz test client`, clientAuth), for mutual TLS.
+    pub client_cert: PathBuf,
+    /// The client certificate's private key (PEM).
+    pub client_key: PathBuf,
 }
 
 impl TestCa {
@@ -95,7 +99,50 @@ impl TestCa {
                 "server.pem",
             ],
         );
+        openssl(
+            &dir,
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                "/CN=oidc-authz test client",
+                "-keyout",
+                "client.key",
+                "-out",
+                "client.csr",
+            ],
+        );
+        std::fs::write(
+            p("client.ext"),
+            "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n\
+             extendedKeyUsage=clientAuth\n",
+        )
+        .expect("write client.ext");
+        openssl(
+            &dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "client.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                "client.ext",
+                "-out",
+                "client.pem",
+            ],
+        );
         TestCa {
+            client_cert: p("client.pem"),
+            client_key: p("client.key"),
             ca_cert: p("ca.pem"),
             server_cert: p("server.pem"),
             server_key: p("server.key"),

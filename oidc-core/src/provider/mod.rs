@@ -8,7 +8,7 @@ mod token;
 
 pub use discovery::Endpoints;
 pub(crate) use jwks::JwksCache;
-pub use tls::{CaFile, ProviderTls};
+pub use tls::{CaFile, ClientIdentity, ProviderTls};
 pub(crate) use token::TokenResponse;
 
 use std::time::Duration;

@@ -21,6 +21,66 @@ pub struct ProviderTls {
     /// `--ssl-insecure-skip-verify`: no verification of the provider's
     /// certificate at all. For testing only.
     pub insecure_skip_verify: bool,
+    /// `--provider-client-cert-file` and `--provider-client-key-file`: a client
+    /// certificate for mutual TLS to the provider.
+    pub client_identity: Option<ClientIdentity>,
+}
+
+/// A client certificate and its key, read and parsed (the key never shows in `Debug`).
+#[derive(Clone)]
+pub struct ClientIdentity {
+    /// `--provider-client-cert-file`.
+    pub cert_path: PathBuf,
+    /// `--provider-client-key-file`.
+    pub key_path: PathBuf,
+    identity: reqwest::Identity,
+}
+
+impl std::fmt::Debug for ClientIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientIdentity")
+            .field("cert_path", &self.cert_path)
+            .field("key_path", &self.key_path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientIdentity {
+    /// Reads the certificate (PEM, with its chain) and the private key (PEM); an
+    /// unreadable or unusable file is a configuration error naming the flag and the file.
+    pub fn read(cert_path: PathBuf, key_path: PathBuf) -> Result<Self, ConfigError> {
+        let read = |flag: &'static str, path: &PathBuf| {
+            std::fs::read(path).map_err(|e| ConfigError::Invalid {
+                flag,
+                message: format!("cannot read {}: {e}", path.display()),
+            })
+        };
+        let mut pem = read("--provider-client-cert-file", &cert_path)?;
+        if pem_ders(&pem).is_empty() {
+            return Err(ConfigError::Invalid {
+                flag: "--provider-client-cert-file",
+                message: format!(
+                    "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                    cert_path.display()
+                ),
+            });
+        }
+        pem.push(b'\n');
+        pem.extend(read("--provider-client-key-file", &key_path)?);
+        let identity = reqwest::Identity::from_pem(&pem).map_err(|e| ConfigError::Invalid {
+            flag: "--provider-client-key-file",
+            message: format!(
+                "{} is not a PEM private key for {}: {e}",
+                key_path.display(),
+                cert_path.display()
+            ),
+        })?;
+        Ok(Self {
+            cert_path,
+            key_path,
+            identity,
+        })
+    }
 }
 
 /// One `--provider-ca-file`, read and parsed.
@@ -74,6 +134,9 @@ pub(crate) fn apply(
     tls: &ProviderTls,
     mut builder: reqwest::ClientBuilder,
 ) -> reqwest::ClientBuilder {
+    if let Some(id) = &tls.client_identity {
+        builder = builder.identity(id.identity.clone());
+    }
     if tls.insecure_skip_verify {
         return builder.danger_accept_invalid_certs(true);
     }
@@ -213,6 +276,49 @@ mod tests {
             &ProviderTls::default(),
         )
         .expect("public and system roots");
+    }
+
+    #[test]
+    fn client_certificate_and_key_go_together_and_are_checked() {
+        let ca = test_support::TestCa::new();
+        let e = |b: crate::config::ConfigBuilder| b.build().expect_err("refused").to_string();
+        let only_cert = e(builder().provider_client_cert_file(Some(ca.client_cert.clone())));
+        assert!(
+            only_cert.starts_with("--provider-client-key-file: is required"),
+            "{only_cert}"
+        );
+        let only_key = e(builder().provider_client_key_file(Some(ca.client_key.clone())));
+        assert!(
+            only_key.starts_with("--provider-client-cert-file: is required"),
+            "{only_key}"
+        );
+        let key_as_cert = e(builder()
+            .provider_client_cert_file(Some(ca.client_key.clone()))
+            .provider_client_key_file(Some(ca.client_key.clone())));
+        assert!(
+            key_as_cert.starts_with("--provider-client-cert-file: "),
+            "{key_as_cert}"
+        );
+        let cert_as_key = e(builder()
+            .provider_client_cert_file(Some(ca.client_cert.clone()))
+            .provider_client_key_file(Some(ca.ca_cert.clone())));
+        assert!(
+            cert_as_key.starts_with("--provider-client-key-file: ")
+                && cert_as_key.contains(&*ca.ca_cert.to_string_lossy()),
+            "{cert_as_key}"
+        );
+        let config = builder()
+            .provider_client_cert_file(Some(ca.client_cert.clone()))
+            .provider_client_key_file(Some(ca.client_key.clone()))
+            .build()
+            .expect("a certificate and its key");
+        let debug = format!("{:?}", config.provider_tls);
+        assert!(
+            debug.contains("client.key") && !debug.contains("PRIVATE"),
+            "{debug}"
+        );
+        crate::provider::http_client(std::time::Duration::from_secs(1), &[], &config.provider_tls)
+            .expect("client with a certificate");
     }
 
     #[test]
