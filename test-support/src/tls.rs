@@ -168,7 +168,12 @@ fn openssl(dir: &Path, args: &[&str]) {
         .args(args)
         .current_dir(dir)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run openssl (needed to make a test CA): {e}"));
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run openssl (needed to make a test CA): {e}; run `cargo xtask test` (it \
+                 installs Debian's openssl) or `apt-get install openssl`"
+            )
+        });
     assert!(
         out.status.success(),
         "openssl {} failed: {}",

@@ -10,6 +10,7 @@ pub(crate) mod keycloak;
 pub(crate) mod node_provider;
 // Bench-only (`cargo xtask bench` installs them itself): not in `all()`.
 pub(crate) mod oauth2_proxy;
+pub(crate) mod openssl;
 pub(crate) mod redis;
 pub(crate) mod wrk;
 
@@ -34,5 +35,6 @@ pub fn all() -> Vec<Box<dyn Component>> {
         Box::new(envoy::Envoy),
         Box::new(redis::Redis),
         Box::new(chromium::Chromium),
+        Box::new(openssl::Openssl),
     ]
 }
