@@ -11,13 +11,11 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::Parser;
-use common::{CLIENT_SECRET, HOST, login_at_provider, provider_for, seed_args};
+use common::{HOST, engine, login_at_provider, provider_for};
 use envoy_types::pb::envoy::config::core::v3::HeaderValueOption;
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest};
-use ext_authz_adapter::cli::Cli;
 use ext_authz_adapter::envoy::{AuthzTarget, EnvoyConfig, VirtualHost};
 use ext_authz_adapter::grpc::{
     CheckResponse, DeniedHttpResponse, HeaderAppendAction, HttpResponse, OkHttpResponse, code,
@@ -28,17 +26,6 @@ use test_support::envoy::Envoy;
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
 use url::Url;
-
-/// An engine configured like the adapter binary with the seed's args plus `extra`.
-async fn engine(issuer: &str, extra: &[&str]) -> Engine {
-    let args = seed_args(issuer, [format!("--client-secret={CLIENT_SECRET}")], extra);
-    let config = Cli::parse_from(std::iter::once("ext-authz-adapter".to_owned()).chain(args))
-        .to_config()
-        .unwrap();
-    let engine = Engine::new(config).unwrap();
-    engine.discover().await.unwrap();
-    engine
-}
 
 /// The gRPC server on a loopback port; stops when the returned sender is dropped.
 async fn start_grpc(engine: Engine) -> (SocketAddr, oneshot::Sender<()>) {

@@ -13,9 +13,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::Parser;
-use common::{CLIENT_SECRET, HOST, provider_for, seed_args};
-use ext_authz_adapter::cli::Cli;
+use common::{HOST, engine, provider_for};
 use ext_authz_adapter::envoy::{AuthzTarget, EnvoyConfig, VirtualHost};
 use oidc_core::Engine;
 use test_support::envoy::Envoy;
@@ -24,16 +22,6 @@ use tokio::sync::oneshot;
 /// The paths and methods a client could try; every one must be checked (no session: denied).
 const PROBE_PATHS: &[&str] = &["/ping", "/ready", "/ping?x=1", "/ready?full=1"];
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "DELETE", "PUT", "OPTIONS"];
-
-async fn engine(issuer: &str, extra: &[&str]) -> Engine {
-    let args = seed_args(issuer, [format!("--client-secret={CLIENT_SECRET}")], extra);
-    let config = Cli::parse_from(std::iter::once("ext-authz-adapter".to_owned()).chain(args))
-        .to_config()
-        .unwrap();
-    let engine = Engine::new(config).unwrap();
-    engine.discover().await.unwrap();
-    engine
-}
 
 /// The adapter's HTTP (`http == true`) or gRPC server on a port of its own.
 async fn start_adapter(engine: Engine, http: bool) -> (SocketAddr, oneshot::Sender<()>) {

@@ -536,11 +536,11 @@ impl ConfigBuilder {
         }
         let redirects = RedirectValidator::new(&self.whitelist_domains)?;
         let authorization_rules = crate::route_rules::RouteRules::new(&self.authorization_rules)?;
+        // Parsed either way, so a typo is reported even while the list has no effect.
+        let listed = crate::trusted_proxy::TrustedProxies::new(&self.trusted_proxy_ips)?;
         let trusted_proxies = if self.reverse_proxy {
-            crate::trusted_proxy::TrustedProxies::new(&self.trusted_proxy_ips)?
+            listed
         } else {
-            // Still checked, so a typo is reported even while the list has no effect.
-            crate::trusted_proxy::TrustedProxies::new(&self.trusted_proxy_ips)?;
             if !self.trusted_proxy_ips.is_empty() {
                 tracing::warn!(
                     "--trusted-proxy-ip has no effect without --reverse-proxy=true: \

@@ -94,9 +94,8 @@ impl Engine {
                     message: format!("cannot build the HTTP client: {e}"),
                 })?;
         let prefix = config.proxy_prefix.clone();
-        let metrics = Metrics::default();
+        let metrics = Metrics::new(config.provider_tls.insecure_skip_verify);
         if config.provider_tls.insecure_skip_verify {
-            metrics.insecure_tls.store(true, Relaxed);
             tracing::warn!(
                 issuer = %config.issuer,
                 "--ssl-insecure-skip-verify is set: the identity provider's TLS certificate is NOT verified; anyone on the path can impersonate it. For testing only: give its CA with --provider-ca-file instead"

@@ -2,7 +2,7 @@
 //! the request path), rendered in the Prometheus text format.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use crate::decision::{Decision, DenyReason};
@@ -29,11 +29,19 @@ pub struct Metrics {
     buckets: [AtomicU64; BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_ns: AtomicU64,
-    /// `--ssl-insecure-skip-verify` is on.
-    pub(crate) insecure_tls: AtomicBool,
+    /// `--ssl-insecure-skip-verify` is on (set once, from the config).
+    insecure_tls: bool,
 }
 
 impl Metrics {
+    /// Counters at zero, for an engine whose provider TLS is unverified when `insecure_tls`.
+    pub(crate) fn new(insecure_tls: bool) -> Self {
+        Self {
+            insecure_tls,
+            ..Self::default()
+        }
+    }
+
     /// Records one decision and how long it took.
     pub fn record(&self, decision: &Decision, elapsed: Duration) {
         let counter = match decision {
@@ -125,7 +133,7 @@ impl Metrics {
         let _ = writeln!(
             out,
             "# HELP oidc_authz_insecure_tls 1 when the identity provider's TLS certificate is not verified (--ssl-insecure-skip-verify).\n# TYPE oidc_authz_insecure_tls gauge\noidc_authz_insecure_tls {}",
-            u8::from(self.insecure_tls.load(Relaxed))
+            u8::from(self.insecure_tls)
         );
         out.push_str("# HELP oidc_authz_check_duration_seconds Time to decide a request.\n# TYPE oidc_authz_check_duration_seconds histogram\n");
         let mut cumulative = 0;

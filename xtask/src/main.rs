@@ -106,22 +106,7 @@ fn test(args: &[String]) -> Result<ExitCode, String> {
         .iter()
         .any(|a| a.starts_with("-p") || a.starts_with("--package"));
     // `--all-targets` unless targets are chosen (`--test login_flow`): it would override them.
-    let picks_targets = cargo_args.iter().any(|a| {
-        [
-            "--lib",
-            "--bins",
-            "--bin",
-            "--tests",
-            "--test",
-            "--examples",
-            "--example",
-            "--benches",
-            "--bench",
-            "--doc",
-        ]
-        .iter()
-        .any(|f| a == f || a.starts_with(&format!("{f}=")))
-    });
+    let picks_targets = cargo_args.iter().any(|a| is_flag(a, TARGET_FLAGS));
     let mut scope: Vec<&str> = Vec::new();
     if !picks_packages {
         scope.push("--workspace");
@@ -263,6 +248,28 @@ fn tests_ran(line: &str) -> Option<u64> {
     Some(count("passed")? + count("failed")?)
 }
 
+/// Cargo's flags that choose test targets (`--all-targets` aside).
+const TARGET_FLAGS: &[&str] = &[
+    "--lib",
+    "--bins",
+    "--bin",
+    "--tests",
+    "--test",
+    "--examples",
+    "--example",
+    "--benches",
+    "--bench",
+    "--doc",
+];
+
+/// `arg` is one of `flags`, alone or as `--flag=value`.
+fn is_flag(arg: &str, flags: &[&str]) -> bool {
+    flags.iter().any(|f| {
+        arg.strip_prefix(f)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('='))
+    })
+}
+
 /// Why a successful run must still fail: with a `--test NAME` target named (and no other kind
 /// of target), every test binary that ran must have run a test; otherwise at least one test in
 /// all. A filter that matches nothing, or a test file compiled away by a `cfg`, would pass with
@@ -275,24 +282,12 @@ fn too_few_tests(cargo_args: &[String], test_args: &[String], results: &[u64]) -
     if not_running {
         return None;
     }
-    let names_test_targets = cargo_args
-        .iter()
-        .any(|a| a == "--test" || a.starts_with("--test="));
+    let names_test_targets = cargo_args.iter().any(|a| is_flag(a, &["--test"]));
     let other_targets = cargo_args.iter().any(|a| {
-        [
-            "--lib",
-            "--bins",
-            "--bin",
-            "--tests",
-            "--examples",
-            "--example",
-            "--benches",
-            "--bench",
-            "--doc",
-            "--all-targets",
-        ]
-        .iter()
-        .any(|f| a == f || a.starts_with(&format!("{f}=")))
+        is_flag(a, &["--all-targets"])
+            || TARGET_FLAGS
+                .iter()
+                .any(|f| *f != "--test" && is_flag(a, &[f]))
     });
     let args = cargo_args
         .iter()

@@ -749,3 +749,18 @@ pub async fn recording_app() -> (SocketAddr, Seen) {
     });
     (addr, seen)
 }
+
+/// An engine in this process, configured like the adapter binary with the seed's args plus
+/// `extra`, and discovered at `issuer`.
+pub async fn engine(issuer: &str, extra: &[&str]) -> oidc_core::Engine {
+    use clap::Parser as _;
+    let args = seed_args(issuer, [format!("--client-secret={CLIENT_SECRET}")], extra);
+    let config = ext_authz_adapter::cli::Cli::parse_from(
+        std::iter::once("ext-authz-adapter".to_owned()).chain(args),
+    )
+    .to_config()
+    .unwrap();
+    let engine = oidc_core::Engine::new(config).unwrap();
+    engine.discover().await.unwrap();
+    engine
+}

@@ -178,29 +178,15 @@ fn native_roots() -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// The DER bodies of the `CERTIFICATE` blocks of a PEM bundle.
+/// The DER bodies of the `CERTIFICATE` blocks of a PEM bundle (rustls' PEM reader;
+/// malformed blocks are left out, and then refused by the callers' checks).
 fn pem_ders(pem: &[u8]) -> Vec<Vec<u8>> {
-    use base64::Engine as _;
-    let text = String::from_utf8_lossy(pem);
-    let mut out = Vec::new();
-    let mut body: Option<String> = None;
-    for line in text.lines() {
-        let line = line.trim();
-        if line == "-----BEGIN CERTIFICATE-----" {
-            body = Some(String::new());
-        } else if line == "-----END CERTIFICATE-----" {
-            if let Some(b) = body.take() {
-                out.push(
-                    base64::engine::general_purpose::STANDARD
-                        .decode(b)
-                        .unwrap_or_default(),
-                );
-            }
-        } else if let Some(b) = body.as_mut() {
-            b.push_str(line);
-        }
-    }
-    out
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    CertificateDer::pem_slice_iter(pem)
+        .filter_map(Result::ok)
+        .map(|der| der.to_vec())
+        .collect()
 }
 
 #[cfg(test)]
