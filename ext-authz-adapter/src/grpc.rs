@@ -158,7 +158,7 @@ pub async fn check_http(
                     ..rpc::Status::default()
                 }),
                 http_response: Some(HttpResponse::OkResponse(OkHttpResponse {
-                    headers_to_remove: oidc_core::headers::ALL_IDENTITY
+                    headers_to_remove: oidc_core::headers::all_identity()
                         .iter()
                         .map(|h| (*h).to_owned())
                         .collect(),

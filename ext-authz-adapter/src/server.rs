@@ -189,7 +189,7 @@ async fn answer(authorizer: &Authorizer, parts: http::request::Parts) -> Respons
 fn all_identity_headers() -> HeaderValue {
     static ALL: std::sync::OnceLock<HeaderValue> = std::sync::OnceLock::new();
     ALL.get_or_init(|| {
-        HeaderValue::from_str(&oidc_core::headers::ALL_IDENTITY.join(","))
+        HeaderValue::from_str(&oidc_core::headers::all_identity().join(","))
             .unwrap_or_else(|_| HeaderValue::from_static("x-auth-request-user"))
     })
     .clone()

@@ -73,6 +73,25 @@ fn other_bad_values_are_named() {
     }
 }
 
+/// A minimal session has no tokens: a flag that needs one would silently do nothing
+/// (and a client's own `Authorization` would reach the app), so the start is refused.
+#[test]
+fn minimal_session_refuses_flags_that_need_tokens() {
+    for flag in [
+        "--set-authorization-header",
+        "--pass-access-token",
+        "--cookie-refresh=1m",
+    ] {
+        let (code, err) = run(&with(&["--session-cookie-minimal", flag]));
+        assert_ne!(code, 0, "{flag} accepted with --session-cookie-minimal");
+        let name = flag.split('=').next().unwrap_or(flag);
+        assert!(
+            err.contains("--session-cookie-minimal") && err.contains(name),
+            "{flag}: {err}"
+        );
+    }
+}
+
 #[test]
 fn missing_required_values_are_named() {
     let (code, err) = run(&["--client-id=nginx", "--cookie-secret=0123456789abcdef"]);

@@ -6,7 +6,8 @@
 //! - paths: a route rule on `^/admin/` also covers every spelling an upstream serves as
 //!   `/admin/...` (`//admin`, `/%2Fadmin`, `/public//..%2Fadmin` past a skip-auth route);
 //! - hosts: a host rule judges the host Envoy routes by (`Host`, `:authority`), never the
-//!   `X-Forwarded-Host` a client writes, with or without `--reverse-proxy`.
+//!   `X-Forwarded-Host` a client writes, with or without `--reverse-proxy`;
+//! - identity headers: a client's copies never reach the app, in any mix of `-` and `_`.
 
 mod common;
 
@@ -359,4 +360,91 @@ async fn admin_paths_are_refused_in_every_spelling_in_http_mode() {
 #[tokio::test]
 async fn admin_paths_are_refused_in_every_spelling_in_grpc_mode() {
     admin_paths_are_refused_in_every_spelling(false).await;
+}
+
+/// Identity headers a client forges, in the spellings Envoy passes on (a default gateway
+/// accepts `_` in names, and CGI, WSGI, PHP and Rack apps read `X-Auth_Request-User` as
+/// `X-Auth-Request-User`).
+const FORGED: &[&str] = &[
+    "X-Auth-Request-User",
+    "X-Auth_Request-User",
+    "x_auth-request_user",
+    "X_AUTH_REQUEST_USER",
+    "X-Auth-Request-Email",
+    "X-Auth_Request_Email",
+    "X-Auth-Request-Preferred_Username",
+    "X-Auth-Request-Groups",
+    "X-Auth-Request_Groups",
+    "X-Auth-Request-Access_Token",
+    "X-Forwarded-User",
+    "X-Forwarded_User",
+    "X_Forwarded-Email",
+    "X-Forwarded-Preferred_Username",
+    "X-Forwarded_Groups",
+    "X-Forwarded-Access_Token",
+];
+/// The value every forged header carries: it must never reach the app.
+const MALLORY: &str = "mallory";
+
+/// Header names as a CGI-style app reads them: lower case, `_` and `-` the same.
+fn cgi_name(name: &str) -> String {
+    name.to_ascii_lowercase().replace('_', "-")
+}
+
+async fn forged_identity_headers_never_reach_the_app(http: bool) {
+    let mode = if http { "HTTP" } else { "gRPC" };
+    let port = common::port();
+    let idp = provider_for(port).await;
+    let flags = ["--set-xauthrequest=true", "--skip-auth-route=GET=^/public/"];
+    let (authz, _stop) = start_adapter(engine(&idp.issuer, &flags).await, http).await;
+    let (upstream, seen) = common::recording_app().await;
+    let envoy = gateway(port, authz, http, upstream).await;
+    let cookies = sign_in_alice(port, mode, &envoy).await;
+    let gateway = SocketAddr::from(([127, 0, 0, 1], port));
+    let host = format!("{HOST}:{port}");
+    seen.lock().unwrap().clear();
+
+    // Signed in (the gate sets some identity headers), and on a public route (it sets none).
+    for (path, cookie) in [("/page", cookies.as_str()), ("/public/a", "")] {
+        let mut headers: Vec<(&str, &str)> = vec![("Host", &host), ("Accept", "text/html")];
+        if !cookie.is_empty() {
+            headers.push(("Cookie", cookie));
+        }
+        headers.extend(FORGED.iter().map(|name| (*name, MALLORY)));
+        let status = send(gateway, "GET", path, &headers).await;
+        assert_eq!(status, 200, "{mode}: GET {path}: {}", envoy.log_tail());
+    }
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 2, "{mode}: the app saw {seen:?}");
+    for request in seen.iter() {
+        let forged: Vec<_> = request
+            .headers
+            .iter()
+            .filter(|(_, values)| values.iter().any(|v| v == MALLORY))
+            .map(|(name, _)| name.clone())
+            .collect();
+        assert!(
+            forged.is_empty(),
+            "{mode}: {request}: forged identity headers reached the app: {forged:?}"
+        );
+    }
+    // The control: the gate's own header is there, with Alice's name, in the session request.
+    let user = seen[0].headers.iter().find_map(|(name, values)| {
+        (cgi_name(name) == "x-auth-request-user").then(|| values.join(","))
+    });
+    assert!(
+        user.is_some_and(|u| !u.is_empty() && u != MALLORY),
+        "{mode}: the gate's X-Auth-Request-User is missing: {:?}",
+        seen[0].headers
+    );
+}
+
+#[tokio::test]
+async fn forged_identity_headers_never_reach_the_app_in_http_mode() {
+    forged_identity_headers_never_reach_the_app(true).await;
+}
+
+#[tokio::test]
+async fn forged_identity_headers_never_reach_the_app_in_grpc_mode() {
+    forged_identity_headers_never_reach_the_app(false).await;
 }

@@ -412,8 +412,44 @@ impl ConfigBuilder {
     setter!(/// `--provider-client-key-file`: the private key (PEM) of the client certificate.
         provider_client_key_file: Option<std::path::PathBuf>);
 
+    /// A minimal session keeps no tokens: every setting that needs one would be
+    /// silently dropped (and, for a header, a client's own copy would reach the app).
+    fn check_minimal_session(&self) -> Result<(), ConfigError> {
+        if !self.minimal_session {
+            return Ok(());
+        }
+        let needs_tokens = [
+            (
+                self.set_authorization_header,
+                "--set-authorization-header",
+                "the ID token for the Authorization header",
+            ),
+            (
+                self.pass_access_token,
+                "--pass-access-token",
+                "the access token for X-Auth-Request-Access-Token",
+            ),
+            (
+                self.cookie.refresh.is_some(),
+                "--cookie-refresh",
+                "the refresh token",
+            ),
+        ];
+        match needs_tokens.into_iter().find(|(on, _, _)| *on) {
+            Some((_, flag, needs)) => Err(ConfigError::Conflict {
+                flag: "--session-cookie-minimal",
+                other: flag,
+                message: format!(
+                    "a minimal session keeps no tokens, and {flag} needs {needs}; drop one of the two"
+                ),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Validates everything and builds the configuration.
     pub fn build(self) -> Result<Config, ConfigError> {
+        self.check_minimal_session()?;
         let provider_tls = crate::provider::ProviderTls {
             ca_files: self
                 .provider_ca_files
@@ -636,6 +672,27 @@ mod tests {
         assert_eq!(c.proxy_prefix, "/oauth2");
         assert_eq!(c.callback_path(), "/oauth2/callback");
         assert!(c.cookie.secure && c.cookie.http_only);
+    }
+
+    #[test]
+    fn minimal_sessions_refuse_settings_that_need_tokens() {
+        let base = || {
+            Config::builder("https://idp.example.com/realms/x", "app")
+                .cookie_secret(SECRET)
+                .minimal_session(true)
+        };
+        assert!(base().build().is_ok());
+        for b in [
+            base().set_authorization_header(true),
+            base().pass_access_token(true),
+            base().cookie(CookieSettings {
+                refresh: Some(Duration::from_secs(60)),
+                ..CookieSettings::default()
+            }),
+        ] {
+            let err = b.build().unwrap_err();
+            assert!(matches!(err, ConfigError::Conflict { .. }), "{err}");
+        }
     }
 
     #[test]

@@ -205,7 +205,7 @@ impl Engine {
     /// `true` when the request needs no login: a `--skip-auth-route` or
     /// `--skip-auth-regex` rule matches its (decoded) path, or it is a CORS
     /// preflight and `--skip-auth-preflight` is on. Transports then let it
-    /// through with every identity header removed ([`crate::headers::ALL_IDENTITY`]).
+    /// through with every identity header removed ([`crate::headers::all_identity`]).
     #[must_use]
     pub fn skips_auth(&self, parts: &Parts) -> bool {
         let c = &self.inner.config;

@@ -47,6 +47,16 @@ pub enum ConfigError {
         /// What is wrong and how to fix it.
         message: String,
     },
+    /// Two settings that cannot be honoured together.
+    #[error("{flag} cannot be used with {other}: {message}")]
+    Conflict {
+        /// The first flag.
+        flag: &'static str,
+        /// The flag it conflicts with.
+        other: &'static str,
+        /// Why, and what to do.
+        message: String,
+    },
     /// A `--whitelist-domain` entry that cannot be used.
     #[error(transparent)]
     Redirect(#[from] crate::redirect::RedirectConfigError),

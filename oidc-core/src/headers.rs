@@ -1,5 +1,7 @@
 //! Identity headers set on allowed requests, and the client copies that must go.
 
+use std::sync::LazyLock;
+
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 
 use crate::config::Config;
@@ -18,9 +20,8 @@ pub const X_AUTH_REQUEST_GROUPS: HeaderName = HeaderName::from_static("x-auth-re
 pub const X_AUTH_REQUEST_ACCESS_TOKEN: HeaderName =
     HeaderName::from_static("x-auth-request-access-token");
 
-/// Every identity header a client could forge, in both `-` and `_` spellings.
-/// Header names are case-insensitive, so lower case covers every case.
-pub const ALL_IDENTITY: &[&str] = &[
+/// The identity headers the gate owns, in their canonical (`-`) spelling.
+const IDENTITY: [&str; 10] = [
     "x-auth-request-user",
     "x-auth-request-email",
     "x-auth-request-preferred-username",
@@ -31,38 +32,106 @@ pub const ALL_IDENTITY: &[&str] = &[
     "x-forwarded-preferred-username",
     "x-forwarded-groups",
     "x-forwarded-access-token",
-    "x_auth_request_user",
-    "x_auth_request_email",
-    "x_auth_request_preferred_username",
-    "x_auth_request_groups",
-    "x_auth_request_access_token",
-    "x_forwarded_user",
-    "x_forwarded_email",
-    "x_forwarded_preferred_username",
-    "x_forwarded_groups",
-    "x_forwarded_access_token",
 ];
 
-/// The subset of [`ALL_IDENTITY`] that an allow response must name for
-/// removal, given which headers it sets itself (those overwrite the client's).
-/// Computed once per configuration.
+/// Every spelling of `name` with each `-` written as `-` or `_`, canonical first.
+///
+/// Envoy passes `_` in header names unless the gateway rejects them, and many
+/// servers (CGI, WSGI, PHP, Rack) read `X-Auth_Request-User` as the very same
+/// variable as `X-Auth-Request-User`: removing only the all-`-` and all-`_`
+/// forms would let a mixed one through.
+fn spellings(name: &'static str) -> impl Iterator<Item = &'static str> {
+    let dashes: Vec<usize> = name.match_indices('-').map(|(i, _)| i).collect();
+    (0u32..1 << dashes.len()).map(move |mask| {
+        if mask == 0 {
+            return name;
+        }
+        let mut bytes = name.as_bytes().to_vec();
+        for (bit, &i) in dashes.iter().enumerate() {
+            if mask & (1 << bit) != 0 {
+                bytes[i] = b'_';
+            }
+        }
+        // Built once per process (the lists below are statics): never freed on purpose.
+        let spelled: &'static str = String::from_utf8(bytes).unwrap_or_default().leak();
+        spelled
+    })
+}
+
+/// The spellings of `names` that a client could forge, as one list for the process.
+fn spelled(include: impl Fn(&str) -> bool) -> Box<[&'static str]> {
+    IDENTITY
+        .into_iter()
+        .flat_map(|name| {
+            let keep_canonical = include(name);
+            spellings(name).filter(move |s| *s != name || keep_canonical)
+        })
+        .collect()
+}
+
+/// Every identity header a client could forge, in every spelling (each `-` as `-`
+/// or `_`; header names are case-insensitive, so lower case covers every case).
+/// Requests let through without a login (skip-auth routes) lose all of them.
+#[must_use]
+pub fn all_identity() -> &'static [&'static str] {
+    static ALL: LazyLock<Box<[&'static str]>> = LazyLock::new(|| spelled(|_| true));
+    &ALL
+}
+
+/// Whether `name` (lower case, as [`http::HeaderName`] holds it) is an identity header
+/// in any spelling: what an in-process transport strips from a request by looking at
+/// the few names it has instead of removing every spelling one by one.
+#[must_use]
+pub fn is_identity(name: &str) -> bool {
+    let same = |canonical: &str| {
+        canonical.len() == name.len()
+            && canonical
+                .bytes()
+                .zip(name.bytes())
+                .all(|(c, n)| c == n || (c == b'-' && n == b'_'))
+    };
+    (name.starts_with("x-") || name.starts_with("x_")) && IDENTITY.iter().any(|c| same(c))
+}
+
+/// Removes every identity header from `headers`, in any spelling.
+pub fn strip_identity(headers: &mut HeaderMap) {
+    // Nearly always none: look before collecting anything.
+    if !headers.keys().any(|n| is_identity(n.as_str())) {
+        return;
+    }
+    let forged: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| is_identity(n.as_str()))
+        .cloned()
+        .collect();
+    for name in forged {
+        headers.remove(name);
+    }
+}
+
+/// The subset of [`all_identity`] that an allow response must name for removal,
+/// given which headers it sets itself (those overwrite the client's canonical
+/// copy; the other spellings are always removed). One list per combination of
+/// settings, shared by every engine of the process.
 pub(crate) fn removal_list(config: &Config) -> &'static [&'static str] {
-    let sets_xauth = config.set_xauthrequest;
-    let sets_token = config.pass_access_token;
-    let list: Vec<&'static str> = ALL_IDENTITY
-        .iter()
-        .copied()
-        .filter(|h| match *h {
+    fn sets(name: &str, xauth: bool, token: bool) -> bool {
+        match name {
             "x-auth-request-user"
             | "x-auth-request-email"
             | "x-auth-request-preferred-username"
-            | "x-auth-request-groups" => !sets_xauth,
-            "x-auth-request-access-token" => !sets_token,
-            _ => true,
-        })
-        .collect();
-    // One small list per engine, kept for the process lifetime.
-    Box::leak(list.into_boxed_slice())
+            | "x-auth-request-groups" => xauth,
+            "x-auth-request-access-token" => token,
+            _ => false,
+        }
+    }
+    static LISTS: [LazyLock<Box<[&'static str]>>; 4] = [
+        LazyLock::new(|| spelled(|n| !sets(n, false, false))),
+        LazyLock::new(|| spelled(|n| !sets(n, true, false))),
+        LazyLock::new(|| spelled(|n| !sets(n, false, true))),
+        LazyLock::new(|| spelled(|n| !sets(n, true, true))),
+    ];
+    let index = usize::from(config.set_xauthrequest) | usize::from(config.pass_access_token) << 1;
+    &LISTS[index]
 }
 
 fn value(s: &str) -> Option<HeaderValue> {
@@ -118,4 +187,60 @@ pub(crate) fn identity_headers(config: &Config, session: &Session) -> HeaderMap 
         h.insert(header::AUTHORIZATION, v);
     }
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_spelling_is_listed_and_recognised() {
+        let all = all_identity();
+        // 2^(number of dashes) spellings of each name.
+        let expected: usize = IDENTITY.iter().map(|n| 1 << n.matches('-').count()).sum();
+        assert_eq!(all.len(), expected);
+        for mixed in [
+            "x-auth_request-user",
+            "x_auth-request_email",
+            "x-auth-request-preferred_username",
+            "x_forwarded-access_token",
+        ] {
+            assert!(all.contains(&mixed), "{mixed} not listed");
+            assert!(is_identity(mixed), "{mixed} not recognised");
+        }
+        assert!(!is_identity("x-auth-request-userx"));
+        assert!(!is_identity("x-request-id"));
+        assert!(!is_identity("authorization"));
+    }
+
+    #[test]
+    fn removal_lists_keep_only_what_the_gate_sets() {
+        let c = Config::builder("https://idp.example.com/realms/x", "app")
+            .cookie_secret("0123456789abcdef")
+            .set_xauthrequest(true)
+            .build()
+            .expect("config");
+        let list = removal_list(&c);
+        assert!(
+            !list.contains(&"x-auth-request-user"),
+            "set, so overwritten"
+        );
+        assert!(list.contains(&"x-auth_request-user"), "other spellings go");
+        assert!(
+            list.contains(&"x-auth-request-access-token"),
+            "not set: removed"
+        );
+        assert_eq!(list.len(), all_identity().len() - 4);
+    }
+
+    #[test]
+    fn strip_removes_mixed_spellings_only() {
+        let mut h = HeaderMap::new();
+        h.insert("x-auth_request-user", HeaderValue::from_static("admin"));
+        h.insert("x_forwarded_email", HeaderValue::from_static("a@b"));
+        h.insert("x-request-id", HeaderValue::from_static("1"));
+        strip_identity(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-request-id"));
+    }
 }

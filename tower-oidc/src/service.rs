@@ -114,6 +114,9 @@ where
         if let Some(decided) = decided_by_outer_layer(&s.rule, &parts) {
             return decided.future(service, parts, body);
         }
+        // Identity headers come from this layer only: a client's copies, in any
+        // spelling, go before anything else (public routes and bearer tokens too).
+        oidc_core::headers::strip_identity(&mut parts.headers);
         let engine_route = s.sessions && is_engine_route(&s.engine, &parts);
         // Fast path: a public route and nothing to authenticate with.
         let has_credentials = (s.bearer.is_some()
@@ -379,9 +382,9 @@ fn forward_anonymous(settings: &Arc<Settings>, mut parts: Parts) -> Authorized {
 /// forged ones removed (as the adapter would), `Identity` and `AccessToken`
 /// in the extensions, response headers kept for the response.
 fn forward_session(mut parts: Parts, allow: Allow) -> Authorized {
-    for name in allow.headers_to_remove {
-        parts.headers.remove(*name);
-    }
+    // `allow.headers_to_remove` names every spelling of the identity headers the gate
+    // does not set; looking at the request's own few names removes the same ones.
+    oidc_core::headers::strip_identity(&mut parts.headers);
     let mut current = None;
     for (name, value) in allow.upstream_headers {
         match name {

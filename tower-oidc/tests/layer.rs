@@ -64,6 +64,12 @@ fn echo() -> impl Service<
             "realm_roles": id.map(Identity::realm_roles),
             "client_roles": id.map(Identity::client_roles),
             "token": token.map(AccessToken::expose),
+            "forged": req
+                .headers()
+                .iter()
+                .filter(|(_, v)| *v == FORGED_VALUE)
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>(),
         });
         let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
         r.headers_mut()
@@ -180,6 +186,50 @@ async fn public_routes_let_anonymous_requests_through_without_identity() {
         assert_eq!(r.status(), StatusCode::OK);
         let body = json_body(r).await;
         assert_eq!(body["sub"], Value::Null);
+    }
+}
+
+/// What a client writes into identity headers it forges.
+const FORGED_VALUE: &str = "mallory";
+
+/// Adds forged identity headers, in mixed `-`/`_` spellings, to `req`.
+fn forged(mut req: Request<Full<Bytes>>) -> Request<Full<Bytes>> {
+    for name in [
+        "x-auth-request-user",
+        "x-auth_request-user",
+        "x_auth_request_email",
+        "x-forwarded-preferred_username",
+        "x-forwarded_groups",
+    ] {
+        req.headers_mut().insert(
+            http::HeaderName::from_static(name),
+            http::HeaderValue::from_static(FORGED_VALUE),
+        );
+    }
+    req
+}
+
+#[tokio::test]
+async fn forged_identity_headers_never_reach_the_service() {
+    let key = SigningKey::generate("k1");
+    let idp = FakeIssuer::start(&[&key]).await;
+    let token = key.sign(&idp.claims("alice", CLIENT));
+    let public = ServiceBuilder::new()
+        .layer(
+            OidcLayer::new(engine(&idp).await)
+                .bearer(BearerValidator::new(engine(&idp).await))
+                .require(Rule::public()),
+        )
+        .service(echo());
+    for (what, req) in [
+        ("anonymous", api("/").no_body()),
+        ("bearer", bearer("/api", &token)),
+        ("refused bearer", bearer("/api", "not-a-jwt")),
+    ] {
+        let r = call(&public, forged(req)).await;
+        assert_eq!(r.status(), StatusCode::OK, "{what}");
+        let body = json_body(r).await;
+        assert_eq!(body["forged"], json!([]), "{what}: {body}");
     }
 }
 
