@@ -43,7 +43,7 @@ use serde_json::{Map, Value};
 use test_support::browser::{Browser, host_rules};
 use test_support::envoy::Envoy;
 use test_support::keycloak::{
-    ALICE, BOB, CAROL, IDP_ALIAS, Keycloak, REALM, TestUser, UPSTREAM_REALM, keycloak,
+    ALICE, BOB, CAROL, DAVE, IDP_ALIAS, Keycloak, REALM, TestUser, UPSTREAM_REALM, keycloak,
     login_at_keycloak, logout_at_keycloak,
 };
 use test_support::{ClientSpec, OidcProvider, free_port, login_at_provider, logout_at_provider};
@@ -744,6 +744,18 @@ async fn bearer_tokens_through_envoy(mode: Mode) {
         "bob lacks the admin role"
     );
     assert_eq!(call("/api/things", &bob).await.unwrap().status(), 200);
+
+    // Dave's email is not verified: the login refuses him, and so does his bearer token.
+    let dave = token_of(&DAVE).await;
+    let r = call("/api/things", &dave).await.unwrap();
+    assert_eq!(r.status(), 401, "an unverified email in a bearer token");
+    let challenge = r
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(challenge.contains("not verified"), "{challenge}");
 
     // A tampered token: 401 with the reason, nothing upstream.
     let mut forged = alice.clone().into_bytes();

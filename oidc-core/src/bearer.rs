@@ -60,7 +60,7 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use crate::authz::Principal;
-use crate::claims::{keycloak_roles, string_list};
+use crate::claims::{email_unverified, keycloak_roles, string_list};
 use crate::engine::Engine;
 use crate::error::{ProviderError, TokenError, chain};
 use crate::headers::identity_headers;
@@ -119,6 +119,10 @@ pub enum BearerError {
     /// Any other validation failure reported by `jsonwebtoken`.
     #[error("the bearer token is invalid")]
     Invalid(#[source] jsonwebtoken::errors::Error),
+    /// The token carries an email its issuer says is not verified
+    /// (`email_verified: false`), refused as at the login.
+    #[error("the bearer token's email is not verified")]
+    EmailNotVerified,
     /// The issuer has not been discovered yet (or its discovery failed a
     /// moment ago): try again shortly.
     #[error("the token's identity provider is not reachable yet")]
@@ -153,6 +157,7 @@ impl BearerError {
             Self::MissingClaim(_) => "the access token lacks a required claim",
             Self::NotAccessToken(_) => "the token is not an access token",
             Self::Invalid(_) => "the access token is invalid",
+            Self::EmailNotVerified => "the access token's email is not verified",
             Self::NotReady | Self::Provider(_) => {
                 "the access token's issuer cannot be reached right now"
             }
@@ -633,10 +638,11 @@ impl BearerValidator {
         {
             return Err(BearerError::MissingClaim("sub"));
         }
-        Ok(BearerClaims::from_claims(
-            claims,
-            &inner.engine.config().groups_claim,
-        ))
+        let config = inner.engine.config();
+        if email_unverified(&claims) && !config.allow_unverified_email {
+            return Err(BearerError::EmailNotVerified);
+        }
+        Ok(BearerClaims::from_claims(claims, &config.groups_claim))
     }
 
     /// [`BearerValidator::validate`], remembering accepted tokens: a token accepted before

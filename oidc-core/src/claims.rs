@@ -1,4 +1,5 @@
-//! Reading lists out of JWT claims: groups, and Keycloak's realm and client roles.
+//! Reading JWT claims: groups, Keycloak's realm and client roles, and whether the email
+//! is verified.
 
 use serde_json::{Map, Value};
 
@@ -28,6 +29,19 @@ pub(crate) fn keycloak_roles(claims: &Map<String, Value>) -> (Vec<String>, Vec<S
         }
     }
     (realm, client)
+}
+
+/// `true` when the claims carry an `email` and say it is not verified
+/// (`email_verified` is `false` or `"false"`). No `email_verified` at all counts as
+/// verified, as in oauth2-proxy (many providers never send it). The one rule for the
+/// login, every refresh and bearer tokens.
+pub(crate) fn email_unverified(claims: &Map<String, Value>) -> bool {
+    let is_false = |v: &Value| {
+        matches!(v, Value::Bool(false))
+            || v.as_str().is_some_and(|s| s.eq_ignore_ascii_case("false"))
+    };
+    claims.get("email").and_then(Value::as_str).is_some()
+        && claims.get("email_verified").is_some_and(is_false)
 }
 
 #[cfg(test)]

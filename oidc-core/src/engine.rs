@@ -11,7 +11,7 @@ use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use serde_json::{Map, Value, json};
 
-use crate::claims::{keycloak_roles, string_list};
+use crate::claims::{email_unverified, keycloak_roles, string_list};
 use crate::config::Config;
 use crate::cookies::CookieWriter;
 use crate::decision::{Allow, Decision, Deny, DenyReason};
@@ -627,6 +627,13 @@ impl Engine {
             }
             None => Map::new(),
         };
+        // The login's email rule holds at every refresh: a provider account whose address
+        // changed to an unverified one, or to one the email rules refuse, signs in again
+        // (and is judged) instead of carrying the new address upstream.
+        if email_unverified(&claims) && !c.allow_unverified_email {
+            tracing::warn!(sub = %old.subject, "refreshed ID token has an unverified email; session ended");
+            return Outcome::Ended;
+        }
         let mut fresh = build_session(c, &claims, tokens, now);
         // Claims the refresh response did not repeat stay as they were.
         fresh.subject.clone_from(&old.subject);
@@ -648,6 +655,10 @@ impl Engine {
         }
         fresh.created_at = old.created_at;
         fresh.expires_at = old.expires_at;
+        if fresh.email != old.email && !self.email_allowed(&fresh) {
+            tracing::warn!(sub = %old.subject, "refreshed ID token has an email the email rules refuse; session ended");
+            return Outcome::Ended;
+        }
         tracing::info!(sub = %fresh.subject, "session refreshed");
         Outcome::Refreshed(Arc::new(fresh))
     }
@@ -878,13 +889,10 @@ impl Engine {
             },
         )
         .await?;
-        let session = build_session(c, &claims, tokens, now);
-        if session.email.is_some()
-            && claims.get("email_verified").is_some_and(is_false)
-            && !c.allow_unverified_email
-        {
+        if email_unverified(&claims) && !c.allow_unverified_email {
             return Err(LoginError::EmailNotVerified);
         }
+        let session = build_session(c, &claims, tokens, now);
         Ok((session, flow.return_to))
     }
 
@@ -1121,10 +1129,6 @@ fn login_error_page(e: &LoginError, retry: &str) -> Response<Bytes> {
             pages::escape_html(retry)
         ),
     )
-}
-
-fn is_false(v: &Value) -> bool {
-    matches!(v, Value::Bool(false)) || v.as_str().is_some_and(|s| s.eq_ignore_ascii_case("false"))
 }
 
 /// The payload of a JWT access token, without verifying it: it came straight

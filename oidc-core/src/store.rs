@@ -344,6 +344,10 @@ impl Store {
                     return Ok(Outcome::Refreshed(done));
                 }
                 let outcome = refresh.await;
+                // A session the refresh ended ends for every replica, not only this one.
+                if let (Outcome::Ended, Some(t)) = (&outcome, &loaded.ticket) {
+                    self.delete(t).await;
+                }
                 if let Outcome::Refreshed(fresh) = &outcome {
                     let now = crate::engine::unix_now();
                     match &loaded.ticket {

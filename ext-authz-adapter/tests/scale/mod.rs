@@ -193,7 +193,7 @@ pub struct Replica {
 
 impl Replica {
     /// Spawns the binary with the seed's args, `issuer`, the realm's client secret (env, as in
-    /// the seed), `extra`, and HTTP on `http`, gRPC and metrics on free ports; waits until it
+    /// the seed), `extra` (replacing the seed's value of a flag it names), and HTTP on `http`, gRPC and metrics on free ports; waits until it
     /// has logged where it listens (not for `/ready`).
     ///
     /// `http` with port 0: it picks a free port, read back from its log. A reserved port
@@ -208,13 +208,9 @@ impl Replica {
         extra: &[String],
     ) -> Replica {
         let grpc_port = if http.port() == 0 { 0 } else { free_port() };
-        let mut args: Vec<String> = SEED_ARGS.iter().map(|a| (*a).to_owned()).collect();
-        args.extend([
-            format!("--oidc-issuer-url={issuer}"),
-            format!("--cookie-secret={COOKIE_SECRET}"),
-            format!("--client-id={CLIENT_ID}"),
-        ]);
-        args.extend(extra.iter().cloned());
+        // A flag in `extra` replaces the seed's (`--email-domain=example.com` for its `*`).
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let args = crate::common::seed_args(issuer, [], &extra);
         let unbound = SocketAddr::from(([127, 0, 0, 1], 0));
         let mut replica = Replica {
             name: name.to_owned(),
