@@ -687,6 +687,15 @@ async fn keycloak_login_through_envoy_grpc_mode() {
 // ---------------------------------------------------------------------------------------------
 // Bearer tokens from Keycloak (--skip-jwt-bearer-tokens).
 
+/// The `WWW-Authenticate` header of `r` (empty when none).
+fn www_authenticate(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
 async fn bearer_tokens_through_envoy(mode: Mode) {
     let kc = keycloak();
     let stack = Stack::keycloak(
@@ -749,12 +758,7 @@ async fn bearer_tokens_through_envoy(mode: Mode) {
     let dave = token_of(&DAVE).await;
     let r = call("/api/things", &dave).await.unwrap();
     assert_eq!(r.status(), 401, "an unverified email in a bearer token");
-    let challenge = r
-        .headers()
-        .get("www-authenticate")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let challenge = www_authenticate(&r);
     assert!(challenge.contains("not verified"), "{challenge}");
 
     // A tampered token: 401 with the reason, nothing upstream.
@@ -764,12 +768,7 @@ async fn bearer_tokens_through_envoy(mode: Mode) {
     let forged = String::from_utf8(forged).unwrap();
     let r = call("/api/things", &forged).await.unwrap();
     assert_eq!(r.status(), 401);
-    let challenge = r
-        .headers()
-        .get("www-authenticate")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let challenge = www_authenticate(&r);
     assert!(challenge.contains("invalid_token"), "{challenge}");
     // An opaque token: 401 as well.
     assert_eq!(
