@@ -5,7 +5,7 @@
 //! return URL and start time. Two tabs can log in at once; at most
 //! `max_flows` are kept per browser, the oldest dropped first.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::Mutex;
 
 use base64::Engine as _;
@@ -59,14 +59,37 @@ pub(crate) fn pkce_challenge(verifier: &str) -> String {
 pub(crate) struct Flows {
     sealer: Sealer,
     prefix: String,
-    /// States already used, until their flow would have expired anyway: a
-    /// callback replayed together with its flow cookie is refused.
-    consumed: Mutex<HashMap<[u8; 32], u64>>,
+    /// States already used: a callback replayed together with its flow cookie is refused.
+    consumed: Mutex<Consumed>,
 }
 
-/// Most used states remembered; beyond it new logins are refused rather than
-/// old entries forgotten (which would reopen replays).
+/// Most used states remembered (in two generations of half as many each).
 const MAX_CONSUMED: usize = 100_000;
+
+/// The used states (hashed), in two generations: when the current one is full it becomes
+/// the previous one and the previous one is forgotten. So memory stays bounded and a flood
+/// of callbacks (each needs a flow cookie from `<prefix>/start`, and costs one token request)
+/// can push old states out but never lock real logins out. A state pushed out could be
+/// replayed only with its flow cookie, within `flow_ttl`, and with a code the provider has
+/// not redeemed yet (a code is single-use at the provider, RFC 6749 §4.1.2).
+#[derive(Debug, Default)]
+struct Consumed {
+    current: HashSet<[u8; 32]>,
+    previous: HashSet<[u8; 32]>,
+}
+
+impl Consumed {
+    /// Marks `key` used; `false` if it was used before (a replay).
+    fn insert(&mut self, key: [u8; 32]) -> bool {
+        if self.current.contains(&key) || self.previous.contains(&key) {
+            return false;
+        }
+        if self.current.len() >= MAX_CONSUMED / 2 {
+            self.previous = std::mem::take(&mut self.current);
+        }
+        self.current.insert(key)
+    }
+}
 
 /// A started login: where to send the browser and the cookies to set.
 pub(crate) struct Started {
@@ -79,25 +102,18 @@ impl Flows {
         Self {
             sealer: Sealer::new(&config.cookie_secrets, Purpose::Flow),
             prefix: format!("{}_csrf_", config.cookie.name),
-            consumed: Mutex::new(HashMap::new()),
+            consumed: Mutex::default(),
         }
     }
 
-    /// Marks `state` used; `false` if it was used before (a replay).
-    fn consume(&self, state: &str, expires_at: u64, now: u64) -> bool {
+    /// Marks `state` used; `false` if it was used before (a replay). Called before the
+    /// code exchange, so one flow cookie causes at most one token request.
+    fn consume(&self, state: &str) -> bool {
         let key: [u8; 32] = Sha256::digest(state.as_bytes()).into();
-        let mut used = self
-            .consumed
+        self.consumed
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if used.len() >= MAX_CONSUMED / 2 {
-            used.retain(|_, exp| *exp >= now);
-        }
-        if used.contains_key(&key) || used.len() >= MAX_CONSUMED {
-            return false;
-        }
-        used.insert(key, expires_at);
-        true
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key)
     }
 
     fn name_for(&self, state: &str) -> Option<String> {
@@ -218,11 +234,7 @@ impl Flows {
         {
             return Err(LoginError::State);
         }
-        if !self.consume(
-            &flow.state,
-            flow.created_at + config.flow_ttl.as_secs(),
-            now,
-        ) {
+        if !self.consume(&flow.state) {
             return Err(LoginError::State);
         }
         Ok((flow, clear))
@@ -232,6 +244,20 @@ impl Flows {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn used_states_are_refused_and_a_flood_never_locks_logins_out() {
+        let key = |i: usize| -> [u8; 32] { Sha256::digest(i.to_le_bytes()).into() };
+        let mut used = Consumed::default();
+        assert!(used.insert(key(0)));
+        assert!(!used.insert(key(0)), "a replay");
+        for i in 1..=MAX_CONSUMED + 1 {
+            assert!(used.insert(key(i)), "state {i} refused");
+        }
+        assert!(used.current.len() + used.previous.len() <= MAX_CONSUMED);
+        // The most recent ones are still remembered.
+        assert!(!used.insert(key(MAX_CONSUMED)));
+    }
 
     #[test]
     fn pkce_matches_rfc7636_appendix_b() {
