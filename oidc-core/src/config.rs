@@ -119,7 +119,8 @@ pub struct Config {
     pub allow_unverified_email: bool,
     /// Claim that carries the groups (`--oidc-groups-claim`, default `groups`).
     pub groups_claim: String,
-    /// Allowed email domains (`--email-domain`); `*` allows any.
+    /// Allowed email domains (`--email-domain`); `*` allows any, none allows nobody
+    /// (unless the address is in [`Config::authenticated_emails`]).
     pub email_domains: Vec<String>,
     /// Allowed email addresses (`--authenticated-emails-file`), lower case; an
     /// address listed here passes even if its domain is not allowed.
@@ -202,7 +203,8 @@ pub struct ConfigBuilder {
     skip_nonce: bool,
     allow_unverified_email: bool,
     groups_claim: String,
-    email_domains: Vec<String>,
+    /// `None`: not set (see [`ConfigBuilder::email_domains`] for the library default).
+    email_domains: Option<Vec<String>>,
     authenticated_emails: Vec<String>,
     authorization: crate::authz::Rule,
     authorization_rules: Vec<String>,
@@ -260,7 +262,7 @@ impl ConfigBuilder {
             skip_nonce: false,
             allow_unverified_email: false,
             groups_claim: "groups".to_owned(),
-            email_domains: Vec::new(),
+            email_domains: None,
             authenticated_emails: Vec::new(),
             authorization: crate::authz::Rule::authenticated(),
             authorization_rules: Vec::new(),
@@ -337,8 +339,6 @@ impl ConfigBuilder {
         allow_unverified_email: bool);
     setter!(/// Claim carrying the groups.
         groups_claim: String);
-    setter!(/// Allowed email domains (`*` = any).
-        email_domains: Vec<String>);
     setter!(/// Who may pass once signed in.
         authorization: crate::authz::Rule);
     setter!(/// `--authorization-rule` values (`[HOST][PATH_REGEX]=group:G,role:R`, see
@@ -358,6 +358,17 @@ impl ConfigBuilder {
         skip_auth_regexes: Vec<String>);
     setter!(/// Let CORS preflights through.
         skip_auth_preflight: bool);
+
+    /// Allowed email domains (`*` = any, `.example.com` = its subdomains; an empty list
+    /// allows nobody but [`ConfigBuilder::authenticated_emails`]).
+    ///
+    /// Not set, the library allows any signed-in user (as if `*`), or only the
+    /// authenticated emails when those are given. (The adapter's command line keeps
+    /// oauth2-proxy's default instead: without `--email-domain`, nobody.)
+    pub fn email_domains(mut self, domains: Vec<String>) -> Self {
+        self.email_domains = Some(domains);
+        self
+    }
 
     /// Allowed email addresses (in addition to allowed domains).
     pub fn authenticated_emails(mut self, emails: Vec<String>) -> Self {
@@ -620,7 +631,13 @@ impl ConfigBuilder {
             skip_nonce: self.skip_nonce,
             allow_unverified_email: self.allow_unverified_email,
             groups_claim: self.groups_claim,
-            email_domains: self.email_domains,
+            email_domains: self.email_domains.unwrap_or_else(|| {
+                if self.authenticated_emails.is_empty() {
+                    vec!["*".to_owned()]
+                } else {
+                    Vec::new()
+                }
+            }),
             authenticated_emails: self.authenticated_emails,
             authorization: self.authorization,
             authorization_rules,
@@ -672,6 +689,22 @@ mod tests {
         assert_eq!(c.proxy_prefix, "/oauth2");
         assert_eq!(c.callback_path(), "/oauth2/callback");
         assert!(c.cookie.secure && c.cookie.http_only);
+    }
+
+    #[test]
+    fn library_default_allows_any_email_and_the_explicit_list_wins() {
+        let b = || Config::builder("https://idp.example.com/realms/x", "app").cookie_secret(SECRET);
+        assert_eq!(b().build().unwrap().email_domains, ["*"]);
+        let listed = b()
+            .authenticated_emails(vec!["a@example.com".into()])
+            .build()
+            .unwrap();
+        assert!(listed.email_domains.is_empty(), "only the listed addresses");
+        let nobody = b().email_domains(Vec::new()).build().unwrap();
+        assert!(
+            nobody.email_domains.is_empty(),
+            "as the command line's default"
+        );
     }
 
     #[test]
