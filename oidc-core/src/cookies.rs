@@ -110,8 +110,11 @@ impl CookieWriter {
         // Names and values are cookie-safe by construction (config-validated
         // names, base64url values), so this cannot fail; fall back to a
         // harmless empty cookie rather than panic.
-        HeaderValue::from_str(&out)
-            .unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
+        let mut v = HeaderValue::from_str(&out)
+            .unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"));
+        // A session or flow cookie is a credential: `Debug` of a response shows `Sensitive`.
+        v.set_sensitive(!value.is_empty());
+        v
     }
 }
 

@@ -138,6 +138,14 @@ fn value(s: &str) -> Option<HeaderValue> {
     HeaderValue::from_str(s).ok()
 }
 
+/// A header value holding a token: marked sensitive, so `Debug` shows `Sensitive` (and
+/// HTTP/2 never indexes it).
+fn secret(s: &str) -> Option<HeaderValue> {
+    let mut v = value(s)?;
+    v.set_sensitive(true);
+    Some(v)
+}
+
 /// The upstream headers for an allowed session.
 pub(crate) fn identity_headers(config: &Config, session: &Session) -> HeaderMap {
     let mut h = HeaderMap::with_capacity(6);
@@ -174,7 +182,7 @@ pub(crate) fn identity_headers(config: &Config, session: &Session) -> HeaderMap 
             session
                 .access_token
                 .as_deref()
-                .and_then(value)
+                .and_then(secret)
                 .unwrap_or(HeaderValue::from_static("")),
         );
     }
@@ -182,7 +190,7 @@ pub(crate) fn identity_headers(config: &Config, session: &Session) -> HeaderMap 
         && let Some(v) = session
             .id_token
             .as_deref()
-            .and_then(|t| value(&format!("Bearer {t}")))
+            .and_then(|t| secret(&format!("Bearer {t}")))
     {
         h.insert(header::AUTHORIZATION, v);
     }
@@ -231,6 +239,26 @@ mod tests {
             "not set: removed"
         );
         assert_eq!(list.len(), all_identity().len() - 4);
+    }
+
+    #[test]
+    fn tokens_never_show_in_debug_output() {
+        let c = Config::builder("https://idp.example.com/realms/x", "app")
+            .cookie_secret("0123456789abcdef")
+            .pass_access_token(true)
+            .set_authorization_header(true)
+            .build()
+            .expect("config");
+        let session = Session {
+            subject: "alice".into(),
+            id_token: Some("id-token-secret".into()),
+            access_token: Some("access-token-secret".into()),
+            refresh_token: Some("refresh-token-secret".into()),
+            ..Session::default()
+        };
+        let shown = format!("{session:?} {:?}", identity_headers(&c, &session));
+        assert!(shown.contains("alice"), "{shown}");
+        assert!(!shown.contains("-token-secret"), "{shown}");
     }
 
     #[test]
