@@ -108,7 +108,7 @@ impl std::fmt::Debug for Browser {
 }
 
 impl Browser {
-    /// Starts chromedriver (on a port of its choosing) and a headless Chromium session with a fresh
+    /// Starts chromedriver (on a reserved port) and a headless Chromium session with a fresh
     /// profile and these `--host-resolver-rules` (see [`host_rules`]; empty for none).
     ///
     /// Panics if chromedriver or Chromium is missing or does not start, with chromedriver's
@@ -118,9 +118,12 @@ impl Browser {
         let chromium = binary(CHROMIUM_ENV, DEFAULT_CHROMIUM, "chromium");
         let profile = fresh_profile_dir();
 
+        // Not `--port=0`: chromedriver then binds [::1]:0 and tries the same port on
+        // 127.0.0.1, which another process may hold ("bind() failed: Address already in use
+        // ... IPv4 port not available. Exiting..."). A reserved port is free on both.
+        let port = crate::reserve_port("chromedriver");
         let mut driver = Command::new(&chromedriver)
-            // Port 0: chromedriver picks a free one and prints it (no race over "free" ports).
-            .arg("--port=0")
+            .arg(format!("--port={port}"))
             .arg("--log-level=WARNING")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -140,7 +143,7 @@ impl Browser {
 
         let deadline = Instant::now() + START_TIMEOUT;
         let mut waiting_for =
-            "the line `ChromeDriver was started successfully on port <port>` (--port=0)".to_owned();
+            format!("the line `ChromeDriver was started successfully on port {port}`");
         let driver_addr = loop {
             if let Ok(Some(status)) = driver.try_wait() {
                 start
