@@ -55,7 +55,12 @@
 //!   the adapter's HTTP port, as the VirtualService of `ext-authz-adapter istio` and of the Helm
 //!   chart does: the route keeps the check (the adapter answers its endpoints as deny
 //!   responses), and an answer of 200 (`<prefix>/userinfo`, the sign-in page), which Envoy takes
-//!   for an allow, then reaches the adapter itself instead of the application.
+//!   for an allow, then reaches the adapter itself instead of the application. One exception,
+//!   routed first: a `POST` of exactly `<prefix>/backchannel-logout` (query strings aside)
+//!   reaches the adapter *without* the check (per-route `disabled`), since the check request
+//!   carries no body and the provider's logout token is in it ([`BACKCHANNEL_LOGOUT`]). Envoy
+//!   matches it after path normalisation and case-sensitively: `//`, `%2F`, a trailing segment,
+//!   another case or another method fall to the checked routes.
 //! - Istio enables its ext_authz filter only for requests a CUSTOM policy matches (RBAC shadow
 //!   metadata); here a host or path prefix outside the policy disables the filter with a
 //!   per-route `ExtAuthzPerRoute { disabled: true }` instead, with the same effect.
@@ -114,6 +119,11 @@ pub const AUTHZ_HTTP_CLUSTER: &str = "ext_authz_http";
 
 /// Cluster name of the authz server in gRPC mode.
 pub const AUTHZ_GRPC_CLUSTER: &str = "ext_authz_grpc";
+
+/// The adapter's back-channel logout endpoint under its prefix (`/oauth2/backchannel-logout`):
+/// the provider POSTs its signed logout token there, so the gateway routes a `POST` of exactly
+/// that path to the adapter's HTTP port without ext_authz (a check carries no body).
+pub const BACKCHANNEL_LOGOUT: &str = "backchannel-logout";
 
 /// The adapter's default `--proxy-prefix`, as a route prefix: the path prefix of its own
 /// endpoints (`/oauth2/start`, `/oauth2/callback`, `/oauth2/userinfo`, ...).
@@ -199,6 +209,14 @@ pub struct AdapterRoute {
     /// The adapter's HTTP address (`--http-address`), in gRPC mode too: the gRPC port speaks
     /// only `envoy.service.auth.v3.Authorization`.
     pub addr: SocketAddr,
+}
+
+impl AdapterRoute {
+    /// `<prefix>/backchannel-logout`: the one path (for `POST` only) that reaches the adapter
+    /// without the check, so that the provider's logout arrives with its body.
+    pub fn backchannel_logout_path(&self) -> String {
+        format!("{}/{BACKCHANNEL_LOGOUT}", self.prefix.trim_end_matches('/'))
+    }
 }
 
 impl VirtualHost {
@@ -470,18 +488,23 @@ pub fn header_allowed(headers: &[&str], name: &str) -> bool {
 
 fn virtual_host(host: &VirtualHost, cluster: &str, adapter_cluster: &str) -> Value {
     let route = json!({ "cluster": cluster, "timeout": "0s" });
-    // The adapter's endpoints first (the VirtualService's first route), with the check: no
-    // per-route `disabled`, whatever `unprotected_prefixes` says.
-    let mut routes: Vec<Value> = host
-        .adapter_route
-        .iter()
-        .map(|adapter| {
-            json!({
-                "match": { "prefix": adapter.prefix },
-                "route": { "cluster": adapter_cluster, "timeout": "0s" },
-            })
-        })
-        .collect();
+    let to_adapter = json!({ "cluster": adapter_cluster, "timeout": "0s" });
+    // The provider's back-channel logout first: a POST of exactly that path (any query) goes
+    // to the adapter without the check, whose request would carry no body. Then the
+    // adapter's endpoints (the VirtualService's first route), with the check: no per-route
+    // `disabled`, whatever `unprotected_prefixes` says.
+    let mut routes: Vec<Value> = Vec::new();
+    if let Some(adapter) = &host.adapter_route {
+        routes.push(json!({
+            "match": {
+                "path": adapter.backchannel_logout_path(),
+                "headers": [{ "name": ":method", "string_match": { "exact": "POST" } }],
+            },
+            "route": to_adapter,
+            "typed_per_filter_config": authz_disabled(),
+        }));
+        routes.push(json!({ "match": { "prefix": adapter.prefix }, "route": to_adapter }));
+    }
     routes.extend(
         host.unprotected_prefixes
             .iter()
@@ -829,9 +852,25 @@ mod tests {
         let bootstrap = parse(&config);
         let vhosts = &hcm(&bootstrap)["route_config"]["virtual_hosts"];
         let routes = vhosts[0]["routes"].as_array().unwrap();
-        // First the adapter's prefix, checked (no per-route `disabled`, even when an
-        // unprotected prefix names it too), then the unprotected prefixes, then the app.
-        assert_eq!(routes.len(), 4, "{routes:#?}");
+        // First the provider's back-channel logout: a POST of exactly that path, to the
+        // adapter without the check. Then the adapter's prefix, checked (no per-route
+        // `disabled`, even when an unprotected prefix names it too), then the unprotected
+        // prefixes, then the app.
+        assert_eq!(routes.len(), 5, "{routes:#?}");
+        let logout = &routes[0];
+        assert_eq!(
+            logout["match"],
+            json!({
+                "path": "/oauth2/backchannel-logout",
+                "headers": [{ "name": ":method", "string_match": { "exact": "POST" } }],
+            })
+        );
+        assert_eq!(
+            logout["typed_per_filter_config"][EXT_AUTHZ_FILTER]["disabled"],
+            true
+        );
+        assert_eq!(logout["route"]["cluster"], routes[1]["route"]["cluster"]);
+        let routes = &routes[1..];
         assert_eq!(routes[0]["match"]["prefix"], "/oauth2/");
         assert!(
             routes[0].get("typed_per_filter_config").is_none(),

@@ -55,6 +55,11 @@ fn every_mistake_of_the_seed_is_reported_at_its_line() {
         ), // action/provider/rules under selector
         ("authorization-policy.yaml", 10, "underscore-headers"), // no EnvoyFilter for the gateway
         ("authorization-policy.yaml", 12, "provider-undeclared"), // nginx-oauth2-proxy vs oauth2-proxy
+        (
+            "authorization-policy.yaml",
+            14,
+            "backchannel-logout-checked",
+        ), // the IdP's logout POST
         // The mesh ConfigMap.
         ("istio-configmap.yaml", 4, "mesh-namespace"), // no namespace: not istio-system/istio
         ("istio-configmap.yaml", 21, "path-normalization"), // no pathNormalization: `//` kept
@@ -212,15 +217,37 @@ fn undoing_a_fix_of_the_seed_reports_it() {
         "underscore-headers",
         "context: GATEWAY",
     );
-    // /oauth2 routed to the application (nginx) instead of the adapter.
+    // /oauth2 routed to the application (nginx) instead of the adapter: the unchecked
+    // back-channel logout POST goes there too.
+    let and_the_logout = |findings: Vec<Finding>| {
+        let (logout, rest): (Vec<Finding>, Vec<Finding>) = findings
+            .into_iter()
+            .partition(|f| f.rule == "backchannel-logout-route");
+        assert_eq!(
+            located(&logout),
+            [(
+                "authorization-policy.yaml".to_owned(),
+                14,
+                "backchannel-logout-route"
+            )],
+            "\n{}",
+            show(&logout)
+        );
+        assert!(
+            logout[0].problem.contains("sends it to hello-nginx"),
+            "{}",
+            logout[0]
+        );
+        rest
+    };
     one(
-        undo("nginx-virtual-service.yaml", &|t| {
+        and_the_logout(undo("nginx-virtual-service.yaml", &|t| {
             t.replacen(
                 "host: nginx-oauth2-proxy.nginx.svc.cluster.local\n        port:\n          number: 4180",
                 "host: hello-nginx.nginx.svc.cluster.local\n        port:\n          number: 80",
                 1,
             )
-        }),
+        })),
         "nginx-virtual-service.yaml",
         33,
         "prefix-route",
@@ -228,12 +255,12 @@ fn undoing_a_fix_of_the_seed_reports_it() {
     );
     // ... or no /oauth2 route at all: the catch-all (the app) gets it.
     one(
-        undo("nginx-virtual-service.yaml", &|t| {
+        and_the_logout(undo("nginx-virtual-service.yaml", &|t| {
             t.replace(
                 "  - match:\n    - uri:\n        prefix: \"/oauth2\"\n    route:\n    - destination:\n        host: nginx-oauth2-proxy.nginx.svc.cluster.local\n        port:\n          number: 4180\n",
                 "",
             )
-        }),
+        })),
         "nginx-virtual-service.yaml",
         30,
         "prefix-route",
@@ -243,14 +270,61 @@ fn undoing_a_fix_of_the_seed_reports_it() {
     one(
         undo("authorization-policy.yaml", &|t| {
             t.replace(
-                "notPaths: [\"/auth/*\"]",
-                "notPaths: [\"/auth/*\", \"/oauth2/userinfo\"]",
+                "notPaths: [\"/auth/*\",",
+                "notPaths: [\"/auth/*\", \"/oauth2/userinfo\",",
             )
         }),
         "authorization-policy.yaml",
         17,
         "callback-not-checked",
         "remove \"/oauth2/userinfo\" from notPaths",
+    );
+    // The back-channel logout's exemption widened to a pattern: longer paths skip the check.
+    one(
+        undo("authorization-policy.yaml", &|t| {
+            t.replace(
+                "\"/oauth2/backchannel-logout\"] # ",
+                "\"/oauth2/backchannel-logout*\"] # ",
+            )
+        }),
+        "authorization-policy.yaml",
+        14,
+        "backchannel-logout-exempt",
+        "notMethods: [\"POST\"]",
+    );
+    // ... or the second rule gone: every method skips it (GET of an endpoint unchecked too).
+    let findings = undo("authorization-policy.yaml", &|t| {
+        t.split("  # The IdP's back-channel")
+            .next()
+            .unwrap_or(t)
+            .to_owned()
+    });
+    assert_eq!(
+        located(&findings),
+        [
+            (
+                "authorization-policy.yaml".to_owned(),
+                14,
+                "backchannel-logout-exempt"
+            ),
+            (
+                "authorization-policy.yaml".to_owned(),
+                17,
+                "callback-not-checked"
+            ),
+        ],
+        "\n{}",
+        show(&findings)
+    );
+    // ... or not exempt at all: the logout never arrives.
+    one(
+        undo("authorization-policy.yaml", &|t| {
+            t.replace(", \"/oauth2/backchannel-logout\"] # ", "] # ")
+        }),
+        "authorization-policy.yaml",
+        14,
+        "backchannel-logout-checked",
+        "route POST /oauth2/backchannel-logout to the adapter",
     );
 }
 
@@ -523,12 +597,15 @@ fn generated_manifests_agree_with_each_other() {
                 vs.str_at(&["metadata", "namespace"]),
                 gw.str_at(&["metadata", "namespace"])
             );
-            let prefix = vs.path(&["spec", "http"]).unwrap().items()[0]
-                .path(&["match"])
-                .unwrap()
-                .items()[0]
-                .str_at(&["uri", "prefix"])
-                .unwrap();
+            let routes = vs.path(&["spec", "http"]).unwrap().items();
+            let first_match = |i: usize| &routes[i].path(&["match"]).unwrap().items()[0];
+            // The provider's back-channel logout (POST, exactly), then the adapter's prefix.
+            assert_eq!(
+                first_match(0).str_at(&["uri", "exact"]),
+                Some(settings.backchannel_logout_path().as_str())
+            );
+            assert_eq!(first_match(0).str_at(&["method", "exact"]), Some("POST"));
+            let prefix = first_match(1).str_at(&["uri", "prefix"]).unwrap();
             assert_eq!(prefix, format!("{}/", settings.proxy_prefix));
         }
         if let Some(svc) = kind("Service") {

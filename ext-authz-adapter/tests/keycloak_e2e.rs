@@ -707,26 +707,8 @@ async fn bearer_tokens_through_envoy(mode: Mode) {
         ],
     )
     .await;
-    let token_of = |user: &'static TestUser| {
-        let kc = &kc;
-        async move {
-            let tokens = kc
-                .code_flow_tokens(
-                    REALM,
-                    CLIENT_ID,
-                    &kc.client_secret,
-                    "http://127.0.0.1:1/oauth2/callback",
-                    user,
-                )
-                .await;
-            tokens["access_token"]
-                .as_str()
-                .expect("Keycloak's access token")
-                .to_owned()
-        }
-    };
-    let alice = token_of(&ALICE).await;
-    let bob = token_of(&BOB).await;
+    let alice = kc.access_token(REALM, &ALICE).await;
+    let bob = kc.access_token(REALM, &BOB).await;
     let (client, _jar) = http_browser(Some(&kc));
     let call = |path: &str, token: &str| {
         client
@@ -755,7 +737,7 @@ async fn bearer_tokens_through_envoy(mode: Mode) {
     assert_eq!(call("/api/things", &bob).await.unwrap().status(), 200);
 
     // Dave's email is not verified: the login refuses him, and so does his bearer token.
-    let dave = token_of(&DAVE).await;
+    let dave = kc.access_token(REALM, &DAVE).await;
     let r = call("/api/things", &dave).await.unwrap();
     assert_eq!(r.status(), 401, "an unverified email in a bearer token");
     let challenge = www_authenticate(&r);

@@ -123,6 +123,14 @@ pub enum BearerError {
     /// (`email_verified: false`), refused as at the login.
     #[error("the bearer token's email is not verified")]
     EmailNotVerified,
+    /// A back-channel logout ended the token's provider session (`sid`), or every session
+    /// of its user (`sub`) after the token was issued.
+    #[error("the bearer token's session was ended by a back-channel logout")]
+    Revoked,
+    /// The session store (Redis), which holds the other replicas' logouts, cannot be
+    /// reached: the token is refused until it can (fail closed).
+    #[error("the session store is unavailable; cannot tell whether the bearer token was revoked")]
+    StoreUnavailable,
     /// The issuer has not been discovered yet (or its discovery failed a
     /// moment ago): try again shortly.
     #[error("the token's identity provider is not reachable yet")]
@@ -137,7 +145,9 @@ impl BearerError {
     #[must_use]
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::NotReady | Self::Provider(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NotReady | Self::Provider(_) | Self::StoreUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             _ => StatusCode::UNAUTHORIZED,
         }
     }
@@ -158,6 +168,8 @@ impl BearerError {
             Self::NotAccessToken(_) => "the token is not an access token",
             Self::Invalid(_) => "the access token is invalid",
             Self::EmailNotVerified => "the access token's email is not verified",
+            Self::Revoked => "the access token's session has ended",
+            Self::StoreUnavailable => "the session store cannot be reached right now",
             Self::NotReady | Self::Provider(_) => {
                 "the access token's issuer cannot be reached right now"
             }
@@ -538,10 +550,43 @@ impl BearerValidator {
     }
 
     /// Validates an access token (the value after `Bearer `) and returns its claims.
+    /// A token of the engine's own issuer whose session a back-channel logout ended is
+    /// refused ([`BearerError::Revoked`]).
     ///
     /// I/O happens only when the token's key is not cached (one rate-limited
-    /// JWKS refetch) or a trusted issuer is used for the first time.
+    /// JWKS refetch) or a trusted issuer is used for the first time, and, with Redis,
+    /// for the revocation check (as for a cookie session: one round trip).
     pub async fn validate(&self, token: &str) -> Result<BearerClaims, BearerError> {
+        let claims = self.verify(token).await?;
+        self.check_revoked(&claims).await?;
+        Ok(claims)
+    }
+
+    /// Refuses a token of the engine's own issuer whose `sid` was revoked by a back-channel
+    /// logout, or whose `sub` was after its `iat`: in this process (no I/O, no lock while
+    /// nothing was revoked) and, with Redis, in any replica (one round trip per request, the
+    /// cost a cookie session pays). Tokens of trusted issuers are not ours to revoke.
+    async fn check_revoked(&self, claims: &BearerClaims) -> Result<(), BearerError> {
+        if issuer_key(&claims.issuer) != &*self.inner.primary_key {
+            return Ok(());
+        }
+        let sid = claims.claims.get("sid").and_then(Value::as_str);
+        // No `iat`: as old as can be, so any revocation of its subject covers it.
+        let iat = claims
+            .claims
+            .get("iat")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        let store = self.inner.engine.store();
+        match store.is_token_revoked(sid, &claims.subject, iat).await {
+            Ok(false) => Ok(()),
+            Ok(true) => Err(BearerError::Revoked),
+            Err(_) => Err(BearerError::StoreUnavailable),
+        }
+    }
+
+    /// Every check of [`BearerValidator::validate`] but revocation.
+    async fn verify(&self, token: &str) -> Result<BearerClaims, BearerError> {
         let inner = &*self.inner;
         let mut segments = token.split('.');
         let (Some(h64), Some(p64), Some(s64), None) = (
@@ -648,7 +693,8 @@ impl BearerValidator {
     /// [`BearerValidator::validate`], remembering accepted tokens: a token accepted before
     /// is answered from a bounded cache, keyed by its exact text, until its `exp` (no
     /// signature check, no allocation but the `Arc`). A key the issuer withdraws stops
-    /// tokens not seen yet at once, cached ones at their `exp`.
+    /// tokens not seen yet at once, cached ones at their `exp`. Revocation (back-channel
+    /// logout) is checked on every call, cached token or not.
     pub async fn validate_shared(&self, token: &str) -> Result<Arc<BearerClaims>, BearerError> {
         let now = crate::engine::unix_now();
         Ok(Arc::clone(&self.accepted(token, now).await?.claims))
@@ -656,11 +702,12 @@ impl BearerValidator {
 
     async fn accepted(&self, token: &str, now: u64) -> Result<Arc<Accepted>, BearerError> {
         let tokens = &self.inner.tokens;
-        if let Some(hit) = tokens.get(token, now) {
-            return Ok(hit);
-        }
-        let claims = self.validate(token).await?;
-        Ok(tokens.insert(token, claims))
+        let accepted = match tokens.get(token, now) {
+            Some(hit) => hit,
+            None => tokens.insert(token, self.verify(token).await?),
+        };
+        self.check_revoked(&accepted.claims).await?;
+        Ok(accepted)
     }
 
     /// The identity of an accepted token, as [`Engine::check_bearer`] lets it through,

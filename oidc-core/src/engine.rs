@@ -250,14 +250,7 @@ impl Engine {
                 "/sign_out" => self.sign_out(parts).await,
                 "/auth" => self.auth_endpoint(parts).await,
                 "/userinfo" => self.userinfo(parts).await,
-                "/backchannel-logout" => deny(
-                    DenyReason::Endpoint,
-                    pages::json_error(
-                        StatusCode::METHOD_NOT_ALLOWED,
-                        "method_not_allowed",
-                        "POST a logout_token (OpenID Connect Back-Channel Logout)",
-                    ),
-                ),
+                "/backchannel-logout" => self.backchannel_logout_check(parts),
                 _ => deny(
                     DenyReason::Endpoint,
                     pages::json_error(StatusCode::NOT_FOUND, "not_found", "no such endpoint"),

@@ -5,10 +5,12 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderValue, Response, StatusCode, header};
+use http::request::Parts;
+use http::{HeaderValue, Method, Response, StatusCode, header};
 use jsonwebtoken::{Algorithm, Validation};
 use serde_json::{Map, Value};
 
+use crate::decision::{Decision, Deny, DenyReason};
 use crate::engine::Engine;
 use crate::error::{TokenError, chain};
 use crate::id_token::decode_verified;
@@ -75,6 +77,38 @@ impl Engine {
                 response(StatusCode::BAD_REQUEST, &body.to_string())
             }
         }
+    }
+
+    /// The answer to an ext_authz *check* of `<prefix>/backchannel-logout`: never an allow.
+    /// A `POST` here is the provider's logout sent through the check, which carries no body:
+    /// the gateway lacks the route that takes this exact path to the adapter's HTTP port
+    /// without ext_authz. Logged as a warning naming that route (the logout is lost) and
+    /// answered 502; any other method gets 405.
+    pub(crate) fn backchannel_logout_check(&self, parts: &Parts) -> Decision {
+        let (status, code, message) = if parts.method == Method::POST {
+            tracing::warn!(
+                path = self.backchannel_logout_path(),
+                "a back-channel logout reached the adapter as an ext_authz check, without its \
+                 body: the logout is lost. Route POST to this exact path to the adapter's HTTP \
+                 port without ext_authz (`ext-authz-adapter istio` renders the VirtualService \
+                 route and the AuthorizationPolicy that does it; the Helm chart too)"
+            );
+            (
+                StatusCode::BAD_GATEWAY,
+                "bad_gateway",
+                "the gateway sent this logout through ext_authz, which drops its body; route it to the adapter without ext_authz",
+            )
+        } else {
+            (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "POST a logout_token (OpenID Connect Back-Channel Logout)",
+            )
+        };
+        Decision::Deny(Box::new(Deny {
+            reason: DenyReason::Endpoint,
+            response: crate::pages::json_error(status, code, message),
+        }))
     }
 
     async fn logout_from_token(&self, form_body: &[u8]) -> Result<usize, LogoutError> {

@@ -36,26 +36,39 @@ const REFRESH_WAIT: Duration = Duration::from_secs(10);
 #[cfg(feature = "redis")]
 const REFRESH_LOCK_TTL: Duration = Duration::from_secs(15);
 
-/// Revocations (sid or sub) kept in this process: `key -> revoked at`.
+/// Revocations kept in this process: `sid -> revoked at` and `sub -> revoked at`.
 #[derive(Default)]
 struct LocalRevocations {
     len: AtomicUsize,
-    entries: RwLock<HashMap<String, u64>>,
+    entries: RwLock<Revoked>,
+}
+
+#[derive(Default)]
+struct Revoked {
+    sids: HashMap<String, u64>,
+    subs: HashMap<String, u64>,
 }
 
 impl LocalRevocations {
-    fn revoke(&self, key: String, now: u64, keep_for: u64) {
+    fn revoke(&self, sid: Option<&str>, sub: Option<&str>, now: u64, keep_for: u64) {
         let mut e = self
             .entries
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        e.retain(|_, at| at.saturating_add(keep_for) > now);
-        e.insert(key, now);
-        self.len.store(e.len(), Relaxed);
+        let live = |at: &mut u64| at.saturating_add(keep_for) > now;
+        e.sids.retain(|_, at| live(at));
+        e.subs.retain(|_, at| live(at));
+        match (sid, sub) {
+            (Some(sid), _) => e.sids.insert(sid.to_owned(), now),
+            (None, Some(sub)) => e.subs.insert(sub.to_owned(), now),
+            (None, None) => None,
+        };
+        self.len.store(e.sids.len() + e.subs.len(), Relaxed);
     }
 
-    /// Revoked if a revocation of its sid or sub came after (or in the same second as) its creation.
-    fn is_revoked(&self, s: &Session) -> bool {
+    /// Whether `sid` was revoked at or after `sid_since`, or `sub` at or after `sub_since`.
+    /// No allocation; no lock while nothing was ever revoked.
+    fn is_revoked(&self, sid: Option<&str>, sid_since: u64, sub: &str, sub_since: u64) -> bool {
         if self.len.load(Relaxed) == 0 {
             return false;
         }
@@ -63,11 +76,9 @@ impl LocalRevocations {
             .entries
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let hit = |k: String| e.get(&k).is_some_and(|at| *at >= s.created_at);
-        s.sid
-            .as_deref()
-            .is_some_and(|sid| hit(format!("sid:{sid}")))
-            || hit(format!("sub:{}", s.subject))
+        sid.and_then(|sid| e.sids.get(sid))
+            .is_some_and(|at| *at >= sid_since)
+            || e.subs.get(sub).is_some_and(|at| *at >= sub_since)
     }
 }
 
@@ -202,15 +213,42 @@ impl Store {
         let _ = encoded;
     }
 
-    /// Whether a cookie-mode session was revoked by a back-channel logout.
+    /// Whether a cookie-mode session was revoked by a back-channel logout: a revocation of its
+    /// `sid` or `sub` at or after its creation (the same second counts).
     pub(crate) async fn is_revoked(&self, s: &Session) -> Result<bool, Down> {
-        if self.revoked.is_revoked(s) {
+        let at = s.created_at;
+        self.revoked_since(s.sid.as_deref(), at, &s.subject, at)
+            .await
+    }
+
+    /// Whether a bearer token of our issuer was revoked by a back-channel logout: any
+    /// revocation of its `sid` (one provider session, never reused, so the provider's clock
+    /// does not matter), or one of its `sub` at or after its `iat` (the same second counts).
+    pub(crate) async fn is_token_revoked(
+        &self,
+        sid: Option<&str>,
+        sub: &str,
+        iat: u64,
+    ) -> Result<bool, Down> {
+        self.revoked_since(sid, 0, sub, iat).await
+    }
+
+    /// This process's revocations first (no I/O; no lock while there are none), then, with
+    /// Redis, every replica's (one round trip: two `GET`s in parallel).
+    async fn revoked_since(
+        &self,
+        sid: Option<&str>,
+        sid_since: u64,
+        sub: &str,
+        sub_since: u64,
+    ) -> Result<bool, Down> {
+        if self.revoked.is_revoked(sid, sid_since, sub, sub_since) {
             return Ok(true);
         }
         #[cfg(feature = "redis")]
         if let Some(r) = &self.redis {
             let store = boxed(r.get()).await?;
-            return boxed(store.is_revoked(s.sid.as_deref(), &s.subject, s.created_at))
+            return boxed(store.is_revoked_since(sid, sid_since, sub, sub_since))
                 .await
                 .map_err(|e| down(&e));
         }
@@ -224,13 +262,7 @@ impl Store {
         sub: Option<&str>,
         now: u64,
     ) -> Result<usize, Down> {
-        if let Some(sid) = sid {
-            self.revoked
-                .revoke(format!("sid:{sid}"), now, self.revocation_ttl);
-        } else if let Some(sub) = sub {
-            self.revoked
-                .revoke(format!("sub:{sub}"), now, self.revocation_ttl);
-        }
+        self.revoked.revoke(sid, sub, now, self.revocation_ttl);
         #[cfg(feature = "redis")]
         if let Some(r) = &self.redis {
             let store = boxed(r.get()).await?;

@@ -8,7 +8,8 @@
 //! cache belongs to one validator, so its audiences and issuers are the ones that accepted
 //! the token. A signing key withdrawn from the issuer's JWKS is noticed when a token of it
 //! is next verified, so a cached token stays accepted until its `exp` at the latest, as in
-//! every JWT cache; keep access tokens short-lived.
+//! every JWT cache; keep access tokens short-lived. A back-channel logout is not cached: the
+//! validator checks revocation on every use of a token, hit or miss.
 
 use std::sync::{Arc, OnceLock};
 

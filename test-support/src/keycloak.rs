@@ -433,6 +433,25 @@ impl Keycloak {
 }
 
 impl Keycloak {
+    /// An access token of `user` from `realm` for the `nginx` client ([`CLIENT_ID`]), by
+    /// [`Keycloak::code_flow_tokens`]: a login of its own, so a Keycloak session (`sid`) of its
+    /// own.
+    pub async fn access_token(&self, realm: &str, user: &TestUser) -> String {
+        let tokens = self
+            .code_flow_tokens(
+                realm,
+                CLIENT_ID,
+                &self.client_secret,
+                "http://127.0.0.1:1/oauth2/callback",
+                user,
+            )
+            .await;
+        tokens["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("Keycloak's token response has no access_token: {tokens}"))
+            .to_owned()
+    }
+
     /// The tokens of `user` from realm `realm` for the confidential client `client_id`, by the
     /// authorization code flow with PKCE S256 as a browser runs it: GETs the realm's
     /// authorization endpoint, fills in Keycloak's login form, takes the `code` from the

@@ -414,6 +414,25 @@ impl RogueProvider {
         self.shared.lock().last_id_token.clone()
     }
 
+    /// `claims` signed RS256 with the current key (header `typ: JWT`, the current `kid`), as
+    /// the provider would sign an access token or a back-channel logout token.
+    pub fn sign(&self, claims: &Value) -> String {
+        let s = self.shared.lock();
+        let current = s
+            .keys
+            .last()
+            .expect("the rogue provider always has a signing key");
+        sign(
+            claims,
+            Signing::Key {
+                alg: Algorithm::RS256,
+                alg_name: "RS256",
+                kid: Some(current.kid.clone()),
+                key: current.fixture.encoding_key(),
+            },
+        )
+    }
+
     /// The query strings (or form bodies) of the requests to `/end_session`, in order.
     pub fn end_session_requests(&self) -> Vec<String> {
         self.shared.lock().end_session.clone()

@@ -24,7 +24,9 @@
 //! `nginx.example.com` goes through the check, `/oauth2/` included, and `/oauth2/` is routed to
 //! the adapter's HTTP port. The check answers the adapter's endpoints; the ones it answers with
 //! 200 (`/oauth2/userinfo` when signed in), which Envoy takes for an allow, then reach the
-//! adapter again through that route rather than the hello page.
+//! adapter again through that route rather than the hello page. The one request that skips the
+//! check is a `POST` of exactly `/oauth2/backchannel-logout` (Keycloak's back-channel logout,
+//! whose token is in the body a check lacks), routed to the adapter, which verifies it.
 //!
 //! ## `--app axum`: the Tower layer, no gateway
 //!

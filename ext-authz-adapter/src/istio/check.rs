@@ -115,6 +115,18 @@ pub const RULES: &[(&str, &str)] = &[
         "the identity provider's host behind the CUSTOM policy (login loop)",
     ),
     (
+        "backchannel-logout-checked",
+        "the provider's back-channel logout POST goes through the check (no body), on a host whose adapter prefix is routed to the adapter",
+    ),
+    (
+        "backchannel-logout-exempt",
+        "the exemption of the back-channel logout from the check covers more than POST of that exact path",
+    ),
+    (
+        "backchannel-logout-route",
+        "the unchecked back-channel logout POST is routed to something else than the adapter",
+    ),
+    (
         "hosts-do-not-meet",
         "a VirtualService host that no Gateway it names serves",
     ),
@@ -484,6 +496,15 @@ pub fn check_sources(sources: &[Source], opts: &CheckOptions) -> Vec<Finding> {
         &proxy_prefix,
         &callback,
     );
+    for policy in policies.iter().filter(|p| p.is_custom()) {
+        backchannel_logout(
+            &mut out,
+            policy,
+            &resources,
+            &adapter_services,
+            &proxy_prefix,
+        );
+    }
     services(&mut out, &resources, &adapters, &providers);
     for adapter in &adapters {
         adapter_container(&mut out, adapter, &protected, &policies);
@@ -1342,8 +1363,8 @@ fn operations(rule: &Node) -> Vec<Option<&Node>> {
     }
 }
 
-/// Whether an operation matches a GET of `path` on `host`.
-fn operation_matches(op: Option<&Node>, host: &str, path: &str) -> bool {
+/// Whether an operation matches a `method` request of `path` on `host`.
+fn operation_matches_request(op: Option<&Node>, host: &str, method: &str, path: &str) -> bool {
     let Some(op) = op else { return true };
     let any = |key: &str, value: &str, ci: bool| {
         op.get_ci(key)
@@ -1353,8 +1374,8 @@ fn operation_matches(op: Option<&Node>, host: &str, path: &str) -> bool {
         && !any("notHosts", host, true).unwrap_or(false)
         && any("paths", path, false).unwrap_or(true)
         && !any("notPaths", path, false).unwrap_or(false)
-        && any("methods", "GET", false).unwrap_or(true)
-        && !any("notMethods", "GET", false).unwrap_or(false)
+        && any("methods", method, false).unwrap_or(true)
+        && !any("notMethods", method, false).unwrap_or(false)
 }
 
 fn policy_hosts<'a>(policy: &'a Policy) -> Vec<(&'a str, usize)> {
@@ -1370,6 +1391,11 @@ fn policy_hosts<'a>(policy: &'a Policy) -> Vec<(&'a str, usize)> {
 }
 
 fn policy_matches(policy: &Policy, host: &str, path: &str) -> bool {
+    policy_checks(policy, host, "GET", path)
+}
+
+/// Whether the policy sends a `method` request of `path` on `host` to its provider.
+fn policy_checks(policy: &Policy, host: &str, method: &str, path: &str) -> bool {
     policy
         .rules
         .map(Node::items)
@@ -1378,7 +1404,7 @@ fn policy_matches(policy: &Policy, host: &str, path: &str) -> bool {
         .any(|rule| {
             operations(rule)
                 .into_iter()
-                .any(|op| operation_matches(op, host, path))
+                .any(|op| operation_matches_request(op, host, method, path))
         })
 }
 
@@ -2032,6 +2058,156 @@ fn prefix_route(
             "add a first route `match: [{{uri: {{prefix: {prefix}/}}}}]` to {target} (no rewrite), before the application's (`ext-authz-adapter istio` renders it)"
         ),
     );
+}
+
+/// Whether an HTTP route's match takes a `method` request of `path` (a GET: [`route_covers`]).
+fn route_takes(route: &Node, method: &str, path: &str) -> bool {
+    let Some(matches) = route.get_ci("match") else {
+        return true;
+    };
+    matches.items().iter().any(|m| {
+        let method_ok = m.get_ci("method").is_none_or(|pattern| {
+            pattern
+                .str_at(&["exact"])
+                .or_else(|| pattern.str_at(&["prefix"]))
+                .is_none_or(|p| method.starts_with(p))
+        });
+        let uri_ok = match m.get_ci("uri") {
+            None => true,
+            Some(uri) => match (uri.str_at(&["prefix"]), uri.str_at(&["exact"])) {
+                (Some(prefix), _) => path.starts_with(prefix),
+                (None, Some(exact)) => path == exact,
+                // A regex: assume it may match.
+                (None, None) => true,
+            },
+        };
+        method_ok && uri_ok
+    })
+}
+
+/// The identity provider's back-channel logout (`POST <prefix>/backchannel-logout`) carries
+/// its logout token in the body, which an ext_authz check never has: the gateway must take
+/// exactly that request to the adapter without the check (a CUSTOM policy that leaves it out,
+/// a VirtualService route to the adapter), and nothing more.
+fn backchannel_logout(
+    out: &mut Out,
+    policy: &Policy,
+    resources: &[Res],
+    adapter_services: &[AdapterService],
+    prefix: &str,
+) {
+    let path = format!("{prefix}/{}", crate::envoy::BACKCHANNEL_LOGOUT);
+    let name = policy.res.name();
+    let line = policy.rules.map_or(policy.res.line(), |r| r.line);
+    let exact_fix = format!(
+        "leave out exactly that request: notPaths: [\"{path}\"] in the host's rule, and a second rule `to: [{{operation: {{hosts: [...], paths: [\"{path}\"], notMethods: [\"POST\"]}}}}]` (`ext-authz-adapter istio` renders both)"
+    );
+    let hosts: BTreeSet<String> = policy_hosts(policy)
+        .iter()
+        .map(|(h, _)| h.trim_end_matches(":*").to_owned())
+        .filter(|h| !h.is_empty() && !h.contains('*'))
+        .collect();
+    // One finding per rule and policy, naming the first host it concerns.
+    let mut reported: BTreeSet<&str> = BTreeSet::new();
+    let mut add = |out: &mut Out, rule: &'static str, problem: String, fix: String| {
+        if reported.insert(rule) {
+            out.add(policy.res.file, line, rule, problem, fix);
+        }
+    };
+    for host in hosts {
+        // The VirtualServices of this host among the files, and where they send a request.
+        let routes: Vec<(&Res, &Node)> = resources
+            .iter()
+            .filter(|r| r.is("VirtualService"))
+            .filter(|vs| {
+                vs.spec.is_some_and(|s| {
+                    list(s.get_ci("hosts"))
+                        .iter()
+                        .any(|(h, _)| hosts_meet(h, &host))
+                })
+            })
+            .flat_map(|vs| {
+                vs.spec
+                    .and_then(|s| s.get_ci("http"))
+                    .map(Node::items)
+                    .unwrap_or(&[])
+                    .iter()
+                    .map(move |r| (vs, r))
+            })
+            .collect();
+        let destination = |method: &str, path: &str| {
+            let (vs, route) = routes.iter().find(|(_, r)| route_takes(r, method, path))?;
+            let dest = route
+                .get_ci("route")
+                .map(Node::items)
+                .unwrap_or(&[])
+                .iter()
+                .filter_map(|d| d.path(&["destination", "host"])?.as_str())
+                .find(|d| {
+                    !service_of(d, vs.namespace).is_some_and(|(n, ns)| {
+                        adapter_services
+                            .iter()
+                            .any(|(a, a_ns, _)| *a == n && same_ns(a_ns.as_deref(), ns.as_deref()))
+                    })
+                });
+            Some(dest.map(str::to_owned))
+        };
+        if policy_checks(policy, &host, "POST", &path) {
+            // Only where the adapter's prefix is routed to the adapter: the setup this is for.
+            let probe = format!("{prefix}/userinfo");
+            if !adapter_services.is_empty() && destination("GET", &probe) == Some(None) {
+                add(
+                    out,
+                    "backchannel-logout-checked",
+                    format!(
+                        "AuthorizationPolicy {name}: the identity provider's back-channel logout (POST {path} on {host}) goes through the check, which carries no body: the logout token never reaches the adapter (it answers 502 and logs the missing route), and sessions and bearer tokens of a user signed out at the provider stay valid"
+                    ),
+                    format!("{exact_fix}; and route POST {path} to the adapter's http port first"),
+                );
+            }
+            continue;
+        }
+        // A policy that does not check the adapter's prefix at all: `callback-not-checked`.
+        if !policy_checks(policy, &host, "GET", &format!("{prefix}/userinfo")) {
+            continue;
+        }
+        let wider: Vec<String> = [
+            ("GET", path.clone()),
+            ("PUT", path.clone()),
+            ("DELETE", path.clone()),
+            ("POST", format!("{path}/x")),
+            ("POST", format!("{path}x")),
+            ("POST", format!("{prefix}/x")),
+        ]
+        .into_iter()
+        .filter(|(method, p)| !policy_checks(policy, &host, method, p))
+        .map(|(method, p)| format!("{method} {p}"))
+        .collect();
+        if !wider.is_empty() {
+            add(
+                out,
+                "backchannel-logout-exempt",
+                format!(
+                    "AuthorizationPolicy {name}: on {host}, not only POST {path} skips the check but also {}: the adapter's other endpoints answer through the check, and what skips it reaches its route's destination unchecked",
+                    wider.join(", ")
+                ),
+                exact_fix.clone(),
+            );
+        }
+        match destination("POST", &path) {
+            Some(Some(dest)) if !adapter_services.is_empty() => add(
+                out,
+                "backchannel-logout-route",
+                format!(
+                    "AuthorizationPolicy {name}: POST {path} on {host} skips the check, and the VirtualService sends it to {dest}, not to the adapter: an unchecked request reaches it, and the logout is lost"
+                ),
+                format!(
+                    "add a first route `match: [{{uri: {{exact: {path}}}, method: {{exact: POST}}}}]` to the adapter's http port (`ext-authz-adapter istio` renders it)"
+                ),
+            ),
+            _ => {}
+        }
+    }
 }
 
 /// The containers that look like the adapter or oauth2-proxy.
@@ -3160,19 +3336,84 @@ spec:
         assert_eq!(rules(&f), vec![("prefix-route", 17)], "{f:#?}");
         // The adapter's route, as rendered: fine, with or without the adapter among the files.
         assert!(run(&[("vs.yaml", VS), ("p.yaml", POLICY)]).is_empty());
-        assert!(
-            run(&[
-                ("vs.yaml", VS),
-                ("p.yaml", POLICY),
+        let all = |vs: &str, policy: &str| {
+            rules(&run(&[
+                ("vs.yaml", vs),
+                ("p.yaml", policy),
                 ("mesh.yaml", MESH),
                 ("ef.yaml", ENVOY_FILTER),
                 ("d.yaml", DEPLOYMENT),
                 ("svc.yaml", SERVICE),
-            ])
-            .is_empty()
-        );
+            ]))
+        };
+        // With the adapter known, the back-channel logout must skip the check.
+        assert_eq!(all(VS, POLICY), vec![("backchannel-logout-checked", 14)]);
+        assert!(all(VS, &logout_exempt(POLICY)).is_empty());
         // Not a protected host: not our business.
         assert!(run(&[("vs.yaml", &catch_all)]).is_empty());
+    }
+
+    /// `policy` with the rendered exemption of `POST /oauth2/backchannel-logout`.
+    fn logout_exempt(policy: &str) -> String {
+        format!(
+            "{policy}        notPaths: [\"/oauth2/backchannel-logout\"]\n  - to:\n    - operation:\n        hosts: [\"app.example.com\"]\n        paths: [\"/oauth2/backchannel-logout\"]\n        notMethods: [\"POST\"]\n"
+        )
+    }
+
+    #[test]
+    fn the_backchannel_logout_skips_the_check_exactly_and_reaches_the_adapter() {
+        let files = |vs: &str, policy: &str| {
+            run(&[
+                ("vs.yaml", vs),
+                ("p.yaml", policy),
+                ("mesh.yaml", MESH),
+                ("ef.yaml", ENVOY_FILTER),
+                ("svc.yaml", SERVICE),
+            ])
+        };
+        let exempt = logout_exempt(POLICY);
+        // As rendered: its own route first, then the prefix; or the prefix route alone.
+        let with_route = VS.replace(
+            "  http:\n",
+            "  http:\n  - match:\n    - uri:\n        exact: /oauth2/backchannel-logout\n      method:\n        exact: POST\n    route:\n    - destination:\n        host: adapter.auth.svc.cluster.local\n        port:\n          number: 4180\n",
+        );
+        assert!(files(&with_route, &exempt).is_empty());
+        assert!(files(VS, &exempt).is_empty());
+        // The unchecked POST routed to the application.
+        let to_app = with_route.replacen("host: adapter.auth.svc.cluster.local", "host: app", 1);
+        let f = files(&to_app, &exempt);
+        assert_eq!(rules(&f), vec![("backchannel-logout-route", 14)], "{f:#?}");
+        assert!(f[0].problem.contains("sends it to app"), "{}", f[0]);
+        // Without the second rule, every method skips the check.
+        let all_methods = format!("{POLICY}        notPaths: [\"/oauth2/backchannel-logout\"]\n");
+        let f = files(VS, &all_methods);
+        // (GET of an adapter's endpoint unchecked: `callback-not-checked` says so too.)
+        assert_eq!(
+            rules(&f),
+            vec![
+                ("backchannel-logout-exempt", 14),
+                ("callback-not-checked", 17)
+            ],
+            "{f:#?}"
+        );
+        assert!(
+            f[0].problem.contains("GET /oauth2/backchannel-logout"),
+            "{}",
+            f[0]
+        );
+        // A pattern: longer paths skip it too.
+        let pattern = exempt.replace(
+            "notPaths: [\"/oauth2/backchannel-logout\"]",
+            "notPaths: [\"/oauth2/backchannel-logout*\"]",
+        );
+        let f = files(VS, &pattern);
+        assert_eq!(rules(&f), vec![("backchannel-logout-exempt", 14)], "{f:#?}");
+        assert!(
+            f[0].problem
+                .contains("POST /oauth2/backchannel-logout/x, POST /oauth2/backchannel-logoutx"),
+            "{}",
+            f[0]
+        );
     }
 
     const DEPLOYMENT: &str = "\

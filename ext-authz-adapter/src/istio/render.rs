@@ -4,8 +4,8 @@
 use std::fmt::Write as _;
 
 use crate::envoy::{
-    HEADERS_TO_DOWNSTREAM_ON_ALLOW, HEADERS_TO_DOWNSTREAM_ON_DENY, HEADERS_TO_UPSTREAM_ON_ALLOW,
-    INCLUDE_REQUEST_HEADERS_IN_CHECK,
+    BACKCHANNEL_LOGOUT, HEADERS_TO_DOWNSTREAM_ON_ALLOW, HEADERS_TO_DOWNSTREAM_ON_DENY,
+    HEADERS_TO_UPSTREAM_ON_ALLOW, INCLUDE_REQUEST_HEADERS_IN_CHECK,
 };
 
 /// The mesh config's `pathNormalization.normalization`: `BASE` (Istio's default) plus merged
@@ -145,6 +145,15 @@ impl Settings {
     /// The AuthorizationPolicy's name.
     pub fn policy_name(&self) -> String {
         format!("{}-{}", self.provider_name, self.virtual_service_name())
+    }
+
+    /// `<proxy-prefix>/backchannel-logout`: the one path that a `POST` takes to the adapter
+    /// without the check (the provider's logout token is in the body, which a check lacks).
+    pub fn backchannel_logout_path(&self) -> String {
+        format!(
+            "{}/{BACKCHANNEL_LOGOUT}",
+            self.proxy_prefix.trim_end_matches('/')
+        )
     }
 
     /// The EnvoyFilter's name (one per ingress gateway and provider).
@@ -569,6 +578,20 @@ fn virtual_service(settings: &Settings, app: &str) -> Y {
                     "http",
                     Y::Seq(vec![
                         map(vec![
+                            ("name", s("oidc-backchannel-logout")),
+                            (
+                                "match",
+                                Y::Seq(vec![map(vec![
+                                    (
+                                        "uri",
+                                        map(vec![("exact", s(settings.backchannel_logout_path()))]),
+                                    ),
+                                    ("method", map(vec![("exact", s("POST"))])),
+                                ])]),
+                            ),
+                            ("route", destination(settings.service_host(), settings.port)),
+                        ]),
+                        map(vec![
                             ("name", s("oidc-endpoints")),
                             (
                                 "match",
@@ -596,9 +619,32 @@ fn policy(settings: &Settings) -> Y {
         hosts.push(host.clone());
         hosts.push(format!("{host}:*"));
     }
-    let mut operation = vec![("hosts", Y::Flow(hosts))];
-    if !settings.skip_paths.is_empty() {
-        operation.push(("notPaths", Y::Flow(settings.skip_paths.clone())));
+    let rule = |operation: Vec<(&str, Y)>| {
+        map(vec![(
+            "to",
+            Y::Seq(vec![map(vec![("operation", map(operation))])]),
+        )])
+    };
+    // Without the VirtualService's route of the logout path to the adapter, the exemption
+    // could hand an unchecked POST to the application: none then.
+    let logout = settings
+        .app_service
+        .is_some()
+        .then(|| settings.backchannel_logout_path());
+    let mut not_paths = settings.skip_paths.clone();
+    not_paths.extend(logout.clone());
+    let mut operation = vec![("hosts", Y::Flow(hosts.clone()))];
+    if !not_paths.is_empty() {
+        operation.push(("notPaths", Y::Flow(not_paths)));
+    }
+    let mut rules = vec![rule(operation)];
+    // The logout path stays checked for every method but POST.
+    if let Some(logout) = logout {
+        rules.push(rule(vec![
+            ("hosts", Y::Flow(hosts)),
+            ("paths", Y::Flow(vec![logout])),
+            ("notMethods", Y::Flow(vec!["POST".to_owned()])),
+        ]));
     }
     map(vec![
         (
@@ -619,13 +665,7 @@ fn policy(settings: &Settings) -> Y {
                 ),
                 ("action", s("CUSTOM")),
                 ("provider", map(vec![("name", s(&settings.provider_name))])),
-                (
-                    "rules",
-                    Y::Seq(vec![map(vec![(
-                        "to",
-                        Y::Seq(vec![map(vec![("operation", map(operation))])]),
-                    )])]),
-                ),
+                ("rules", Y::Seq(rules)),
             ]),
         ),
     ])
@@ -789,22 +829,30 @@ pub fn render_parts(settings: &Settings, parts: &[Part]) -> String {
                      # everything else to the application. The CUSTOM policy checks both first: the check\n\
                      # answers the adapter's endpoints, and in HTTP mode the ones it answers with 200\n\
                      # ({prefix}/userinfo, the sign-in page) are an allow for Envoy, which then forwards them\n\
-                     # here, to the adapter, not to the application.\n",
-                    prefix = settings.proxy_prefix
+                     # here, to the adapter, not to the application. The one route the policy does not check:\n\
+                     # POST {logout} (exactly), the identity provider's back-channel logout, whose\n\
+                     # signed logout token is in the body that a check never carries; the adapter verifies it.\n",
+                    prefix = settings.proxy_prefix,
+                    logout = settings.backchannel_logout_path(),
                 ),
                 virtual_service(settings, app),
             )),
-            None => out.push_str(
-                "# (No VirtualService: pass --app-service to route the hosts to the application.)\n",
-            ),
+            None => out.push_str(&format!(
+                "# (No VirtualService: pass --app-service to route the hosts to the application. The\n\
+                 # policy then checks every path, POST {} included: back-channel logouts\n\
+                 # cannot arrive until a route takes that POST to the adapter without the check.)\n",
+                settings.backchannel_logout_path()
+            )),
         }
     }
     if wanted(Part::Policy) {
         docs.push((
             format!(
                 "# AuthorizationPolicy: every request for these hosts at the ingress gateway is checked by\n\
-                 # provider {:?} ({}/*, the adapter's endpoints, included: never put them in notPaths).\n",
-                settings.provider_name, settings.proxy_prefix
+                 # provider {:?} ({}/*, the adapter's endpoints, included: never put them in notPaths),\n\
+                 # but a POST of exactly {} when the VirtualService routes it to the adapter:\n\
+                 # the first rule leaves that path out, the second checks it for every other method.\n",
+                settings.provider_name, settings.proxy_prefix, settings.backchannel_logout_path()
             ),
             policy(settings),
         ));
@@ -875,8 +923,70 @@ mod tests {
         );
         let vs = docs[2].root.as_ref().unwrap();
         let routes = vs.path(&["spec", "http"]).unwrap().items();
-        assert_eq!(routes[0].str_at(&["name"]).unwrap(), "oidc-endpoints");
+        // The provider's back-channel logout first: POST of exactly that path, to the adapter.
+        let logout = &routes[0];
+        assert_eq!(logout.str_at(&["name"]), Some("oidc-backchannel-logout"));
+        let m = &logout.path(&["match"]).unwrap().items()[0];
+        assert_eq!(
+            m.str_at(&["uri", "exact"]),
+            Some("/oauth2/backchannel-logout")
+        );
+        assert_eq!(m.str_at(&["method", "exact"]), Some("POST"));
+        let adapter = "ext-authz-adapter.oidc-authz.svc.cluster.local";
+        let host = |r: &crate::istio::yaml::Node| {
+            r.path(&["route"]).unwrap().items()[0]
+                .str_at(&["destination", "host"])
+                .map(str::to_owned)
+        };
+        assert_eq!(host(logout).as_deref(), Some(adapter));
+        assert_eq!(routes[1].str_at(&["name"]).unwrap(), "oidc-endpoints");
+        assert_eq!(host(&routes[1]).as_deref(), Some(adapter));
         assert!(routes.iter().all(|r| r.get("rewrite").is_none()));
+        // The policy leaves out that request only: the first rule the path, the second checks
+        // it for every method but POST.
+        let policy = docs[3].root.as_ref().unwrap();
+        let rules = policy.path(&["spec", "rules"]).unwrap().items();
+        assert_eq!(rules.len(), 2);
+        let op = |i: usize| &rules[i].path(&["to"]).unwrap().items()[0];
+        let strings = |n: Option<&crate::istio::yaml::Node>| -> Vec<String> {
+            n.unwrap()
+                .strings()
+                .into_iter()
+                .map(|(v, _)| v.to_owned())
+                .collect()
+        };
+        assert_eq!(
+            strings(op(0).path(&["operation", "notPaths"])),
+            ["/oauth2/backchannel-logout"]
+        );
+        assert_eq!(
+            strings(op(1).path(&["operation", "paths"])),
+            ["/oauth2/backchannel-logout"]
+        );
+        assert_eq!(strings(op(1).path(&["operation", "notMethods"])), ["POST"]);
+        assert_eq!(
+            strings(op(0).path(&["operation", "hosts"])),
+            strings(op(1).path(&["operation", "hosts"]))
+        );
+        // Without a VirtualService, nothing is left out.
+        let settings = Settings {
+            app_service: None,
+            ..Settings::seed()
+        };
+        let yaml = render_parts(&settings, &[Part::Policy]);
+        let docs = parse_documents(&yaml, Lines::Offset(0));
+        let rules = docs[0]
+            .root
+            .as_ref()
+            .unwrap()
+            .path(&["spec", "rules"])
+            .unwrap();
+        assert_eq!(rules.items().len(), 1);
+        let operation = &rules.items()[0].path(&["to"]).unwrap().items()[0];
+        assert!(
+            operation.path(&["operation", "notPaths"]).is_none(),
+            "{yaml}"
+        );
     }
 
     /// The mesh config (both formats) merges slashes, and declares the provider without

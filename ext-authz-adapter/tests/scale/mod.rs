@@ -157,6 +157,25 @@ impl TestRealm {
             .count()
     }
 
+    /// Keycloak's admin "sign out" of `username` (`POST /admin/realms/<realm>/users/<id>/logout`):
+    /// ends every session of the user, sending a back-channel logout token for each to the
+    /// client's URL, if any, before it answers.
+    pub async fn sign_out(&self, kc: &Keycloak, username: &str) {
+        let id = self.user_id(kc, username).await;
+        let (status, body) = kc
+            .admin_send(
+                reqwest::Method::POST,
+                &format!("{}/users/{id}/logout", self.name),
+                None,
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::NO_CONTENT,
+            "admin sign-out of {username}: {body}"
+        );
+    }
+
     /// The Keycloak user id of `username`.
     pub async fn user_id(&self, kc: &Keycloak, username: &str) -> String {
         let user = kc
@@ -440,24 +459,32 @@ pub fn envoy_config(
     app: SocketAddr,
     idp: SocketAddr,
 ) -> String {
+    let config = EnvoyConfig::seed(ANY, authz_target(mode, replicas), app, idp);
+    spread_over(&config, mode, replicas)
+}
+
+/// Where Envoy asks in `mode`: the first of `replicas` (see [`spread_over`] for the rest).
+pub fn authz_target(mode: Mode, replicas: &[SocketAddr]) -> AuthzTarget {
     let timeout = Duration::from_secs(15);
-    let (authz, cluster) = match mode {
-        Mode::Http => (
-            AuthzTarget::Http {
-                addr: replicas[0],
-                timeout,
-            },
-            AUTHZ_HTTP_CLUSTER,
-        ),
-        Mode::Grpc => (
-            AuthzTarget::Grpc {
-                addr: replicas[0],
-                timeout,
-            },
-            AUTHZ_GRPC_CLUSTER,
-        ),
+    match mode {
+        Mode::Http => AuthzTarget::Http {
+            addr: replicas[0],
+            timeout,
+        },
+        Mode::Grpc => AuthzTarget::Grpc {
+            addr: replicas[0],
+            timeout,
+        },
+    }
+}
+
+/// `config`'s bootstrap with its ext_authz cluster spread over `replicas` (round robin, health
+/// checked), as [`envoy_config`] describes.
+pub fn spread_over(config: &EnvoyConfig, mode: Mode, replicas: &[SocketAddr]) -> String {
+    let cluster = match mode {
+        Mode::Http => AUTHZ_HTTP_CLUSTER,
+        Mode::Grpc => AUTHZ_GRPC_CLUSTER,
     };
-    let config = EnvoyConfig::seed(SocketAddr::from(([127, 0, 0, 1], 0)), authz, app, idp);
     let mut bootstrap = config.to_json();
     let clusters = bootstrap["static_resources"]["clusters"]
         .as_array_mut()

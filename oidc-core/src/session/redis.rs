@@ -1154,7 +1154,12 @@ impl RedisStore {
                 )
                 .await?;
             if self
-                .revoked(session.sid.as_deref(), &session.subject, session.created_at)
+                .revoked(
+                    session.sid.as_deref(),
+                    session.created_at,
+                    &session.subject,
+                    session.created_at,
+                )
                 .await?
             {
                 backend.query::<()>(redis::cmd("DEL").arg(&key)).await?;
@@ -1273,11 +1278,37 @@ impl RedisStore {
         sub: &str,
         issued_at: u64,
     ) -> Result<bool, StoreError> {
-        self.run(true, || async { self.revoked(sid, sub, issued_at).await })
-            .await
+        self.run(true, || async {
+            self.revoked(sid, issued_at, sub, issued_at).await
+        })
+        .await
     }
 
-    async fn revoked(&self, sid: Option<&str>, sub: &str, issued_at: u64) -> Result<bool, Fail> {
+    /// Whether `sid` was revoked at or after `sid_since`, or `sub` at or after `sub_since`
+    /// (Unix seconds): [`RedisStore::is_revoked`] with a threshold for each. For an access
+    /// token, any revocation of its `sid` (0: a provider session id names one session and is
+    /// never reused) and one of its `sub` at or after its `iat`. One round trip.
+    pub async fn is_revoked_since(
+        &self,
+        sid: Option<&str>,
+        sid_since: u64,
+        sub: &str,
+        sub_since: u64,
+    ) -> Result<bool, StoreError> {
+        self.run(true, || async {
+            self.revoked(sid, sid_since, sub, sub_since).await
+        })
+        .await
+    }
+
+    /// Whether `sid` was revoked at or after `sid_since`, or `sub` at or after `sub_since`.
+    async fn revoked(
+        &self,
+        sid: Option<&str>,
+        sid_since: u64,
+        sub: &str,
+        sub_since: u64,
+    ) -> Result<bool, Fail> {
         let backend = &self.inner.backend;
         let get = |key: String| async move {
             backend
@@ -1293,10 +1324,7 @@ impl RedisStore {
         };
         let (sub_at, sid_at) = tokio::join!(sub_marker, sid_marker);
         let (sub_at, sid_at) = (sub_at?, sid_at?);
-        Ok([sub_at, sid_at]
-            .into_iter()
-            .flatten()
-            .any(|at| issued_at <= at))
+        Ok(sub_at.is_some_and(|at| sub_since <= at) || sid_at.is_some_and(|at| sid_since <= at))
     }
 
     /// Takes the lock `name` for `ttl` if nobody holds it (`SET NX PX` with a random token,
