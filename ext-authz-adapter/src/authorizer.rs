@@ -78,14 +78,8 @@ impl Authorizer {
         self.engine.skips_auth(parts)
     }
 
-    /// A bearer token's decision when there is a validator and the request carries one
-    /// (outside the engine's own routes), else [`Engine::check`].
+    /// The engine's one check ([`Engine::judge`]), with this authorizer's bearer validator.
     pub async fn check(&self, parts: &Parts) -> Decision {
-        if let Some(validator) = &self.bearer
-            && let Some(decision) = self.engine.check_bearer(validator, parts).await
-        {
-            return decision;
-        }
-        self.engine.check(parts).await
+        self.engine.judge(parts, self.bearer.as_ref(), None).await
     }
 }

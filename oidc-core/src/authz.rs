@@ -391,24 +391,45 @@ pub fn forbidden_response(parts: &Parts) -> Response<Bytes> {
 }
 
 impl Engine {
-    /// [`Engine::check`], then `rule` applied to the session it allowed: a
-    /// refused user gets [`forbidden_response`] (carrying any refreshed
-    /// session cookie). Everything else is `check`'s decision unchanged.
+    /// The one check every transport runs (the adapter's HTTP and gRPC servers, tower-oidc):
     ///
-    /// A [`Decision::Allow`] always carries a session, so a rule that
-    /// [allows anonymous requests](Rule::allows_anonymous) cannot let an
-    /// anonymous request through here: transports handle public routes
-    /// before calling this.
-    pub async fn check_rule(&self, parts: &Parts, rule: &Rule) -> Decision {
-        match self.check(parts).await {
-            Decision::Allow(allow) if !rule.allows(&*allow.session) => {
+    /// 1. the engine's own routes (`<prefix>/...`) are answered;
+    /// 2. with a `bearer` validator, a request carrying `Authorization: Bearer` is judged by
+    ///    its token ([`Engine::check_bearer`]), otherwise by its session ([`Engine::check`]);
+    /// 3. either way the user is held to the email rule, `--allowed-group`/`--allowed-role`
+    ///    and the `--authorization-rule`s;
+    /// 4. then to the caller's `rule`, if any: a refused user gets [`forbidden_for`] (or the
+    ///    bearer form of it), carrying any refreshed session cookie.
+    ///
+    /// A [`Decision::Allow`] always carries a user, so a rule that
+    /// [allows anonymous requests](Rule::allows_anonymous) cannot let an anonymous request
+    /// through here: transports decide what a public route does with a denial.
+    pub async fn judge(
+        &self,
+        parts: &Parts,
+        bearer: Option<&crate::bearer::BearerValidator>,
+        rule: Option<&Rule>,
+    ) -> Decision {
+        let checked = match bearer {
+            Some(validator) => match self.check_bearer(validator, parts).await {
+                Some(decision) => decision,
+                None => self.check(parts).await,
+            },
+            None => self.check(parts).await,
+        };
+        match (checked, rule) {
+            (Decision::Allow(allow), Some(rule)) if !rule.allows(&*allow.session) => {
                 tracing::info!(
                     sub = %allow.session.subject,
                     path = parts.uri.path(),
                     rule = %rule,
                     "signed-in user refused by rule"
                 );
-                let mut response = forbidden_for(parts, rule);
+                let mut response = if allow.bearer.is_some() {
+                    crate::bearer::forbidden_response()
+                } else {
+                    forbidden_for(parts, rule)
+                };
                 for (name, value) in &allow.response_headers {
                     if name == header::SET_COOKIE {
                         response.headers_mut().append(name, value.clone());
@@ -419,8 +440,13 @@ impl Engine {
                     response,
                 }))
             }
-            decision => decision,
+            (decision, _) => decision,
         }
+    }
+
+    /// [`Engine::judge`] for sessions only: [`Engine::check`], then `rule`.
+    pub async fn check_rule(&self, parts: &Parts, rule: &Rule) -> Decision {
+        self.judge(parts, None, Some(rule)).await
     }
 }
 

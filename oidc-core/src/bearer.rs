@@ -716,7 +716,7 @@ impl BearerValidator {
         &self,
         token: &str,
         now: u64,
-    ) -> Result<Arc<Decoded>, BearerError> {
+    ) -> Result<(Arc<Decoded>, Arc<BearerClaims>), BearerError> {
         let accepted = self.accepted(token, now).await?;
         let decoded = accepted.decoded.get_or_init(|| {
             let c = &*accepted.claims;
@@ -740,7 +740,7 @@ impl BearerValidator {
             let headers = identity_headers(self.inner.engine.config(), &session);
             Arc::new(Decoded::new(session, headers))
         });
-        Ok(Arc::clone(decoded))
+        Ok((Arc::clone(decoded), Arc::clone(&accepted.claims)))
     }
 
     fn audience_ok(&self, claims: &Map<String, Value>, accepted: &[String]) -> bool {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{HeaderMap, Response};
 
+use crate::bearer::BearerClaims;
 use crate::session::Session;
 
 /// What to do with a request.
@@ -28,6 +29,9 @@ pub struct Allow {
     pub headers_to_remove: &'static [&'static str],
     /// Headers for the response to the browser (e.g. a refreshed `Set-Cookie`).
     pub response_headers: HeaderMap,
+    /// The token's claims when an `Authorization: Bearer` token, not a session cookie,
+    /// allowed the request ([`Allow::session`] then holds the same identity).
+    pub bearer: Option<Arc<BearerClaims>>,
 }
 
 /// Why a request was answered directly.

@@ -382,7 +382,7 @@ impl Engine {
         response_headers: HeaderMap,
     ) -> Decision {
         let upstream_headers = identity_headers(&self.inner.config, &session);
-        self.allow_with(parts, session, upstream_headers, response_headers)
+        self.allow_with(parts, session, upstream_headers, response_headers, None)
     }
 
     /// Decides a request that carries `Authorization: Bearer <token>` (oauth2-proxy's
@@ -409,7 +409,13 @@ impl Engine {
             Err(e) => Err(e),
         };
         let decision = match identity {
-            Ok(decoded) => self.allow_decoded(parts, &decoded),
+            Ok((decoded, claims)) => self.allow_with(
+                parts,
+                Arc::clone(&decoded.session),
+                decoded.headers.clone(),
+                HeaderMap::new(),
+                Some(claims),
+            ),
             Err(e) => {
                 tracing::info!(reason = %e, path = parts.uri.path(), "bearer token refused");
                 deny(DenyReason::Unauthenticated, e.response())
@@ -442,15 +448,19 @@ impl Engine {
             Arc::clone(&decoded.session),
             decoded.headers.clone(),
             HeaderMap::new(),
+            None,
         )
     }
 
+    /// Allows `session` (from a cookie, or a bearer token with its `bearer` claims) unless
+    /// the email rule, `--allowed-group`/`--allowed-role` or a route rule refuses it.
     fn allow_with(
         &self,
         parts: &Parts,
         session: Arc<Session>,
         upstream_headers: HeaderMap,
         response_headers: HeaderMap,
+        bearer: Option<Arc<crate::bearer::BearerClaims>>,
     ) -> Decision {
         let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         if let Some(missing) = self.refusal(parts, &session, Some(target)) {
@@ -461,6 +471,7 @@ impl Engine {
             headers_to_remove: self.inner.remove,
             response_headers,
             session,
+            bearer,
         }))
     }
 

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderMap, Request, Response, StatusCode, Uri, header};
 use oidc_core::authz::{self, Rule};
-use oidc_core::bearer::{self, BearerError, BearerValidator};
+use oidc_core::bearer::{self, BearerValidator};
 use oidc_core::{Allow, Decision, Engine};
 use tower::Service;
 
@@ -45,8 +45,8 @@ pub(crate) struct Anonymous {
     settings: Arc<Settings>,
     /// The URI the layer saw (routers may strip a nesting prefix later).
     uri: Uri,
-    /// Why a bearer token, when one was sent, was refused.
-    bearer_error: Option<Arc<BearerError>>,
+    /// The engine's answer to a refused bearer token, when one was sent.
+    refusal: Option<Arc<Response<Bytes>>>,
 }
 
 /// Middleware that authenticates requests with OpenID Connect; see
@@ -126,7 +126,7 @@ where
             parts.extensions.insert(Anonymous {
                 settings: Arc::clone(s),
                 uri: parts.uri.clone(),
-                bearer_error: None,
+                refusal: None,
             });
             return ResponseFuture::calling(service, Request::from_parts(parts, body));
         }
@@ -220,8 +220,11 @@ fn forbidden(identity: &Identity, parts: &Parts, rule: &Rule) -> Response<Bytes>
 /// The answer for a request that needs a user when none is signed in, as
 /// the layer that let it through anonymously would have given it.
 async fn unauthenticated(anonymous: &Anonymous, parts: &mut Parts) -> Response<Bytes> {
-    if let Some(e) = &anonymous.bearer_error {
-        return e.response();
+    if let Some(refusal) = &anonymous.refusal {
+        let mut r = Response::new(refusal.body().clone());
+        *r.status_mut() = refusal.status();
+        *r.headers_mut() = refusal.headers().clone();
+        return r;
     }
     if !anonymous.settings.sessions {
         return bearer::missing_token_response();
@@ -297,67 +300,37 @@ fn has_session_cookie(headers: &HeaderMap, name: &str) -> bool {
     })
 }
 
-/// The asynchronous part of [`OidcService::call`].
-async fn authorize(settings: Arc<Settings>, mut parts: Parts, engine_route: bool) -> Authorized {
+/// The asynchronous part of [`OidcService::call`]: the engine's one check
+/// ([`Engine::judge`]) mapped onto the request; the layer decides nothing itself.
+async fn authorize(settings: Arc<Settings>, parts: Parts, engine_route: bool) -> Authorized {
     let s = &*settings;
     if engine_route {
         return match s.engine.check(&parts).await {
             Decision::Deny(deny) => Authorized::Respond(deny.response),
-            Decision::Allow(allow) => forward_session(parts, *allow),
+            Decision::Allow(allow) => forward_allowed(parts, *allow),
         };
     }
-
-    if let Some(validator) = &s.bearer {
-        let result = match bearer::token_from_headers(&parts.headers) {
-            Ok(Some(token)) => Some(validator.validate_shared(token).await),
-            Ok(None) => None,
-            Err(e) => Some(Err(e)),
-        };
-        match result {
-            None => {}
-            Some(Ok(claims)) => {
-                let identity = Identity::from_bearer(claims);
-                if !s.rule.allows(&identity) {
-                    return Authorized::Respond(forbidden(&identity, &parts, &s.rule));
-                }
-                if let Some(h) = parts.headers.get(header::AUTHORIZATION).cloned() {
-                    parts.extensions.insert(AccessToken::from_authorization(h));
-                }
-                parts.extensions.insert(identity);
-                return forward(parts);
-            }
-            Some(Err(e)) => {
-                tracing::info!(error = %e, path = parts.uri.path(), "bearer token refused");
-                if !s.rule.allows_anonymous() {
-                    return Authorized::Respond(e.response());
-                }
-                let anonymous = Anonymous {
-                    settings: Arc::clone(&settings),
-                    uri: parts.uri.clone(),
-                    bearer_error: Some(Arc::new(e)),
-                };
-                parts.extensions.insert(anonymous);
-                return forward(parts);
-            }
-        }
-    }
-
-    if !s.sessions {
+    // A bearer-only layer (no sessions) never sends anyone to a login page: without a
+    // token (or with another scheme) the request is anonymous.
+    let has_token = s.bearer.is_some()
+        && !matches!(bearer::token_from_headers(&parts.headers), Ok(None));
+    if !s.sessions && !has_token {
         if !s.rule.allows_anonymous() {
             return Authorized::Respond(bearer::missing_token_response());
         }
-        return forward_anonymous(&settings, parts);
+        return forward_anonymous(&settings, parts, None);
     }
-
-    if s.rule.allows_anonymous() {
-        // Public: greet a signed-in user, but never answer for the engine.
-        return match s.engine.check(&parts).await {
-            Decision::Allow(allow) => forward_session(parts, *allow),
-            Decision::Deny(_) => forward_anonymous(&settings, parts),
-        };
-    }
-    match s.engine.check_rule(&parts, &s.rule).await {
-        Decision::Allow(allow) => forward_session(parts, *allow),
+    let public = s.rule.allows_anonymous();
+    let rule = (!public).then_some(&s.rule);
+    match s.engine.judge(&parts, s.bearer.as_ref(), rule).await {
+        Decision::Allow(allow) => forward_allowed(parts, *allow),
+        // Public: greet a signed-in user, but never answer for the engine; a refused
+        // token's answer is kept for a handler that needs a user after all.
+        Decision::Deny(deny) if public => {
+            let refusal = (has_token && deny.reason == oidc_core::DenyReason::Unauthenticated)
+                .then(|| Arc::new(deny.response));
+            forward_anonymous(&settings, parts, refusal)
+        }
         Decision::Deny(deny) => Authorized::Respond(deny.response),
     }
 }
@@ -369,11 +342,15 @@ fn forward(parts: Parts) -> Authorized {
     }
 }
 
-fn forward_anonymous(settings: &Arc<Settings>, mut parts: Parts) -> Authorized {
+fn forward_anonymous(
+    settings: &Arc<Settings>,
+    mut parts: Parts,
+    refusal: Option<Arc<Response<Bytes>>>,
+) -> Authorized {
     parts.extensions.insert(Anonymous {
         settings: Arc::clone(settings),
         uri: parts.uri.clone(),
-        bearer_error: None,
+        refusal,
     });
     forward(parts)
 }
@@ -381,7 +358,7 @@ fn forward_anonymous(settings: &Arc<Settings>, mut parts: Parts) -> Authorized {
 /// Applies an engine `Allow` to the request: identity headers set and
 /// forged ones removed (as the adapter would), `Identity` and `AccessToken`
 /// in the extensions, response headers kept for the response.
-fn forward_session(mut parts: Parts, allow: Allow) -> Authorized {
+fn forward_allowed(mut parts: Parts, allow: Allow) -> Authorized {
     // `allow.headers_to_remove` names every spelling of the identity headers the gate
     // does not set; looking at the request's own few names removes the same ones.
     oidc_core::headers::strip_identity(&mut parts.headers);
@@ -399,12 +376,21 @@ fn forward_session(mut parts: Parts, allow: Allow) -> Authorized {
             }
         }
     }
-    if let Some(token) = AccessToken::from_session(&allow.session) {
-        parts.extensions.insert(token);
-    }
-    parts
-        .extensions
-        .insert(Identity::from_session(allow.session));
+    let identity = match allow.bearer {
+        Some(claims) => {
+            if let Some(h) = parts.headers.get(header::AUTHORIZATION).cloned() {
+                parts.extensions.insert(AccessToken::from_authorization(h));
+            }
+            Identity::from_bearer(claims)
+        }
+        None => {
+            if let Some(token) = AccessToken::from_session(&allow.session) {
+                parts.extensions.insert(token);
+            }
+            Identity::from_session(allow.session)
+        }
+    };
+    parts.extensions.insert(identity);
     Authorized::Forward {
         parts,
         response_headers: allow.response_headers,
