@@ -1,11 +1,13 @@
-//! TLS to the identity provider with a private CA (issue 17): the node oidc-provider serves
-//! HTTPS with a certificate from a CA made in the test (`openssl`), and the adapter binary
-//! trusts it only through `--provider-ca-file`; without it discovery fails on the certificate
-//! (the log names the flag, `/ready` stays 503); `--ssl-insecure-skip-verify` works and warns
-//! at start, on `/ready` and in the metrics.
+//! TLS to the identity provider with a private CA (issue 17): the provider serves HTTPS with a
+//! certificate from a CA made with `openssl`, and the adapter binary trusts it only through
+//! `--provider-ca-file`; without it discovery fails on the certificate (the log names the flag,
+//! `/ready` stays 503); `--ssl-insecure-skip-verify` works and warns at start, on `/ready` and
+//! in the metrics.
 //!
-//! The issue asks for Keycloak over HTTPS; this runs the node provider behind TLS instead
-//! (seconds rather than a second Keycloak start).
+//! Two providers: Keycloak itself (the shared one of `cargo xtask test`, whose HTTPS listener
+//! has a certificate of a CA xtask made for the run; each test creates a realm whose issuer is
+//! on that listener), and the node oidc-provider with a CA made in the test (also for mutual
+//! TLS, which Keycloak's listener does not ask for).
 
 mod common;
 
@@ -14,6 +16,7 @@ use std::time::Duration;
 
 use common::*;
 use reqwest::cookie::Jar;
+use test_support::keycloak::{ALICE, KeycloakHttps, keycloak, login_at_keycloak};
 use test_support::{OidcProvider, ProviderConfig, TestCa};
 
 /// The node provider over HTTPS with the `nginx` client registered for an adapter on `port`.
@@ -57,6 +60,119 @@ async fn get(url: String) -> (u16, String) {
     (r.status().as_u16(), r.text().await.unwrap_or_default())
 }
 
+/// The shared Keycloak's HTTPS listener and the issuer of a fresh realm served there
+/// (`https://127.0.0.1:<port>/realms/adapter-tls-...`).
+async fn keycloak_https_realm() -> (KeycloakHttps, String) {
+    let kc = keycloak();
+    let issuer = kc.create_https_realm("adapter-tls").await;
+    (kc.https(), issuer)
+}
+
+/// An adapter for the realm `issuer` of Keycloak (its `nginx` client's secret) with `extra`,
+/// on a port of its choosing; waits for `/ready`.
+async fn keycloak_adapter(issuer: &str, extra: &[&str]) -> Adapter {
+    let mut adapter = Adapter::spawn_with_secret(issuer, &keycloak().client_secret, 0, extra).await;
+    adapter.wait_ready().await;
+    adapter
+}
+
+/// alice logs in through the adapter at Keycloak over HTTPS (its real login form), and the
+/// next check of the page is allowed with her identity.
+async fn logs_in_at_keycloak(adapter: &Adapter, https: &KeycloakHttps, issuer: &str) {
+    let browser = https.browser(&[HOST]);
+    let r = check(&browser, adapter, "/some/page").await;
+    assert_eq!(
+        r.status(),
+        302,
+        "a navigation without a session goes to Keycloak"
+    );
+    let authorize = location(r.headers());
+    assert!(authorize.starts_with(&format!("{issuer}/")), "{authorize}");
+    let callback = login_at_keycloak(&browser, &authorize, ALICE.username, ALICE.password).await;
+    assert_eq!(finish_login(&browser, &callback).await, "/some/page");
+    let r = check(&browser, adapter, "/some/page").await;
+    assert_eq!(
+        r.status(),
+        200,
+        "logged in through Keycloak over HTTPS:\n{}",
+        adapter.log().tail()
+    );
+    assert_eq!(r.headers()["x-auth-request-email"], ALICE.email);
+    assert_eq!(
+        r.headers()["x-auth-request-preferred-username"],
+        ALICE.username
+    );
+}
+
+/// An adapter for `issuer` without `--provider-ca-file`: discovery fails on the certificate,
+/// the log line names the flags to set, and `/ready` answers 503.
+async fn untrusted_provider_is_never_ready(issuer: &str) {
+    let mut adapter = Adapter::spawn(issuer, 0, &[]).await;
+    let line = adapter
+        .log()
+        .wait_since(0, &["OIDC discovery failed"], Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|| panic!("no discovery failure logged:\n{}", adapter.log().tail()));
+    assert!(
+        line.contains("--provider-ca-file") && line.contains("--ssl-insecure-skip-verify"),
+        "the failure names the flags to set: {line}"
+    );
+    let (status, _) = get(format!("http://{}/ready", adapter.bound.http)).await;
+    assert_eq!(status, 503, "not ready without trusting the provider");
+    adapter.stop().await;
+}
+
+/// The `--ssl-insecure-skip-verify` warnings of a started adapter (with
+/// `--metrics-address=127.0.0.1:0`): at start (WARN), in `/ready`'s body, in the metrics.
+async fn warns_of_insecure_tls(adapter: &Adapter) {
+    let warning = adapter
+        .log()
+        .lines()
+        .into_iter()
+        .find(|l| l.contains("--ssl-insecure-skip-verify is set"))
+        .unwrap_or_else(|| panic!("no start-up warning:\n{}", adapter.log().tail()));
+    assert!(warning.contains("WARN"), "{warning}");
+    let (status, body) = get(format!("http://{}/ready", adapter.bound.http)).await;
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("WARNING") && body.contains("--ssl-insecure-skip-verify"),
+        "{body}"
+    );
+    let metrics = adapter.bound.metrics.expect("metrics address");
+    let (_, body) = get(format!("http://{metrics}/metrics")).await;
+    assert!(body.contains("\noidc_authz_insecure_tls 1\n"), "{body}");
+}
+
+const INSECURE_ARGS: &[&str] = &[
+    "--set-xauthrequest=true",
+    "--ssl-insecure-skip-verify",
+    "--metrics-address=127.0.0.1:0",
+];
+
+#[tokio::test]
+async fn keycloak_over_https_with_provider_ca_file() {
+    let (https, issuer) = keycloak_https_realm().await;
+    let ca_flag = format!("--provider-ca-file={}", https.ca_file.display());
+    let adapter = keycloak_adapter(&issuer, &["--set-xauthrequest=true", &ca_flag]).await;
+    logs_in_at_keycloak(&adapter, &https, &issuer).await;
+    let (status, body) = get(format!("http://{}/ready", adapter.bound.http)).await;
+    assert_eq!((status, body.as_str()), (200, "OK"));
+}
+
+#[tokio::test]
+async fn keycloak_over_https_without_the_ca_is_never_ready() {
+    let (_, issuer) = keycloak_https_realm().await;
+    untrusted_provider_is_never_ready(&issuer).await;
+}
+
+#[tokio::test]
+async fn keycloak_over_https_with_ssl_insecure_skip_verify_works_and_warns() {
+    let (https, issuer) = keycloak_https_realm().await;
+    let adapter = keycloak_adapter(&issuer, INSECURE_ARGS).await;
+    warns_of_insecure_tls(&adapter).await;
+    logs_in_at_keycloak(&adapter, &https, &issuer).await;
+}
+
 #[tokio::test]
 async fn provider_ca_file_logs_in_through_a_provider_behind_a_private_ca() {
     let ca = TestCa::new();
@@ -78,19 +194,7 @@ async fn provider_ca_file_logs_in_through_a_provider_behind_a_private_ca() {
 async fn without_the_ca_discovery_fails_and_the_log_names_the_flag() {
     let ca = TestCa::new();
     let idp = https_provider(&ca, 1).await;
-    let mut adapter = Adapter::spawn(&idp.issuer, 0, &[]).await;
-    let line = adapter
-        .log()
-        .wait_since(0, &["OIDC discovery failed"], Duration::from_secs(30))
-        .await
-        .unwrap_or_else(|| panic!("no discovery failure logged:\n{}", adapter.log().tail()));
-    assert!(
-        line.contains("--provider-ca-file") && line.contains("--ssl-insecure-skip-verify"),
-        "the failure names the flags to set: {line}"
-    );
-    let (status, _) = get(format!("http://{}/ready", adapter.bound.http)).await;
-    assert_eq!(status, 503, "not ready without trusting the provider");
-    adapter.stop().await;
+    untrusted_provider_is_never_ready(&idp.issuer).await;
 }
 
 #[tokio::test]
@@ -98,32 +202,8 @@ async fn ssl_insecure_skip_verify_works_and_warns_everywhere() {
     let ca = TestCa::new();
     let port = callback_port();
     let idp = https_provider(&ca, port).await;
-    let adapter = Adapter::start(
-        &idp.issuer,
-        port,
-        &[
-            "--set-xauthrequest=true",
-            "--ssl-insecure-skip-verify",
-            "--metrics-address=127.0.0.1:0",
-        ],
-    )
-    .await;
-    let warning = adapter
-        .log()
-        .lines()
-        .into_iter()
-        .find(|l| l.contains("--ssl-insecure-skip-verify is set"))
-        .unwrap_or_else(|| panic!("no start-up warning:\n{}", adapter.log().tail()));
-    assert!(warning.contains("WARN"), "{warning}");
-    let (status, body) = get(format!("http://127.0.0.1:{port}/ready")).await;
-    assert_eq!(status, 200);
-    assert!(
-        body.contains("WARNING") && body.contains("--ssl-insecure-skip-verify"),
-        "{body}"
-    );
-    let metrics = adapter.bound.metrics.expect("metrics address");
-    let (_, body) = get(format!("http://{metrics}/metrics")).await;
-    assert!(body.contains("\noidc_authz_insecure_tls 1\n"), "{body}");
+    let adapter = Adapter::start(&idp.issuer, port, INSECURE_ARGS).await;
+    warns_of_insecure_tls(&adapter).await;
     logs_in(&adapter, &browser(port, &ca)).await;
 }
 

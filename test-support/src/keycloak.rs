@@ -13,6 +13,12 @@
 //! curl: `--resolve keycloak.example.com:<port>:127.0.0.1`; Chromium:
 //! `--host-resolver-rules="MAP *.example.com 127.0.0.1"`).
 //!
+//! HTTPS: Keycloak also listens on `https://127.0.0.1:<port>` ([`Keycloak::https`]) with a
+//! certificate from a CA that `cargo xtask` made for the run (no system store trusts it). The
+//! imported realms keep their `http://keycloak.example.com` issuer there; a test that logs in
+//! over HTTPS creates a realm whose issuer is on the HTTPS listener
+//! ([`Keycloak::create_https_realm`]).
+//!
 //! Tests share the one Keycloak and run in parallel: log in with a fresh client (cookie jar)
 //! per user, and never change the imported realms; a test that needs other realm settings
 //! creates its own realm ([`Keycloak::create_realm`]).
@@ -28,6 +34,7 @@
 //! ```
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -42,6 +49,10 @@ use crate::html;
 pub const URL_ENV: &str = "OIDC_AUTHZ_KEYCLOAK_URL";
 /// Where Keycloak listens, `127.0.0.1:<port>`. Set by `cargo xtask test`.
 pub const ADDR_ENV: &str = "OIDC_AUTHZ_KEYCLOAK_ADDR";
+/// Keycloak's HTTPS listener, `https://127.0.0.1:<port>`. Set by `cargo xtask test`.
+pub const HTTPS_URL_ENV: &str = "OIDC_AUTHZ_KEYCLOAK_HTTPS_URL";
+/// The CA certificate (PEM) that signs the HTTPS listener's certificate. Set by `cargo xtask test`.
+pub const CA_FILE_ENV: &str = "OIDC_AUTHZ_KEYCLOAK_CA_FILE";
 /// Master realm admin user. Set by `cargo xtask test`.
 pub const ADMIN_USER_ENV: &str = "OIDC_AUTHZ_KEYCLOAK_ADMIN_USER";
 /// Master realm admin password. Set by `cargo xtask test`.
@@ -199,7 +210,67 @@ pub fn keycloak() -> Keycloak {
     }
 }
 
+/// Keycloak's HTTPS listener ([`Keycloak::https`]).
+#[derive(Debug, Clone)]
+pub struct KeycloakHttps {
+    /// `https://127.0.0.1:<port>` (no trailing slash); the certificate is for `127.0.0.1` and
+    /// `localhost`.
+    pub base_url: String,
+    /// The CA certificate (PEM) that signs it: what `--provider-ca-file` is given.
+    pub ca_file: PathBuf,
+}
+
+impl KeycloakHttps {
+    /// A client like [`Keycloak::http_client`] (cookie jar, no automatic redirects, 30 s
+    /// timeout) that trusts the run's CA, so it can walk Keycloak's pages over HTTPS; `hosts`
+    /// are mapped to 127.0.0.1 (the relying party's host names).
+    pub fn browser(&self, hosts: &[&str]) -> reqwest::Client {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let pem = std::fs::read(&self.ca_file)
+            .unwrap_or_else(|e| panic!("{CA_FILE_ENV}={}: {e}", self.ca_file.display()));
+        let ca = reqwest::Certificate::from_pem(&pem)
+            .unwrap_or_else(|e| panic!("{CA_FILE_ENV}={}: {e}", self.ca_file.display()));
+        hosts
+            .iter()
+            .fold(reqwest::Client::builder(), |b, host| {
+                b.resolve(host, SocketAddr::from(([127, 0, 0, 1], 0)))
+            })
+            .add_root_certificate(ca)
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("build reqwest client")
+    }
+}
+
 impl Keycloak {
+    /// Keycloak's HTTPS listener, from the environment `cargo xtask test` sets; panics when it
+    /// is not set.
+    pub fn https(&self) -> KeycloakHttps {
+        let base_url = required_env(HTTPS_URL_ENV).trim_end_matches('/').to_owned();
+        Url::parse(&base_url).unwrap_or_else(|e| panic!("{HTTPS_URL_ENV}={base_url:?}: {e}"));
+        KeycloakHttps {
+            base_url,
+            ca_file: required_env(CA_FILE_ENV).into(),
+        }
+    }
+
+    /// Creates a copy of [`REALM`] (same users, clients and secrets) named `<prefix>-<random>`
+    /// whose frontend URL is the HTTPS listener, and returns its issuer,
+    /// `https://127.0.0.1:<port>/realms/<name>`: discovery over HTTPS then names HTTPS
+    /// endpoints only, and tokens carry that issuer.
+    pub async fn create_https_realm(&self, prefix: &str) -> String {
+        let https = self.https();
+        let mut realm = self.mytest_realm_json();
+        let name = format!("{prefix}-{:016x}", rand::random::<u64>());
+        realm["realm"] = Value::from(name.as_str());
+        realm["displayName"] = Value::from(name.as_str());
+        realm["attributes"]["frontendUrl"] = Value::from(https.base_url.as_str());
+        self.create_realm(&realm).await;
+        format!("{}/realms/{name}", https.base_url)
+    }
+
     /// `http://keycloak.example.com:<port>/realms/<realm>`.
     pub fn realm_url(&self, realm: &str) -> String {
         format!("{}/realms/{realm}", self.base_url)

@@ -31,16 +31,15 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use common::{COOKIE_SECRET, SigningKey};
+use common::SigningKey;
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, AUTHORIZATION, LOCATION, WWW_AUTHENTICATE};
 use serde_json::{Value, json};
 use test_support::keycloak::{
     ALICE, BOB, CAROL, CLIENT_ID, CLIENT_SECRET, IDP_ALIAS, Keycloak, REALM, TestUser,
-    UPSTREAM_REALM, keycloak, login_at_keycloak,
+    UPSTREAM_REALM, keycloak,
 };
 use tower_oidc::OidcLayer;
-use tower_oidc::oidc_core::{ClientSecret, Config, CookieSettings};
 
 const REPORTS_SECRET: &str = "reports-secret-for-tests-only";
 const SHORT_SECRET: &str = "shortlived-secret-for-tests-only";
@@ -179,16 +178,7 @@ impl App {
 /// The example app for `realm`, on 127.0.0.1; `leeway` for the clock checks of
 /// tokens (the engine's default when `None`).
 async fn start_app(realm: &Realm, leeway: Option<Duration>) -> App {
-    let mut config = Config::builder(&realm.issuer, CLIENT_ID)
-        .client_secret(ClientSecret::new(CLIENT_SECRET))
-        .cookie_secret(COOKIE_SECRET)
-        .cookie(CookieSettings {
-            name: "_axum_app".into(),
-            secure: false,
-            ..CookieSettings::default()
-        })
-        .skip_provider_button(true)
-        .email_domains(vec!["*".into()]);
+    let mut config = common::keycloak_config(&realm.issuer, "_axum_app");
     if let Some(leeway) = leeway {
         config = config.leeway(leeway);
     }
@@ -465,26 +455,15 @@ async fn refused_tokens_get_401() {
 
 /// Logs `user` in through Keycloak's login form, starting at `path`; returns
 /// the browser-like client holding the session.
-async fn browser_login(kc: &Keycloak, app: &App, path: &str, user: &TestUser) -> reqwest::Client {
+async fn browser_login(
+    kc: &Keycloak,
+    realm: &Realm,
+    app: &App,
+    path: &str,
+    user: &TestUser,
+) -> reqwest::Client {
     let browser = kc.http_client();
-    let r = app.get(&browser, path, HTML).await;
-    assert_eq!(r.status(), StatusCode::FOUND, "{path} sends to Keycloak");
-    let authorize = r.headers()[LOCATION].to_str().expect("ascii").to_owned();
-    let callback = login_at_keycloak(&browser, &authorize, user.username, user.password).await;
-    assert!(
-        callback.starts_with(&format!("{}/oauth2/callback?", app.base)),
-        "{callback}"
-    );
-    let r = browser.get(&callback).send().await.expect("callback");
-    let status = r.status();
-    let location = r.headers().get(LOCATION).cloned();
-    let body = r.text().await.unwrap_or_default();
-    assert_eq!(status, StatusCode::FOUND, "callback {callback}: {body}");
-    assert_eq!(
-        location.as_ref().and_then(|l| l.to_str().ok()),
-        Some(path),
-        "back where the login started"
-    );
+    common::keycloak_browser_login(&browser, &app.base, &realm.issuer, path, user).await;
     browser
 }
 
@@ -511,7 +490,7 @@ async fn pages_with_browser_sessions() {
     }
 
     // alice: admin and editor.
-    let alice = browser_login(&kc, &app, "/admin", &ALICE).await;
+    let alice = browser_login(&kc, &realm, &app, "/admin", &ALICE).await;
     let (status, body) = page(&alice, &app, "/admin").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body.contains("alice"), "{body}");
@@ -524,7 +503,7 @@ async fn pages_with_browser_sessions() {
     assert_eq!(r.status(), StatusCode::OK, "the API takes the session too");
 
     // bob: signed in, but neither admin nor editor.
-    let bob = browser_login(&kc, &app, "/me", &BOB).await;
+    let bob = browser_login(&kc, &realm, &app, "/me", &BOB).await;
     let (status, body) = page(&bob, &app, "/me").await;
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("bob@example.com"), "{body}");

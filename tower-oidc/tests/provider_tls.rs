@@ -1,14 +1,25 @@
 //! TLS to the identity provider with a private CA (issue 17) through tower-oidc's `Config`
-//! builder: the node oidc-provider serves HTTPS with a certificate from a CA made in the test
-//! (`openssl`); discovery (and the JWKS fetch) succeeds with `provider_ca_files`, fails on the
-//! certificate without it, and succeeds with `ssl_insecure_skip_verify`.
+//! builder: the provider serves HTTPS with a certificate from a CA made with `openssl`;
+//! discovery (and the JWKS fetch) succeeds with `provider_ca_files`, fails on the certificate
+//! without it, and succeeds with `ssl_insecure_skip_verify`.
+//!
+//! Two providers: Keycloak itself (the shared one of `cargo xtask test`, whose HTTPS listener
+//! has a certificate of a CA xtask made for the run; each test creates a realm whose issuer is
+//! on that listener), where alice logs in to an app behind the layer; and the node
+//! oidc-provider with a CA made in the test.
 
 mod common;
 
+use axum::routing::get;
+use axum::{Json, Router};
 use common::COOKIE_SECRET;
+use reqwest::StatusCode;
+use reqwest::header::ACCEPT;
+use serde_json::{Value, json};
+use test_support::keycloak::{ALICE, KeycloakHttps, keycloak};
 use test_support::{ClientSpec, OidcProvider, ProviderConfig, TestCa};
 use tower_oidc::oidc_core::{ClientSecret, Config, ConfigBuilder};
-use tower_oidc::{OidcLayer, SetupError};
+use tower_oidc::{Identity, OidcLayer, SetupError};
 
 async fn https_provider(ca: &TestCa) -> OidcProvider {
     let idp = OidcProvider::start_with(ProviderConfig {
@@ -89,4 +100,93 @@ async fn a_bad_ca_file_is_a_config_error_naming_flag_and_file() {
         text.contains("--provider-ca-file") && text.contains("/nonexistent/company-ca.pem"),
         "{text}"
     );
+}
+
+/// The shared Keycloak's HTTPS listener, and a builder for the `nginx` client of a fresh realm
+/// served there (issuer `https://127.0.0.1:<port>/realms/tower-oidc-tls-...`).
+async fn keycloak_https_realm() -> (KeycloakHttps, ConfigBuilder) {
+    let kc = keycloak();
+    let issuer = kc.create_https_realm("tower-oidc-tls").await;
+    (kc.https(), common::keycloak_config(&issuer, "_tls_app"))
+}
+
+/// Serves `/me` (the signed-in user's email and name) behind `layer` on 127.0.0.1, logs alice
+/// in at Keycloak over HTTPS (its real login form) starting from `/me`, and returns what `/me`
+/// then answers her.
+async fn alice_logs_in(layer: OidcLayer, https: &KeycloakHttps) -> Value {
+    let issuer = layer
+        .engine()
+        .config()
+        .issuer
+        .as_str()
+        .trim_end_matches('/')
+        .to_owned();
+    let app = Router::new()
+        .route(
+            "/me",
+            get(|me: Identity| async move {
+                Json(json!({"email": me.email(), "username": me.username()}))
+            }),
+        )
+        .layer(layer);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+
+    let browser = https.browser(&[]);
+    common::keycloak_browser_login(&browser, &base, &issuer, "/me", &ALICE).await;
+    let r = browser
+        .get(format!("{base}/me"))
+        .header(ACCEPT, "text/html")
+        .send()
+        .await
+        .expect("GET /me");
+    assert_eq!(r.status(), StatusCode::OK, "signed in");
+    let identity = r.json().await.expect("JSON");
+    server.abort();
+    identity
+}
+
+fn is_alice(identity: &Value) -> bool {
+    identity == &json!({"email": ALICE.email, "username": ALICE.username})
+}
+
+#[tokio::test]
+async fn logs_in_at_keycloak_over_https_with_provider_ca_files() {
+    let (https, builder) = keycloak_https_realm().await;
+    let config = builder
+        .provider_ca_files(vec![https.ca_file.clone()])
+        .build()
+        .expect("config");
+    let layer = OidcLayer::discover(config)
+        .await
+        .expect("discovery with the CA");
+    assert!(!layer.engine().insecure_tls());
+    let identity = alice_logs_in(layer, &https).await;
+    assert!(is_alice(&identity), "{identity}");
+}
+
+#[tokio::test]
+async fn keycloak_over_https_without_the_ca_fails_on_the_certificate() {
+    let (_, builder) = keycloak_https_realm().await;
+    match OidcLayer::discover(builder.build().expect("config")).await {
+        Err(SetupError::Discovery(e)) => assert!(e.is_certificate_error(), "{e:?}"),
+        Err(e) => panic!("expected a discovery error, got {e:?}"),
+        Ok(_) => panic!("discovered a Keycloak whose CA is not trusted"),
+    }
+}
+
+#[tokio::test]
+async fn logs_in_at_keycloak_over_https_with_ssl_insecure_skip_verify() {
+    let (https, builder) = keycloak_https_realm().await;
+    let config = builder
+        .ssl_insecure_skip_verify(true)
+        .build()
+        .expect("config");
+    let layer = OidcLayer::discover(config).await.expect("discovery");
+    assert!(layer.engine().insecure_tls());
+    let identity = alice_logs_in(layer, &https).await;
+    assert!(is_alice(&identity), "{identity}");
 }

@@ -2,7 +2,8 @@
 //!
 //! Commands:
 //! - `cargo xtask test [-- <cargo test args>]`: installs what is missing, starts the shared
-//!   services (Keycloak with the realms of `deploy/keycloak`), builds the tests while they
+//!   services (Keycloak with the realms of `deploy/keycloak`, over HTTP and over HTTPS with a
+//!   certificate of a CA made for the run), builds the tests while they
 //!   boot, waits until they are ready, then runs `cargo test --workspace --all-targets` and
 //!   the documentation tests (`--doc`) with the components' environment set, stops the
 //!   services, and exits with the tests' status. A run in which no test ran fails, and so does
@@ -46,8 +47,9 @@ commands:
   fuzz [--seconds N] [TARGET]
                    run the cargo-fuzz targets for a bounded time
   install          install the test components if missing
-  keycloak         start Keycloak with deploy/keycloak's realms until Ctrl-C, and print
-                   the environment for running `cargo test` by hand
+  keycloak         start Keycloak with deploy/keycloak's realms until Ctrl-C (HTTP, and
+                   HTTPS with a CA made for the run), and print the environment for
+                   running `cargo test` by hand
   help             this text
 
 Components are cached under $XDG_CACHE_HOME/oidc-authz (default ~/.cache/oidc-authz).";

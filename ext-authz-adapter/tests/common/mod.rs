@@ -420,6 +420,17 @@ impl Adapter {
 
     /// Like [`Adapter::start`], but waits only until it listens, not for `/ready`.
     pub async fn spawn(issuer: &str, port: u16, extra: &[&str]) -> Adapter {
+        Self::spawn_with_secret(issuer, CLIENT_SECRET, port, extra).await
+    }
+
+    /// Like [`Adapter::spawn`], with another client secret in `OAUTH2_PROXY_CLIENT_SECRET`
+    /// (Keycloak's; never in the args, which failure messages print).
+    pub async fn spawn_with_secret(
+        issuer: &str,
+        client_secret: &str,
+        port: u16,
+        extra: &[&str],
+    ) -> Adapter {
         let args = seed_args(issuer, [format!("--http-address=127.0.0.1:{port}")], extra);
         let name = if port == 0 {
             "(port 0)".to_owned()
@@ -429,7 +440,7 @@ impl Adapter {
         let mut process = AdapterProcess::spawn(
             &name,
             args,
-            &[("OAUTH2_PROXY_CLIENT_SECRET", CLIENT_SECRET)],
+            &[("OAUTH2_PROXY_CLIENT_SECRET", client_secret)],
             Log::default(),
         );
         let bound = process.bound().await;

@@ -1,5 +1,6 @@
 //! Shared helpers: a minimal issuer (discovery + JWKS) serving keys the test
-//! generates, and token signing with those or with unknown keys.
+//! generates, and token signing with those or with unknown keys; the app's
+//! configuration for a Keycloak realm and a browser login through it.
 //!
 //! The fake issuer exists for the token checks that need control over keys
 //! and claims (expiry, not-before, rotation); logins and real tokens come from
@@ -16,7 +17,11 @@ use axum::routing::get;
 use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use p256::pkcs8::EncodePrivateKey;
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT, LOCATION};
 use serde_json::{Value, json};
+use test_support::keycloak::{CLIENT_ID, CLIENT_SECRET, TestUser, login_at_keycloak};
+use tower_oidc::oidc_core::{ClientSecret, Config, ConfigBuilder, CookieSettings};
 
 pub const COOKIE_SECRET: &str = "dGVzdC1jb29raWUtc2VjcmV0LW9mLTMyLWJ5dGVzISE=";
 
@@ -139,4 +144,57 @@ impl Drop for FakeIssuer {
     fn drop(&mut self) {
         self.server.abort();
     }
+}
+
+/// The configuration of an app (served over plain HTTP on 127.0.0.1) for the `nginx` client
+/// of the Keycloak realm `issuer` (a copy of `mytest`): its secret, the test cookie secret, a
+/// cookie `cookie_name` without `Secure`, no provider button, any email domain.
+pub fn keycloak_config(issuer: &str, cookie_name: &str) -> ConfigBuilder {
+    Config::builder(issuer, CLIENT_ID)
+        .client_secret(ClientSecret::new(CLIENT_SECRET))
+        .cookie_secret(COOKIE_SECRET)
+        .cookie(CookieSettings {
+            name: cookie_name.into(),
+            secure: false,
+            ..CookieSettings::default()
+        })
+        .skip_provider_button(true)
+        .email_domains(vec!["*".into()])
+}
+
+/// Logs `user` in with `browser` (a cookie-jar client without redirects that reaches
+/// Keycloak) through Keycloak's login form, starting at the page `path` of the app at `base`
+/// whose issuer is `issuer`: the page sends to Keycloak, Keycloak back to the app's callback,
+/// and the callback back to `path`.
+pub async fn keycloak_browser_login(
+    browser: &reqwest::Client,
+    base: &str,
+    issuer: &str,
+    path: &str,
+    user: &TestUser,
+) {
+    let r = browser
+        .get(format!("{base}{path}"))
+        .header(ACCEPT, "text/html")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), StatusCode::FOUND, "{path} sends to Keycloak");
+    let authorize = r.headers()[LOCATION].to_str().expect("ascii").to_owned();
+    assert!(authorize.starts_with(&format!("{issuer}/")), "{authorize}");
+    let callback = login_at_keycloak(browser, &authorize, user.username, user.password).await;
+    assert!(
+        callback.starts_with(&format!("{base}/oauth2/callback?")),
+        "{callback}"
+    );
+    let r = browser.get(&callback).send().await.expect("callback");
+    let status = r.status();
+    let location = r.headers().get(LOCATION).cloned();
+    let body = r.text().await.unwrap_or_default();
+    assert_eq!(status, StatusCode::FOUND, "callback {callback}: {body}");
+    assert_eq!(
+        location.as_ref().and_then(|l| l.to_str().ok()),
+        Some(path),
+        "back where the login started"
+    );
 }

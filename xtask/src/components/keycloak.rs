@@ -24,6 +24,8 @@
 //! kc.sh start --optimized --cache=local --http-enabled=true --http-host=127.0.0.1
 //!   --http-port=<port> --hostname=http://keycloak.example.com:<port>
 //!   --hostname-backchannel-dynamic=true --import-realm
+//!   --https-port=<https port> --https-certificate-file=<run dir>/tls/server.pem
+//!   --https-certificate-key-file=<run dir>/tls/server.key
 //! ```
 //!
 //! The issuer is therefore `http://keycloak.example.com:<port>/realms/mytest` for everyone
@@ -31,6 +33,14 @@
 //! that arrive as `http://127.0.0.1:<port>` also work (backchannel dynamic: such discovery
 //! documents point the backchannel endpoints at 127.0.0.1), but the `iss` of every token is the
 //! keycloak.example.com URL.
+//!
+//! HTTPS (the provider-TLS tests, issue 17): a second listener on 127.0.0.1:<https port>
+//! serves a certificate for `127.0.0.1` and `localhost` signed by a CA made for the run with
+//! openssl (`test_ca`, as the tests make theirs), which no system store trusts. The server's
+//! `--hostname` holds for requests over HTTPS too: the imported realms' issuer stays the
+//! `http://keycloak.example.com` URL there. A test that logs in over HTTPS creates a realm
+//! whose frontend URL is the HTTPS listener (`test_support::keycloak::Keycloak::create_https_realm`):
+//! its issuer and every endpoint are then `https://127.0.0.1:<https port>/...`.
 //!
 //! `start_keycloak` is a method of [`Services`] (defined here, next to the rest of Keycloak)
 //! so that `main.rs` can call it although this module is private to `components`.
@@ -68,6 +78,10 @@ const JAVA_HOME_ENV: &str = "OIDC_AUTHZ_KEYCLOAK_JAVA_HOME";
 
 /// Environment for the tests (read by `test_support::keycloak::keycloak`).
 pub const URL_ENV: &str = "OIDC_AUTHZ_KEYCLOAK_URL";
+/// `https://127.0.0.1:<https port>`: Keycloak's HTTPS listener.
+pub const HTTPS_URL_ENV: &str = "OIDC_AUTHZ_KEYCLOAK_HTTPS_URL";
+/// The CA certificate (PEM) that signs the HTTPS listener's certificate.
+pub const CA_FILE_ENV: &str = "OIDC_AUTHZ_KEYCLOAK_CA_FILE";
 /// `127.0.0.1:<port>`: where to connect for [`HOSTNAME`].
 pub const ADDR_ENV: &str = "OIDC_AUTHZ_KEYCLOAK_ADDR";
 /// The backchannel base URL `http://127.0.0.1:<port>`; also a placeholder in the realm files.
@@ -121,9 +135,13 @@ impl Services {
     /// `http://keycloak.example.com:<port>`. Pass another one when Keycloak is reached through
     /// a proxy (e.g. `http://keycloak.example.com:<envoy port>` for the demo).
     ///
+    /// Keycloak also listens for HTTPS on a second reserved port, with a certificate from a CA
+    /// made for this run (the module docs say how to log in over it).
+    ///
     /// Returns the environment for the tests: [`URL_ENV`] (the frontend URL), [`ADDR_ENV`],
-    /// [`BACKCHANNEL_URL_ENV`], [`ADMIN_USER_ENV`], [`ADMIN_PASSWORD_ENV`], [`VERSION_ENV`].
-    /// Keycloak is installed first if it is not yet.
+    /// [`BACKCHANNEL_URL_ENV`], [`HTTPS_URL_ENV`], [`CA_FILE_ENV`], [`ADMIN_USER_ENV`],
+    /// [`ADMIN_PASSWORD_ENV`], [`VERSION_ENV`]. Keycloak (and openssl, for the CA) is installed
+    /// first if it is not yet.
     pub fn start_keycloak(&mut self, port: u16, frontend_url: Option<&str>) -> Result<Env, String> {
         let dir = install_dir()?;
         if !is_installed(&dir) {
@@ -138,6 +156,8 @@ impl Services {
             port
         };
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let https_port = util::reserve_port("keycloak https (started by cargo xtask)")?;
+        let https_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, https_port));
         let url = match frontend_url {
             Some(url) => url.trim_end_matches('/').to_owned(),
             None => format!("http://{HOSTNAME}:{port}"),
@@ -150,8 +170,22 @@ impl Services {
         let home = run_dir.join("home");
         prepare_home(&dir, &home)?;
         let log = run_dir.join("keycloak.log");
+        // openssl is installed by `cargo xtask test` already; not by `keycloak` or `demo`.
+        let tls = test_ca::CaFiles::create(&run_dir.join("tls")).or_else(|_| {
+            super::openssl::Openssl.ensure_installed()?;
+            test_ca::CaFiles::create(&run_dir.join("tls"))
+        })?;
 
         let mut cmd = kc_start(&home, &jdk, port, &url, true);
+        cmd.arg(format!("--https-port={https_port}"))
+            .arg(format!(
+                "--https-certificate-file={}",
+                tls.server_cert.display()
+            ))
+            .arg(format!(
+                "--https-certificate-key-file={}",
+                tls.server_key.display()
+            ));
         // Placeholders in deploy/keycloak/realm-*.json.
         cmd.env(URL_ENV, &url)
             .env(BACKCHANNEL_URL_ENV, &backchannel);
@@ -164,20 +198,25 @@ impl Services {
         let ready = Readiness::new(
             format!(
                 "GET http://{addr}/realms/<realm>/.well-known/openid-configuration (Host: \
-                 {probe_host}) to answer 200 for the realms {REALMS:?}; frontend URL {url}"
+                 {probe_host}) to answer 200 for the realms {REALMS:?}, and the HTTPS listener \
+                 {https_addr} to accept connections; frontend URL {url}"
             ),
             START_TIMEOUT,
             move || {
                 pending.retain(|path| {
                     util::http_status(addr, &probe_host, path, Duration::from_secs(5)) != Some(200)
                 });
+                // Keycloak opens both listeners together; the HTTPS one is checked all the same.
                 pending.is_empty()
+                    && std::net::TcpStream::connect_timeout(&https_addr, Duration::from_secs(5))
+                        .is_ok()
             },
         );
 
         println!(
-            "[xtask] keycloak {VERSION}: starting at {url} (listening on {addr}; java {}; \
-             log {})",
+            "[xtask] keycloak {VERSION}: starting at {url} (listening on {addr}, HTTPS on \
+             {https_addr} with a certificate of the CA {}; java {}; log {})",
+            tls.ca_cert.display(),
             jdk.version,
             log.display()
         );
@@ -187,6 +226,11 @@ impl Services {
             (URL_ENV.to_owned(), url.into()),
             (ADDR_ENV.to_owned(), addr.to_string().into()),
             (BACKCHANNEL_URL_ENV.to_owned(), backchannel.into()),
+            (
+                HTTPS_URL_ENV.to_owned(),
+                format!("https://{https_addr}").into(),
+            ),
+            (CA_FILE_ENV.to_owned(), tls.ca_cert.into_os_string()),
             (ADMIN_USER_ENV.to_owned(), ADMIN_USER.into()),
             (ADMIN_PASSWORD_ENV.to_owned(), ADMIN_PASSWORD.into()),
             (VERSION_ENV.to_owned(), VERSION.into()),

@@ -1,5 +1,5 @@
-//! The `openssl` command: the tests make a throwaway CA with it (`test_support::tls::TestCa`) for
-//! the identity provider over HTTPS.
+//! The `openssl` command: the tests make a throwaway CA with it (`test_ca::TestCa`) for the
+//! identity provider over HTTPS, and xtask one for Keycloak's HTTPS listener.
 //!
 //! Debian's `openssl` package, installed with apt-get when no `openssl` is on `PATH`. Sets
 //! nothing: the tests run `openssl` from `PATH`.

@@ -128,6 +128,11 @@ extensionProviders:
 {{- if and .Values.providerTls.caBundle.configMap .Values.providerTls.caBundle.secret }}
 {{- fail "providerTls.caBundle: set configMap or secret, not both" }}
 {{- end }}
+{{- with .Values.providerTls.clientCert }}
+{{- if and .secret (or (not .certKey) (not .keyKey) (eq .certKey .keyKey)) }}
+{{- fail "providerTls.clientCert: certKey and keyKey must be set and differ (the certificate and the key are two files)" }}
+{{- end }}
+{{- end }}
 {{- if not (has .Values.istio.mode (list "http" "grpc")) }}
 {{- fail (printf "istio.mode must be http or grpc, not %q" .Values.istio.mode) }}
 {{- end }}
