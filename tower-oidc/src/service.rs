@@ -312,8 +312,8 @@ async fn authorize(settings: Arc<Settings>, parts: Parts, engine_route: bool) ->
     }
     // A bearer-only layer (no sessions) never sends anyone to a login page: without a
     // token (or with another scheme) the request is anonymous.
-    let has_token = s.bearer.is_some()
-        && !matches!(bearer::token_from_headers(&parts.headers), Ok(None));
+    let has_token =
+        s.bearer.is_some() && !matches!(bearer::token_from_headers(&parts.headers), Ok(None));
     if !s.sessions && !has_token {
         if !s.rule.allows_anonymous() {
             return Authorized::Respond(bearer::missing_token_response());
