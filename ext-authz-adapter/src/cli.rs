@@ -506,7 +506,7 @@ impl Cli {
         }
         let mut b = engine
             .bearer_validator()
-            .audience(engine.config().client_id.clone());
+            .audience(engine.config().client_id());
         for a in self.oidc_extra_audience.iter().filter(|a| !a.is_empty()) {
             b = b.audience(a.clone());
         }

@@ -56,7 +56,7 @@ async fn main() -> ExitCode {
     let local = listener
         .local_addr()
         .map_or_else(|_| addr.to_string(), |a| a.to_string());
-    tracing::info!(address = %local, issuer = %engine.config().issuer, "listening");
+    tracing::info!(address = %local, issuer = %engine.config().issuer(), "listening");
     // One shutdown signal for every server.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {

@@ -81,98 +81,128 @@ impl Default for CookieSettings {
     }
 }
 
-/// What the engine needs to know. Build it with [`Config::builder`].
+/// What the engine needs to know. Build it with [`Config::builder`]; read-only once built.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Config {
     /// The issuer URL, exactly as the provider's discovery document names it.
-    pub issuer: Url,
+    pub(crate) issuer: Url,
     /// OAuth client id.
-    pub client_id: String,
+    pub(crate) client_id: String,
     /// OAuth client secret (`None` for a public client using PKCE only).
-    pub client_secret: Option<ClientSecret>,
+    pub(crate) client_secret: Option<ClientSecret>,
     /// Token endpoint authentication.
-    pub client_auth: ClientAuthMethod,
+    pub(crate) client_auth: ClientAuthMethod,
     /// Fixed callback URL (`--redirect-url`); derived from the request when unset.
-    pub redirect_url: Option<Url>,
+    pub(crate) redirect_url: Option<Url>,
     /// Space-separated scopes (`--scope`).
-    pub scope: String,
+    pub(crate) scope: String,
     /// Cookie attributes.
-    pub cookie: CookieSettings,
+    pub(crate) cookie: CookieSettings,
     /// Cookie secrets: the first encrypts, all decrypt.
-    pub cookie_secrets: Vec<CookieSecret>,
+    pub(crate) cookie_secrets: Vec<CookieSecret>,
     /// Prefix of the engine's own routes (`--proxy-prefix`, default `/oauth2`).
-    pub proxy_prefix: String,
+    pub(crate) proxy_prefix: String,
     /// Send navigations straight to the provider instead of a sign-in page.
-    pub skip_provider_button: bool,
+    pub(crate) skip_provider_button: bool,
     /// Validator for `rd` redirect targets (built from `--whitelist-domain`).
-    pub redirects: RedirectValidator,
+    pub(crate) redirects: RedirectValidator,
     /// Set `X-Auth-Request-*` headers on allow.
-    pub set_xauthrequest: bool,
+    pub(crate) set_xauthrequest: bool,
     /// Pass the access token in `X-Auth-Request-Access-Token`.
-    pub pass_access_token: bool,
+    pub(crate) pass_access_token: bool,
     /// Set `Authorization: Bearer <id token>` on allow.
-    pub set_authorization_header: bool,
+    pub(crate) set_authorization_header: bool,
     /// Do not check the ID token's nonce (insecure; oauth2-proxy's default, not ours).
-    pub skip_nonce: bool,
+    pub(crate) skip_nonce: bool,
     /// Accept `email_verified=false`.
-    pub allow_unverified_email: bool,
+    pub(crate) allow_unverified_email: bool,
     /// Claim that carries the groups (`--oidc-groups-claim`, default `groups`).
-    pub groups_claim: String,
+    pub(crate) groups_claim: String,
     /// Allowed email domains (`--email-domain`); `*` allows any, none allows nobody
-    /// (unless the address is in [`Config::authenticated_emails`]).
-    pub email_domains: Vec<String>,
+    /// (unless the address is among the authenticated emails).
+    pub(crate) email_domains: Vec<String>,
     /// Allowed email addresses (`--authenticated-emails-file`), lower case; an
     /// address listed here passes even if its domain is not allowed.
-    pub authenticated_emails: Vec<String>,
+    pub(crate) authenticated_emails: Vec<String>,
     /// Who may pass once signed in (`--allowed-group`, `--allowed-role`: any of them).
-    pub authorization: crate::authz::Rule,
+    pub(crate) authorization: crate::authz::Rule,
     /// Per host and path rules (`--authorization-rule`); every one that applies must allow.
-    pub authorization_rules: crate::route_rules::RouteRules,
+    pub(crate) authorization_rules: crate::route_rules::RouteRules,
     /// Peers whose `X-Forwarded-Proto`/`-Host`/`-Uri` are believed (`--trusted-proxy-ip`);
     /// everyone when none is given, as oauth2-proxy does.
-    pub trusted_proxies: crate::trusted_proxy::TrustedProxies,
+    pub(crate) trusted_proxies: crate::trusted_proxy::TrustedProxies,
     /// Requests that need no login (`--skip-auth-route`, `--skip-auth-regex`).
-    pub skip_auth: crate::skip_auth::SkipAuthRoutes,
+    pub(crate) skip_auth: crate::skip_auth::SkipAuthRoutes,
     /// Let CORS preflight requests through without a login (`--skip-auth-preflight`).
-    pub skip_auth_preflight: bool,
+    pub(crate) skip_auth_preflight: bool,
     /// Extra query parameters for the authorization request (e.g. `kc_idp_hint`).
-    pub extra_auth_params: Vec<(String, String)>,
+    pub(crate) extra_auth_params: Vec<(String, String)>,
     /// On sign-out, also end the provider's session (OpenID RP-Initiated Logout:
     /// `id_token_hint` and `post_logout_redirect_uri`, as Keycloak 18+ requires).
-    pub rp_initiated_logout: bool,
+    pub(crate) rp_initiated_logout: bool,
     /// Clock skew tolerated on `exp`, `iat` and `nbf`.
-    pub leeway: Duration,
+    pub(crate) leeway: Duration,
     /// How long a login may take between start and callback.
-    pub flow_ttl: Duration,
+    pub(crate) flow_ttl: Duration,
     /// At most this many logins in progress per browser; the oldest is dropped.
-    pub max_flows: usize,
+    pub(crate) max_flows: usize,
     /// Minimum time between two JWKS fetches triggered by an unknown `kid`.
-    pub jwks_refetch_interval: Duration,
+    pub(crate) jwks_refetch_interval: Duration,
     /// Timeout for each call to the identity provider.
-    pub http_timeout: Duration,
+    pub(crate) http_timeout: Duration,
     /// Where sessions are kept (`--session-store-type`).
-    pub session_store: SessionStoreKind,
+    pub(crate) session_store: SessionStoreKind,
     /// Redis, for the Redis session store, and in cookie mode for revocation
     /// (back-channel logout) and one refresh across replicas.
     #[cfg(feature = "redis")]
-    pub redis: Option<crate::session::redis::RedisSettings>,
+    pub(crate) redis: Option<crate::session::redis::RedisSettings>,
     /// Keep tokens out of cookie sessions (`--session-cookie-minimal`): small
     /// cookies, but no refresh, no Authorization header and no access token upstream.
-    pub minimal_session: bool,
+    pub(crate) minimal_session: bool,
     /// Host names resolved to fixed addresses for calls to the provider (like
     /// curl's `--resolve`), for setups where the issuer's public name is not
     /// resolvable from the adapter (local demos, split-horizon DNS).
-    pub resolve: Vec<(String, std::net::IpAddr)>,
+    pub(crate) resolve: Vec<(String, std::net::IpAddr)>,
     /// TLS to the provider: `--provider-ca-file`, `--use-system-trust-store`,
     /// `--ssl-insecure-skip-verify`.
-    pub provider_tls: crate::provider::ProviderTls,
+    pub(crate) provider_tls: crate::provider::ProviderTls,
 }
 
 impl Config {
     /// Starts a configuration for an issuer and client id.
     pub fn builder(issuer: impl Into<String>, client_id: impl Into<String>) -> ConfigBuilder {
         ConfigBuilder::new(issuer.into(), client_id.into())
+    }
+
+    /// The issuer URL, exactly as the provider's discovery document names it.
+    #[must_use]
+    pub fn issuer(&self) -> &Url {
+        &self.issuer
+    }
+
+    /// The OAuth client id.
+    #[must_use]
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// The prefix of the engine's own routes (`/oauth2`).
+    #[must_use]
+    pub fn proxy_prefix(&self) -> &str {
+        &self.proxy_prefix
+    }
+
+    /// The session cookie's settings.
+    #[must_use]
+    pub fn cookie(&self) -> &CookieSettings {
+        &self.cookie
+    }
+
+    /// Whose `X-Forwarded-*` headers are believed.
+    #[must_use]
+    pub fn trusted_proxies(&self) -> &crate::trusted_proxy::TrustedProxies {
+        &self.trusted_proxies
     }
 
     /// The path of the callback route (`<prefix>/callback`).

@@ -28,8 +28,8 @@ pub(crate) struct Settings {
 impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OidcLayer")
-            .field("issuer", &self.engine.config().issuer.as_str())
-            .field("client_id", &self.engine.config().client_id)
+            .field("issuer", &self.engine.config().issuer().as_str())
+            .field("client_id", &self.engine.config().client_id())
             .field("bearer", &self.bearer)
             .field("sessions", &self.sessions)
             .field("rule", &self.rule)
@@ -106,7 +106,7 @@ where
         let service = mem::replace(&mut self.inner, clone);
         let (mut parts, body) = req.into_parts();
         let s = &self.settings;
-        if s.engine.config().trusted_proxies.depends_on_peer() {
+        if s.engine.config().trusted_proxies().depends_on_peer() {
             peer_from_connect_info(&mut parts);
         }
 
@@ -121,7 +121,7 @@ where
         // Fast path: a public route and nothing to authenticate with.
         let has_credentials = (s.bearer.is_some()
             && parts.headers.contains_key(header::AUTHORIZATION))
-            || (s.sessions && has_session_cookie(&parts.headers, &s.engine.config().cookie.name));
+            || (s.sessions && has_session_cookie(&parts.headers, &s.engine.config().cookie().name));
         if !engine_route && s.rule.allows_anonymous() && !has_credentials {
             parts.extensions.insert(Anonymous {
                 settings: Arc::clone(s),
@@ -273,7 +273,7 @@ fn is_engine_route(engine: &Engine, parts: &Parts) -> bool {
     parts
         .uri
         .path()
-        .strip_prefix(engine.config().proxy_prefix.as_str())
+        .strip_prefix(engine.config().proxy_prefix())
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 

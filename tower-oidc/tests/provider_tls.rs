@@ -117,7 +117,7 @@ async fn alice_logs_in(layer: OidcLayer, https: &KeycloakHttps) -> Value {
     let issuer = layer
         .engine()
         .config()
-        .issuer
+        .issuer()
         .as_str()
         .trim_end_matches('/')
         .to_owned();
