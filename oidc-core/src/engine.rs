@@ -432,6 +432,21 @@ impl Engine {
         self.inner.remove
     }
 
+    /// `true` for the engine's own routes (`<prefix>`, `<prefix>/...`), which
+    /// [`Engine::check`] answers itself.
+    #[must_use]
+    pub fn is_own_route(&self, parts: &Parts) -> bool {
+        self.own_route(parts).is_some()
+    }
+
+    /// `true` when the request carries the session cookie (whole or in chunks), readable
+    /// or not: what a transport's fast path for public routes must hand to the engine.
+    /// Reads the `Cookie` headers only; allocates nothing.
+    #[must_use]
+    pub fn has_session_cookie(&self, headers: &HeaderMap) -> bool {
+        !matches!(self.inner.sessions.find(headers), Ok(None))
+    }
+
     /// For `<prefix>` and `<prefix>/...` (the engine's own routes), the rest of the path.
     fn own_route<'p>(&self, parts: &'p Parts) -> Option<&'p str> {
         parts
@@ -1240,6 +1255,27 @@ mod tests {
 
     fn cached(e: &Engine) -> usize {
         e.inner.decoded.len()
+    }
+
+    #[test]
+    fn session_cookie_detection() {
+        let e = engine();
+        let name = e.config().cookie().name.clone();
+        for (cookie, expected) in [
+            (format!("{name}=x"), true),
+            (format!("a=b; {name}=x"), true),
+            (format!("a=b;{name}_0=x; {name}_1=y"), true),
+            (format!("{name}_csrf_abc=x"), false),
+            (format!("{name}_=x"), false),
+            (format!("{name}x=1"), false),
+            (format!("x{name}=1"), false),
+            (format!("a={name}"), false),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(header::COOKIE, cookie.parse().unwrap());
+            assert_eq!(e.has_session_cookie(&h), expected, "{cookie}");
+        }
+        assert!(!e.has_session_cookie(&HeaderMap::new()));
     }
 
     #[tokio::test]

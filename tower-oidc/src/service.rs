@@ -117,11 +117,11 @@ where
         // Identity headers come from this layer only: a client's copies, in any
         // spelling, go before anything else (public routes and bearer tokens too).
         oidc_core::headers::strip_identity(&mut parts.headers);
-        let engine_route = s.sessions && is_engine_route(&s.engine, &parts);
+        let engine_route = s.sessions && s.engine.is_own_route(&parts);
         // Fast path: a public route and nothing to authenticate with.
         let has_credentials = (s.bearer.is_some()
             && parts.headers.contains_key(header::AUTHORIZATION))
-            || (s.sessions && has_session_cookie(&parts.headers, &s.engine.config().cookie().name));
+            || (s.sessions && s.engine.has_session_cookie(&parts.headers));
         if !engine_route && s.rule.allows_anonymous() && !has_credentials {
             parts.extensions.insert(Anonymous {
                 settings: Arc::clone(s),
@@ -266,38 +266,6 @@ fn not_configured() -> Response<Bytes> {
         http::HeaderValue::from_static("application/json"),
     );
     r
-}
-
-/// `true` for the engine's own routes (`<prefix>`, `<prefix>/...`).
-fn is_engine_route(engine: &Engine, parts: &Parts) -> bool {
-    parts
-        .uri
-        .path()
-        .strip_prefix(engine.config().proxy_prefix())
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-}
-
-/// `true` when a `Cookie` header carries the session cookie `name` or one of
-/// its chunks `name_<n>`.
-fn has_session_cookie(headers: &HeaderMap, name: &str) -> bool {
-    let name = name.as_bytes();
-    headers.get_all(header::COOKIE).iter().any(|v| {
-        v.as_bytes().split(|&b| b == b';').any(|pair| {
-            let pair = pair.trim_ascii_start();
-            let n = pair
-                .split(|&b| b == b'=')
-                .next()
-                .unwrap_or_default()
-                .trim_ascii_end();
-            match n.strip_prefix(name) {
-                Some([]) => true,
-                Some([b'_', digits @ ..]) => {
-                    !digits.is_empty() && digits.iter().all(u8::is_ascii_digit)
-                }
-                _ => false,
-            }
-        })
-    })
 }
 
 /// The asynchronous part of [`OidcService::call`]: the engine's one check
@@ -469,37 +437,5 @@ where
                 ResponseFuture::responding(not_configured())
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn headers(cookie: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, cookie.parse().unwrap());
-        h
-    }
-
-    #[test]
-    fn session_cookie_detection() {
-        for (cookie, expected) in [
-            ("auth=x", true),
-            ("a=b; auth=x", true),
-            ("a=b;auth_0=x; auth_1=y", true),
-            ("auth_csrf_abc=x", false),
-            ("auth_=x", false),
-            ("authx=1", false),
-            ("xauth=1", false),
-            ("a=auth", false),
-        ] {
-            assert_eq!(
-                has_session_cookie(&headers(cookie), "auth"),
-                expected,
-                "{cookie}"
-            );
-        }
-        assert!(!has_session_cookie(&HeaderMap::new(), "auth"));
     }
 }
