@@ -1,6 +1,30 @@
 //! `tower-oidc`: OpenID Connect login, bearer tokens and role checks for any
 //! axum or hyper service, as one Tower layer.
 //!
+//! # In ten lines
+//!
+//! `tower-oidc = "0.1"` (and `axum`, `tokio`) in `Cargo.toml`; in Keycloak, a confidential
+//! client `myapp` with the valid redirect URI `http://127.0.0.1:3000/oauth2/callback`:
+//!
+//! ```no_run
+//! use axum::{Router, routing::get};
+//! use tower_oidc::{Identity, OidcLayer, oidc_core::{ClientSecret, Config}};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = Config::builder("https://keycloak.example.com/realms/mytest", "myapp")
+//!     .client_secret(ClientSecret::new(std::env::var("CLIENT_SECRET")?))
+//!     .cookie_secret(std::env::var("COOKIE_SECRET")?) // openssl rand -base64 32
+//!     .build()?;
+//! let app = Router::new()
+//!     .route("/", get(|me: Identity| async move { format!("hello {}", me.username()) }))
+//!     .layer(OidcLayer::discover(config).await?);
+//! axum::serve(tokio::net::TcpListener::bind("127.0.0.1:3000").await?, app).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Any signed-in user gets in (a library has no email-domain default; see
+//! `ConfigBuilder::email_domains`); narrow it with [`Rule`]s.
+//!
 //! It embeds the same engine as the `ext-authz-adapter` (`oidc-core`: login
 //! with state, nonce and PKCE, encrypted session cookies, ID-token and JWKS
 //! handling), configured the same way, so an application can drop its

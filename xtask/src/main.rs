@@ -9,6 +9,10 @@
 //!   services, and exits with the tests' status. A run in which no test ran fails, and so does
 //!   a `--test NAME` target that ran none (a filter that matches nothing passes in cargo).
 //! - `cargo xtask install`: only installs what is missing.
+//!
+//! Helm and the manifest checker (`xtask/go/manifest-check`) are built with Go in a background
+//! thread of `cargo xtask test`, while the other components install, Keycloak boots and the
+//! tests build ([`components::go_tools`]).
 //! - `cargo xtask keycloak`: starts Keycloak as for the tests and waits for Ctrl-C, printing
 //!   the environment to run `cargo test` against it by hand.
 //!
@@ -46,7 +50,8 @@ commands:
                    BENCHMARKS.md
   fuzz [--seconds N] [TARGET]
                    run the cargo-fuzz targets for a bounded time
-  install          install the test components if missing
+  install          install the test components if missing (with Helm and the manifest
+                   checker, built with Go)
   keycloak         start Keycloak with deploy/keycloak's realms until Ctrl-C (HTTP, and
                    HTTPS with a CA made for the run), and print the environment for
                    running `cargo test` by hand
@@ -65,7 +70,9 @@ fn main() -> ExitCode {
         "demo" => demo::run(rest),
         "bench" => bench::run(rest),
         "fuzz" => fuzz::run(rest),
-        "install" if rest.is_empty() => install().map(|_| ExitCode::SUCCESS),
+        "install" if rest.is_empty() => install()
+            .and_then(|_| install_go_tools())
+            .map(|_| ExitCode::SUCCESS),
         "keycloak" if rest.is_empty() => keycloak(),
         "help" | "-h" | "--help" => {
             println!("{USAGE}");
@@ -86,6 +93,15 @@ fn main() -> ExitCode {
 fn install() -> Result<Env, String> {
     let mut env = Env::new();
     for component in components::all() {
+        env.extend(component.ensure_installed()?);
+    }
+    Ok(env)
+}
+
+/// Installs the Go-built tools (if missing): Helm and the manifest checker.
+fn install_go_tools() -> Result<Env, String> {
+    let mut env = Env::new();
+    for component in components::go_tools() {
         env.extend(component.ensure_installed()?);
     }
     Ok(env)
@@ -118,6 +134,10 @@ fn test(args: &[String]) -> Result<ExitCode, String> {
     }
     let scope = scope.as_slice();
 
+    // Helm and the manifest checker build in the background (minutes when the cache is cold,
+    // a check of well under a second when warm), while the rest installs, the services start
+    // and the tests build; awaited before the tests run.
+    let go_tools = std::thread::spawn(install_go_tools);
     let mut env = install()?;
     // Stopped when `services` is dropped: on success, on error and on panic (Ctrl-C too).
     let mut services = util::Services::new();
@@ -142,6 +162,13 @@ fn test(args: &[String]) -> Result<ExitCode, String> {
     if !status.success() {
         return Ok(util::exit_code(status));
     }
+    let go_env = go_tools
+        .join()
+        .map_err(|_| "installing Helm and the manifest checker panicked".to_owned())??;
+    for (key, value) in &go_env {
+        println!("[xtask] {key}={}", value.to_string_lossy());
+    }
+    env.extend(go_env);
     services.wait_ready()?;
 
     println!(

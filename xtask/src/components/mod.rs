@@ -6,7 +6,10 @@
 
 pub(crate) mod chromium;
 pub(crate) mod envoy;
+pub(crate) mod go_build;
+pub(crate) mod helm;
 pub(crate) mod keycloak;
+pub(crate) mod manifest_check;
 pub(crate) mod node_provider;
 // Bench-only (`cargo xtask bench` installs them itself): not in `all()`.
 pub(crate) mod oauth2_proxy;
@@ -36,5 +39,14 @@ pub fn all() -> Vec<Box<dyn Component>> {
         Box::new(redis::Redis),
         Box::new(chromium::Chromium),
         Box::new(openssl::Openssl),
+    ]
+}
+
+/// The Go-built tools of the manifest tests (Helm, the manifest checker): installed by
+/// `cargo xtask test` in the background while the tests build.
+pub fn go_tools() -> Vec<Box<dyn Component + Send>> {
+    vec![
+        Box::new(helm::Helm),
+        Box::new(manifest_check::ManifestCheck),
     ]
 }

@@ -2,7 +2,7 @@
 //!
 //! Built from the Go module proxy with `go install
 //! github.com/oauth2-proxy/oauth2-proxy/v7@v<VERSION>` into `<cache>/oauth2-proxy-<version>/`
-//! (`GOBIN`), pinned by [`VERSION`] only, with the version stamped in (`--version` says it). The
+//! (`GOBIN`, downloads in `<cache>/go/`), pinned by [`VERSION`] only, with the version stamped in (`--version` says it). The
 //! binary is built in a temporary sibling directory and renamed into place when complete. A
 //! cached binary counts only if `go version -m` names the pinned module version. Bench-only: not
 //! in `super::all`.
@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use super::go_build;
 use crate::util;
 
 /// The one pin of the oauth2-proxy version (Go module `github.com/oauth2-proxy/oauth2-proxy/v7`).
@@ -27,7 +28,7 @@ pub fn ensure() -> Result<PathBuf, String> {
         println!("[xtask] {label}: cached at {}", binary.display());
         return Ok(binary);
     }
-    let go = go_version()?;
+    let go = go_build::go_version("to build oauth2-proxy")?;
     println!(
         "[xtask] {label}: building with `go install {MODULE}@v{VERSION}` into {} ({go}; a few \
          minutes on 2 cores) ...",
@@ -42,20 +43,6 @@ pub fn ensure() -> Result<PathBuf, String> {
     }
     println!("[xtask] {label}: installed at {}", binary.display());
     Ok(binary)
-}
-
-/// `go version` (`go version go1.26.8 linux/amd64`), or an error naming what to install.
-fn go_version() -> Result<String, String> {
-    let hint = "install Go (Debian: golang-go) to build oauth2-proxy";
-    let out = Command::new("go")
-        .arg("version")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("`go` not found ({e}); {hint}"))?;
-    if !out.status.success() {
-        return Err(format!("`go version` failed ({}); {hint}", out.status));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 /// Whether `binary` exists and was built from the pinned module version.
@@ -84,43 +71,13 @@ fn built_from_pin(output: &str) -> bool {
 }
 
 fn install(dir: &Path) -> Result<(), String> {
-    let parent = dir.parent().ok_or("cache dir has no parent")?;
-    std::fs::create_dir_all(parent)
-        .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-    let staging = parent.join(format!(
-        ".oauth2-proxy-{VERSION}.tmp-{}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir_all(&staging)
-        .map_err(|e| format!("cannot create {}: {e}", staging.display()))?;
-    let result = util::run(
-        Command::new("go")
-            .arg("install")
-            .arg(format!(
-                "-ldflags=-X {MODULE}/pkg/version.VERSION=v{VERSION}"
-            ))
-            .arg(format!("{MODULE}@v{VERSION}"))
-            .env("GOBIN", &staging)
-            // Module mode whatever the caller's environment says.
-            .env("GO111MODULE", "on")
-            .current_dir(parent),
+    go_build::install_binary(
+        dir,
+        &format!("oauth2-proxy v{VERSION}"),
+        &format!("{MODULE}@v{VERSION}"),
+        &format!("-X {MODULE}/pkg/version.VERSION=v{VERSION}"),
+        |d| is_installed(&d.join("oauth2-proxy")),
     )
-    .and_then(|()| {
-        if is_installed(&staging.join("oauth2-proxy")) {
-            Ok(())
-        } else {
-            Err(format!(
-                "go install did not produce oauth2-proxy v{VERSION} in {}",
-                staging.display()
-            ))
-        }
-    })
-    .and_then(|()| util::publish_dir(&staging, dir, |d| is_installed(&d.join("oauth2-proxy"))));
-    if result.is_err() {
-        let _ = std::fs::remove_dir_all(&staging);
-    }
-    result
 }
 
 #[cfg(test)]

@@ -1,0 +1,194 @@
+//! The manifest checker (`xtask/go/manifest-check/`): validates Kubernetes objects by strict
+//! decoding into k8s.io/api's types, and Istio's custom resources against the CRD schemas of
+//! istio.io/api with k8s.io/apiextensions-apiserver (see its `main.go`).
+//!
+//! Built with `go build` from the repository's sources (`go.mod`/`go.sum` pin every module; the
+//! build refuses to change them) into `<cache>/manifest-check-<hash>/`, keyed by a hash of its
+//! sources and the `go version`, so a warm cache skips the build. Istio's CRDs
+//! (`kubernetes/customresourcedefinitions.gen.yaml` of the pinned istio.io/api) are copied
+//! next to it into `crds/`, where the checker reads them. Exported as
+//! `OIDC_AUTHZ_MANIFEST_CHECK`.
+
+use std::path::{Path, PathBuf};
+
+use super::{Component, Env, go_build};
+use crate::util;
+
+/// The manifest checker, for the chart's and the renderer's tests.
+pub struct ManifestCheck;
+
+impl Component for ManifestCheck {
+    fn ensure_installed(&self) -> Result<Env, String> {
+        Ok(vec![(
+            "OIDC_AUTHZ_MANIFEST_CHECK".to_owned(),
+            ensure()?.into(),
+        )])
+    }
+}
+
+/// The checker's sources in the repository.
+fn source_dir() -> PathBuf {
+    util::repo_root().join("xtask/go/manifest-check")
+}
+
+/// The binary, built first if its sources or Go changed; prints one progress line.
+pub fn ensure() -> Result<PathBuf, String> {
+    let source = source_dir();
+    let go = go_build::go_version("to build the manifest checker (xtask/go/manifest-check)")?;
+    let key = cache_key(&source_files(&source)?, &go);
+    let dir = util::cache_root()?.join(format!("manifest-check-{key}"));
+    let label = format!("manifest-check {key}");
+    let binary = dir.join("manifest-check");
+    if is_installed(&dir) {
+        println!("[xtask] {label}: cached at {}", binary.display());
+        return Ok(binary);
+    }
+    println!(
+        "[xtask] {label}: building {} into {} ({go}; a minute or two on 2 cores the first time) ...",
+        source.display(),
+        dir.display()
+    );
+    install(&source, &dir)?;
+    println!("[xtask] {label}: installed at {}", binary.display());
+    Ok(binary)
+}
+
+/// `go.mod`, `go.sum` and the `.go` files of `dir`, sorted by name, with their contents.
+fn source_files(dir: &Path) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry
+            .map_err(|e| format!("cannot list {}: {e}", dir.display()))?
+            .path();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if name == "go.mod" || name == "go.sum" || name.ends_with(".go") {
+            let bytes =
+                std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            files.push((name, bytes));
+        }
+    }
+    files.sort();
+    if !files.iter().any(|(n, _)| n == "go.mod") {
+        return Err(format!("{} has no go.mod", dir.display()));
+    }
+    Ok(files)
+}
+
+/// 16 hex digits of FNV-1a (64 bits) over the files (name, length, contents) and the Go
+/// version: stable across Rust releases, unlike `DefaultHasher`.
+fn cache_key(files: &[(String, Vec<u8>)], go_version: &str) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |bytes: &[u8]| {
+        for &b in bytes {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    feed(go_version.as_bytes());
+    for (name, contents) in files {
+        feed(&[0]);
+        feed(name.as_bytes());
+        feed(&(contents.len() as u64).to_le_bytes());
+        feed(contents);
+    }
+    format!("{hash:016x}")
+}
+
+/// Whether `dir` holds the binary and at least one CRD file.
+fn is_installed(dir: &Path) -> bool {
+    dir.join("manifest-check").is_file()
+        && std::fs::read_dir(dir.join("crds")).is_ok_and(|mut entries| {
+            entries.any(|e| e.is_ok_and(|e| e.path().extension().is_some_and(|x| x == "yaml")))
+        })
+}
+
+fn install(source: &Path, dir: &Path) -> Result<(), String> {
+    let staging = go_build::staging_for(dir)?;
+    let result =
+        build(source, &staging).and_then(|()| util::publish_dir(&staging, dir, is_installed));
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    result
+}
+
+/// Builds the binary into `staging` and copies istio.io/api's CRDs into `staging/crds/`.
+fn build(source: &Path, staging: &Path) -> Result<(), String> {
+    let crds = staging.join("crds");
+    std::fs::create_dir_all(&crds).map_err(|e| format!("cannot create {}: {e}", crds.display()))?;
+    // -mod=readonly (the default): a go.mod or go.sum that does not pin everything fails the
+    // build instead of being changed.
+    util::run(
+        go_build::go_command()?
+            .args(["build", "-trimpath", "-ldflags=-s -w", "-o"])
+            .arg(staging.join("manifest-check"))
+            .arg(".")
+            .current_dir(source),
+    )?;
+    let istio = go_build::go_output(
+        go_build::go_command()?
+            .args(["list", "-m", "-f", "{{.Version}} {{.Dir}}", "istio.io/api"])
+            .current_dir(source),
+    )?;
+    let (version, module_dir) = istio
+        .split_once(' ')
+        .filter(|(_, d)| !d.is_empty())
+        .ok_or_else(|| format!("`go list -m istio.io/api` said {istio:?}"))?;
+    let from = Path::new(module_dir).join("kubernetes/customresourcedefinitions.gen.yaml");
+    let to = crds.join(format!("istio-api-{version}.yaml"));
+    std::fs::copy(&from, &to).map_err(|e| {
+        format!(
+            "cannot copy Istio's CRDs {} to {}: {e}",
+            from.display(),
+            to.display()
+        )
+    })?;
+    if is_installed(staging) {
+        Ok(())
+    } else {
+        Err(format!(
+            "the build left no checker in {}",
+            staging.display()
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_follows_sources_and_go() {
+        let files = vec![
+            ("go.mod".to_owned(), b"module x".to_vec()),
+            ("main.go".to_owned(), b"package main".to_vec()),
+        ];
+        let key = cache_key(&files, "go version go1.26.8 linux/amd64");
+        assert_eq!(key.len(), 16);
+        assert_eq!(key, cache_key(&files, "go version go1.26.8 linux/amd64"));
+        assert_ne!(key, cache_key(&files, "go version go1.26.9 linux/amd64"));
+        let mut edited = files.clone();
+        edited[1].1.push(b'\n');
+        assert_ne!(key, cache_key(&edited, "go version go1.26.8 linux/amd64"));
+        // Contents do not leak into names.
+        let moved = vec![
+            ("go.mod".to_owned(), b"module xmain.go".to_vec()),
+            ("".to_owned(), b"package main".to_vec()),
+        ];
+        assert_ne!(key, cache_key(&moved, "go version go1.26.8 linux/amd64"));
+    }
+
+    #[test]
+    fn the_sources_are_in_the_repository() {
+        let files = source_files(&source_dir()).expect("xtask/go/manifest-check");
+        let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+        for name in ["go.mod", "go.sum", "main.go"] {
+            assert!(names.contains(&name), "{name} missing from {names:?}");
+        }
+    }
+}
