@@ -498,7 +498,8 @@ fn istio_objects_with_wrong_fields_types_or_rules_fail() {
         (
             "        prefix: /oauth2/\n",
             "        prefx: /oauth2/\n",
-            "VirtualService nginx/nginx-example-com: unknown field \"spec.http[0].match[0].uri.prefx\"",
+            // http[0] is the back-channel logout's exact route, http[1] the prefix's.
+            "VirtualService nginx/nginx-example-com: unknown field \"spec.http[1].match[0].uri.prefx\"",
         ),
         (
             "      number: 80\n",
