@@ -8,6 +8,8 @@
 //!   services, and exits with the tests' status. A run in which no test ran fails, and so does
 //!   a `--test NAME` target that ran none (a filter that matches nothing passes in cargo).
 //! - `cargo xtask install`: only installs what is missing.
+//! - `cargo xtask chaos`: the faults-under-load run in full size, with a Keycloak of its own;
+//!   writes `docs/reliability.md` (see `chaos.rs`).
 //! - `cargo xtask keycloak`: starts Keycloak as for the tests and waits for Ctrl-C, printing
 //!   the environment to run `cargo test` against it by hand.
 //!
@@ -16,6 +18,7 @@
 //! Ctrl-C/SIGTERM ([`util::Services`]).
 
 mod bench;
+mod chaos;
 mod components;
 mod demo;
 mod fuzz;
@@ -43,6 +46,9 @@ commands:
                    prints the URL, test logins and a curl recipe for the JSON API
   bench [--quick]  load benchmarks against oauth2-proxy and the machine's limit; writes
                    BENCHMARKS.md
+  chaos            faults under load (Redis master killed, Keycloak restarted or
+                   unreachable, a replica SIGTERM'd) through Envoy to two replicas, with a
+                   Keycloak of its own; writes docs/reliability.md (minutes)
   fuzz [--seconds N] [TARGET]
                    run the cargo-fuzz targets for a bounded time
   install          install the test components if missing
@@ -62,6 +68,7 @@ fn main() -> ExitCode {
         "test" => test(rest),
         "demo" => demo::run(rest),
         "bench" => bench::run(rest),
+        "chaos" => chaos::run(rest),
         "fuzz" => fuzz::run(rest),
         "install" if rest.is_empty() => install().map(|_| ExitCode::SUCCESS),
         "keycloak" if rest.is_empty() => keycloak(),
