@@ -162,4 +162,13 @@ must fail; recovery without a restart of anything but the failed part. In the ru
   need no Keycloak (sessions are in the cookie or Redis, keys cached), so they keep being
   allowed; a refresh due meanwhile fails and is retried later, the session kept. What must fail
   is a new sign-in.
+## In `cargo xtask test`
+
+Every `cargo xtask test` runs the same test (`ext-authz-adapter/tests/chaos.rs`) in a short
+form: three browsers and one bearer client, 1 s of load before each fault, 2 s outages, 2 s of
+load after, `--cookie-refresh=1s`, both stores, about a minute in all. Keycloak there is the
+shared one of the test run, never restarted (other tests use it): the \"Keycloak restarted\" row
+is a 2 s cut of the replicas' path to it instead. It asserts only that no session is lost,
+never timings or counts of failed requests; a product that ends sessions when Keycloak is
+unreachable fails it.
 ";
