@@ -285,6 +285,13 @@ pub struct Cli {
     #[arg(long, env = "OAUTH2_PROXY_GRPC_ADDRESS")]
     pub grpc_address: Option<String>,
 
+    /// On SIGTERM/SIGINT: how long checks already in flight may take to finish (Go duration)
+    /// before the process exits anyway. New connections are refused from the signal on; idle
+    /// keep-alive connections are closed (HTTP/2: GOAWAY). Keep it below the pod's
+    /// terminationGracePeriodSeconds minus any preStop sleep. Not an oauth2-proxy flag.
+    #[arg(long, env = "OAUTH2_PROXY_SHUTDOWN_DRAIN_TIMEOUT", default_value = "10s", value_parser = duration::parse)]
+    pub shutdown_drain_timeout: std::time::Duration,
+
     /// Address for Prometheus metrics at /metrics (e.g. 0.0.0.0:9100); off when unset.
     #[arg(long, env = "OAUTH2_PROXY_METRICS_ADDRESS")]
     pub metrics_address: Option<String>,

@@ -125,10 +125,31 @@ async fn main() -> ExitCode {
     tokio::spawn(async move { discovery.discover_until_ready().await });
     let http = tokio::spawn(server::serve(listener, authorizer, stopped()));
     shutdown_signal().await;
+    // Stop accepting at once (a pod being replaced gets no new connections), let the checks
+    // in flight answer, and close idle keep-alive connections (HTTP/2: GOAWAY).
+    let drain = cli.shutdown_drain_timeout;
+    tracing::info!(
+        drain_timeout = ?drain,
+        "shutting down: new connections refused, finishing the checks in flight"
+    );
     let _ = stop_tx.send(true);
-    let _ = http.await;
-    for s in servers {
-        let _ = s.await;
+    servers.push(http);
+    let drained = async {
+        for s in servers {
+            let _ = s.await;
+        }
+    };
+    tokio::select! {
+        finished = tokio::time::timeout(drain, drained) => {
+            if finished.is_err() {
+                tracing::warn!(
+                    drain_timeout = ?drain,
+                    "checks still in flight after --shutdown-drain-timeout: their connections are cut"
+                );
+            }
+        }
+        // A second signal: the operator wants it gone now.
+        () = shutdown_signal() => tracing::warn!("second signal: exiting without waiting"),
     }
     tracing::info!("stopped");
     ExitCode::SUCCESS

@@ -238,13 +238,20 @@ pub async fn serve(
     .await;
 }
 
-/// Accepts connections and answers each request with `answer`.
+/// Accepts connections and answers each request with `answer` until `shutdown` completes;
+/// then stops accepting (the listening socket is closed: new connections are refused), asks
+/// every open connection to end gracefully (an idle HTTP/1 keep-alive connection is closed at
+/// once, one with a request in flight after its answer; HTTP/2 gets a GOAWAY and its open
+/// streams finish) and returns when the last one has ended. Bound that wait with a timeout
+/// (the binary's `--shutdown-drain-timeout`).
 async fn serve_with<F, Fut>(listener: TcpListener, shutdown: impl Future<Output = ()>, answer: F)
 where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
 {
     tokio::pin!(shutdown);
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let connections = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -257,21 +264,29 @@ where
             () = &mut shutdown => break,
         };
         let answer = answer.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-                // For --trusted-proxy-ip: whose X-Forwarded-* headers to believe.
-                req.extensions_mut().insert(PeerAddr(peer.ip()));
-                let answer = answer.clone();
-                async move { Ok::<_, Infallible>(answer(req).await) }
-            });
-            if let Err(e) = auto::Builder::new(TokioExecutor::new())
+        let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+            // For --trusted-proxy-ip: whose X-Forwarded-* headers to believe.
+            req.extensions_mut().insert(PeerAddr(peer.ip()));
+            let answer = answer.clone();
+            async move { Ok::<_, Infallible>(answer(req).await) }
+        });
+        let connection = connections.watch(
+            builder
                 .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
+                .into_owned(),
+        );
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
         });
     }
+    drop(listener);
+    tracing::debug!(
+        connections = connections.count(),
+        "stopped accepting; closing the open connections"
+    );
+    connections.shutdown().await;
 }
 
 #[cfg(test)]

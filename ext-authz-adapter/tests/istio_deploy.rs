@@ -520,6 +520,35 @@ fn the_deployment_is_hardened_and_probed() {
     assert!(values.path(&["redis", "enabled"]).is_some());
     assert!(values.path(&["oidc", "existingSecret"]).is_some());
     assert!(values.path(&["resources", "requests", "cpu"]).is_some());
+
+    // Shutdown: a preStop sleep (the kubelet's own action: the distroless image has no shell),
+    // the drain bound passed to the adapter, and a grace period longer than both.
+    for needle in [
+        "preStop:",
+        "sleep:",
+        "--shutdown-drain-timeout=%ds\" (int .Values.shutdown.drainTimeoutSeconds)",
+        "terminationGracePeriodSeconds: {{ .Values.terminationGracePeriodSeconds }}",
+    ] {
+        assert!(
+            deployment.contains(needle),
+            "deployment.yaml lacks {needle:?}"
+        );
+    }
+    assert!(!deployment.contains("/bin/sh"), "no shell in the image");
+    let number = |path: &[&str]| {
+        values
+            .path(path)
+            .and_then(Node::as_u64)
+            .unwrap_or_else(|| panic!("values.yaml: {path:?} is a number"))
+    };
+    let pre_stop = number(&["shutdown", "preStopSleepSeconds"]);
+    let drain = number(&["shutdown", "drainTimeoutSeconds"]);
+    let grace = number(&["terminationGracePeriodSeconds"]);
+    assert!(pre_stop > 0 && drain > 0, "{pre_stop} {drain}");
+    assert!(
+        grace > pre_stop + drain,
+        "terminationGracePeriodSeconds {grace} <= preStop {pre_stop} + drain {drain}"
+    );
 }
 
 #[test]

@@ -242,6 +242,8 @@ struct Shared {
     jwks_fetches: AtomicUsize,
     token_requests: AtomicUsize,
     authorize_requests: AtomicUsize,
+    /// While `true`, token requests wait (counted, unanswered) until it is `false` again.
+    token_hold: tokio::sync::watch::Sender<bool>,
 }
 
 impl Shared {
@@ -297,6 +299,7 @@ impl RogueProvider {
             jwks_fetches: AtomicUsize::new(0),
             token_requests: AtomicUsize::new(0),
             authorize_requests: AtomicUsize::new(0),
+            token_hold: tokio::sync::watch::Sender::new(false),
         });
         let (tx, rx) = tokio::sync::oneshot::channel();
         let served = shared.clone();
@@ -342,6 +345,15 @@ impl RogueProvider {
     /// How many requests reached the token endpoint (refused ones included).
     pub fn token_requests(&self) -> usize {
         self.shared.token_requests.load(Ordering::SeqCst)
+    }
+
+    /// While `hold`, requests to the token endpoint are counted ([`token_requests`]) and then
+    /// wait, unanswered, until the hold is lifted (they are answered then): a provider call that
+    /// the test keeps in flight as long as it wants.
+    ///
+    /// [`token_requests`]: Self::token_requests
+    pub fn hold_token_endpoint(&self, hold: bool) {
+        self.shared.token_hold.send_replace(hold);
     }
 
     /// How many requests reached the authorize endpoint.
@@ -542,6 +554,7 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Reply {
         (&Method::GET, "/authorize") => authorize(shared, &form(query.as_bytes())),
         (&Method::POST, "/token") => {
             shared.token_requests.fetch_add(1, Ordering::SeqCst);
+            let _ = shared.token_hold.subscribe().wait_for(|held| !*held).await;
             let auth = parts
                 .headers
                 .get(AUTHORIZATION)

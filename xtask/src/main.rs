@@ -9,6 +9,8 @@
 //!   services, and exits with the tests' status. A run in which no test ran fails, and so does
 //!   a `--test NAME` target that ran none (a filter that matches nothing passes in cargo).
 //! - `cargo xtask install`: only installs what is missing.
+//! - `cargo xtask chaos`: the faults-under-load run in full size, with a Keycloak of its own;
+//!   writes `docs/reliability.md` (see `chaos.rs`).
 //!
 //! Helm and the manifest checker (`xtask/go/manifest-check`) are built with Go in a background
 //! thread of `cargo xtask test`, while the other components install, Keycloak boots and the
@@ -21,6 +23,7 @@
 //! Ctrl-C/SIGTERM ([`util::Services`]).
 
 mod bench;
+mod chaos;
 mod components;
 mod demo;
 mod fuzz;
@@ -48,6 +51,9 @@ commands:
                    prints the URL, test logins and a curl recipe for the JSON API
   bench [--quick]  load benchmarks against oauth2-proxy and the machine's limit; writes
                    BENCHMARKS.md
+  chaos            faults under load (Redis master killed, Keycloak restarted or
+                   unreachable, a replica SIGTERM'd) through Envoy to two replicas, with a
+                   Keycloak of its own; writes docs/reliability.md (minutes)
   fuzz [--seconds N] [TARGET]
                    run the cargo-fuzz targets for a bounded time
   install          install the test components if missing (with Helm and the manifest
@@ -69,6 +75,7 @@ fn main() -> ExitCode {
         "test" => test(rest),
         "demo" => demo::run(rest),
         "bench" => bench::run(rest),
+        "chaos" => chaos::run(rest),
         "fuzz" => fuzz::run(rest),
         "install" if rest.is_empty() => install()
             .and_then(|_| install_go_tools())

@@ -354,6 +354,30 @@ impl AdapterProcess {
         }
     }
 
+    /// Sends it `signal` (`TERM`, `INT`: what Kubernetes and Ctrl-C send), with `kill(1)`.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id().expect("the process still runs");
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} {pid}: {status}");
+    }
+
+    /// Waits at most `within` for the process to exit by itself; returns its status, or
+    /// `None` if it still runs then. Its whole log is read afterwards.
+    pub async fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let status = tokio::time::timeout(within, self.child.wait())
+            .await
+            .ok()?
+            .expect("wait for the adapter");
+        if let Some(reader) = self.reader.take() {
+            let _ = tokio::time::timeout(START_DEADLINE, reader).await;
+        }
+        Some(status)
+    }
+
     /// Kills the process (SIGKILL, as a crashed pod) and waits until it is gone
     /// and its whole log is read: afterwards [`AdapterProcess::log`] is complete
     /// and its ports are free.

@@ -299,6 +299,25 @@ impl Replica {
         }
     }
 
+    /// Sends SIGTERM (as Kubernetes does on a rolling update) and waits (at most `within`)
+    /// until the process has exited by itself; returns its exit status. Panics if it still
+    /// runs then.
+    pub async fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
+        let mut process = self
+            .process
+            .take()
+            .unwrap_or_else(|| panic!("replica {} is not running", self.name));
+        process.signal("TERM");
+        let status = process.wait_exit(within).await;
+        status.unwrap_or_else(|| {
+            panic!(
+                "replica {} still runs {within:?} after SIGTERM\n{}",
+                self.name,
+                self.log.tail()
+            )
+        })
+    }
+
     /// Starts the same replica again (same ports and args) and waits until it is ready.
     /// Only for a replica started on a reserved port (see [`Replica::spawn`]).
     pub async fn restart(&mut self, client_secret: &str) {

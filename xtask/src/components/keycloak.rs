@@ -222,20 +222,26 @@ impl Services {
         );
         self.spawn("keycloak", &mut cmd, &log, Some(run_dir), Some(ready))?;
 
-        Ok(vec![
-            (URL_ENV.to_owned(), url.into()),
-            (ADDR_ENV.to_owned(), addr.to_string().into()),
-            (BACKCHANNEL_URL_ENV.to_owned(), backchannel.into()),
-            (
-                HTTPS_URL_ENV.to_owned(),
-                format!("https://{https_addr}").into(),
-            ),
-            (CA_FILE_ENV.to_owned(), tls.ca_cert.into_os_string()),
-            (ADMIN_USER_ENV.to_owned(), ADMIN_USER.into()),
-            (ADMIN_PASSWORD_ENV.to_owned(), ADMIN_PASSWORD.into()),
-            (VERSION_ENV.to_owned(), VERSION.into()),
-        ])
+        let mut env = tests_env(url, addr, backchannel);
+        env.push((
+            HTTPS_URL_ENV.to_owned(),
+            format!("https://{https_addr}").into(),
+        ));
+        env.push((CA_FILE_ENV.to_owned(), tls.ca_cert.into_os_string()));
+        Ok(env)
     }
+}
+
+/// The tests' environment for a Keycloak at frontend `url`, listening on `addr`.
+fn tests_env(url: String, addr: SocketAddr, backchannel: String) -> Env {
+    vec![
+        (URL_ENV.to_owned(), url.into()),
+        (ADDR_ENV.to_owned(), addr.to_string().into()),
+        (BACKCHANNEL_URL_ENV.to_owned(), backchannel.into()),
+        (ADMIN_USER_ENV.to_owned(), ADMIN_USER.into()),
+        (ADMIN_PASSWORD_ENV.to_owned(), ADMIN_PASSWORD.into()),
+        (VERSION_ENV.to_owned(), VERSION.into()),
+    ]
 }
 
 /// `<cache>/keycloak-<VERSION>`.
@@ -562,6 +568,66 @@ fn feature_release(version: &str) -> u32 {
         Some(n) => n,
         None => 0,
     }
+}
+
+/// A Keycloak of its own for `cargo xtask chaos`, whose test restarts it (the shared one of
+/// `cargo xtask test` is never restarted): a per-run home as for [`Services::start_keycloak`]
+/// on 127.0.0.1:`port`, and a shell script in its run directory that starts it in the
+/// foreground (`exec kc.sh start ...`; the caller runs it in a process group of its own).
+/// Returns the script and the tests' environment (the same variables as `start_keycloak`).
+/// Each start after the first keeps the database (`data/h2` in the home).
+pub fn own_keycloak(port: u16) -> Result<(PathBuf, Env), String> {
+    let dir = install_dir()?;
+    if !is_installed(&dir) {
+        Keycloak.ensure_installed()?;
+    }
+    let jdk = find_jdk()?;
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let url = format!("http://{HOSTNAME}:{port}");
+    let backchannel = format!("http://{addr}");
+    let run_dir = std::env::temp_dir().join(format!(
+        "oidc-authz-chaos-keycloak-{}-{port}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&run_dir);
+    let home = run_dir.join("home");
+    prepare_home(&dir, &home)?;
+    let mut cmd = kc_start(&home, &jdk, port, &url, true);
+    cmd.env(URL_ENV, &url)
+        .env(BACKCHANNEL_URL_ENV, &backchannel);
+    let script = run_dir.join("start-keycloak.sh");
+    std::fs::write(&script, shell_script(&cmd))
+        .map_err(|e| format!("cannot write {}: {e}", script.display()))?;
+    println!(
+        "[xtask] keycloak {VERSION}: its own for this run at {url} (listening on {addr}; started \
+         and restarted by the test with {}; log keycloak.log next to it)",
+        script.display()
+    );
+    Ok((script, tests_env(url, addr, backchannel)))
+}
+
+/// `cmd` as a POSIX shell script: its directory, environment changes, then `exec`.
+fn shell_script(cmd: &Command) -> String {
+    let quote = |s: &std::ffi::OsStr| format!("'{}'", s.to_string_lossy().replace('\'', "'\\''"));
+    let mut script = String::from("#!/bin/sh\nset -e\n");
+    if let Some(dir) = cmd.get_current_dir() {
+        script.push_str(&format!("cd {}\n", quote(dir.as_os_str())));
+    }
+    for (key, value) in cmd.get_envs() {
+        let key = key.to_string_lossy();
+        match value {
+            Some(value) => script.push_str(&format!("export {key}={}\n", quote(value))),
+            None => script.push_str(&format!("unset {key}\n")),
+        }
+    }
+    script.push_str("exec ");
+    script.push_str(&quote(cmd.get_program()));
+    for arg in cmd.get_args() {
+        script.push(' ');
+        script.push_str(&quote(arg));
+    }
+    script.push('\n');
+    script
 }
 
 #[cfg(test)]

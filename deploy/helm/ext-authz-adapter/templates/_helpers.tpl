@@ -133,6 +133,9 @@ extensionProviders:
 {{- fail "providerTls.clientCert: certKey and keyKey must be set and differ (the certificate and the key are two files)" }}
 {{- end }}
 {{- end }}
+{{- if le (int .Values.terminationGracePeriodSeconds) (add (int .Values.shutdown.preStopSleepSeconds) (int .Values.shutdown.drainTimeoutSeconds)) }}
+{{- fail (printf "terminationGracePeriodSeconds (%v) must exceed shutdown.preStopSleepSeconds + shutdown.drainTimeoutSeconds (%v): the kubelet would kill checks still draining" .Values.terminationGracePeriodSeconds (add (int .Values.shutdown.preStopSleepSeconds) (int .Values.shutdown.drainTimeoutSeconds))) }}
+{{- end }}
 {{- if not (has .Values.istio.mode (list "http" "grpc")) }}
 {{- fail (printf "istio.mode must be http or grpc, not %q" .Values.istio.mode) }}
 {{- end }}
