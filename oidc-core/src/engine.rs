@@ -268,7 +268,7 @@ impl Engine {
             Err(LoadFailure::Down) => return store_unavailable(parts),
         };
         if !self.needs_refresh(&current.decoded.session, now) {
-            return self.allow_decoded(parts, &current.decoded);
+            return self.allow_decoded(parts, &current.decoded, None);
         }
         // Rare and deep: boxed so the per-request future stays small.
         Box::pin(self.refresh_and_allow(parts, current, now)).await
@@ -409,13 +409,7 @@ impl Engine {
             Err(e) => Err(e),
         };
         let decision = match identity {
-            Ok((decoded, claims)) => self.allow_with(
-                parts,
-                Arc::clone(&decoded.session),
-                decoded.headers.clone(),
-                HeaderMap::new(),
-                Some(claims),
-            ),
+            Ok((decoded, claims)) => self.allow_decoded(parts, &decoded, Some(claims)),
             Err(e) => {
                 tracing::info!(reason = %e, path = parts.uri.path(), "bearer token refused");
                 deny(DenyReason::Unauthenticated, e.response())
@@ -456,14 +450,20 @@ impl Engine {
             .filter(|rest| rest.is_empty() || rest.starts_with('/'))
     }
 
-    /// Allows a loaded session with its precomputed identity headers.
-    fn allow_decoded(&self, parts: &Parts, decoded: &Decoded) -> Decision {
+    /// Allows a decoded session, or a bearer token's (with its `bearer` claims), with its
+    /// precomputed identity headers.
+    fn allow_decoded(
+        &self,
+        parts: &Parts,
+        decoded: &Decoded,
+        bearer: Option<Arc<crate::bearer::BearerClaims>>,
+    ) -> Decision {
         self.allow_with(
             parts,
             Arc::clone(&decoded.session),
             decoded.headers.clone(),
             HeaderMap::new(),
-            None,
+            bearer,
         )
     }
 
@@ -543,7 +543,7 @@ impl Engine {
             current.decoded.session.refresh_token.as_deref(),
         ) else {
             // Provider not discovered yet (e.g. after a restart during an outage): keep the session.
-            return self.allow_decoded(parts, &current.decoded);
+            return self.allow_decoded(parts, &current.decoded, None);
         };
         let loaded = Loaded {
             session: Session::clone(&current.decoded.session),
@@ -592,7 +592,7 @@ impl Engine {
                         .unauthenticated(parts, Unauthenticated::Invalid(SessionError::Expired));
                 }
                 // A brief provider outage must not log anyone out.
-                self.allow_decoded(parts, &current.decoded)
+                self.allow_decoded(parts, &current.decoded, None)
             }
         }
     }

@@ -58,14 +58,12 @@ fn spellings(name: &'static str) -> impl Iterator<Item = &'static str> {
     })
 }
 
-/// The spellings of `names` that a client could forge, as one list for the process.
-fn spelled(include: impl Fn(&str) -> bool) -> Box<[&'static str]> {
-    IDENTITY
-        .into_iter()
-        .flat_map(|name| {
-            let keep_canonical = include(name);
-            spellings(name).filter(move |s| *s != name || keep_canonical)
-        })
+/// [`all_identity`] without the canonical names `keep_canonical` refuses.
+fn spelled(keep_canonical: impl Fn(&str) -> bool) -> Box<[&'static str]> {
+    all_identity()
+        .iter()
+        .copied()
+        .filter(|s| !IDENTITY.contains(s) || keep_canonical(s))
         .collect()
 }
 
@@ -74,7 +72,8 @@ fn spelled(include: impl Fn(&str) -> bool) -> Box<[&'static str]> {
 /// Requests let through without a login (skip-auth routes) lose all of them.
 #[must_use]
 pub fn all_identity() -> &'static [&'static str] {
-    static ALL: LazyLock<Box<[&'static str]>> = LazyLock::new(|| spelled(|_| true));
+    static ALL: LazyLock<Box<[&'static str]>> =
+        LazyLock::new(|| IDENTITY.into_iter().flat_map(spellings).collect());
     &ALL
 }
 

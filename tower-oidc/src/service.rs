@@ -323,13 +323,12 @@ fn forward_anonymous(
     forward(parts)
 }
 
-/// Applies an engine `Allow` to the request: identity headers set and
-/// forged ones removed (as the adapter would), `Identity` and `AccessToken`
-/// in the extensions, response headers kept for the response.
+/// Applies an engine `Allow` to the request: identity headers set (the client's copies were
+/// removed before judging, as the adapter has Envoy do), `Identity` and `AccessToken` in the
+/// extensions, response headers kept for the response.
 fn forward_allowed(mut parts: Parts, allow: Allow) -> Authorized {
-    // `allow.headers_to_remove` names every spelling of the identity headers the gate
-    // does not set; looking at the request's own few names removes the same ones.
-    oidc_core::headers::strip_identity(&mut parts.headers);
+    // `allow.headers_to_remove` names every spelling of the identity headers the gate does
+    // not set: `OidcService::call` stripped them all (`strip_identity`) before judging.
     let mut current = None;
     for (name, value) in allow.upstream_headers {
         match name {

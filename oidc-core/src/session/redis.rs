@@ -1278,10 +1278,7 @@ impl RedisStore {
         sub: &str,
         issued_at: u64,
     ) -> Result<bool, StoreError> {
-        self.run(true, || async {
-            self.revoked(sid, issued_at, sub, issued_at).await
-        })
-        .await
+        self.is_revoked_since(sid, issued_at, sub, issued_at).await
     }
 
     /// Whether `sid` was revoked at or after `sid_since`, or `sub` at or after `sub_since`
