@@ -329,6 +329,7 @@ async fn attacks(gateway: SocketAddr, a: &Replica, mode: Mode) {
     for method in ["GET", "PUT", "DELETE"] {
         assert_eq!(raw(gateway, method, LOGOUT, forged).await, 405, "{method}");
     }
+    let variants = a.log().mark();
     // Every variant of the path goes through the check, which refuses it (the adapter's own
     // answers: 404, 401, or a check of the logout POST, 502, which Envoy turns into 403 in HTTP
     // mode): nothing is allowed, and the application never sees them (asserted by the caller).
@@ -355,6 +356,37 @@ async fn attacks(gateway: SocketAddr, a: &Replica, mode: Mode) {
             "POST {path} ({mode:?} mode): {status}"
         );
     }
+    // A 400 above could also be the logout endpoint refusing the token unchecked: it must not
+    // be. Replica A's log is read in order, so once the refusal of one last exact POST is
+    // there, a refusal of any variant would be there too: exactly one since the mark.
+    assert_eq!(
+        raw(gateway, "POST", LOGOUT, forged).await,
+        400,
+        "the control"
+    );
+    let refused = a
+        .log()
+        .wait_since(
+            variants,
+            &["back-channel logout refused"],
+            common::START_DEADLINE,
+        )
+        .await;
+    assert!(
+        refused.is_some(),
+        "the control POST reached replica A's logout endpoint"
+    );
+    let reached = a
+        .log()
+        .since(variants)
+        .matches("back-channel logout refused")
+        .count();
+    assert_eq!(
+        reached,
+        1,
+        "({mode:?} mode) a variant of the path reached the logout endpoint unchecked:\n{}",
+        a.log().since(variants)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -22,14 +22,16 @@ fn tool(var: &str, what: &str) -> PathBuf {
     }
 }
 
-/// A directory removed when dropped.
+/// A directory of one test's own (tests run in parallel threads), removed when dropped.
 struct Scratch(PathBuf);
 
 impl Scratch {
     fn new(name: &str) -> Scratch {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let dir = std::env::temp_dir().join(format!(
-            "oidc-authz-manifests-{name}-{}",
-            std::process::id()
+            "oidc-authz-manifests-{name}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();

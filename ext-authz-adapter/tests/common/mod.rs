@@ -51,9 +51,7 @@ pub fn seed_args(
     defaults: impl IntoIterator<Item = String>,
     extra: &[&str],
 ) -> Vec<String> {
-    let flag = |a: &str| a.split('=').next().unwrap_or(a).to_owned();
-    let own: Vec<String> = extra.iter().map(|a| flag(a)).collect();
-    SEED_ARGS
+    let base = SEED_ARGS
         .iter()
         .map(|a| (*a).to_owned())
         .chain([
@@ -61,7 +59,16 @@ pub fn seed_args(
             format!("--cookie-secret={COOKIE_SECRET}"),
             format!("--client-id={CLIENT_ID}"),
         ])
-        .chain(defaults)
+        .chain(defaults);
+    overridden(base, extra)
+}
+
+/// `base`, without the flags `extra` names, then `extra`: repeatable flags append (as in
+/// oauth2-proxy), so a flag given again replaces the earlier ones instead of adding to them.
+pub fn overridden(base: impl IntoIterator<Item = String>, extra: &[&str]) -> Vec<String> {
+    let flag = |a: &str| a.split('=').next().unwrap_or(a).to_owned();
+    let own: Vec<String> = extra.iter().map(|a| flag(a)).collect();
+    base.into_iter()
         .filter(|a| !own.contains(&flag(a)))
         .chain(extra.iter().map(|a| (*a).to_owned()))
         .collect()

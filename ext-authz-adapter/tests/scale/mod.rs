@@ -229,7 +229,12 @@ impl Replica {
         let grpc_port = if http.port() == 0 { 0 } else { free_port() };
         // A flag in `extra` replaces the seed's (`--email-domain=example.com` for its `*`).
         let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
-        let args = crate::common::seed_args(issuer, [], &extra);
+        let base = SEED_ARGS.iter().map(|a| (*a).to_owned()).chain([
+            format!("--oidc-issuer-url={issuer}"),
+            format!("--cookie-secret={COOKIE_SECRET}"),
+            format!("--client-id={CLIENT_ID}"),
+        ]);
+        let args = crate::common::overridden(base, &extra);
         let unbound = SocketAddr::from(([127, 0, 0, 1], 0));
         let mut replica = Replica {
             name: name.to_owned(),
