@@ -123,7 +123,7 @@ pub const AUTHZ_GRPC_CLUSTER: &str = "ext_authz_grpc";
 /// The adapter's back-channel logout endpoint under its prefix (`/oauth2/backchannel-logout`):
 /// the provider POSTs its signed logout token there, so the gateway routes a `POST` of exactly
 /// that path to the adapter's HTTP port without ext_authz (a check carries no body).
-pub const BACKCHANNEL_LOGOUT: &str = "backchannel-logout";
+pub use oidc_core::endpoints::BACKCHANNEL_LOGOUT;
 
 /// The adapter's default `--proxy-prefix`, as a route prefix: the path prefix of its own
 /// endpoints (`/oauth2/start`, `/oauth2/callback`, `/oauth2/userinfo`, ...).

@@ -36,6 +36,8 @@ fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
 
 /// Largest back-channel logout body accepted.
 const MAX_LOGOUT_BODY: usize = 64 * 1024;
+/// How long a logout request may take to send its body (the route is reachable from outside).
+const LOGOUT_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Answers one request, in a span carrying Envoy's `x-request-id`.
 pub async fn handle<B>(authorizer: &Authorizer, req: Request<B>) -> Response<Full<Bytes>>
@@ -45,27 +47,32 @@ where
 {
     let engine = authorizer.engine();
     let (parts, body) = req.into_parts();
-    if parts.method == http::Method::POST && parts.uri.path() == engine.backchannel_logout_path() {
-        // The provider calls this (server to server, through the gateway's route that skips
-        // ext_authz), with a form body.
+    // The provider calls this (server to server, through the gateway's route that skips
+    // ext_authz) with a form. Envoy's HTTP check of that POST carries no `Content-Type` (not in
+    // includeRequestHeadersInCheck), even when it carries the body (includeRequestBodyInCheck):
+    // answered as a check, which is never an allow and says what route is missing.
+    if parts.method == http::Method::POST
+        && parts.uri.path() == engine.backchannel_logout_path()
+        && is_form(&parts.headers)
+    {
         let limited = http_body_util::Limited::new(body, MAX_LOGOUT_BODY);
-        let form = match http_body_util::BodyExt::collect(limited).await {
-            Ok(collected) => collected.to_bytes(),
-            Err(_) => {
-                return text(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "logout request body too large or unreadable",
-                );
-            }
+        let read = http_body_util::BodyExt::collect(limited);
+        return match tokio::time::timeout(LOGOUT_BODY_TIMEOUT, read).await {
+            Ok(Ok(collected)) => engine
+                .backchannel_logout(&collected.to_bytes())
+                .await
+                .map(Full::new),
+            Ok(Err(_)) => text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "logout request body too large or unreadable",
+            ),
+            Err(_) => text(
+                StatusCode::REQUEST_TIMEOUT,
+                "logout request body not received in time",
+            ),
         };
-        // Envoy's HTTP check of that POST carries neither body nor `Content-Type` (not in
-        // includeRequestHeadersInCheck): answered as a check, which says what route is missing.
-        if !form.is_empty() || parts.headers.contains_key(header::CONTENT_TYPE) {
-            return engine.backchannel_logout(&form).await.map(Full::new);
-        }
-    } else {
-        drop(body);
     }
+    drop(body);
     let request_id = parts
         .headers
         .get("x-request-id")
@@ -137,15 +144,28 @@ fn is_port(port: &str) -> bool {
         .is_ok()
 }
 
+/// `Content-Type: application/x-www-form-urlencoded`, the back-channel logout's form.
+fn is_form(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+}
+
 async fn answer(authorizer: &Authorizer, parts: http::request::Parts) -> Response<Full<Bytes>> {
     let engine = authorizer.engine();
     if is_probe(&parts) {
-        let mut r = if parts.uri.path() == "/ready" && engine.is_ready() && engine.insecure_tls() {
+        let ready = engine.is_ready();
+        let mut r = if parts.uri.path() == "/ready" && ready && engine.insecure_tls() {
             text(
                 StatusCode::OK,
                 "OK (WARNING: --ssl-insecure-skip-verify: the identity provider's TLS certificate is not verified)",
             )
-        } else if parts.uri.path() == "/ping" || engine.is_ready() {
+        } else if parts.uri.path() == "/ping" || ready {
             text(StatusCode::OK, "OK")
         } else {
             text(

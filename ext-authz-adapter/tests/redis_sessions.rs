@@ -329,4 +329,11 @@ async fn backchannel_logout_refuses_bad_tokens() {
     }
     let r = raw.get(&url).send().await.unwrap();
     assert_eq!(r.status(), 405);
+    // Envoy's check of that POST (the gateway route missing) carries no `Content-Type`, even
+    // with `includeRequestBodyInCheck` sending the body: answered as a check (502, the route
+    // is missing), never by the logout endpoint, whose 200 Envoy would take for an allow.
+    for body in ["", "logout_token=abc.def.ghi"] {
+        let r = raw.post(&url).body(body).send().await.unwrap();
+        assert_eq!(r.status(), 502, "a check of the logout POST, body {body:?}");
+    }
 }

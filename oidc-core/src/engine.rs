@@ -41,6 +41,33 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// The engine's own endpoints under its proxy prefix (`<prefix>/<endpoint>`), answered by
+/// [`Engine::check`] itself: what gateways must route to it (and the linter looks for).
+pub const ENDPOINTS: &[&str] = &[
+    CALLBACK,
+    START,
+    SIGN_IN,
+    SIGN_OUT,
+    USERINFO,
+    AUTH,
+    BACKCHANNEL_LOGOUT,
+];
+/// `<prefix>/callback`: the login's redirect URI.
+pub const CALLBACK: &str = "callback";
+/// `<prefix>/start`: starts a login.
+pub const START: &str = "start";
+/// `<prefix>/sign_in`: the sign-in page (or the provider, with `--skip-provider-button`).
+pub const SIGN_IN: &str = "sign_in";
+/// `<prefix>/sign_out`: ends the session.
+pub const SIGN_OUT: &str = "sign_out";
+/// `<prefix>/userinfo`: the signed-in user as JSON.
+pub const USERINFO: &str = "userinfo";
+/// `<prefix>/auth`: nginx `auth_request`.
+pub const AUTH: &str = "auth";
+/// `<prefix>/backchannel-logout`: the provider POSTs its logout token here, so gateways route
+/// exactly that `POST` to the engine's server without ext_authz (a check carries no body).
+pub const BACKCHANNEL_LOGOUT: &str = "backchannel-logout";
+
 /// Paths of the engine's own routes, computed once from `--proxy-prefix`.
 #[derive(Debug)]
 struct Routes {
@@ -108,9 +135,9 @@ impl Engine {
             writer: CookieWriter::new(config.cookie.clone()),
             remove: removal_list(&config),
             routes: Routes {
-                backchannel: format!("{prefix}/backchannel-logout"),
-                start: format!("{prefix}/start"),
-                callback: format!("{prefix}/callback"),
+                backchannel: format!("{prefix}/{BACKCHANNEL_LOGOUT}"),
+                start: format!("{prefix}/{START}"),
+                callback: format!("{prefix}/{CALLBACK}"),
                 prefix,
             },
             http,
@@ -242,15 +269,15 @@ impl Engine {
 
     async fn decide(&self, parts: &Parts) -> Decision {
         if let Some(rest) = self.own_route(parts) {
-            return match rest {
-                "/start" => self.start(parts),
+            return match rest.strip_prefix('/') {
+                Some(START) => self.start(parts),
                 // Rare and deep: boxed so the per-request future stays small.
-                "/callback" => Box::pin(self.callback(parts)).await,
-                "/sign_in" => self.sign_in(parts),
-                "/sign_out" => self.sign_out(parts).await,
-                "/auth" => self.auth_endpoint(parts).await,
-                "/userinfo" => self.userinfo(parts).await,
-                "/backchannel-logout" => self.backchannel_logout_check(parts),
+                Some(CALLBACK) => Box::pin(self.callback(parts)).await,
+                Some(SIGN_IN) => self.sign_in(parts),
+                Some(SIGN_OUT) => self.sign_out(parts).await,
+                Some(AUTH) => self.auth_endpoint(parts).await,
+                Some(USERINFO) => self.userinfo(parts).await,
+                Some(BACKCHANNEL_LOGOUT) => self.backchannel_logout_check(parts),
                 _ => deny(
                     DenyReason::Endpoint,
                     pages::json_error(StatusCode::NOT_FOUND, "not_found", "no such endpoint"),

@@ -64,6 +64,12 @@ pub use config::{
 };
 pub use decision::{Allow, Decision, Deny, DenyReason};
 pub use engine::{Engine, Unauthenticated};
+/// The engine's own endpoints under its proxy prefix.
+pub mod endpoints {
+    pub use crate::engine::{
+        AUTH, BACKCHANNEL_LOGOUT, CALLBACK, ENDPOINTS, SIGN_IN, SIGN_OUT, START, USERINFO,
+    };
+}
 pub use error::{ConfigError, LoginError, ProviderError, TokenError};
 pub use redirect::RedirectValidator;
 pub use secret::{ClientSecret, CookieSecret};

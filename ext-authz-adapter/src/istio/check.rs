@@ -2067,10 +2067,12 @@ fn route_takes(route: &Node, method: &str, path: &str) -> bool {
     };
     matches.items().iter().any(|m| {
         let method_ok = m.get_ci("method").is_none_or(|pattern| {
-            pattern
-                .str_at(&["exact"])
-                .or_else(|| pattern.str_at(&["prefix"]))
-                .is_none_or(|p| method.starts_with(p))
+            match (pattern.str_at(&["exact"]), pattern.str_at(&["prefix"])) {
+                (Some(exact), _) => method == exact,
+                (None, Some(prefix)) => method.starts_with(prefix),
+                // A regex: assume it may match.
+                (None, None) => true,
+            }
         });
         let uri_ok = match m.get_ci("uri") {
             None => true,

@@ -42,17 +42,9 @@ pub fn istio_match(pattern: &str, value: &str, ignore_case: bool) -> bool {
     pattern == value
 }
 
-/// The adapter's endpoints under its `--proxy-prefix` (`/oauth2`): `start`, `callback`,
-/// `sign_in`, `sign_out`, `userinfo`, `auth`, `backchannel-logout`.
-pub const ENDPOINTS: &[&str] = &[
-    "callback",
-    "start",
-    "sign_in",
-    "sign_out",
-    "userinfo",
-    "auth",
-    "backchannel-logout",
-];
+/// The adapter's endpoints under its `--proxy-prefix` (`/oauth2`), as the engine answers them
+/// (the callback first).
+pub use oidc_core::endpoints::ENDPOINTS;
 
 /// The first of the adapter's endpoints (the callback path first, then `<prefix>/start`, ...)
 /// that an `AuthorizationPolicy` path pattern (`notPaths` syntax) covers, if any.
