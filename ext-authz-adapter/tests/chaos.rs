@@ -655,7 +655,7 @@ impl<'k> Env<'k> {
                 match self.own.as_deref_mut() {
                     Some(own) => own.restart().await,
                     None => {
-                        self.path.cut().await;
+                        load.between_requests(self.path.cut()).await;
                         tokio::time::sleep(plan.outage).await;
                         self.path.restore().await;
                     }
@@ -663,7 +663,12 @@ impl<'k> Env<'k> {
                 load.now()
             }
             Fault::KeycloakOutage => {
-                self.path.cut().await;
+                // Between requests: a refresh Keycloak has carried out whose answer the cut
+                // drops leaves the session with a refresh token Keycloak has rotated away
+                // (refresh-token rotation, reuse 0): its next refresh is refused and the user
+                // signs in again. No relying party can recover that token; not measured.
+                // (Seen once: "Maximum allowed refresh token reuse exceeded" after the cut.)
+                load.between_requests(self.path.cut()).await;
                 tokio::time::sleep(plan.outage).await;
                 self.path.hang_up_after(Duration::from_secs(3600)).await;
                 tokio::time::sleep(plan.outage).await;

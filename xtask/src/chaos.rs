@@ -162,7 +162,12 @@ when a session is lost.
 - **Keycloak restarted, unreachable or hanging**: checks of existing sessions and bearer tokens
   need no Keycloak (sessions are in the cookie or Redis, keys cached), so they keep being
   allowed; a refresh due meanwhile fails and is retried later, the session kept. What must fail
-  is a new sign-in.
+  is a new sign-in. Not measured, and a known limit of refresh-token rotation: a refresh that
+  Keycloak carried out but whose answer the network lost leaves the session with a refresh
+  token Keycloak has rotated away, so its next refresh is refused and the user signs in again
+  (no relying party can recover the new token; Keycloak's \"Refresh Token Max Reuse\" above 0
+  lets the old one be used once more). The run cuts the path between requests so that the
+  count measures the adapter, not this race.
 ## In `cargo xtask test`
 
 Every `cargo xtask test` runs the same test (`ext-authz-adapter/tests/chaos.rs`) in a short
