@@ -100,11 +100,13 @@ fn chart_metadata() {
         "deployment.yaml",
         "hpa.yaml",
         "istio.yaml",
+        "networkpolicy.yaml",
         "pdb.yaml",
         "redis.yaml",
         "secret.yaml",
         "service.yaml",
         "serviceaccount.yaml",
+        "servicemonitor.yaml",
     ]
     .into_iter()
     .collect();

@@ -210,14 +210,26 @@ fn chart_copy(scratch: &Scratch, file: &str, edit: impl Fn(&str) -> String) -> P
     copy
 }
 
+/// The one value the chart requires (no image is published yet).
+const IMAGE: &[&str] = &[
+    "--set",
+    "image.repository=registry.example.com/ext-authz-adapter",
+];
+
 /// Every value that adds or changes an object, on top of the seed's values.
 const EVERY_OPTION: &[&str] = &[
     "--set",
     "autoscaling.enabled=true",
     "--set",
-    "redis.enabled=true",
+    "redis.sessionStore=true",
     "--set",
     "metrics.enabled=true",
+    "--set",
+    "metrics.serviceMonitor.enabled=true",
+    "--set",
+    "networkPolicy.enabled=true",
+    "--set",
+    "networkPolicy.metricsFrom[0].namespaceSelector.matchLabels.team=monitoring",
     "--set",
     "istio.mode=grpc",
     "--set",
@@ -234,9 +246,13 @@ const EVERY_OPTION: &[&str] = &[
     "config.rpInitiatedLogout=true",
 ];
 
+/// The chart's objects with its defaults (the Secret aside): the adapter and the chart's Redis
+/// (a Deployment and a Service each), the PDB, the ServiceAccount and the Istio objects.
 const CHART_KINDS: &[&str] = &[
     "PodDisruptionBudget",
     "ServiceAccount",
+    "Service",
+    "Deployment",
     "Service",
     "Deployment",
     "AuthorizationPolicy",
@@ -253,7 +269,11 @@ fn with<'a>(base: &[&'a str], more: &[&'a str]) -> Vec<&'a str> {
 fn helm_lint_passes_with_the_defaults_the_seed_values_and_every_option() {
     let seed = seed_values();
     let seed = seed.to_str().unwrap();
-    for args in [vec![], vec!["-f", seed], with(&["-f", seed], EVERY_OPTION)] {
+    for args in [
+        IMAGE.to_vec(),
+        vec!["-f", seed],
+        with(&["-f", seed], EVERY_OPTION),
+    ] {
         let out = helm_lint(&chart(), &args);
         assert!(
             out.status.success(),
@@ -275,7 +295,7 @@ fn helm_lint_fails_on_a_broken_chart_copy() {
     let copy = chart_copy(&scratch, "Chart.yaml", |t| {
         break_once(t, "appVersion:", "appVersoin:")
     });
-    let out = helm_lint(&copy, &[]);
+    let out = helm_lint(&copy, IMAGE);
     assert!(!out.status.success(), "{}", text(&out));
     assert!(
         text(&out).contains("unknown field \"appVersoin\""),
@@ -288,7 +308,7 @@ fn helm_lint_fails_on_a_broken_chart_copy() {
     let copy = chart_copy(&scratch, "templates/service.yaml", |t| {
         break_once(t, "      protocol: TCP\n", "     protocol: TCP\n")
     });
-    let out = helm_lint(&copy, &[]);
+    let out = helm_lint(&copy, IMAGE);
     assert!(!out.status.success(), "{}", text(&out));
     assert!(
         text(&out).contains("templates/service.yaml: unable to parse YAML"),
@@ -299,7 +319,12 @@ fn helm_lint_fails_on_a_broken_chart_copy() {
 
 #[test]
 fn the_chart_defaults_render_valid_objects() {
-    let yaml = helm_template(&chart(), "ext-authz-adapter", "oidc-authz", &[]);
+    let yaml = helm_template(&chart(), "ext-authz-adapter", "oidc-authz", IMAGE);
+    // Two replicas share the chart's Redis; sessions stay in the cookie.
+    assert!(yaml.contains("replicas: 2"), "{yaml}");
+    assert!(yaml.contains("--redis-connection-url=redis://"), "{yaml}");
+    assert!(!yaml.contains("--session-store-type=redis"), "{yaml}");
+    assert!(yaml.contains("\"--cookie-refresh=15m\""), "{yaml}");
     assert_valid(
         "the chart's defaults",
         &yaml,
@@ -335,10 +360,15 @@ fn the_chart_with_every_option_renders_valid_objects() {
     let yaml = helm_template(&chart(), "nginx-oauth2-proxy", "nginx", &args);
     assert!(yaml.contains("credentialName: nginx-tls"), "{yaml}");
     assert!(yaml.contains("--session-store-type=redis"), "{yaml}");
-    // The Redis of redis.enabled (a Deployment and a Service) and the HPA.
+    // The HPA, the ServiceMonitor and the NetworkPolicies of the adapter and of the Redis.
     let kinds = with(
         CHART_KINDS,
-        &["Deployment", "Service", "HorizontalPodAutoscaler"],
+        &[
+            "HorizontalPodAutoscaler",
+            "ServiceMonitor",
+            "NetworkPolicy",
+            "NetworkPolicy",
+        ],
     );
     assert_valid("every option", &yaml, &kinds);
     // Istio's v1beta1 objects too.
@@ -346,6 +376,138 @@ fn the_chart_with_every_option_renders_valid_objects() {
     let yaml = helm_template(&chart(), "nginx-oauth2-proxy", "nginx", &args);
     assert!(yaml.contains("networking.istio.io/v1beta1"), "{yaml}");
     assert_valid("every option, Istio v1beta1", &yaml, &kinds);
+}
+
+/// `helm template` of the chart with `args`, which must fail naming `problem`.
+fn assert_refused(args: &[&str], problem: &str) {
+    let home = Scratch::new("helm-refused");
+    let out = run(
+        helm(&home)
+            .args(["template", "ext-authz-adapter"])
+            .arg(chart())
+            .args(args),
+        None,
+    );
+    assert!(
+        !out.status.success(),
+        "helm template {args:?} should fail:\n{}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains(problem),
+        "helm template {args:?}: no {problem:?} in:\n{}",
+        text(&out)
+    );
+}
+
+/// `helm template` of the chart with `args` succeeds.
+fn assert_accepted(args: &[&str]) {
+    helm_template(&chart(), "ext-authz-adapter", "oidc-authz", args);
+}
+
+#[test]
+fn the_chart_refuses_values_that_contradict_docs_sessions() {
+    assert_refused(&[], "image.repository is required");
+    // Replicas without Redis: refused, unless one replica or acknowledged.
+    let no_redis = with(IMAGE, &["--set", "redis.enabled=false"]);
+    assert_refused(&no_redis, "more than one replica without Redis");
+    assert_refused(
+        &with(
+            &no_redis,
+            &[
+                "--set",
+                "replicaCount=1",
+                "--set",
+                "autoscaling.enabled=true",
+            ],
+        ),
+        "more than one replica without Redis",
+    );
+    assert_accepted(&with(&no_redis, &["--set", "replicaCount=1"]));
+    assert_accepted(&with(
+        &no_redis,
+        &["--set", "redis.replicasWithoutRedis=true"],
+    ));
+    assert_refused(
+        &with(
+            &no_redis,
+            &[
+                "--set",
+                "replicaCount=1",
+                "--set",
+                "redis.sessionStore=true",
+            ],
+        ),
+        "redis.sessionStore needs redis.enabled=true",
+    );
+    // Cookie refresh against Keycloak's SSO Session Idle.
+    for refresh in ["30m", "1h", "29m60s"] {
+        assert_refused(
+            &with(
+                IMAGE,
+                &["--set", &format!("config.cookieRefresh={refresh}")],
+            ),
+            "must be shorter than oidc.ssoSessionIdle",
+        );
+    }
+    assert_accepted(&with(IMAGE, &["--set", "config.cookieRefresh=29m59s"]));
+    assert_accepted(&with(IMAGE, &["--set", "config.cookieRefresh=0"]));
+    assert_accepted(&with(
+        IMAGE,
+        &[
+            "--set",
+            "config.cookieRefresh=1h",
+            "--set",
+            "oidc.ssoSessionIdle=2h",
+        ],
+    ));
+    assert_refused(
+        &with(IMAGE, &["--set", "config.cookieRefresh=15min"]),
+        "config.cookieRefresh: \"15min\" is not a duration",
+    );
+    // A ServiceMonitor scrapes the metrics port, which must be on.
+    assert_refused(
+        &with(IMAGE, &["--set", "metrics.serviceMonitor.enabled=true"]),
+        "metrics.serviceMonitor.enabled needs metrics.enabled=true",
+    );
+}
+
+#[test]
+fn the_network_policies_admit_the_gateway_and_the_adapter_only() {
+    let yaml = helm_template(
+        &chart(),
+        "ext-authz-adapter",
+        "oidc-authz",
+        &with(IMAGE, &["--set", "networkPolicy.enabled=true"]),
+    );
+    let policies: Vec<&str> = yaml
+        .split("\n---")
+        .filter(|d| d.contains("kind: NetworkPolicy"))
+        .collect();
+    assert_eq!(policies.len(), 2, "{yaml}");
+    let adapter = policies
+        .iter()
+        .find(|p| !p.contains("-redis\n"))
+        .expect("the adapter's policy");
+    // The ingress gateway pods of istio-system, on the check ports; no metrics peer given.
+    for needle in [
+        "kubernetes.io/metadata.name: istio-system",
+        "istio: ingressgateway",
+        "port: http\n",
+        "port: grpc\n",
+    ] {
+        assert!(adapter.contains(needle), "{needle:?} not in:\n{adapter}");
+    }
+    assert!(!adapter.contains("http-metrics"), "{adapter}");
+    let redis = policies
+        .iter()
+        .find(|p| p.contains("-redis\n"))
+        .expect("the Redis policy");
+    assert!(
+        redis.contains("app.kubernetes.io/name: ext-authz-adapter\n"),
+        "{redis}"
+    );
+    assert!(redis.contains("port: redis"), "{redis}");
 }
 
 /// `ext-authz-adapter istio ARGS`, which must succeed.
@@ -436,7 +598,7 @@ fn a_chart_copy_with_misspelled_fields_fails_the_checker() {
     let copy = chart_copy(&scratch, "templates/deployment.yaml", |t| {
         break_once(t, "readinessProbe:", "readinesProbe:")
     });
-    let yaml = helm_template(&copy, "ext-authz-adapter", "oidc-authz", &[]);
+    let yaml = helm_template(&copy, "ext-authz-adapter", "oidc-authz", IMAGE);
     assert_invalid(
         "Deployment readinesProbe",
         &yaml,
@@ -449,7 +611,7 @@ fn a_chart_copy_with_misspelled_fields_fails_the_checker() {
     let copy = chart_copy(&scratch, "templates/istio.yaml", |t| {
         break_once(t, "  gateways:\n", "  gateway:\n")
     });
-    let yaml = helm_template(&copy, "ext-authz-adapter", "oidc-authz", &[]);
+    let yaml = helm_template(&copy, "ext-authz-adapter", "oidc-authz", IMAGE);
     assert_invalid(
         "VirtualService gateway",
         &yaml,
@@ -459,7 +621,7 @@ fn a_chart_copy_with_misspelled_fields_fails_the_checker() {
 
 #[test]
 fn kubernetes_objects_with_unknown_fields_or_wrong_types_fail() {
-    let yaml = helm_template(&chart(), "ext-authz-adapter", "oidc-authz", &[]);
+    let yaml = helm_template(&chart(), "ext-authz-adapter", "oidc-authz", IMAGE);
     let cases = [
         (
             "  replicas: 2\n",

@@ -1,9 +1,10 @@
 // Command manifest-check validates Kubernetes and Istio manifests offline, the way the API
 // server would take them, with the projects' own types and schemas:
 //
-//   - Kubernetes objects (Deployment, Service, Secret, PodDisruptionBudget, ...) are decoded
-//     strictly into the official Go types of k8s.io/api (apimachinery's strict decoder: unknown
-//     fields, duplicate fields and wrong types are errors; field names are case-sensitive);
+//   - Kubernetes objects (Deployment, Service, Secret, PodDisruptionBudget, NetworkPolicy, ...)
+//     are decoded strictly into the official Go types of k8s.io/api, and the Prometheus
+//     Operator's ServiceMonitor into its own (apimachinery's strict decoder: unknown fields,
+//     duplicate fields and wrong types are errors; field names are case-sensitive);
 //   - custom resources (Istio's Gateway, VirtualService, AuthorizationPolicy, EnvoyFilter, ...)
 //     are checked against their CustomResourceDefinitions' structural schemas with
 //     k8s.io/apiextensions-apiserver, as the API server does: unknown (pruned) fields, the
@@ -35,6 +36,7 @@ import (
 	"strings"
 
 	"google.golang.org/protobuf/encoding/protojson"
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
@@ -156,6 +158,8 @@ func newChecker() *checker {
 	for _, add := range []func(*runtime.Scheme) error{
 		corev1.AddToScheme, appsv1.AddToScheme, policyv1.AddToScheme, autoscalingv1.AddToScheme,
 		autoscalingv2.AddToScheme, networkingv1.AddToScheme, rbacv1.AddToScheme, batchv1.AddToScheme,
+		// The Prometheus Operator's ServiceMonitor (the chart's metrics.serviceMonitor).
+		monitoringv1.AddToScheme,
 	} {
 		if err := add(scheme); err != nil {
 			panic(err)
@@ -314,7 +318,7 @@ func (c *checker) checkDocument(doc []byte) (what, how string, problems []string
 	gvk := gv.WithKind(kind)
 	switch {
 	case c.scheme.Recognizes(gvk):
-		how = "k8s.io/api, strict decoding"
+		how = "Go API types, strict decoding"
 		problems = c.checkBuiltin(jsonData, gvk)
 		if kind == "ConfigMap" && gv.Group == "" && isMeshConfigMap(name) {
 			how += "; data.mesh as istio.io/api MeshConfig"

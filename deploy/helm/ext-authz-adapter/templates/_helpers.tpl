@@ -136,6 +136,20 @@ extensionProviders:
 {{- if le (int .Values.terminationGracePeriodSeconds) (add (int .Values.shutdown.preStopSleepSeconds) (int .Values.shutdown.drainTimeoutSeconds)) }}
 {{- fail (printf "terminationGracePeriodSeconds (%v) must exceed shutdown.preStopSleepSeconds + shutdown.drainTimeoutSeconds (%v): the kubelet would kill checks still draining" .Values.terminationGracePeriodSeconds (add (int .Values.shutdown.preStopSleepSeconds) (int .Values.shutdown.drainTimeoutSeconds))) }}
 {{- end }}
+{{- if and (not .Values.redis.enabled) (not .Values.redis.replicasWithoutRedis) (or .Values.autoscaling.enabled (gt (int .Values.replicaCount) 1)) }}
+{{- fail "more than one replica without Redis: each replica would refresh on its own and a back-channel logout would reach only one of them (docs/sessions.md). Set redis.enabled=true (the default), or replicaCount=1, or redis.replicasWithoutRedis=true to accept it" }}
+{{- end }}
+{{- if and .Values.redis.sessionStore (not .Values.redis.enabled) }}
+{{- fail "redis.sessionStore needs redis.enabled=true" }}
+{{- end }}
+{{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.enabled) }}
+{{- fail "metrics.serviceMonitor.enabled needs metrics.enabled=true (the ServiceMonitor scrapes the metrics port)" }}
+{{- end }}
+{{- $refresh := include "ext-authz-adapter.seconds" (dict "name" "config.cookieRefresh" "value" .Values.config.cookieRefresh) | int }}
+{{- $idle := include "ext-authz-adapter.seconds" (dict "name" "oidc.ssoSessionIdle" "value" .Values.oidc.ssoSessionIdle) | int }}
+{{- if and (gt $refresh 0) (gt $idle 0) (ge $refresh $idle) }}
+{{- fail (printf "config.cookieRefresh (%s) must be shorter than oidc.ssoSessionIdle (%s, Keycloak's SSO Session Idle): the adapter reaches Keycloak only to refresh, so even an active user's Keycloak session would idle out between two refreshes, the next refresh would fail and the user sign in again. Lower config.cookieRefresh (e.g. 15m), or set oidc.ssoSessionIdle to your realm's value" .Values.config.cookieRefresh .Values.oidc.ssoSessionIdle) }}
+{{- end }}
 {{- if not (has .Values.istio.mode (list "http" "grpc")) }}
 {{- fail (printf "istio.mode must be http or grpc, not %q" .Values.istio.mode) }}
 {{- end }}
@@ -194,5 +208,21 @@ extensionProviders:
 {{- end }}
 {{- end }}
 {{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Seconds in a duration like 15m, 1h30m or 90s (0 or "" for none); fails on anything else. Takes (dict "name" NAME "value" VALUE). */}}
+{{- define "ext-authz-adapter.seconds" -}}
+{{- $value := toString .value }}
+{{- if or (eq $value "") (eq $value "0") }}0
+{{- else if not (regexMatch "^([0-9]+h)?([0-9]+m)?([0-9]+s)?$" $value) }}
+{{- fail (printf "%s: %q is not a duration in h, m and s (e.g. 15m or 1h30m)" .name $value) }}
+{{- else }}
+{{- $total := 0 }}
+{{- range $part := regexFindAll "[0-9]+[hms]" $value -1 }}
+{{- $n := int (regexFind "[0-9]+" $part) }}
+{{- if hasSuffix "h" $part }}{{ $total = add $total (mul $n 3600) }}{{ else if hasSuffix "m" $part }}{{ $total = add $total (mul $n 60) }}{{ else }}{{ $total = add $total $n }}{{ end }}
+{{- end }}
+{{- $total }}
 {{- end }}
 {{- end }}
