@@ -51,7 +51,7 @@ async fn admin() -> &'static str {
     "admins only"
 }
 
-/// Signed in with a session or a bearer token; without either, `401`.
+/// A session or a bearer token; without either, `401` for an API call (a browser signs in).
 async fn api_me(me: Identity) -> Json<Value> {
     Json(json!({ "sub": me.subject(), "email": me.email(), "groups": me.groups() }))
 }
