@@ -3,27 +3,41 @@
 //!
 //! # In ten lines
 //!
-//! `tower-oidc = "0.1"` (and `axum`, `tokio`) in `Cargo.toml`; in Keycloak, a confidential
-//! client `myapp` with the valid redirect URI `http://127.0.0.1:3000/oauth2/callback`:
-//!
-//! ```no_run
-//! use axum::{Router, routing::get};
-//! use tower_oidc::{Identity, OidcLayer, oidc_core::{ClientSecret, Config}};
-//!
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let config = Config::builder("https://keycloak.example.com/realms/mytest", "myapp")
-//!     .client_secret(ClientSecret::new(std::env::var("CLIENT_SECRET")?))
-//!     .cookie_secret(std::env::var("COOKIE_SECRET")?) // openssl rand -base64 32
-//!     .build()?;
-//! let app = Router::new()
-//!     .route("/", get(|me: Identity| async move { format!("hello {}", me.username()) }))
-//!     .layer(OidcLayer::discover(config).await?);
-//! axum::serve(tokio::net::TcpListener::bind("127.0.0.1:3000").await?, app).await?;
-//! # Ok(()) }
+//! ```toml
+//! [dependencies]
+//! tower-oidc = "0.1"
+//! axum = "0.8"
+//! tokio = { version = "1", features = ["macros", "rt-multi-thread"] }
 //! ```
 //!
+//! In Keycloak, a confidential client `myapp` (client authentication on, standard flow) with
+//! the valid redirect URI **`http://127.0.0.1:3000/oauth2/callback`**: the layer's callback at
+//! the example's listen address. Then, with this as `src/main.rs`:
+//!
+#![doc = concat!("```no_run\n", include_str!("../examples/minimal.rs"), "```")]
+//!
+//! ```sh
+//! OIDC_ISSUER=https://keycloak.example.com/realms/mytest CLIENT_SECRET='<the client secret>' \
+//!     COOKIE_SECRET="$(openssl rand -base64 32)" cargo run
+//! ```
+//!
+//! Open `http://127.0.0.1:3000/`: the browser goes through Keycloak's login and comes back to
+//! `hello alice` (for the user `alice`). Optional: `OIDC_ISSUER` (default
+//! `http://127.0.0.1:8080/realms/mytest`), `CLIENT_ID` (`myapp`) and `LISTEN`
+//! (`127.0.0.1:3000`; the redirect URI to register follows it). In this repository:
+//! `cargo run -p tower-oidc --example minimal`.
+//!
 //! Any signed-in user gets in (a library has no email-domain default; see
-//! `ConfigBuilder::email_domains`); narrow it with [`Rule`]s.
+//! [`ConfigBuilder::email_domains`]) unless the provider says the user's email is not verified
+//! (in Keycloak, tick "Email verified" on the user, or see
+//! [`ConfigBuilder::allow_unverified_email`]); narrow it with [`Rule`]s.
+//!
+//! [`ConfigBuilder::email_domains`]: oidc_core::ConfigBuilder::email_domains
+//! [`ConfigBuilder::allow_unverified_email`]: oidc_core::ConfigBuilder::allow_unverified_email
+//!
+//! Every example of these docs is a file of the crate's `examples/` directory, shown verbatim,
+//! and `tests/doc_examples.rs` runs each one (its `main` is `pub` for that) against a real
+//! OpenID provider and signs in, so what you copy is what is tested.
 //!
 //! It embeds the same engine as the `ext-authz-adapter` (`oidc-core`: login
 //! with state, nonce and PKCE, encrypted session cookies, ID-token and JWKS
@@ -44,9 +58,9 @@
 //!   combined with [`Rule::or`], [`Rule::and`], [`Rule::any_of`],
 //!   [`Rule::all_of`];
 //! - nobody signed in: `302` to the identity provider for a browser
-//!   navigation, `401` with `WWW-Authenticate: Bearer` for an API call (and a
-//!   precise `invalid_token` description for a refused token); signed in but
-//!   refused by the rule: `403`;
+//!   navigation (or a "Sign in" page without `skip_provider_button`), `401` with
+//!   `WWW-Authenticate: Bearer` for an API call (and a precise `invalid_token`
+//!   description for a refused token); signed in but refused by the rule: `403`;
 //! - allowed: the handler finds an [`Identity`] (subject, email, name,
 //!   username, groups, realm and client roles, raw claims) and an
 //!   [`AccessToken`] in the request extensions, and a refreshed session cookie
@@ -61,81 +75,27 @@
 //! qualify), and its error type is the inner service's own: every failure is
 //! a response, so axum needs no `HandleErrorLayer`.
 //!
-//! # Example
+//! # Examples
 //!
-//! The layer with a plain Tower service: an API call without credentials is
-//! answered with `401` before it reaches the service.
+//! Both read the same environment as the ten-line example and need the same Keycloak client.
 //!
-//! ```
-//! use std::convert::Infallible;
+//! ## axum: public, signed-in and admin pages, a JSON API
 //!
-//! use bytes::Bytes;
-//! use http::{Request, Response, StatusCode, header};
-//! use http_body_util::Full;
-//! use tower::{ServiceBuilder, ServiceExt, service_fn};
-//! use tower_oidc::oidc_core::{Config, Engine};
-//! use tower_oidc::{Identity, OidcLayer, Rule};
+//! With the extractors of the `axum` feature (on by default), and `serde_json = "1"` for the
+//! API. The groups come from a `groups` claim: in Keycloak, a client scope `groups` with a
+//! "Group Membership" mapper (full group path off) assigned to the client. Bearer tokens must
+//! name the client id in `aud` (see [below](#bearer-tokens-from-keycloak)).
 //!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let config = Config::builder("https://keycloak.example.com/realms/mytest", "nginx")
-//!     .cookie_secret("0123456789abcdef0123456789abcdef")
-//!     .build()?;
-//! let engine = Engine::new(config)?;
-//! // A real service runs discovery before serving (or in a task):
-//! // engine.discover().await?;
+#![doc = concat!("```no_run\n", include_str!("../examples/axum_app.rs"), "```")]
 //!
-//! let app = ServiceBuilder::new()
-//!     .layer(OidcLayer::new(engine).require(Rule::realm_role("admin")))
-//!     .service(service_fn(|req: Request<Full<Bytes>>| async move {
-//!         let identity = req.extensions().get::<Identity>().expect("set by OidcLayer");
-//!         let hello = format!("hello {}", identity.username());
-//!         Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(hello))))
-//!     }));
+//! ## A plain Tower service, served by hyper
 //!
-//! let request = Request::get("/reports")
-//!     .header(header::ACCEPT, "application/json")
-//!     .body(Full::default())?;
-//! let response = app.oneshot(request).await?;
-//! assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-//! assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Bearer");
-//! # Ok(()) }
-//! ```
+//! Without axum: `tower = { version = "0.5", features = ["util"] }`, `hyper = { version = "1",
+//! features = ["server", "http1"] }`, `hyper-util = { version = "0.1", features = ["tokio",
+//! "service"] }`, `http = "1"`, `http-body-util = "0.1"`, `bytes = "1"`. The service finds the
+//! [`Identity`] in the request extensions; an API call without credentials gets `401`.
 //!
-//! With axum: public pages, a page for any signed-in user, an admin page and
-//! a JSON API, with the extractors of the `axum` feature (on by default).
-//!
-//! ```no_run
-//! use axum::{Json, Router, routing::get};
-//! use tower_oidc::oidc_core::{ClientSecret, Config};
-//! use tower_oidc::{Identity, OidcLayer, RequireRuleLayer, Rule};
-//!
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let config = Config::builder("https://keycloak.example.com/realms/mytest", "nginx")
-//!     .client_secret(ClientSecret::new("from-a-secret-store"))
-//!     .cookie_secret("0123456789abcdef0123456789abcdef")
-//!     .skip_provider_button(true)
-//!     .build()?;
-//! let oidc = OidcLayer::discover(config).await?.require(Rule::public());
-//!
-//! let app = Router::new()
-//!     .route("/me", get(|me: Identity| async move { format!("hello {}", me.username()) }))
-//!     .route("/admin", get(|| async { "admins only" })
-//!         .route_layer(RequireRuleLayer::new(Rule::realm_role("admin"))))
-//!     .route("/api/reports", get(|me: Identity| async move { Json(me.client_roles().to_vec()) })
-//!         .route_layer(RequireRuleLayer::new(Rule::client_role("nginx", "editor"))))
-//!     .route("/", get(|me: Option<Identity>| async move {
-//!         match me {
-//!             Some(me) => format!("welcome back, {}", me.username()),
-//!             None => "welcome, stranger: <a href=\"/oauth2/start?rd=/me\">sign in</a>".to_owned(),
-//!         }
-//!     }))
-//!     .layer(oidc);
-//!
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
-//! axum::serve(listener, app).await?;
-//! # Ok(()) }
-//! ```
+#![doc = concat!("```no_run\n", include_str!("../examples/tower_service.rs"), "```")]
 //!
 //! # Bearer tokens from Keycloak
 //!
@@ -147,10 +107,10 @@
 //! # fn f(engine: tower_oidc::oidc_core::Engine) -> Result<(), Box<dyn std::error::Error>> {
 //! use tower_oidc::{BearerValidator, OidcLayer, TrustedIssuer};
 //! let bearer = BearerValidator::builder(engine.clone())
-//!     .audience("nginx")
+//!     .audience("myapp")
 //!     .audience_claim("aud")
 //!     .audience_claim("azp") // a token issued to the client itself
-//!     .trusted_issuer(TrustedIssuer::new("https://partner.example.com/realms/b2b").audience("nginx"))
+//!     .trusted_issuer(TrustedIssuer::new("https://partner.example.com/realms/b2b").audience("myapp"))
 //!     .build()?;
 //! let layer = OidcLayer::new(engine).bearer(bearer);
 //! # Ok(()) }
