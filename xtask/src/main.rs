@@ -5,9 +5,10 @@
 //!   services (Keycloak with the realms of `deploy/keycloak`, over HTTP and over HTTPS with a
 //!   certificate of a CA made for the run), builds the tests while they
 //!   boot, waits until they are ready, then runs `cargo test --workspace --all-targets` and
-//!   the documentation tests (`--doc`) with the components' environment set, stops the
-//!   services, and exits with the tests' status. A run in which no test ran fails, and so does
-//!   a `--test NAME` target that ran none (a filter that matches nothing passes in cargo).
+//!   the documentation tests (`--doc`) with the components' environment set, then (the full
+//!   suite only) `cargo package -p oidc-core -p tower-oidc`, stops the services, and exits with
+//!   the first failure's status. A run in which no test ran fails, and so does a `--test NAME`
+//!   target that ran none (a filter that matches nothing passes in cargo).
 //! - `cargo xtask install`: only installs what is missing.
 //! - `cargo xtask chaos`: the faults-under-load run in full size, with a Keycloak of its own;
 //!   writes `docs/reliability.md` (see `chaos.rs`).
@@ -41,8 +42,9 @@ commands:
   test [-- ARGS]   install the test components if missing, start Keycloak, then run
                    `cargo test --workspace --all-targets [ARGS]` and the doc tests with
                    them (without --workspace when ARGS pick packages with -p; doc tests
-                   only when ARGS pick no targets); fails if no test ran, or if a
-                   target named with --test ran none
+                   only when ARGS pick no targets), then (no ARGS picking packages
+                   or targets) `cargo package -p oidc-core -p tower-oidc`; fails if
+                   no test ran, or if a target named with --test ran none
   demo [--grpc] [--port PORT]
                    Keycloak + the adapter + Envoy (as Istio renders ext_authz) + a hello
                    app on 127.0.0.1 until Ctrl-C; prints the URL and a test login
@@ -225,7 +227,38 @@ fn test(args: &[String]) -> Result<ExitCode, String> {
         services.keep_logs();
         return Ok(util::exit_code(status));
     }
-    Ok(util::exit_code(doc_status))
+    if !doc_status.success() {
+        return Ok(util::exit_code(doc_status));
+    }
+    // The whole suite also proves the library crates can be published as they are.
+    if !picks_packages && !picks_targets {
+        return package_libraries(&env);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `cargo package` of the crates meant for crates.io: their files, metadata and versions on
+/// path dependencies are complete, and the packaged sources build on their own (cargo's
+/// verification builds each `.crate` with the pinned toolchain, the stated MSRV).
+/// `--allow-dirty`: what is checked is the package, not whether the work tree is committed.
+fn package_libraries(env: &Env) -> Result<ExitCode, String> {
+    const LIBRARIES: [&str; 2] = ["oidc-core", "tower-oidc"];
+    println!(
+        "[xtask] running cargo package -p {} --allow-dirty",
+        LIBRARIES.join(" -p ")
+    );
+    let mut cmd = cargo(env);
+    cmd.arg("package").arg("--allow-dirty").arg("--locked");
+    for library in LIBRARIES {
+        cmd.args(["-p", library]);
+    }
+    let status = util::status(&mut cmd)?;
+    if !status.success() {
+        eprintln!(
+            "[xtask] error: cargo package failed: a crate of {LIBRARIES:?} could not be              published as it is (see above)"
+        );
+    }
+    Ok(util::exit_code(status))
 }
 
 /// Runs `cmd` (a `cargo test`), passing its standard output through as it comes, and returns
