@@ -216,7 +216,9 @@ impl Config {
     }
 }
 
-/// Builder for [`Config`]. Every setter is optional except the cookie secret.
+/// Builder for [`Config`]. Every setter is optional except the cookie secret. Nothing is
+/// checked until [`ConfigBuilder::build`], whose errors name the setting by its
+/// [`Setting`] (`cookie_secret`, `cookie.refresh`, ...).
 #[derive(Debug)]
 #[must_use]
 pub struct ConfigBuilder {
@@ -490,7 +492,36 @@ impl ConfigBuilder {
         }
     }
 
-    /// Validates everything and builds the configuration.
+    /// Validates everything and builds the configuration. Reads the provider's CA and
+    /// client certificate files; no network I/O.
+    ///
+    /// # Errors
+    ///
+    /// The first [`ConfigError`] found. It names the setting concerned
+    /// ([`ConfigError::setting`], spelt in messages by [`Setting::name`], e.g.
+    /// `cookie.refresh`) and what is wrong; the error behind it (an unreadable file's
+    /// `io::Error`, a rule's regex error, ...) is its `source()`. Print the whole chain with
+    /// [`crate::error::chain`]:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use oidc_core::{Config, CookieSettings, Setting};
+    ///
+    /// let err = Config::builder("https://idp.example.com/realms/x", "app")
+    ///     .cookie_secret("0123456789abcdef")
+    ///     .cookie(CookieSettings {
+    ///         expire: Duration::from_secs(3600),
+    ///         refresh: Some(Duration::from_secs(7200)),
+    ///         ..CookieSettings::default()
+    ///     })
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(err.setting(), Some(Setting::CookieRefresh));
+    /// assert_eq!(
+    ///     oidc_core::error::chain(&err),
+    ///     "cookie.refresh (7200s) must be shorter than cookie.expire (3600s)"
+    /// );
+    /// ```
     pub fn build(self) -> Result<Config, ConfigError> {
         self.check_minimal_session()?;
         let provider_tls = crate::provider::ProviderTls {
