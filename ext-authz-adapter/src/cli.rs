@@ -1,12 +1,19 @@
 //! Command-line flags, compatible with oauth2-proxy v7's names and
 //! `OAUTH2_PROXY_*` environment variables.
 
+mod error;
+mod flags;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{ArgAction, Parser, builder::BoolishValueParser};
-use oidc_core::{ClientAuthMethod, ClientSecret, Config, ConfigError, CookieSettings, SameSite};
+use oidc_core::{
+    ClientAuthMethod, ClientSecret, Config, ConfigError, CookieSettings, SameSite, Setting,
+};
 
+pub use self::error::CliError;
+pub use self::flags::flag;
 use crate::duration;
 
 /// Boolean flag in oauth2-proxy style: `--flag`, `--flag=true`, `--flag=false`.
@@ -417,11 +424,9 @@ pub struct Cli {
 #[cfg(feature = "redis")]
 impl Cli {
     /// The Redis settings from the `--redis-*` flags, if Redis is configured.
-    fn redis_settings(
-        &self,
-    ) -> Result<Option<oidc_core::session::redis::RedisSettings>, ConfigError> {
+    fn redis_settings(&self) -> Result<Option<oidc_core::session::redis::RedisSettings>, CliError> {
         use oidc_core::session::redis::RedisSettings;
-        let invalid = |flag, message: &str| ConfigError::Invalid {
+        let invalid = |flag, message: &str| CliError::Invalid {
             flag,
             message: message.to_owned(),
         };
@@ -479,21 +484,21 @@ impl Cli {
 }
 
 /// Where to listen (`flag` names the flag in the error).
-pub fn parse_address(flag: &'static str, raw: &str) -> Result<SocketAddr, ConfigError> {
+pub fn parse_address(flag: &'static str, raw: &str) -> Result<SocketAddr, CliError> {
     let s = raw.trim_start_matches("http://");
     let s = if s.starts_with(':') {
         format!("0.0.0.0{s}")
     } else {
         s.to_owned()
     };
-    s.parse().map_err(|_| ConfigError::Invalid {
+    s.parse().map_err(|_| CliError::Invalid {
         flag,
         message: format!("{raw:?} is not host:port (e.g. 0.0.0.0:4180 or 127.0.0.1:4180)"),
     })
 }
 
 /// Where to listen for HTTP (`--http-address`).
-pub fn listen_address(raw: &str) -> Result<SocketAddr, ConfigError> {
+pub fn listen_address(raw: &str) -> Result<SocketAddr, CliError> {
     parse_address("--http-address", raw)
 }
 
@@ -506,7 +511,7 @@ impl Cli {
     pub fn bearer_validator(
         &self,
         engine: &oidc_core::Engine,
-    ) -> Result<Option<oidc_core::bearer::BearerValidator>, ConfigError> {
+    ) -> Result<Option<oidc_core::bearer::BearerValidator>, CliError> {
         use oidc_core::bearer::TrustedIssuer;
         if !self.skip_jwt_bearer_tokens {
             return Ok(None);
@@ -521,7 +526,7 @@ impl Cli {
             let (issuer, audience) = entry
                 .rsplit_once('=')
                 .filter(|(i, a)| !i.is_empty() && !a.is_empty())
-                .ok_or_else(|| ConfigError::Invalid {
+                .ok_or_else(|| CliError::Invalid {
                     flag: "--extra-jwt-issuers",
                     message: format!(
                         "{entry:?} is not ISSUER=AUDIENCE (e.g. https://idp.example.com/realms/b2b=nginx)"
@@ -529,16 +534,21 @@ impl Cli {
                 })?;
             b = b.trusted_issuer(TrustedIssuer::new(issuer).audience(audience));
         }
-        b.build().map(Some).map_err(|e| ConfigError::Invalid {
+        b.build().map(Some).map_err(|source| CliError::Bearer {
             flag: "--extra-jwt-issuers",
-            message: e.to_string(),
+            source,
         })
     }
 
     /// Validates the flags and builds the engine configuration.
-    pub fn to_config(&self) -> Result<Config, ConfigError> {
+    ///
+    /// # Errors
+    ///
+    /// A [`CliError`] naming the flag: one the command line cannot use, or a setting the
+    /// library refused ([`CliError::Config`], printed with flag names).
+    pub fn to_config(&self) -> Result<Config, CliError> {
         if !matches!(self.provider.as_str(), "oidc" | "keycloak-oidc") {
-            return Err(ConfigError::Invalid {
+            return Err(CliError::Invalid {
                 flag: "--provider",
                 message: format!(
                     "{:?} is not supported; use --provider=oidc with --oidc-issuer-url",
@@ -548,7 +558,7 @@ impl Cli {
         }
         for up in &self.upstream {
             if up != "static://200" {
-                return Err(ConfigError::Invalid {
+                return Err(CliError::Invalid {
                     flag: "--upstream",
                     message: format!(
                         "{up:?} is not supported: only static://200 (Envoy routes to the application; this adapter only decides)"
@@ -557,7 +567,7 @@ impl Cli {
             }
         }
         if !self.code_challenge_method.eq_ignore_ascii_case("S256") {
-            return Err(ConfigError::Invalid {
+            return Err(CliError::Invalid {
                 flag: "--code-challenge-method",
                 message: format!(
                     "{:?} is not supported; PKCE always uses S256",
@@ -565,16 +575,20 @@ impl Cli {
                 ),
             });
         }
-        let issuer = self.oidc_issuer_url.clone().ok_or(ConfigError::Invalid {
-            flag: "--oidc-issuer-url",
-            message: "is required (e.g. https://keycloak.example.com/realms/mytest)".to_owned(),
-        })?;
-        let client_id = self.client_id.clone().ok_or(ConfigError::MissingClientId)?;
+        let missing = |setting| ConfigError::Missing { setting };
+        let issuer = self
+            .oidc_issuer_url
+            .clone()
+            .ok_or_else(|| missing(Setting::Issuer))?;
+        let client_id = self
+            .client_id
+            .clone()
+            .ok_or_else(|| missing(Setting::ClientId))?;
         let client_auth = match self.token_endpoint_auth_method.as_str() {
             "client_secret_basic" => ClientAuthMethod::Basic,
             "client_secret_post" => ClientAuthMethod::Post,
             other => {
-                return Err(ConfigError::Invalid {
+                return Err(CliError::Invalid {
                     flag: "--token-endpoint-auth-method",
                     message: format!(
                         "{other:?} is not supported; use client_secret_basic or client_secret_post"
@@ -588,7 +602,7 @@ impl Cli {
             "strict" => SameSite::Strict,
             "none" => SameSite::None,
             other => {
-                return Err(ConfigError::Invalid {
+                return Err(CliError::Invalid {
                     flag: "--cookie-samesite",
                     message: format!("{other:?} is not one of lax, strict, none or \"\""),
                 });
@@ -598,9 +612,10 @@ impl Cli {
             (Some(s), _) => Some(s.clone()),
             (None, Some(path)) => Some(
                 std::fs::read_to_string(path)
-                    .map_err(|e| ConfigError::Invalid {
+                    .map_err(|source| CliError::Unreadable {
                         flag: "--client-secret-file",
-                        message: format!("cannot read {path:?}: {e}"),
+                        path: path.clone(),
+                        source,
                     })?
                     .trim()
                     .to_owned(),
@@ -646,7 +661,7 @@ impl Cli {
                 .split_once('=')
                 .and_then(|(h, ip)| Some((h.trim().to_owned(), ip.trim().parse().ok()?)))
                 .filter(|(h, _)| !h.is_empty());
-            resolve.push(parsed.ok_or_else(|| ConfigError::Invalid {
+            resolve.push(parsed.ok_or_else(|| CliError::Invalid {
                 flag: "--resolve",
                 message: format!("{r:?} is not HOST=IP (e.g. keycloak.example.com=127.0.0.1)"),
             })?);
@@ -671,9 +686,10 @@ impl Cli {
             .trusted_proxy_ips(self.trusted_proxy_ip.clone())
             .reverse_proxy(self.reverse_proxy);
         if let Some(path) = &self.authenticated_emails_file {
-            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Invalid {
+            let text = std::fs::read_to_string(path).map_err(|source| CliError::Unreadable {
                 flag: "--authenticated-emails-file",
-                message: format!("cannot read {path:?}: {e}"),
+                path: path.clone(),
+                source,
             })?;
             b = b.authenticated_emails(text.lines().map(str::to_owned).collect());
         }
@@ -688,7 +704,7 @@ impl Cli {
         #[cfg(not(feature = "redis"))]
         if self.redis_connection_url.is_some() || self.redis_use_sentinel || self.redis_use_cluster
         {
-            return Err(ConfigError::Invalid {
+            return Err(CliError::Invalid {
                 flag: "--redis-connection-url",
                 message: "this build has no Redis support (build with the `redis` feature)"
                     .to_owned(),
@@ -698,12 +714,12 @@ impl Cli {
             let (k, v) = p
                 .split_once('=')
                 .filter(|(k, _)| !k.is_empty())
-                .ok_or_else(|| ConfigError::Invalid {
+                .ok_or_else(|| CliError::Invalid {
                     flag: "--auth-request-param",
                     message: format!("{p:?} is not KEY=VALUE (e.g. kc_idp_hint=github)"),
                 })?;
             b = b.extra_auth_param(k, v);
         }
-        b.build()
+        Ok(b.build()?)
     }
 }

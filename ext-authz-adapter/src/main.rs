@@ -7,6 +7,7 @@ use ext_authz_adapter::authorizer::Authorizer;
 use ext_authz_adapter::cli::{Cli, listen_address, parse_address};
 use ext_authz_adapter::server;
 use oidc_core::Engine;
+use oidc_core::error::chain;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -42,7 +43,8 @@ async fn main() -> ExitCode {
     }) {
         Ok(v) => v,
         Err(e) => {
-            eprintln!("error: {e}");
+            // The whole chain: the flag and the fix, then why (an io::Error, a regex's error).
+            eprintln!("error: {}", chain(&e));
             return ExitCode::from(2);
         }
     };

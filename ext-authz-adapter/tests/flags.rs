@@ -175,3 +175,37 @@ fn cookie_prefixes_and_skip_routes_are_validated() {
     assert_ne!(code, 0);
     assert!(err.contains("--skip-auth-route"), "{err}");
 }
+
+/// The library's errors reach the command line with flag names (never the library's own
+/// setting names) and with their sources: the regex's error, the file's io::Error.
+#[test]
+fn library_errors_name_flags_and_print_their_sources() {
+    let (code, err) = run(&with(&["--cookie-expire=1h", "--cookie-refresh=2h"]));
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("--cookie-refresh (7200s) must be shorter than --cookie-expire (3600s)"),
+        "{err}"
+    );
+    assert!(!err.contains("cookie.refresh"), "{err}");
+    let (code, err) = run(&with(&["--skip-auth-route=GET=^/("]));
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("--skip-auth-route: invalid rule: \"GET=^/(\" is not a valid regex: ")
+            && err.contains("unclosed group"),
+        "{err}"
+    );
+    assert!(!err.contains("skip_auth_routes"), "{err}");
+    let (code, err) = run(&with(&["--provider-ca-file=/nonexistent/ca.pem"]));
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("--provider-ca-file: cannot read /nonexistent/ca.pem: ")
+            && err.contains("No such file"),
+        "{err}"
+    );
+    let (code, err) = run(&with(&["--provider-client-cert-file=/nonexistent/c.pem"]));
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("--provider-client-key-file is required with --provider-client-cert-file"),
+        "{err}"
+    );
+}

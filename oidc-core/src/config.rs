@@ -1,8 +1,12 @@
 //! Engine configuration: one typed, validated value built with [`Config::builder`].
 
+mod setting;
+
 use std::time::Duration;
 
 use url::Url;
+
+pub use setting::Setting;
 
 use crate::error::ConfigError;
 use crate::redirect::RedirectValidator;
@@ -212,7 +216,9 @@ impl Config {
     }
 }
 
-/// Builder for [`Config`]. Every setter is optional except the cookie secret.
+/// Builder for [`Config`]. Every setter is optional except the cookie secret. Nothing is
+/// checked until [`ConfigBuilder::build`], whose errors name the setting by its
+/// [`Setting`] (`cookie_secret`, `cookie.refresh`, ...).
 #[derive(Debug)]
 #[must_use]
 pub struct ConfigBuilder {
@@ -462,33 +468,60 @@ impl ConfigBuilder {
         let needs_tokens = [
             (
                 self.set_authorization_header,
-                "--set-authorization-header",
-                "the ID token for the Authorization header",
+                Setting::SetAuthorizationHeader,
+                "a minimal session keeps no tokens, and the Authorization header needs the ID token; drop one of the two",
             ),
             (
                 self.pass_access_token,
-                "--pass-access-token",
-                "the access token for X-Auth-Request-Access-Token",
+                Setting::PassAccessToken,
+                "a minimal session keeps no tokens, and X-Auth-Request-Access-Token needs the access token; drop one of the two",
             ),
             (
                 self.cookie.refresh.is_some(),
-                "--cookie-refresh",
-                "the refresh token",
+                Setting::CookieRefresh,
+                "a minimal session keeps no tokens, and a refresh needs the refresh token; drop one of the two",
             ),
         ];
         match needs_tokens.into_iter().find(|(on, _, _)| *on) {
-            Some((_, flag, needs)) => Err(ConfigError::Conflict {
-                flag: "--session-cookie-minimal",
-                other: flag,
-                message: format!(
-                    "a minimal session keeps no tokens, and {flag} needs {needs}; drop one of the two"
-                ),
+            Some((_, other, why)) => Err(ConfigError::Conflict {
+                setting: Setting::MinimalSession,
+                other,
+                why,
             }),
             None => Ok(()),
         }
     }
 
-    /// Validates everything and builds the configuration.
+    /// Validates everything and builds the configuration. Reads the provider's CA and
+    /// client certificate files; no network I/O.
+    ///
+    /// # Errors
+    ///
+    /// The first [`ConfigError`] found. It names the setting concerned
+    /// ([`ConfigError::setting`], spelt in messages by [`Setting::name`], e.g.
+    /// `cookie.refresh`) and what is wrong; the error behind it (an unreadable file's
+    /// `io::Error`, a rule's regex error, ...) is its `source()`. Print the whole chain with
+    /// [`crate::error::chain`]:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use oidc_core::{Config, CookieSettings, Setting};
+    ///
+    /// let err = Config::builder("https://idp.example.com/realms/x", "app")
+    ///     .cookie_secret("0123456789abcdef")
+    ///     .cookie(CookieSettings {
+    ///         expire: Duration::from_secs(3600),
+    ///         refresh: Some(Duration::from_secs(7200)),
+    ///         ..CookieSettings::default()
+    ///     })
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(err.setting(), Some(Setting::CookieRefresh));
+    /// assert_eq!(
+    ///     oidc_core::error::chain(&err),
+    ///     "cookie.refresh (7200s) must be shorter than cookie.expire (3600s)"
+    /// );
+    /// ```
     pub fn build(self) -> Result<Config, ConfigError> {
         self.check_minimal_session()?;
         let provider_tls = crate::provider::ProviderTls {
@@ -506,27 +539,29 @@ impl ConfigBuilder {
                 (None, None) => None,
                 (Some(cert), Some(key)) => Some(crate::provider::ClientIdentity::read(cert, key)?),
                 (Some(_), None) => {
-                    return Err(ConfigError::Invalid {
-                        flag: "--provider-client-key-file",
-                        message: "is required with --provider-client-cert-file".into(),
+                    return Err(ConfigError::RequiredWith {
+                        setting: Setting::ProviderClientKeyFile,
+                        with: Setting::ProviderClientCertFile,
                     });
                 }
                 (None, Some(_)) => {
-                    return Err(ConfigError::Invalid {
-                        flag: "--provider-client-cert-file",
-                        message: "is required with --provider-client-key-file".into(),
+                    return Err(ConfigError::RequiredWith {
+                        setting: Setting::ProviderClientCertFile,
+                        with: Setting::ProviderClientKeyFile,
                     });
                 }
             },
         };
-        let issuer = parse_http_url(&self.issuer).ok_or_else(|| ConfigError::IssuerUrl {
-            value: self.issuer.clone(),
-        })?;
+        let issuer = parse_http_url(Setting::Issuer, &self.issuer)?;
         if self.client_id.trim().is_empty() {
-            return Err(ConfigError::MissingClientId);
+            return Err(ConfigError::Missing {
+                setting: Setting::ClientId,
+            });
         }
         if self.cookie_secrets.is_empty() {
-            return Err(ConfigError::MissingCookieSecret);
+            return Err(ConfigError::Missing {
+                setting: Setting::CookieSecret,
+            });
         }
         let cookie_secrets = self
             .cookie_secrets
@@ -535,22 +570,19 @@ impl ConfigBuilder {
             .collect::<Result<Vec<_>, _>>()?;
         let redirect_url = match self.redirect_url.as_deref().filter(|s| !s.is_empty()) {
             None => None,
-            Some(raw) => Some(parse_http_url(raw).ok_or_else(|| ConfigError::Url {
-                flag: "--redirect-url",
-                value: raw.to_owned(),
-            })?),
+            Some(raw) => Some(parse_http_url(Setting::RedirectUrl, raw)?),
         };
         if !self.scope.split_whitespace().any(|s| s == "openid") {
             return Err(ConfigError::Invalid {
-                flag: "--scope",
-                message: format!("{:?} must include \"openid\"", self.scope),
+                setting: Setting::Scope,
+                reason: format!("{:?} must include \"openid\"", self.scope),
             });
         }
         let prefix = self.proxy_prefix.trim_end_matches('/').to_owned();
         if !prefix.starts_with('/') || prefix.contains(['?', '#', '\\']) {
             return Err(ConfigError::Invalid {
-                flag: "--proxy-prefix",
-                message: format!(
+                setting: Setting::ProxyPrefix,
+                reason: format!(
                     "{:?} must be an absolute path such as /oauth2",
                     self.proxy_prefix
                 ),
@@ -558,41 +590,40 @@ impl ConfigBuilder {
         }
         if !is_cookie_name(&self.cookie.name) {
             return Err(ConfigError::Invalid {
-                flag: "--cookie-name",
-                message: format!(
+                setting: Setting::CookieName,
+                reason: format!(
                     "{:?} is not a valid cookie name (letters, digits and !#$%&'*+-.^_`|~ only)",
                     self.cookie.name
                 ),
             });
         }
         if self.cookie.same_site == SameSite::None && !self.cookie.secure {
-            return Err(ConfigError::Invalid {
-                flag: "--cookie-samesite",
-                message: "\"none\" requires --cookie-secure=true (browsers drop SameSite=None cookies without Secure)".to_owned(),
+            return Err(ConfigError::Conflict {
+                setting: Setting::CookieSameSite,
+                other: Setting::CookieSecure,
+                why: "SameSite=None cookies must be Secure (browsers drop them otherwise); make the cookie Secure, or choose another SameSite",
             });
         }
         if self.cookie.expire.is_zero() {
             return Err(ConfigError::Invalid {
-                flag: "--cookie-expire",
-                message: "must be longer than 0 (e.g. 4h)".to_owned(),
+                setting: Setting::CookieExpire,
+                reason: "must be longer than 0 (e.g. 4h)".to_owned(),
             });
         }
         if let Some(refresh) = self.cookie.refresh
             && refresh >= self.cookie.expire
         {
-            return Err(ConfigError::Invalid {
-                flag: "--cookie-refresh",
-                message: format!(
-                    "{}s must be shorter than --cookie-expire ({}s)",
-                    refresh.as_secs(),
-                    self.cookie.expire.as_secs()
-                ),
+            return Err(ConfigError::NotShorter {
+                setting: Setting::CookieRefresh,
+                value: refresh,
+                than: Setting::CookieExpire,
+                limit: self.cookie.expire,
             });
         }
         if self.max_flows == 0 {
             return Err(ConfigError::Invalid {
-                flag: "max_flows",
-                message: "must be at least 1".to_owned(),
+                setting: Setting::MaxFlows,
+                reason: "must be at least 1".to_owned(),
             });
         }
         #[cfg(feature = "redis")]
@@ -600,15 +631,17 @@ impl ConfigBuilder {
         #[cfg(not(feature = "redis"))]
         let has_redis = false;
         if self.session_store == SessionStoreKind::Redis && !has_redis {
-            return Err(ConfigError::Invalid {
-                flag: "--session-store-type",
-                message: if cfg!(feature = "redis") {
-                    "redis needs --redis-connection-url (or the Sentinel or Cluster options)"
-                        .to_owned()
-                } else {
-                    "redis is not available in this build (oidc-core without the `redis` feature)"
-                        .to_owned()
-                },
+            return Err(if cfg!(feature = "redis") {
+                ConfigError::RequiredWith {
+                    setting: Setting::Redis,
+                    with: Setting::SessionStore,
+                }
+            } else {
+                ConfigError::Invalid {
+                    setting: Setting::SessionStore,
+                    reason: "Redis is not available in this build (oidc-core without the `redis` feature)"
+                        .to_owned(),
+                }
             });
         }
         let redirects = RedirectValidator::new(&self.whitelist_domains)?;
@@ -620,8 +653,9 @@ impl ConfigBuilder {
         } else {
             if !self.trusted_proxy_ips.is_empty() {
                 tracing::warn!(
-                    "--trusted-proxy-ip has no effect without --reverse-proxy=true: \
-                     X-Forwarded-* headers are ignored"
+                    "{} has no effect without {}: X-Forwarded-* headers are ignored",
+                    Setting::TrustedProxyIps,
+                    Setting::ReverseProxy
                 );
             }
             crate::trusted_proxy::TrustedProxies::none()
@@ -638,11 +672,7 @@ impl ConfigBuilder {
             self.cookie.secure,
             &self.cookie.path,
             &self.cookie.domains,
-        )
-        .map_err(|e| ConfigError::Invalid {
-            flag: e.flag,
-            message: e.message,
-        })?;
+        )?;
         Ok(Config {
             issuer,
             client_id: self.client_id,
@@ -691,9 +721,19 @@ impl ConfigBuilder {
     }
 }
 
-fn parse_http_url(raw: &str) -> Option<Url> {
-    let url = Url::parse(raw).ok()?;
-    (matches!(url.scheme(), "http" | "https") && url.host().is_some()).then_some(url)
+/// `raw` as an absolute http(s) URL with a host, or the error naming `setting`.
+fn parse_http_url(setting: Setting, raw: &str) -> Result<Url, ConfigError> {
+    let not_http = |source| ConfigError::NotHttpUrl {
+        setting,
+        value: raw.to_owned(),
+        source,
+    };
+    let url = Url::parse(raw).map_err(|e| not_http(Some(e)))?;
+    if matches!(url.scheme(), "http" | "https") && url.host().is_some() {
+        Ok(url)
+    } else {
+        Err(not_http(None))
+    }
 }
 
 /// RFC 6265 `token` characters.
@@ -758,39 +798,169 @@ mod tests {
         }
     }
 
+    /// The library's errors name its own settings, never a command-line flag (`--x`; the
+    /// cookie-secret hint's `tr -- '+/'` is a shell command, not a flag).
+    fn names_no_flag(text: &str) -> bool {
+        !text
+            .match_indices("--")
+            .any(|(i, _)| text[i + 2..].starts_with(|c: char| c.is_ascii_lowercase()))
+    }
+
+    /// The error's whole chain, checked to name no flag.
+    fn refused(b: ConfigBuilder) -> (ConfigError, String) {
+        let err = b.build().unwrap_err();
+        let text = crate::error::chain(&err);
+        assert!(names_no_flag(&text), "{text}");
+        (err, text)
+    }
+
     #[test]
-    fn names_the_flag_on_bad_values() {
-        let err = Config::builder("not a url", "app")
-            .cookie_secret(SECRET)
-            .build()
-            .unwrap_err();
-        assert!(err.to_string().starts_with("--oidc-issuer-url"), "{err}");
-        let err = Config::builder("ftp://x", "app")
-            .cookie_secret(SECRET)
-            .build()
-            .unwrap_err();
-        assert!(err.to_string().starts_with("--oidc-issuer-url"), "{err}");
-        let err = Config::builder("https://x", "app")
-            .cookie_secret("short")
-            .build()
-            .unwrap_err();
-        assert!(err.to_string().starts_with("--cookie-secret"), "{err}");
-        let err = Config::builder("https://x", "app").build().unwrap_err();
-        assert!(matches!(err, ConfigError::MissingCookieSecret));
-        let err = Config::builder("https://x", "app")
-            .cookie_secret(SECRET)
-            .scope("email".into())
-            .build()
-            .unwrap_err();
-        assert!(err.to_string().starts_with("--scope"), "{err}");
+    fn names_the_setting_on_bad_values() {
+        let b = |issuer: &str| Config::builder(issuer, "app").cookie_secret(SECRET);
+        let (err, text) = refused(b("not a url"));
+        assert_eq!(err.setting(), Some(Setting::Issuer));
+        assert!(text.starts_with("issuer: \"not a url\""), "{text}");
+        assert!(
+            std::error::Error::source(&err).is_some_and(|s| s.is::<url::ParseError>()),
+            "{text}"
+        );
+        let (_, text) = refused(b("ftp://x"));
+        assert!(text.starts_with("issuer: \"ftp://x\""), "{text}");
+        let (err, text) = refused(Config::builder("https://x", "app").cookie_secret("short"));
+        assert!(
+            matches!(err, ConfigError::SecretLength { len: 5, .. }),
+            "{text}"
+        );
+        assert!(
+            text.starts_with("cookie_secret: ") && text.contains("openssl rand"),
+            "{text}"
+        );
+        let (err, text) = refused(Config::builder("https://x", "app"));
+        assert!(
+            matches!(
+                err,
+                ConfigError::Missing {
+                    setting: Setting::CookieSecret
+                }
+            ),
+            "{text}"
+        );
+        let (_, text) = refused(Config::builder("https://x", " ").cookie_secret(SECRET));
+        assert!(text.starts_with("client_id is required"), "{text}");
+        let (_, text) = refused(b("https://x").scope("email".into()));
+        assert!(text.starts_with("scope: "), "{text}");
+        let (_, text) = refused(b("https://x").redirect_url("/callback"));
+        assert!(text.starts_with("redirect_url: "), "{text}");
+        let (_, text) = refused(b("https://x").proxy_prefix("oauth2".into()));
+        assert!(text.starts_with("proxy_prefix: "), "{text}");
+        let (_, text) = refused(b("https://x").cookie(CookieSettings {
+            name: "bad name;".into(),
+            ..CookieSettings::default()
+        }));
+        assert!(text.starts_with("cookie.name: "), "{text}");
+        let (_, text) = refused(b("https://x").cookie(CookieSettings {
+            same_site: SameSite::None,
+            secure: false,
+            ..CookieSettings::default()
+        }));
+        assert!(
+            text.starts_with("cookie.same_site conflicts with cookie.secure: "),
+            "{text}"
+        );
+        let (_, text) = refused(b("https://x").cookie(CookieSettings {
+            expire: Duration::from_secs(60),
+            refresh: Some(Duration::from_secs(120)),
+            ..CookieSettings::default()
+        }));
+        assert_eq!(
+            text,
+            "cookie.refresh (120s) must be shorter than cookie.expire (60s)"
+        );
+        let (_, text) = refused(b("https://x").max_flows(0));
+        assert!(text.starts_with("max_flows: "), "{text}");
+        let (_, text) = refused(b("https://x").session_store(SessionStoreKind::Redis));
+        assert!(text.contains("session_store"), "{text}");
+        let (_, text) = refused(b("https://x").whitelist_domains(vec!["exa mple.com".into()]));
+        assert!(
+            text.starts_with("whitelist_domains: invalid entry: `exa mple.com`"),
+            "{text}"
+        );
+        let (_, text) = refused(b("https://x").trusted_proxy_ips(vec!["10.0.0.0/33".into()]));
+        assert!(
+            text.starts_with("trusted_proxy_ips: invalid entry: \"10.0.0.0/33\""),
+            "{text}"
+        );
+        let (_, text) = refused(b("https://x").authorization_rules(vec!["^/a=x".into()]));
+        assert!(
+            text.starts_with("authorization_rules: invalid rule: \"^/a=x\""),
+            "{text}"
+        );
+        let (_, text) = refused(b("https://x").authorization_rules(vec!["=group:x".into()]));
+        assert_eq!(
+            text,
+            "authorization_rules: a requirement for every request belongs in authorization: \"=group:x\" names neither a host nor a path"
+        );
+        let (_, text) = refused(b("https://x").cookie(CookieSettings {
+            name: "__Host-auth".into(),
+            domains: vec![".example.com".into()],
+            ..CookieSettings::default()
+        }));
+        assert!(
+            text.starts_with("cookie.domains must be empty with this cookie.name: "),
+            "{text}"
+        );
+        let (_, text) = refused(b("https://x").minimal_session(true).pass_access_token(true));
+        assert!(
+            text.starts_with("minimal_session conflicts with pass_access_token: "),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_bad_skip_auth_regex_keeps_the_regex_error_as_source() {
+        let (err, text) = refused(
+            Config::builder("https://x", "app")
+                .cookie_secret(SECRET)
+                .skip_auth_routes(vec!["GET=^/(".into()]),
+        );
+        assert_eq!(err.setting(), Some(Setting::SkipAuthRoutes));
+        assert!(
+            text.starts_with("skip_auth_routes: invalid rule: \"GET=^/(\" is not a valid regex: "),
+            "{text}"
+        );
+        let rule = std::error::Error::source(&err).expect("the rule's error");
+        assert!(rule.is::<crate::skip_auth::SkipAuthError>(), "{rule}");
+        assert!(
+            rule.source().is_some_and(|r| r.is::<regex::Error>()),
+            "{text}"
+        );
+        let (err, _) = refused(
+            Config::builder("https://x", "app")
+                .cookie_secret(SECRET)
+                .skip_auth_regexes(vec!["[".into()]),
+        );
+        assert_eq!(err.setting(), Some(Setting::SkipAuthRegexes));
+    }
+
+    #[test]
+    fn display_with_spells_every_setting_by_the_front_ends_names() {
         let err = Config::builder("https://x", "app")
             .cookie_secret(SECRET)
             .cookie(CookieSettings {
-                name: "bad name;".into(),
+                expire: Duration::from_secs(60),
+                refresh: Some(Duration::from_secs(120)),
                 ..CookieSettings::default()
             })
             .build()
             .unwrap_err();
-        assert!(err.to_string().starts_with("--cookie-name"), "{err}");
+        let flag = |s: Setting| match s {
+            Setting::CookieRefresh => "--cookie-refresh",
+            Setting::CookieExpire => "--cookie-expire",
+            _ => "--other",
+        };
+        assert_eq!(
+            err.display_with(flag).to_string(),
+            "--cookie-refresh (120s) must be shorter than --cookie-expire (60s)"
+        );
     }
 }

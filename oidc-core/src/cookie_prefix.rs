@@ -7,12 +7,12 @@
 //! subdomain cannot plant or overwrite it. Current browsers match the prefixes without
 //! regard to case, so `__host-` is held to the same rules.
 //!
-//! Every cookie the engine writes is named after `--cookie-name` (`NAME`, `NAME_0`,
+//! Every cookie the engine writes is named after the cookie name (`NAME`, `NAME_0`,
 //! `NAME_1`, ..., `NAME_csrf_...`), so the prefix carries over to all of them. With a
 //! prefix the browser would silently drop a cookie that breaks these rules and every login
 //! would loop; [`validate_cookie_prefix`] refuses such a configuration at start-up instead.
 
-use std::fmt;
+use crate::config::Setting;
 
 /// A cookie name prefix that browsers enforce.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,34 +50,71 @@ impl CookiePrefix {
     }
 }
 
-/// A cookie configuration that a browser would refuse because of the name's prefix.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CookiePrefixError {
-    /// The flag to change (`--cookie-secure`, `--cookie-path` or `--cookie-domain`).
-    pub flag: &'static str,
-    /// What is wrong and how to fix it (without the flag).
-    pub message: String,
+/// A cookie configuration that a browser would refuse because of the name's prefix. Its
+/// message says why, without naming settings; [`CookiePrefixError::setting`] is the one to
+/// change and [`CookiePrefixError::required`] its required value.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CookiePrefixError {
+    /// The prefix needs a `Secure` cookie.
+    #[error(
+        "the cookie name {name:?} starts with {}, which browsers accept only on Secure cookies set over https; for plain-http testing use a name without the prefix",
+        prefix.as_str()
+    )]
+    NotSecure {
+        /// The cookie name.
+        name: String,
+        /// Its prefix.
+        prefix: CookiePrefix,
+    },
+    /// `__Host-` needs `Path=/`.
+    #[error(
+        "the cookie name {name:?} starts with __Host-, which browsers accept only with Path=/ (not {path:?}); to keep the path, use the __Secure- prefix"
+    )]
+    HostPath {
+        /// The cookie name.
+        name: String,
+        /// The path given.
+        path: String,
+    },
+    /// `__Host-` needs a host-only cookie (no `Domain`).
+    #[error(
+        "the cookie name {name:?} starts with __Host-, which browsers accept only without a Domain attribute (host-only), not with {domains}; to share the cookie across subdomains, use the __Secure- prefix"
+    )]
+    HostDomain {
+        /// The cookie name.
+        name: String,
+        /// The domains given, comma-separated.
+        domains: String,
+    },
 }
 
-impl fmt::Display for CookiePrefixError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.flag, self.message)
+impl CookiePrefixError {
+    /// The setting to change: [`Setting::CookieSecure`], [`Setting::CookiePath`] or
+    /// [`Setting::CookieDomains`].
+    #[must_use]
+    pub fn setting(&self) -> Setting {
+        match self {
+            Self::NotSecure { .. } => Setting::CookieSecure,
+            Self::HostPath { .. } => Setting::CookiePath,
+            Self::HostDomain { .. } => Setting::CookieDomains,
+        }
+    }
+
+    /// What the setting must be: `true`, `/` or `empty`.
+    #[must_use]
+    pub fn required(&self) -> &'static str {
+        match self {
+            Self::NotSecure { .. } => "true",
+            Self::HostPath { .. } => "/",
+            Self::HostDomain { .. } => "empty",
+        }
     }
 }
 
-impl std::error::Error for CookiePrefixError {}
-
-impl From<CookiePrefixError> for String {
-    fn from(e: CookiePrefixError) -> Self {
-        e.to_string()
-    }
-}
-
-/// Checks the cookie attributes against the prefix of the cookie `name`
-/// (`--cookie-name`): `__Host-` needs `secure`, `path` `/` and no `domains`; `__Secure-`
-/// needs `secure`. Names without a prefix always pass.
-///
-/// The error names the flag to change and how (its `Display` is `--flag: message`).
+/// Checks the cookie attributes against the prefix of the cookie `name`: `__Host-` needs
+/// `secure`, `path` `/` and no `domains`; `__Secure-` needs `secure`. Names without a
+/// prefix always pass.
 pub fn validate_cookie_prefix(
     name: &str,
     secure: bool,
@@ -87,22 +124,17 @@ pub fn validate_cookie_prefix(
     let Some(prefix) = CookiePrefix::of(name) else {
         return Ok(());
     };
-    let p = prefix.as_str();
     if !secure {
-        return Err(CookiePrefixError {
-            flag: "--cookie-secure",
-            message: format!(
-                "--cookie-name {name:?} starts with {p}, which browsers accept only on Secure cookies set over https; set --cookie-secure=true, or for plain-http testing use a --cookie-name without the {p} prefix"
-            ),
+        return Err(CookiePrefixError::NotSecure {
+            name: name.to_owned(),
+            prefix,
         });
     }
     if prefix == CookiePrefix::Host {
         if path != "/" {
-            return Err(CookiePrefixError {
-                flag: "--cookie-path",
-                message: format!(
-                    "{path:?} cannot be used with --cookie-name {name:?}: browsers accept __Host- cookies only with Path=/; set --cookie-path=/, or use the __Secure- prefix to keep the path"
-                ),
+            return Err(CookiePrefixError::HostPath {
+                name: name.to_owned(),
+                path: path.to_owned(),
             });
         }
         let domains: Vec<&str> = domains
@@ -111,12 +143,9 @@ pub fn validate_cookie_prefix(
             .filter(|d| !d.is_empty())
             .collect();
         if !domains.is_empty() {
-            return Err(CookiePrefixError {
-                flag: "--cookie-domain",
-                message: format!(
-                    "{} cannot be used with --cookie-name {name:?}: browsers accept __Host- cookies only without a Domain attribute (host-only); remove --cookie-domain, or use the __Secure- prefix to share the cookie across subdomains",
-                    domains.join(",")
-                ),
+            return Err(CookiePrefixError::HostDomain {
+                name: name.to_owned(),
+                domains: domains.join(","),
             });
         }
     }
@@ -127,9 +156,11 @@ pub fn validate_cookie_prefix(
 mod tests {
     use super::*;
 
+    /// The error as the library prints it (setting, then the reason).
     fn check(name: &str, secure: bool, path: &str, domains: &[&str]) -> Result<(), String> {
         let domains: Vec<String> = domains.iter().map(|d| (*d).to_owned()).collect();
-        validate_cookie_prefix(name, secure, path, &domains).map_err(String::from)
+        validate_cookie_prefix(name, secure, path, &domains)
+            .map_err(|e| crate::error::chain(&crate::ConfigError::from(e)))
     }
 
     #[test]
@@ -161,17 +192,19 @@ mod tests {
         assert_eq!(check("__Host-auth", true, "/", &["", " "]), Ok(()));
         let e = check("__Host-auth", false, "/", &[]).unwrap_err();
         assert!(
-            e.starts_with("--cookie-secure: ") && e.contains("--cookie-secure=true"),
+            e.starts_with("cookie.secure must be true with this cookie.name: "),
             "{e}"
         );
         let e = check("__Host-auth", true, "/app", &[]).unwrap_err();
         assert!(
-            e.starts_with("--cookie-path: \"/app\"") && e.contains("--cookie-path=/"),
+            e.starts_with("cookie.path must be / with this cookie.name: ")
+                && e.contains("\"/app\""),
             "{e}"
         );
         let e = check("__host-auth", true, "/", &[".example.com"]).unwrap_err();
         assert!(
-            e.starts_with("--cookie-domain: .example.com") && e.contains("remove --cookie-domain"),
+            e.starts_with("cookie.domains must be empty with this cookie.name: ")
+                && e.contains(".example.com"),
             "{e}"
         );
     }
@@ -183,14 +216,15 @@ mod tests {
             Ok(())
         );
         let e = check("__Secure-auth", false, "/", &[]).unwrap_err();
-        assert!(e.starts_with("--cookie-secure: "), "{e}");
+        assert!(e.starts_with("cookie.secure "), "{e}");
     }
 
     #[test]
     fn error_parts() {
         let e = validate_cookie_prefix("__Host-a", true, "/x", &[]).unwrap_err();
-        assert_eq!(e.flag, "--cookie-path");
-        assert!(!e.message.starts_with("--cookie-path"));
-        assert_eq!(e.to_string(), format!("--cookie-path: {}", e.message));
+        assert_eq!(e.setting(), Setting::CookiePath);
+        assert_eq!(e.required(), "/");
+        assert!(!e.to_string().contains("--"), "{e}");
+        assert!(!e.to_string().contains("cookie.path"), "{e}");
     }
 }

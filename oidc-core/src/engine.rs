@@ -116,10 +116,7 @@ impl Engine {
     pub fn new(config: Config) -> Result<Self, ConfigError> {
         let http =
             provider::http_client(config.http_timeout, &config.resolve, &config.provider_tls)
-                .map_err(|e| ConfigError::Invalid {
-                    flag: "tls",
-                    message: format!("cannot build the HTTP client: {e}"),
-                })?;
+                .map_err(ConfigError::HttpClient)?;
         let prefix = config.proxy_prefix.clone();
         let metrics = Metrics::new(config.provider_tls.insecure_skip_verify);
         if config.provider_tls.insecure_skip_verify {

@@ -60,7 +60,7 @@ mod token_cache;
 pub mod trusted_proxy;
 
 pub use config::{
-    ClientAuthMethod, Config, ConfigBuilder, CookieSettings, SameSite, SessionStoreKind,
+    ClientAuthMethod, Config, ConfigBuilder, CookieSettings, SameSite, SessionStoreKind, Setting,
 };
 pub use decision::{Allow, Decision, Deny, DenyReason};
 pub use engine::{Engine, Unauthenticated};

@@ -58,18 +58,19 @@ enum PortRule {
     Any,
 }
 
-/// A `--whitelist-domain` entry that cannot be used.
-#[derive(Debug, thiserror::Error)]
+/// A whitelisted redirect domain that cannot be used. Its message names the entry and what to
+/// give, but not the setting ([`crate::config::Setting::WhitelistDomains`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RedirectConfigError {
     /// The entry is empty (for example a stray comma).
     #[error(
-        "--whitelist-domain has an empty entry; remove it or give a host such as \
+        "an entry is empty; remove it or give a host such as \
          `example.com`, `.example.com` or `*.example.com:8443`"
     )]
     Empty,
     /// The host part of the entry is not usable.
-    #[error("--whitelist-domain `{entry}` is not usable: {reason}")]
+    #[error("`{entry}` is not usable: {reason}")]
     InvalidHost {
         /// The entry as given.
         entry: String,
@@ -78,7 +79,7 @@ pub enum RedirectConfigError {
     },
     /// The port part of the entry is not a port number or `*`.
     #[error(
-        "--whitelist-domain `{entry}` has an invalid port `{port}`; use a number from 1 to \
+        "`{entry}` has an invalid port `{port}`; use a number from 1 to \
          65535, `*` for any port, or no port for the scheme's default port"
     )]
     InvalidPort {
@@ -618,7 +619,7 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(
-            msg.contains("--whitelist-domain") && msg.contains("99999"),
+            msg.contains("invalid port") && msg.contains("99999") && !msg.contains("--"),
             "{msg}"
         );
         assert!(RedirectValidator::new([" example.com ", "*.EXAMPLE.org:*"]).is_ok());

@@ -57,28 +57,39 @@ use std::fmt;
 use regex::{Regex, RegexBuilder};
 
 use crate::authz::{Principal, Rule};
-use crate::error::ConfigError;
 
 /// Compiled size limit of one rule's path regex.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
-/// An `--authorization-rule` that cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("--authorization-rule {rule:?} {reason}")]
-pub struct RouteRuleError {
-    /// The rule as given.
-    pub rule: String,
-    /// What is wrong and how to write it.
-    pub reason: String,
-}
-
-impl From<RouteRuleError> for ConfigError {
-    fn from(e: RouteRuleError) -> Self {
-        ConfigError::Invalid {
-            flag: "--authorization-rule",
-            message: format!("{:?} {}", e.rule, e.reason),
-        }
-    }
+/// An authorization rule that cannot be used. Its message names the rule and how to write
+/// it, but not the setting ([`crate::config::Setting::AuthorizationRules`]).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RouteRuleError {
+    /// The rule is not `[HOST][PATH_REGEX]=REQUIREMENT[,REQUIREMENT...]`.
+    #[error("{rule:?} {reason}")]
+    Form {
+        /// The rule as given.
+        rule: String,
+        /// What is wrong and how to write it.
+        reason: String,
+    },
+    /// The rule names neither a host nor a path (a requirement for every request belongs in
+    /// the global rule, [`crate::config::Setting::Authorization`]).
+    #[error("{rule:?} names neither a host nor a path")]
+    Everywhere {
+        /// The rule as given.
+        rule: String,
+    },
+    /// The path regex does not compile.
+    #[error("{rule:?} has an invalid path regex")]
+    Regex {
+        /// The rule as given.
+        rule: String,
+        /// The regex crate's error.
+        #[source]
+        source: regex::Error,
+    },
 }
 
 /// The `--authorization-rule` list, compiled. Empty by default (no per-route rule).
@@ -182,7 +193,7 @@ impl fmt::Debug for RouteRules {
 
 impl RouteRule {
     fn parse(spec: &str) -> Result<Self, RouteRuleError> {
-        let err = |reason: &str| RouteRuleError {
+        let err = |reason: &str| RouteRuleError::Form {
             rule: spec.to_owned(),
             reason: reason.to_owned(),
         };
@@ -196,9 +207,9 @@ impl RouteRule {
             None => (place, None),
         };
         if host.is_empty() && path.is_none() {
-            return Err(err(
-                "names neither a host nor a path; for every request use --allowed-group or --allowed-role",
-            ));
+            return Err(RouteRuleError::Everywhere {
+                rule: spec.to_owned(),
+            });
         }
         let host = HostPattern::parse(host).map_err(&err)?;
         let path = path
@@ -206,7 +217,10 @@ impl RouteRule {
                 RegexBuilder::new(p)
                     .size_limit(REGEX_SIZE_LIMIT)
                     .build()
-                    .map_err(|e| err(&format!("has an invalid path regex: {e}")))
+                    .map_err(|source| RouteRuleError::Regex {
+                        rule: spec.to_owned(),
+                        source,
+                    })
             })
             .transpose()?;
         let mut any = Vec::new();
@@ -444,8 +458,9 @@ mod tests {
         ] {
             let e = RouteRules::new(&[spec.to_owned()]).unwrap_err();
             assert!(e.to_string().contains(says), "{spec}: {e}");
-            let c: ConfigError = e.into();
-            assert!(c.to_string().contains("--authorization-rule"), "{c}");
+            assert!(!e.to_string().contains("--"), "{spec}: {e}");
+            let c = crate::ConfigError::from(e);
+            assert!(c.to_string().starts_with("authorization_rules: "), "{c}");
         }
     }
 

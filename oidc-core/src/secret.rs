@@ -5,6 +5,7 @@ use std::fmt;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
 
+use crate::config::Setting;
 use crate::error::ConfigError;
 
 /// The OAuth 2.0 client secret shared with the identity provider.
@@ -31,7 +32,7 @@ impl fmt::Debug for ClientSecret {
     }
 }
 
-/// A `--cookie-secret`: 16, 24 or 32 bytes, given raw or base64-encoded
+/// A cookie secret ([`ConfigBuilder::cookie_secret`](crate::ConfigBuilder::cookie_secret)): 16, 24 or 32 bytes, given raw or base64-encoded
 /// (standard or URL-safe alphabet), exactly as oauth2-proxy accepts it.
 ///
 /// The bytes are never used directly as a key: per-purpose AES-256 keys are
@@ -40,12 +41,20 @@ impl fmt::Debug for ClientSecret {
 pub struct CookieSecret(Vec<u8>);
 
 impl CookieSecret {
-    /// Parses a cookie secret. Fails with a message that says what to fix.
+    /// Parses a cookie secret.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::SecretLength`] (naming [`Setting::CookieSecret`]) when the decoded
+    /// secret is not 16, 24 or 32 bytes; its message says how to generate one.
     pub fn parse(value: &str) -> Result<Self, ConfigError> {
         let bytes = decode_secret(value);
         match bytes.len() {
             16 | 24 | 32 => Ok(Self(bytes)),
-            len => Err(ConfigError::CookieSecretLength { len }),
+            len => Err(ConfigError::SecretLength {
+                setting: Setting::CookieSecret,
+                len,
+            }),
         }
     }
 
@@ -102,7 +111,8 @@ mod tests {
     fn refuses_other_lengths_and_names_the_length() {
         let err = CookieSecret::parse("too-short").unwrap_err();
         assert!(err.to_string().contains("9 bytes"), "{err}");
-        assert!(err.to_string().contains("--cookie-secret"), "{err}");
+        assert!(err.to_string().starts_with("cookie_secret: "), "{err}");
+        assert!(err.to_string().contains("openssl rand"), "{err}");
     }
 
     #[test]

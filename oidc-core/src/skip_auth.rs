@@ -55,7 +55,7 @@ use http::Method;
 use http::request::Parts;
 use regex::{Regex, RegexBuilder};
 
-use crate::error::ConfigError;
+use crate::config::Setting;
 
 /// Layers of percent-encoding a path is unwrapped to; deeper nesting is never skipped.
 const MAX_DECODE_ROUNDS: usize = 3;
@@ -63,23 +63,53 @@ const MAX_DECODE_ROUNDS: usize = 3;
 /// Compiled size limit of one rule's regex (bytes of automaton), far above any sane rule.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
-/// A `--skip-auth-route` or `--skip-auth-regex` value that cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{flag}: {rule:?} {reason}")]
-pub struct SkipAuthError {
-    /// The flag concerned: `--skip-auth-route` or `--skip-auth-regex`.
-    pub flag: &'static str,
-    /// The rule as given.
-    pub rule: String,
-    /// What is wrong and how to fix it.
-    pub reason: String,
+/// A skip-auth route or regex that cannot be used. Its message names the rule and what to
+/// fix, but not the setting ([`SkipAuthError::setting`]).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SkipAuthError {
+    /// The regex is empty.
+    #[error(
+        "{rule:?} has an empty regex, which would match every path; write the path regex explicitly (e.g. GET=^/health$, or .* if every path is meant)"
+    )]
+    EmptyRegex {
+        /// [`Setting::SkipAuthRoutes`] or [`Setting::SkipAuthRegexes`].
+        setting: Setting,
+        /// The rule as given.
+        rule: String,
+    },
+    /// The part before `=` is not an HTTP method.
+    #[error("{rule:?} has an invalid method {method:?}")]
+    Method {
+        /// [`Setting::SkipAuthRoutes`].
+        setting: Setting,
+        /// The rule as given.
+        rule: String,
+        /// The method as given.
+        method: String,
+    },
+    /// The regex does not compile.
+    #[error("{rule:?} is not a valid regex")]
+    Regex {
+        /// [`Setting::SkipAuthRoutes`] or [`Setting::SkipAuthRegexes`].
+        setting: Setting,
+        /// The rule as given.
+        rule: String,
+        /// The regex crate's error.
+        #[source]
+        source: regex::Error,
+    },
 }
 
-impl From<SkipAuthError> for ConfigError {
-    fn from(e: SkipAuthError) -> Self {
-        ConfigError::Invalid {
-            flag: e.flag,
-            message: format!("{:?} {}", e.rule, e.reason),
+impl SkipAuthError {
+    /// The setting the rule came from: [`Setting::SkipAuthRoutes`] or
+    /// [`Setting::SkipAuthRegexes`].
+    #[must_use]
+    pub fn setting(&self) -> Setting {
+        match self {
+            Self::EmptyRegex { setting, .. }
+            | Self::Method { setting, .. }
+            | Self::Regex { setting, .. } => *setting,
         }
     }
 }
@@ -92,14 +122,14 @@ struct Route {
     /// `!=`: skip when the path does *not* match.
     negate: bool,
     regex: Regex,
-    /// The flag and text it came from, for [`SkipAuthRoutes::warnings`] and `Debug`.
-    flag: &'static str,
+    /// The setting and text it came from, for [`SkipAuthRoutes::warnings`] and `Debug`.
+    setting: Setting,
     source: String,
 }
 
 impl fmt::Debug for Route {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}={:?}", self.flag, self.source)
+        write!(f, "{}={:?}", self.setting, self.source)
     }
 }
 
@@ -141,7 +171,7 @@ impl SkipAuthRoutes {
     pub fn from_flags(routes: &[String], regexes: &[String]) -> Result<Self, SkipAuthError> {
         let mut out = Vec::with_capacity(routes.len() + regexes.len());
         for r in regexes {
-            out.push(compile("--skip-auth-regex", r, None, false, r)?);
+            out.push(compile(Setting::SkipAuthRegexes, r, None, false, r)?);
         }
         for r in routes {
             let (method, negate, pattern) = split_route(r);
@@ -149,15 +179,21 @@ impl SkipAuthRoutes {
                 None => None,
                 Some(m) => Some(
                     Method::from_bytes(m.to_ascii_uppercase().as_bytes()).map_err(|_| {
-                        SkipAuthError {
-                            flag: "--skip-auth-route",
+                        SkipAuthError::Method {
+                            setting: Setting::SkipAuthRoutes,
                             rule: r.clone(),
-                            reason: format!("has an invalid method {m:?}"),
+                            method: m.to_owned(),
                         }
                     })?,
                 ),
             };
-            out.push(compile("--skip-auth-route", r, method, negate, pattern)?);
+            out.push(compile(
+                Setting::SkipAuthRoutes,
+                r,
+                method,
+                negate,
+                pattern,
+            )?);
         }
         Ok(Self { routes: out })
     }
@@ -175,7 +211,7 @@ impl SkipAuthRoutes {
     }
 
     /// Advice for rules that are probably wider than meant (unanchored regexes, negated
-    /// rules), one line each, naming the flag and the rule. Log them at start-up.
+    /// rules), one line each, naming the setting and the rule. Log them at start-up.
     #[must_use]
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -185,16 +221,16 @@ impl SkipAuthRoutes {
             let body = strip_leading_flags(pattern);
             if !body.starts_with('^') && !body.starts_with("\\A") {
                 out.push(format!(
-                    "{}={:?}: the regex is not anchored with ^, so it also matches inside longer paths (e.g. /anything{}); anchor it unless that is intended",
-                    r.flag,
+                    "{} {:?}: the regex is not anchored with ^, so it also matches inside longer paths (e.g. /anything{}); anchor it unless that is intended",
+                    r.setting,
                     r.source,
                     if body.starts_with('/') { body } else { "/..." }
                 ));
             }
             if r.negate {
                 out.push(format!(
-                    "{}={:?}: a != rule skips authentication for every path that does NOT match; make sure that is intended",
-                    r.flag, r.source
+                    "{} {:?}: a != rule skips authentication for every path that does NOT match; make sure that is intended",
+                    r.setting, r.source
                 ));
             }
         }
@@ -265,32 +301,31 @@ fn is_token_byte(b: u8) -> bool {
 }
 
 fn compile(
-    flag: &'static str,
+    setting: Setting,
     rule: &str,
     method: Option<Method>,
     negate: bool,
     pattern: &str,
 ) -> Result<Route, SkipAuthError> {
-    let err = |reason: String| SkipAuthError {
-        flag,
-        rule: rule.to_owned(),
-        reason,
-    };
     if pattern.is_empty() {
-        return Err(err(
-            "has an empty regex, which would match every path; write the path regex explicitly (e.g. GET=^/health$, or .* if every path is meant)"
-                .to_owned(),
-        ));
+        return Err(SkipAuthError::EmptyRegex {
+            setting,
+            rule: rule.to_owned(),
+        });
     }
     let regex = RegexBuilder::new(pattern)
         .size_limit(REGEX_SIZE_LIMIT)
         .build()
-        .map_err(|e| err(format!("is not a valid regex: {e}")))?;
+        .map_err(|source| SkipAuthError::Regex {
+            setting,
+            rule: rule.to_owned(),
+            source,
+        })?;
     Ok(Route {
         method,
         negate,
         regex,
-        flag,
+        setting,
         source: rule.to_owned(),
     })
 }
@@ -510,20 +545,17 @@ mod tests {
     }
 
     #[test]
-    fn bad_rules_name_the_flag_and_the_rule() {
+    fn bad_rules_name_the_setting_and_the_rule() {
         let err = SkipAuthRoutes::new(&["GET=^/(".to_owned()]).unwrap_err();
-        let msg = ConfigError::from(err.clone()).to_string();
-        assert!(
-            msg.starts_with("--skip-auth-route: \"GET=^/(\" is not a valid regex"),
-            "{msg}"
-        );
+        assert_eq!(err.setting(), Setting::SkipAuthRoutes);
+        assert_eq!(err.to_string(), "\"GET=^/(\" is not a valid regex");
+        let source = std::error::Error::source(&err).expect("the regex error");
+        assert!(source.is::<regex::Error>(), "{source}");
         let err = SkipAuthRoutes::new(&["GET=".to_owned()]).unwrap_err();
         assert!(err.to_string().contains("empty regex"), "{err}");
         let err = SkipAuthRoutes::from_flags(&[], &["[".to_owned()]).unwrap_err();
-        assert!(
-            err.to_string().starts_with("--skip-auth-regex: \"[\""),
-            "{err}"
-        );
+        assert_eq!(err.setting(), Setting::SkipAuthRegexes);
+        assert!(err.to_string().starts_with("\"[\""), "{err}");
     }
 
     #[test]

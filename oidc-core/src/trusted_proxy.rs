@@ -33,31 +33,18 @@ use std::net::IpAddr;
 use http::HeaderMap;
 use http::request::Parts;
 
-use crate::error::ConfigError;
-
-/// A `--trusted-proxy-ip` entry that cannot be used.
+/// A trusted proxy entry that cannot be used. Its message names the entry and what to give,
+/// but not the setting ([`crate::config::Setting::TrustedProxyIps`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "--trusted-proxy-ip: {entry:?} {reason}; give an IP address or a CIDR range such as 127.0.0.1, 10.0.0.0/8 or fd00::/8"
+    "{entry:?} {reason}; give an IP address or a CIDR range such as 127.0.0.1, 10.0.0.0/8 or fd00::/8"
 )]
+#[non_exhaustive]
 pub struct TrustedProxyError {
     /// The entry as given.
     pub entry: String,
     /// What is wrong.
     pub reason: &'static str,
-}
-
-impl From<TrustedProxyError> for ConfigError {
-    fn from(e: TrustedProxyError) -> Self {
-        let message = e.to_string();
-        ConfigError::Invalid {
-            flag: "--trusted-proxy-ip",
-            message: message
-                .strip_prefix("--trusted-proxy-ip: ")
-                .unwrap_or(&message)
-                .to_owned(),
-        }
-    }
 }
 
 /// An address range: the network address (host bits zeroed) and the prefix length.
@@ -370,7 +357,7 @@ mod tests {
     }
 
     #[test]
-    fn bad_entries_name_the_flag() {
+    fn bad_entries_name_the_entry_and_the_setting() {
         for bad in [
             "",
             " ",
@@ -385,9 +372,9 @@ mod tests {
             "fe80::1%eth0",
         ] {
             let err = TrustedProxies::new(&[bad.to_owned()]).unwrap_err();
-            assert!(err.to_string().starts_with("--trusted-proxy-ip: "), "{err}");
-            let c = ConfigError::from(err);
-            assert!(c.to_string().starts_with("--trusted-proxy-ip: \""), "{c}");
+            assert!(err.to_string().starts_with(&format!("{bad:?} ")), "{err}");
+            let c = crate::ConfigError::from(err);
+            assert!(c.to_string().starts_with("trusted_proxy_ips: "), "{c}");
         }
     }
 

@@ -89,7 +89,7 @@ async fn ssl_insecure_skip_verify_discovers_and_says_so() {
 }
 
 #[tokio::test]
-async fn a_bad_ca_file_is_a_config_error_naming_flag_and_file() {
+async fn a_bad_ca_file_is_a_config_error_naming_setting_and_file() {
     let e = Config::builder("https://idp.example.com", "app")
         .cookie_secret(COOKIE_SECRET)
         .provider_ca_files(vec!["/nonexistent/company-ca.pem".into()])
@@ -97,7 +97,11 @@ async fn a_bad_ca_file_is_a_config_error_naming_flag_and_file() {
         .expect_err("unreadable CA file");
     let text = e.to_string();
     assert!(
-        text.contains("--provider-ca-file") && text.contains("/nonexistent/company-ca.pem"),
+        text.starts_with("provider_ca_files: ") && text.contains("/nonexistent/company-ca.pem"),
+        "{text}"
+    );
+    assert!(
+        std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>()),
         "{text}"
     );
 }

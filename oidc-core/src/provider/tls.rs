@@ -4,9 +4,10 @@
 //! from these settings ([`super::http_client`]), used for discovery, JWKS,
 //! token, userinfo, logout and extra JWT issuers.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use crate::error::ConfigError;
+use crate::config::Setting;
+use crate::error::{ConfigError, PemError};
 
 /// The provider TLS settings, with oauth2-proxy's flag names and defaults.
 #[derive(Clone, Debug, Default)]
@@ -46,35 +47,37 @@ impl std::fmt::Debug for ClientIdentity {
 }
 
 impl ClientIdentity {
-    /// Reads the certificate (PEM, with its chain) and the private key (PEM); an
-    /// unreadable or unusable file is a configuration error naming the flag and the file.
+    /// Reads the certificate (PEM, with its chain) and the private key (PEM).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Unreadable`] (the `io::Error` as source) or [`ConfigError::Pem`],
+    /// naming [`Setting::ProviderClientCertFile`] or [`Setting::ProviderClientKeyFile`] and
+    /// the file.
     pub fn read(cert_path: PathBuf, key_path: PathBuf) -> Result<Self, ConfigError> {
-        let read = |flag: &'static str, path: &PathBuf| {
-            std::fs::read(path).map_err(|e| ConfigError::Invalid {
-                flag,
-                message: format!("cannot read {}: {e}", path.display()),
-            })
-        };
-        let mut pem = read("--provider-client-cert-file", &cert_path)?;
+        let mut pem = read(Setting::ProviderClientCertFile, &cert_path)?;
         if pem_ders(&pem).is_empty() {
-            return Err(ConfigError::Invalid {
-                flag: "--provider-client-cert-file",
-                message: format!(
-                    "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
-                    cert_path.display()
-                ),
+            return Err(ConfigError::Pem {
+                setting: Setting::ProviderClientCertFile,
+                path: cert_path,
+                source: PemError::NoCertificate,
             });
         }
         pem.push(b'\n');
-        pem.extend(read("--provider-client-key-file", &key_path)?);
-        let identity = reqwest::Identity::from_pem(&pem).map_err(|e| ConfigError::Invalid {
-            flag: "--provider-client-key-file",
-            message: format!(
-                "{} is not a PEM private key for {}: {e}",
-                key_path.display(),
-                cert_path.display()
-            ),
-        })?;
+        pem.extend(read(Setting::ProviderClientKeyFile, &key_path)?);
+        let identity = match reqwest::Identity::from_pem(&pem) {
+            Ok(identity) => identity,
+            Err(source) => {
+                return Err(ConfigError::Pem {
+                    setting: Setting::ProviderClientKeyFile,
+                    path: key_path,
+                    source: PemError::NotKeyFor {
+                        cert: cert_path,
+                        source,
+                    },
+                });
+            }
+        };
         Ok(Self {
             cert_path,
             key_path,
@@ -92,41 +95,48 @@ pub struct CaFile {
 }
 
 impl CaFile {
-    /// Reads a PEM bundle; a file that cannot be read or holds no certificate
-    /// is a configuration error naming the flag and the file.
+    /// Reads a PEM bundle.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Unreadable`] (the `io::Error` as source) or [`ConfigError::Pem`]
+    /// (no certificate, or one that is not a usable CA certificate), naming
+    /// [`Setting::ProviderCaFiles`] and the file.
     pub fn read(path: impl Into<PathBuf>) -> Result<Self, ConfigError> {
         let path = path.into();
-        let invalid = |message: String| ConfigError::Invalid {
-            flag: "--provider-ca-file",
-            message,
+        let setting = Setting::ProviderCaFiles;
+        let pem = read(setting, &path)?;
+        let unusable = |source| ConfigError::Pem {
+            setting,
+            path: path.clone(),
+            source,
         };
-        let pem = std::fs::read(&path)
-            .map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-            invalid(format!(
-                "{} is not a PEM bundle of CA certificates: {e}",
-                path.display()
-            ))
-        })?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| unusable(PemError::NotCertificates(e)))?;
         if certs.is_empty() {
-            return Err(invalid(format!(
-                "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
-                path.display()
-            )));
+            return Err(unusable(PemError::NoCertificate));
         }
         // Check each certificate parses now rather than when the client is built.
         let mut store = rustls::RootCertStore::empty();
         for (i, der) in pem_ders(&pem).into_iter().enumerate() {
-            store.add(der.into()).map_err(|e| {
-                invalid(format!(
-                    "certificate {} in {} is not a usable CA certificate: {e}",
-                    i + 1,
-                    path.display()
-                ))
+            store.add(der.into()).map_err(|source| {
+                unusable(PemError::UnusableCa {
+                    number: i + 1,
+                    source,
+                })
             })?;
         }
         Ok(Self { path, certs })
     }
+}
+
+/// Reads a file named by `setting`.
+fn read(setting: Setting, path: &Path) -> Result<Vec<u8>, ConfigError> {
+    std::fs::read(path).map_err(|source| ConfigError::Unreadable {
+        setting,
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Applies the trust settings to a client builder.
@@ -198,32 +208,44 @@ mod tests {
             .cookie_secret("0123456789abcdef0123456789abcdef")
     }
 
+    /// The error's whole chain.
     fn error(files: Vec<PathBuf>) -> String {
-        builder()
+        let e = builder()
             .provider_ca_files(files)
             .build()
-            .expect_err("a bad CA file is refused")
-            .to_string()
+            .expect_err("a bad CA file is refused");
+        crate::error::chain(&e)
     }
 
     #[test]
-    fn an_unreadable_ca_file_names_the_flag_and_the_file() {
+    fn an_unreadable_ca_file_names_the_setting_and_the_file_and_keeps_the_io_error() {
         let e = error(vec!["/nonexistent/ca.pem".into()]);
         assert!(
-            e.starts_with("--provider-ca-file: cannot read /nonexistent/ca.pem"),
+            e.starts_with("provider_ca_files: cannot read /nonexistent/ca.pem: "),
             "{e}"
         );
+        let err = builder()
+            .provider_ca_files(vec!["/nonexistent/ca.pem".into()])
+            .build()
+            .unwrap_err();
+        assert_eq!(err.setting(), Some(Setting::ProviderCaFiles));
+        let io = std::error::Error::source(&err)
+            .and_then(|s| s.downcast_ref::<std::io::Error>())
+            .expect("the io::Error is the source");
+        assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
     }
 
     #[test]
-    fn a_file_without_certificates_names_the_flag_and_the_file() {
+    fn a_file_without_certificates_names_the_setting_and_the_file() {
         let dir = std::env::temp_dir().join(format!("oidc-core-tls-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let empty = dir.join("empty.pem");
         std::fs::write(&empty, "not a certificate\n").unwrap();
         let e = error(vec![empty.clone()]);
         assert!(
-            e.starts_with("--provider-ca-file: ") && e.contains(&*empty.to_string_lossy()),
+            e.starts_with("provider_ca_files: ")
+                && e.contains(&*empty.to_string_lossy())
+                && e.contains("holds no PEM certificate"),
             "{e}"
         );
         let garbled = dir.join("garbled.pem");
@@ -234,7 +256,7 @@ mod tests {
         .unwrap();
         let e = error(vec![garbled.clone()]);
         assert!(
-            e.starts_with("--provider-ca-file: ") && e.contains(&*garbled.to_string_lossy()),
+            e.starts_with("provider_ca_files: ") && e.contains(&*garbled.to_string_lossy()),
             "{e}"
         );
         let _ = std::fs::remove_dir_all(&dir);
@@ -267,29 +289,30 @@ mod tests {
     #[test]
     fn client_certificate_and_key_go_together_and_are_checked() {
         let ca = test_support::TestCa::new();
-        let e = |b: crate::config::ConfigBuilder| b.build().expect_err("refused").to_string();
+        let e =
+            |b: crate::config::ConfigBuilder| crate::error::chain(&b.build().expect_err("refused"));
         let only_cert = e(builder().provider_client_cert_file(Some(ca.client_cert.clone())));
-        assert!(
-            only_cert.starts_with("--provider-client-key-file: is required"),
-            "{only_cert}"
+        assert_eq!(
+            only_cert,
+            "provider_client_key_file is required with provider_client_cert_file"
         );
         let only_key = e(builder().provider_client_key_file(Some(ca.client_key.clone())));
-        assert!(
-            only_key.starts_with("--provider-client-cert-file: is required"),
-            "{only_key}"
+        assert_eq!(
+            only_key,
+            "provider_client_cert_file is required with provider_client_key_file"
         );
         let key_as_cert = e(builder()
             .provider_client_cert_file(Some(ca.client_key.clone()))
             .provider_client_key_file(Some(ca.client_key.clone())));
         assert!(
-            key_as_cert.starts_with("--provider-client-cert-file: "),
+            key_as_cert.starts_with("provider_client_cert_file: "),
             "{key_as_cert}"
         );
         let cert_as_key = e(builder()
             .provider_client_cert_file(Some(ca.client_cert.clone()))
             .provider_client_key_file(Some(ca.ca_cert.clone())));
         assert!(
-            cert_as_key.starts_with("--provider-client-key-file: ")
+            cert_as_key.starts_with("provider_client_key_file: ")
                 && cert_as_key.contains(&*ca.ca_cert.to_string_lossy()),
             "{cert_as_key}"
         );
