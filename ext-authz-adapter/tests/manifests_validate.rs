@@ -57,7 +57,7 @@ fn chart() -> PathBuf {
 }
 
 fn seed_values() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/helm/seed-values.yaml")
+    repo().join("deploy/helm/seed-values.yaml")
 }
 
 /// Runs `cmd` with `stdin` (if any), bounded by the tools themselves (no network, local files).
