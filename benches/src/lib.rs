@@ -31,9 +31,9 @@ pub fn session(token_len: usize, groups: usize) -> Session {
     s.email = Some("alice@example.com".into());
     s.preferred_username = Some("alice".into());
     s.groups = (0..groups).map(|i| format!("group-{i}")).collect();
-    s.id_token = Some("e".repeat(token_len));
-    s.access_token = Some("a".repeat(token_len));
-    s.refresh_token = Some("r".repeat(token_len));
+    s.id_token = Some(oidc_core::IdToken::new("e".repeat(token_len)));
+    s.access_token = Some(oidc_core::AccessToken::new("a".repeat(token_len)));
+    s.refresh_token = Some(oidc_core::RefreshToken::new("r".repeat(token_len)));
     s.created_at = now;
     s.refreshed_at = now;
     s.expires_at = now + 3600;

@@ -50,12 +50,14 @@ pub fn canned_session(large: bool) -> Session {
     s.email = Some("alice@example.com".to_owned());
     s.preferred_username = Some("alice".to_owned());
     s.groups = vec!["admins".to_owned(), "dev".to_owned()];
-    s.id_token = Some("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJmdXp6In0.c2ln".to_owned());
-    s.access_token = Some(if large {
+    s.id_token = Some(oidc_core::IdToken::new(
+        "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJmdXp6In0.c2ln",
+    ));
+    s.access_token = Some(oidc_core::AccessToken::new(if large {
         "a".repeat(9000)
     } else {
         "access".to_owned()
-    });
+    }));
     s.created_at = 1;
     // Far in the future (2096), so seeds never expire; no refresh token, so no refresh.
     s.expires_at = 4_000_000_000;

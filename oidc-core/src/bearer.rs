@@ -730,8 +730,8 @@ impl BearerValidator {
                 client_roles: c.client_roles.clone(),
                 // As oauth2-proxy's JWT sessions: the token is what goes upstream for
                 // --set-authorization-header and --pass-access-token.
-                id_token: Some(token.to_owned()),
-                access_token: Some(token.to_owned()),
+                id_token: Some(crate::tokens::IdToken::new(token)),
+                access_token: Some(crate::tokens::AccessToken::new(token)),
                 created_at: now,
                 expires_at: c.expires_at,
                 access_expires_at: Some(c.expires_at),

@@ -28,6 +28,7 @@ use crate::session::Session;
 use crate::session::cache::{Decoded, SessionCache};
 use crate::session::cookie::{SessionCodec, SessionError};
 use crate::store::{Down, Loaded, Store};
+use crate::tokens::{AccessToken, IdToken, RefreshToken};
 
 /// Seconds since the Unix epoch.
 pub(crate) fn unix_now() -> u64 {
@@ -564,7 +565,7 @@ impl Engine {
     async fn refresh_and_allow(&self, parts: &Parts, current: Current, now: u64) -> Decision {
         let (Some(provider), Some(rt)) = (
             self.inner.provider.get(),
-            current.decoded.session.refresh_token.as_deref(),
+            current.decoded.session.refresh_token.as_ref(),
         ) else {
             // Provider not discovered yet (e.g. after a restart during an outage): keep the session.
             return self.allow_decoded(parts, &current.decoded, None);
@@ -581,7 +582,7 @@ impl Engine {
             .run(key, || {
                 self.inner.store.refresh_once(
                     &key,
-                    rt,
+                    rt.expose(),
                     &loaded,
                     self.refresh_session(provider, session, rt),
                 )
@@ -625,7 +626,7 @@ impl Engine {
         &self,
         provider: &Provider,
         old: &Session,
-        refresh_token: &str,
+        refresh_token: &RefreshToken,
     ) -> Outcome {
         let c = &self.inner.config;
         self.inner.metrics.refreshes.fetch_add(1, Relaxed);
@@ -644,11 +645,11 @@ impl Engine {
             }
         };
         let now = now();
-        let claims = match tokens.id_token.as_deref() {
+        let claims = match tokens.id_token.as_ref().map(IdToken::expose) {
             Some(id_token) => {
                 let expected = Expected {
                     nonce: None,
-                    access_token: tokens.access_token.as_deref(),
+                    access_token: tokens.access_token.as_ref().map(AccessToken::expose),
                     now,
                 };
                 match id_token::validate(id_token, provider, c, expected).await {
@@ -920,14 +921,18 @@ impl Engine {
             .map_err(LoginError::Exchange)?;
         // The tokens were issued during the exchange: judge them by the clock after it.
         let now = self::now();
-        let id_token = tokens.id_token.as_deref().ok_or(LoginError::NoIdToken)?;
+        let id_token = tokens
+            .id_token
+            .as_ref()
+            .map(IdToken::expose)
+            .ok_or(LoginError::NoIdToken)?;
         let claims = id_token::validate(
             id_token,
             provider,
             c,
             Expected {
                 nonce: (!c.skip_nonce).then_some(flow.nonce.as_str()),
-                access_token: tokens.access_token.as_deref(),
+                access_token: tokens.access_token.as_ref().map(AccessToken::expose),
                 now,
             },
         )
@@ -982,7 +987,7 @@ impl Engine {
             .endpoints()
             .end_session
             .as_ref()?;
-        let id_token = session.id_token.as_deref()?;
+        let id_token = session.id_token.as_ref()?.expose();
         let post_logout = if target.starts_with('/') {
             let scheme = self.scheme(parts);
             format!("{scheme}://{}{target}", self.host(parts)?)
@@ -1189,7 +1194,10 @@ fn build_session(
     now: u64,
 ) -> Session {
     let get = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_owned);
-    let access = tokens.access_token.as_deref().and_then(access_token_claims);
+    let access = tokens
+        .access_token
+        .as_ref()
+        .and_then(|t| access_token_claims(t.expose()));
     let mut groups = string_list(claims.get(&c.groups_claim));
     if groups.is_empty()
         && let Some(a) = &access
@@ -1241,7 +1249,7 @@ mod tests {
             subject: subject.into(),
             email: Some(format!("{subject}@example.com")),
             sid: Some(sid.into()),
-            id_token: Some("i".repeat(token_len)),
+            id_token: Some(IdToken::new("i".repeat(token_len))),
             created_at: now,
             refreshed_at: now,
             expires_at: now + 100,

@@ -180,16 +180,16 @@ pub(crate) fn identity_headers(config: &Config, session: &Session) -> HeaderMap 
             X_AUTH_REQUEST_ACCESS_TOKEN,
             session
                 .access_token
-                .as_deref()
-                .and_then(secret)
+                .as_ref()
+                .and_then(|t| secret(t.expose()))
                 .unwrap_or(HeaderValue::from_static("")),
         );
     }
     if config.set_authorization_header
         && let Some(v) = session
             .id_token
-            .as_deref()
-            .and_then(|t| secret(&format!("Bearer {t}")))
+            .as_ref()
+            .and_then(|t| secret(&format!("Bearer {}", t.expose())))
     {
         h.insert(header::AUTHORIZATION, v);
     }
@@ -199,6 +199,7 @@ pub(crate) fn identity_headers(config: &Config, session: &Session) -> HeaderMap 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tokens::{AccessToken, IdToken, RefreshToken};
 
     #[test]
     fn every_spelling_is_listed_and_recognised() {
@@ -250,9 +251,9 @@ mod tests {
             .expect("config");
         let session = Session {
             subject: "alice".into(),
-            id_token: Some("id-token-secret".into()),
-            access_token: Some("access-token-secret".into()),
-            refresh_token: Some("refresh-token-secret".into()),
+            id_token: Some(IdToken::new("id-token-secret")),
+            access_token: Some(AccessToken::new("access-token-secret")),
+            refresh_token: Some(RefreshToken::new("refresh-token-secret")),
             ..Session::default()
         };
         let shown = format!("{session:?} {:?}", identity_headers(&c, &session));

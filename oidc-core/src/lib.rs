@@ -57,6 +57,7 @@ pub mod session;
 pub mod skip_auth;
 mod store;
 mod token_cache;
+pub mod tokens;
 pub mod trusted_proxy;
 
 pub use config::{
@@ -74,3 +75,4 @@ pub use error::{ConfigError, LoginError, ProviderError, TokenError};
 pub use redirect::RedirectValidator;
 pub use secret::{ClientSecret, CookieSecret};
 pub use session::Session;
+pub use tokens::{AccessToken, IdToken, RefreshToken};

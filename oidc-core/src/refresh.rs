@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
 use crate::session::Session;
+use crate::tokens::RefreshToken;
 
 /// How long a refresh outcome is reused for requests with the old cookie.
 pub(crate) const GRACE: Duration = Duration::from_secs(60);
@@ -54,8 +55,8 @@ impl std::fmt::Debug for Refresher {
 }
 
 /// The key of a session's refresh: a hash of its refresh token (never the token itself).
-pub(crate) fn key(refresh_token: &str) -> [u8; 32] {
-    Sha256::digest(refresh_token.as_bytes()).into()
+pub(crate) fn key(refresh_token: &RefreshToken) -> [u8; 32] {
+    Sha256::digest(refresh_token.expose().as_bytes()).into()
 }
 
 impl Refresher {
@@ -106,7 +107,7 @@ mod tests {
         for _ in 0..50 {
             let (r, calls) = (Arc::clone(&r), Arc::clone(&calls));
             tasks.push(tokio::spawn(async move {
-                r.run(key("rt-1"), || async {
+                r.run(key(&RefreshToken::new("rt-1")), || async {
                     calls.fetch_add(1, Ordering::SeqCst);
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     Outcome::Refreshed(Arc::new(Session {
@@ -122,10 +123,14 @@ mod tests {
         }
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         // A late arrival with the same (old) refresh token reuses the outcome.
-        let late = r.run(key("rt-1"), || async { Outcome::Ended }).await;
+        let late = r
+            .run(key(&RefreshToken::new("rt-1")), || async { Outcome::Ended })
+            .await;
         assert!(matches!(late, Outcome::Refreshed(_)));
         // Another session refreshes on its own.
-        let other = r.run(key("rt-2"), || async { Outcome::Ended }).await;
+        let other = r
+            .run(key(&RefreshToken::new("rt-2")), || async { Outcome::Ended })
+            .await;
         assert!(matches!(other, Outcome::Ended));
     }
 }

@@ -33,8 +33,8 @@ fn session(sub: &str, sid: Option<&str>) -> Session {
     s.subject = sub.into();
     s.sid = sid.map(Into::into);
     s.email = Some(format!("{sub}@example.com"));
-    s.access_token = Some(format!("access-token-of-{sub}"));
-    s.refresh_token = Some(format!("refresh-token-of-{sub}"));
+    s.access_token = Some(format!("access-token-of-{sub}").into());
+    s.refresh_token = Some(format!("refresh-token-of-{sub}").into());
     s.created_at = now() - 100;
     s.expires_at = now() + 3600;
     s

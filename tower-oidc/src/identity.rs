@@ -183,10 +183,12 @@ impl Identity {
     pub fn claims(&self) -> &Map<String, Value> {
         match &self.inner.source {
             Source::Bearer(c) => &c.claims,
-            Source::Session(s) => self
-                .inner
-                .session_claims
-                .get_or_init(|| s.id_token.as_deref().and_then(payload).unwrap_or_default()),
+            Source::Session(s) => self.inner.session_claims.get_or_init(|| {
+                s.id_token
+                    .as_ref()
+                    .and_then(|t| payload(t.expose()))
+                    .unwrap_or_default()
+            }),
         }
     }
 
@@ -278,7 +280,7 @@ impl AccessToken {
     #[must_use]
     pub fn expose(&self) -> &str {
         match &self.0 {
-            TokenRepr::Session(s) => s.access_token.as_deref().unwrap_or_default(),
+            TokenRepr::Session(s) => s.access_token.as_ref().map_or("", |t| t.expose()),
             TokenRepr::Header(h) => std::str::from_utf8(h.as_bytes())
                 .ok()
                 .and_then(|v| v.get("bearer".len()..))
@@ -318,12 +320,12 @@ mod tests {
         s.groups = vec!["admins".into()];
         s.realm_roles = vec!["admin".into()];
         s.client_roles = vec!["nginx:editor".into()];
-        s.access_token = Some("at-secret".into());
+        s.access_token = Some(oidc_core::AccessToken::new("at-secret"));
         // header {"alg":"RS256"}, payload {"sub":"sub-1","acr":"1"}
-        s.id_token = Some(format!(
+        s.id_token = Some(oidc_core::IdToken::new(format!(
             "e30.{}.sig",
             URL_SAFE_NO_PAD.encode(r#"{"sub":"sub-1","acr":"1"}"#)
-        ));
+        )));
         s
     }
 

@@ -8,13 +8,14 @@ use serde::Deserialize;
 use super::Provider;
 use crate::config::{ClientAuthMethod, Config};
 use crate::error::ProviderError;
+use crate::tokens::{AccessToken, IdToken, RefreshToken};
 
 /// The parts of a token response we use.
 #[derive(Deserialize)]
 pub(crate) struct TokenResponse {
-    pub(crate) access_token: Option<String>,
-    pub(crate) id_token: Option<String>,
-    pub(crate) refresh_token: Option<String>,
+    pub(crate) access_token: Option<AccessToken>,
+    pub(crate) id_token: Option<IdToken>,
+    pub(crate) refresh_token: Option<RefreshToken>,
     pub(crate) expires_in: Option<u64>,
     /// Keycloak's lifetime of the refresh token.
     pub(crate) refresh_expires_in: Option<u64>,
@@ -53,11 +54,11 @@ impl Provider {
     pub(crate) async fn refresh(
         &self,
         config: &Config,
-        refresh_token: &str,
+        refresh_token: &RefreshToken,
     ) -> Result<TokenResponse, ProviderError> {
         let params = [
             ("grant_type", "refresh_token"),
-            ("refresh_token", refresh_token),
+            ("refresh_token", refresh_token.expose()),
         ];
         self.token_request(config, &params).await
     }
@@ -117,9 +118,14 @@ impl Provider {
                 detail,
             });
         }
+        // serde_json's message may quote a value of the response: name only where it broke.
         serde_json::from_slice(&bytes).map_err(|e| ProviderError::Malformed {
             url: url.to_string(),
-            what: format!("token response: {e}"),
+            what: format!(
+                "token response is not the expected JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            ),
         })
     }
 }

@@ -50,14 +50,14 @@ impl Decoded {
     pub(crate) fn new(session: Session, headers: HeaderMap) -> Self {
         let s = &session;
         let strings = [
-            &s.subject,
+            s.subject.as_str(),
             s.email.as_deref().unwrap_or_default(),
             s.preferred_username.as_deref().unwrap_or_default(),
             s.name.as_deref().unwrap_or_default(),
             s.sid.as_deref().unwrap_or_default(),
-            s.id_token.as_deref().unwrap_or_default(),
-            s.access_token.as_deref().unwrap_or_default(),
-            s.refresh_token.as_deref().unwrap_or_default(),
+            s.id_token.as_ref().map_or("", |t| t.expose()),
+            s.access_token.as_ref().map_or("", |t| t.expose()),
+            s.refresh_token.as_ref().map_or("", |t| t.expose()),
         ]
         .iter()
         .map(|v| v.len())

@@ -290,7 +290,7 @@ mod tests {
             subject: "alice".into(),
             email: Some("alice@example.com".into()),
             groups: vec!["admins".into()],
-            access_token: Some("a".repeat(token_len)),
+            access_token: Some(crate::tokens::AccessToken::new("a".repeat(token_len))),
             created_at: 100,
             expires_at: 1_000,
             ..Session::default()

@@ -10,11 +10,13 @@ pub use cookie::SessionError;
 
 use serde::{Deserialize, Serialize};
 
+use crate::tokens::{AccessToken, IdToken, RefreshToken};
+
 /// A logged-in user's session, as stored (encrypted) in the session cookie.
 ///
 /// Field names are short on purpose: the serialised form travels in every
 /// request's `Cookie` header. `Debug` shows whether each token is there, never the token.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Session {
     /// Subject (`sub`) at the issuer.
@@ -43,13 +45,13 @@ pub struct Session {
     pub sid: Option<String>,
     /// The raw ID token (for `id_token_hint` at logout and the Authorization header).
     #[serde(rename = "it", default, skip_serializing_if = "Option::is_none")]
-    pub id_token: Option<String>,
+    pub id_token: Option<IdToken>,
     /// The access token.
     #[serde(rename = "at", default, skip_serializing_if = "Option::is_none")]
-    pub access_token: Option<String>,
+    pub access_token: Option<AccessToken>,
     /// The refresh token.
     #[serde(rename = "rt", default, skip_serializing_if = "Option::is_none")]
-    pub refresh_token: Option<String>,
+    pub refresh_token: Option<RefreshToken>,
     /// When the session was created (Unix seconds).
     #[serde(rename = "c")]
     pub created_at: u64,
@@ -65,30 +67,6 @@ pub struct Session {
     /// When the tokens were last obtained or refreshed (Unix seconds).
     #[serde(rename = "ra", default)]
     pub refreshed_at: u64,
-}
-
-impl std::fmt::Debug for Session {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let token = |t: &Option<String>| t.as_ref().map(|_| "<redacted>");
-        f.debug_struct("Session")
-            .field("subject", &self.subject)
-            .field("email", &self.email)
-            .field("preferred_username", &self.preferred_username)
-            .field("name", &self.name)
-            .field("groups", &self.groups)
-            .field("realm_roles", &self.realm_roles)
-            .field("client_roles", &self.client_roles)
-            .field("sid", &self.sid)
-            .field("id_token", &token(&self.id_token))
-            .field("access_token", &token(&self.access_token))
-            .field("refresh_token", &token(&self.refresh_token))
-            .field("created_at", &self.created_at)
-            .field("expires_at", &self.expires_at)
-            .field("access_expires_at", &self.access_expires_at)
-            .field("refresh_expires_at", &self.refresh_expires_at)
-            .field("refreshed_at", &self.refreshed_at)
-            .finish()
-    }
 }
 
 impl Session {

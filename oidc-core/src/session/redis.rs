@@ -1509,7 +1509,7 @@ mod tests {
         let t = Ticket::generate();
         let s = Session {
             subject: "alice".into(),
-            refresh_token: Some("rt-secret".into()),
+            refresh_token: Some(crate::tokens::RefreshToken::new("rt-secret")),
             ..Session::default()
         };
         let v = seal_session(&t, &s);
