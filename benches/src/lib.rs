@@ -27,10 +27,10 @@ pub fn session(token_len: usize, groups: usize) -> Session {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let mut s = Session::default();
-    s.subject = "f81d4fae-7dec-11d0-a765-00a0c91e6bf6".into();
-    s.email = Some("alice@example.com".into());
-    s.preferred_username = Some("alice".into());
-    s.groups = (0..groups).map(|i| format!("group-{i}")).collect();
+    s.principal.subject = "f81d4fae-7dec-11d0-a765-00a0c91e6bf6".into();
+    s.principal.email = Some("alice@example.com".into());
+    s.principal.preferred_username = Some("alice".into());
+    s.principal.groups = (0..groups).map(|i| format!("group-{i}")).collect();
     s.id_token = Some(oidc_core::IdToken::new("e".repeat(token_len)));
     s.access_token = Some(oidc_core::AccessToken::new("a".repeat(token_len)));
     s.refresh_token = Some(oidc_core::RefreshToken::new("r".repeat(token_len)));

@@ -135,11 +135,11 @@ fn bearer_token(idp: &RogueProvider, u: &User) -> String {
 fn session_cookie(engine: &Engine, u: &User) -> String {
     let now = unix_now();
     let mut session = Session::default();
-    session.subject = u.sub.to_owned();
-    session.email = Some(u.email.to_owned());
-    session.preferred_username = Some(u.sub.to_owned());
-    session.groups = strings(u.groups);
-    session.realm_roles = strings(u.roles);
+    session.principal.subject = u.sub.to_owned();
+    session.principal.email = Some(u.email.to_owned());
+    session.principal.preferred_username = Some(u.sub.to_owned());
+    session.principal.groups = strings(u.groups);
+    session.principal.realm_roles = strings(u.roles);
     session.created_at = now;
     session.refreshed_at = now;
     session.expires_at = now + 3600;

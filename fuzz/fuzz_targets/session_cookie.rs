@@ -146,7 +146,7 @@ fuzz_target!(|data: &[u8]| {
     let session = ENGINE.authenticate(&parts);
     if let Ok(s) = &session {
         assert_eq!(
-            s.subject, SUBJECT,
+            s.principal.subject, SUBJECT,
             "a session the engine never sealed was accepted"
         );
         assert!(canned, "a session was accepted without a sealed cookie");
@@ -161,6 +161,6 @@ fuzz_target!(|data: &[u8]| {
     let decision = RUNTIME.block_on(ENGINE.check(&parts));
     if let Decision::Allow(allow) = &decision {
         assert!(session.is_ok(), "allowed without a session");
-        assert_eq!(allow.session.subject, SUBJECT);
+        assert_eq!(allow.principal().subject, SUBJECT);
     }
 });

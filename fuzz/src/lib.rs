@@ -46,10 +46,10 @@ pub static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
 #[must_use]
 pub fn canned_session(large: bool) -> Session {
     let mut s = Session::default();
-    s.subject = SUBJECT.to_owned();
-    s.email = Some("alice@example.com".to_owned());
-    s.preferred_username = Some("alice".to_owned());
-    s.groups = vec!["admins".to_owned(), "dev".to_owned()];
+    s.principal.subject = SUBJECT.to_owned();
+    s.principal.email = Some("alice@example.com".to_owned());
+    s.principal.preferred_username = Some("alice".to_owned());
+    s.principal.groups = vec!["admins".to_owned(), "dev".to_owned()];
     s.id_token = Some(oidc_core::IdToken::new(
         "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJmdXp6In0.c2ln",
     ));

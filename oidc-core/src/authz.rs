@@ -2,25 +2,24 @@
 //! roles of the signed-in user.
 //!
 //! A [`Rule`] is a small value built where the route is declared and
-//! evaluated against anything that implements [`Principal`]: a browser
-//! [`Session`], the claims of a bearer token
-//! ([`BearerClaims`](crate::bearer::BearerClaims)), or a transport's own
-//! identity type. Nothing here knows about HTTP except
-//! [`Engine::check_rule`] and [`forbidden_response`], which turn a refusal into
-//! the engine's usual answer.
+//! evaluated against a [`Principal`]: the user of a browser [`Session`](crate::Session) or
+//! of a bearer token ([`BearerClaims`](crate::bearer::BearerClaims)), or anything that
+//! implements `AsRef<Principal>` (both do, and so does tower-oidc's `Identity`). Nothing here
+//! knows about HTTP except [`Engine::check_rule`] and [`forbidden_response`], which turn a
+//! refusal into the engine's usual answer.
 //!
 //! ```
-//! use oidc_core::authz::{Principal, Rule, Verdict};
-//! use oidc_core::Session;
+//! use oidc_core::authz::{Rule, Verdict};
+//! use oidc_core::Principal;
 //!
 //! let editors = Rule::realm_role("admin").or(Rule::client_role("nginx", "editor"));
 //!
-//! let mut alice = Session::default();
+//! let mut alice = Principal::new("alice");
 //! alice.client_roles.push("nginx:editor".to_owned());
 //! assert_eq!(editors.evaluate(Some(&alice)), Verdict::Allow);
-//! assert_eq!(editors.evaluate(Some(&Session::default())), Verdict::Forbidden);
-//! assert_eq!(editors.evaluate(None::<&Session>), Verdict::Unauthenticated);
-//! assert_eq!(Rule::public().evaluate(None::<&Session>), Verdict::Allow);
+//! assert_eq!(editors.evaluate(Some(&Principal::new("bob"))), Verdict::Forbidden);
+//! assert_eq!(editors.evaluate(None::<&Principal>), Verdict::Unauthenticated);
+//! assert_eq!(Rule::public().evaluate(None::<&Principal>), Verdict::Allow);
 //!
 //! // oauth2-proxy's --allowed-group / --allowed-role: any one of them suffices.
 //! let flags = Rule::oauth2_proxy(["admins"], ["admin", "nginx:editor"]);
@@ -36,57 +35,8 @@ use http::{Response, StatusCode, header};
 use crate::decision::{Decision, Deny, DenyReason};
 use crate::engine::Engine;
 use crate::pages;
+use crate::principal::Principal;
 use crate::request;
-use crate::session::Session;
-
-/// What rules look at: the groups and roles of a signed-in user.
-///
-/// Implemented by [`Session`] and [`BearerClaims`](crate::bearer::BearerClaims);
-/// transports implement it for their own identity types.
-pub trait Principal {
-    /// Groups, from the configured groups claim.
-    fn groups(&self) -> &[String];
-    /// Keycloak realm roles (`realm_access.roles`).
-    fn realm_roles(&self) -> &[String];
-    /// Keycloak client roles, each as `client:role` (`resource_access.<client>.roles`).
-    fn client_roles(&self) -> &[String];
-}
-
-impl Principal for Session {
-    fn groups(&self) -> &[String] {
-        &self.groups
-    }
-    fn realm_roles(&self) -> &[String] {
-        &self.realm_roles
-    }
-    fn client_roles(&self) -> &[String] {
-        &self.client_roles
-    }
-}
-
-impl<P: Principal + ?Sized> Principal for &P {
-    fn groups(&self) -> &[String] {
-        (**self).groups()
-    }
-    fn realm_roles(&self) -> &[String] {
-        (**self).realm_roles()
-    }
-    fn client_roles(&self) -> &[String] {
-        (**self).client_roles()
-    }
-}
-
-impl<P: Principal + ?Sized> Principal for std::sync::Arc<P> {
-    fn groups(&self) -> &[String] {
-        (**self).groups()
-    }
-    fn realm_roles(&self) -> &[String] {
-        (**self).realm_roles()
-    }
-    fn client_roles(&self) -> &[String] {
-        (**self).client_roles()
-    }
-}
 
 /// The outcome of a [`Rule`] for one request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -267,22 +217,27 @@ impl Rule {
         }
     }
 
-    /// `true` when the rule lets this signed-in user through.
+    /// `true` when the rule lets this signed-in user through: a [`Principal`], or what holds
+    /// one (a [`Session`](crate::Session), [`BearerClaims`](crate::bearer::BearerClaims)).
     #[must_use]
-    pub fn allows<P: Principal + ?Sized>(&self, who: &P) -> bool {
+    pub fn allows<P: AsRef<Principal> + ?Sized>(&self, who: &P) -> bool {
+        self.allows_principal(who.as_ref())
+    }
+
+    fn allows_principal(&self, who: &Principal) -> bool {
         match &self.kind {
             Kind::Public | Kind::Authenticated => true,
-            Kind::Group(g) => who.groups().iter().any(|x| **x == **g),
-            Kind::RealmRole(r) => who.realm_roles().iter().any(|x| **x == **r),
-            Kind::ClientRole { joined, .. } => who.client_roles().iter().any(|x| **x == **joined),
-            Kind::AnyOf(rules) => rules.iter().any(|r| r.allows(who)),
-            Kind::AllOf(rules) => rules.iter().all(|r| r.allows(who)),
+            Kind::Group(g) => who.groups.iter().any(|x| **x == **g),
+            Kind::RealmRole(r) => who.realm_roles.iter().any(|x| **x == **r),
+            Kind::ClientRole { joined, .. } => who.client_roles.iter().any(|x| **x == **joined),
+            Kind::AnyOf(rules) => rules.iter().any(|r| r.allows_principal(who)),
+            Kind::AllOf(rules) => rules.iter().all(|r| r.allows_principal(who)),
         }
     }
 
     /// The verdict for a request by `who` (`None`: nobody is signed in).
     #[must_use]
-    pub fn evaluate<P: Principal + ?Sized>(&self, who: Option<&P>) -> Verdict {
+    pub fn evaluate<P: AsRef<Principal> + ?Sized>(&self, who: Option<&P>) -> Verdict {
         match who {
             None if self.allows_anonymous() => Verdict::Allow,
             None => Verdict::Unauthenticated,
@@ -418,9 +373,9 @@ impl Engine {
             None => self.check(parts).await,
         };
         match (checked, rule) {
-            (Decision::Allow(allow), Some(rule)) if !rule.allows(&*allow.session) => {
+            (Decision::Allow(allow), Some(rule)) if !rule.allows(allow.principal()) => {
                 tracing::info!(
-                    sub = %allow.session.subject,
+                    sub = %allow.principal().subject,
                     path = parts.uri.path(),
                     rule = %rule,
                     "signed-in user refused by rule"
@@ -454,14 +409,13 @@ impl Engine {
 mod tests {
     use super::*;
 
-    fn user(groups: &[&str], realm: &[&str], client: &[&str]) -> Session {
+    fn user(groups: &[&str], realm: &[&str], client: &[&str]) -> Principal {
         let v = |s: &[&str]| s.iter().map(|x| (*x).to_owned()).collect();
-        Session {
-            subject: "u".into(),
+        Principal {
             groups: v(groups),
             realm_roles: v(realm),
             client_roles: v(client),
-            ..Session::default()
+            ..Principal::new("u")
         }
     }
 
@@ -486,15 +440,27 @@ mod tests {
     }
 
     #[test]
+    fn sessions_and_tokens_are_judged_by_their_principal() {
+        let admin = Rule::realm_role("admin");
+        let mut session = crate::Session::default();
+        let mut token = crate::bearer::BearerClaims::default();
+        assert!(!admin.allows(&session) && !admin.allows(&token));
+        session.principal = user(&[], &["admin"], &[]);
+        token.principal = user(&[], &["admin"], &[]);
+        assert!(admin.allows(&session) && admin.allows(&token));
+        assert_eq!(admin.evaluate(Some(&session)), Verdict::Allow);
+    }
+
+    #[test]
     fn verdicts() {
         let bob = user(&["users"], &[], &[]);
         let admin = Rule::realm_role("admin");
-        assert_eq!(admin.evaluate(None::<&Session>), Verdict::Unauthenticated);
+        assert_eq!(admin.evaluate(None::<&Principal>), Verdict::Unauthenticated);
         assert_eq!(admin.evaluate(Some(&bob)), Verdict::Forbidden);
-        assert_eq!(Rule::public().evaluate(None::<&Session>), Verdict::Allow);
+        assert_eq!(Rule::public().evaluate(None::<&Principal>), Verdict::Allow);
         assert_eq!(Rule::public().evaluate(Some(&bob)), Verdict::Allow);
         assert_eq!(
-            Rule::authenticated().evaluate(None::<&Session>),
+            Rule::authenticated().evaluate(None::<&Principal>),
             Verdict::Unauthenticated
         );
     }

@@ -35,7 +35,7 @@
 //! let (parts, ()) = http::Request::get("/api").body(())?.into_parts();
 //! match token_from_headers(&parts.headers) {
 //!     Ok(Some(token)) => match bearer.validate(token).await {
-//!         Ok(claims) => println!("token of {} with roles {:?}", claims.subject, claims.realm_roles),
+//!         Ok(claims) => println!("token of {} with roles {:?}", claims.principal.subject, claims.principal.realm_roles),
 //!         Err(e) => println!("answer {} ({e})", e.status()),
 //!     },
 //!     Ok(None) => println!("no bearer token"),
@@ -59,16 +59,14 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use url::Url;
 
-use crate::authz::Principal;
 use crate::claims::{email_unverified, keycloak_roles, string_list};
 use crate::engine::Engine;
 use crate::error::{ProviderError, TokenError, chain};
-use crate::headers::identity_headers;
+use crate::headers::headers_for;
 use crate::id_token::{ALLOWED_ALGORITHMS, allowed_algorithm};
 use crate::pages;
+use crate::principal::Principal;
 use crate::provider::Provider;
-use crate::session::Session;
-use crate::session::cache::Decoded;
 use crate::token_cache::{Accepted, TokenCache};
 
 /// Why a bearer token was refused. Each maps to an HTTP answer with
@@ -224,24 +222,11 @@ pub enum BearerConfigError {
 #[derive(Clone, Debug, Default, PartialEq)]
 #[non_exhaustive]
 pub struct BearerClaims {
-    /// `iss`.
-    pub issuer: String,
-    /// `sub`.
-    pub subject: String,
+    /// The token's user: `sub`, `email`, `preferred_username`, `name`, the groups (from the
+    /// engine's configured groups claim), Keycloak's realm and client roles, and `iss`.
+    pub principal: Principal,
     /// `azp`: the client the token was issued to, when present.
     pub authorized_party: Option<String>,
-    /// `email`.
-    pub email: Option<String>,
-    /// `preferred_username`.
-    pub preferred_username: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-    /// Groups, from the engine's configured groups claim.
-    pub groups: Vec<String>,
-    /// Keycloak realm roles (`realm_access.roles`).
-    pub realm_roles: Vec<String>,
-    /// Keycloak client roles as `client:role` (`resource_access.<client>.roles`).
-    pub client_roles: Vec<String>,
     /// `scope`, split at spaces.
     pub scopes: Vec<String>,
     /// `exp` (Unix seconds).
@@ -255,15 +240,17 @@ impl BearerClaims {
         let get = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_owned);
         let (realm_roles, client_roles) = keycloak_roles(&claims);
         Self {
-            issuer: get("iss").unwrap_or_default(),
-            subject: get("sub").unwrap_or_default(),
+            principal: Principal {
+                subject: get("sub").unwrap_or_default(),
+                email: get("email"),
+                preferred_username: get("preferred_username"),
+                name: get("name"),
+                groups: string_list(claims.get(groups_claim)),
+                realm_roles,
+                client_roles,
+                issuer: claims.get("iss").and_then(Value::as_str).map(Arc::from),
+            },
             authorized_party: get("azp"),
-            email: get("email"),
-            preferred_username: get("preferred_username"),
-            name: get("name"),
-            groups: string_list(claims.get(groups_claim)),
-            realm_roles,
-            client_roles,
             scopes: claims
                 .get("scope")
                 .and_then(Value::as_str)
@@ -273,17 +260,17 @@ impl BearerClaims {
             claims,
         }
     }
+
+    /// The token's user.
+    #[must_use]
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
 }
 
-impl Principal for BearerClaims {
-    fn groups(&self) -> &[String] {
-        &self.groups
-    }
-    fn realm_roles(&self) -> &[String] {
-        &self.realm_roles
-    }
-    fn client_roles(&self) -> &[String] {
-        &self.client_roles
+impl AsRef<Principal> for BearerClaims {
+    fn as_ref(&self) -> &Principal {
+        &self.principal
     }
 }
 
@@ -567,7 +554,7 @@ impl BearerValidator {
     /// nothing was revoked) and, with Redis, in any replica (one round trip per request, the
     /// cost a cookie session pays). Tokens of trusted issuers are not ours to revoke.
     async fn check_revoked(&self, claims: &BearerClaims) -> Result<(), BearerError> {
-        if issuer_key(&claims.issuer) != &*self.inner.primary_key {
+        if claims.principal.issuer().map(issuer_key) != Some(&*self.inner.primary_key) {
             return Ok(());
         }
         let sid = claims.claims.get("sid").and_then(Value::as_str);
@@ -578,7 +565,10 @@ impl BearerValidator {
             .and_then(Value::as_u64)
             .unwrap_or(0);
         let store = self.inner.engine.store();
-        match store.is_token_revoked(sid, &claims.subject, iat).await {
+        match store
+            .is_token_revoked(sid, &claims.principal.subject, iat)
+            .await
+        {
             Ok(false) => Ok(()),
             Ok(true) => Err(BearerError::Revoked),
             Err(_) => Err(BearerError::StoreUnavailable),
@@ -710,37 +700,21 @@ impl BearerValidator {
         Ok(accepted)
     }
 
-    /// The identity of an accepted token, as [`Engine::check_bearer`] lets it through,
-    /// built once per token.
+    /// An accepted token's claims and the identity headers [`Engine::check_bearer`] sets
+    /// for it, built once per token.
     pub(crate) async fn identity(
         &self,
         token: &str,
         now: u64,
-    ) -> Result<(Arc<Decoded>, Arc<BearerClaims>), BearerError> {
+    ) -> Result<(HeaderMap, Arc<BearerClaims>), BearerError> {
         let accepted = self.accepted(token, now).await?;
-        let decoded = accepted.decoded.get_or_init(|| {
-            let c = &*accepted.claims;
-            let session = Session {
-                subject: c.subject.clone(),
-                email: c.email.clone(),
-                preferred_username: c.preferred_username.clone(),
-                name: c.name.clone(),
-                groups: c.groups.clone(),
-                realm_roles: c.realm_roles.clone(),
-                client_roles: c.client_roles.clone(),
-                // As oauth2-proxy's JWT sessions: the token is what goes upstream for
-                // --set-authorization-header and --pass-access-token.
-                id_token: Some(crate::tokens::IdToken::new(token)),
-                access_token: Some(crate::tokens::AccessToken::new(token)),
-                created_at: now,
-                expires_at: c.expires_at,
-                access_expires_at: Some(c.expires_at),
-                ..Session::default()
-            };
-            let headers = identity_headers(self.inner.engine.config(), &session);
-            Arc::new(Decoded::new(session, headers))
+        let headers = accepted.headers.get_or_init(|| {
+            let config = self.inner.engine.config();
+            // As oauth2-proxy's JWT sessions: the token is what goes upstream for
+            // --set-authorization-header and --pass-access-token.
+            headers_for(config, &accepted.claims.principal, Some(token), Some(token))
         });
-        Ok((Arc::clone(decoded), Arc::clone(&accepted.claims)))
+        Ok((headers.clone(), Arc::clone(&accepted.claims)))
     }
 
     fn audience_ok(&self, claims: &Map<String, Value>, accepted: &[String]) -> bool {
@@ -1078,13 +1052,18 @@ mod tests {
             .clone(),
             "groups",
         );
-        assert_eq!(c.subject, "s");
-        assert_eq!(c.preferred_username.as_deref(), Some("alice"));
-        assert_eq!(c.realm_roles, ["admin", "user"]);
-        assert!(c.client_roles.contains(&"nginx:editor".to_owned()));
-        assert!(c.client_roles.contains(&"account:view-profile".to_owned()));
+        let p = &c.principal;
+        assert_eq!(p.subject, "s");
+        assert_eq!(p.issuer(), Some("i"));
+        assert_eq!(p.preferred_username.as_deref(), Some("alice"));
+        assert_eq!(p.name.as_deref(), Some("Alice A"));
+        assert_eq!(p.email.as_deref(), Some("a@example.com"));
+        assert_eq!(p.realm_roles, ["admin", "user"]);
+        assert!(p.client_roles.contains(&"nginx:editor".to_owned()));
+        assert!(p.client_roles.contains(&"account:view-profile".to_owned()));
         assert_eq!(c.scopes, ["openid", "email"]);
-        assert_eq!(c.groups, ["g1"]);
+        assert_eq!(c.authorized_party.as_deref(), Some("nginx"));
+        assert_eq!(p.groups, ["g1"]);
         assert_eq!(c.expires_at, 5);
         assert!(crate::authz::Rule::client_role("nginx", "editor").allows(&c));
     }

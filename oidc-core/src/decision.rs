@@ -6,6 +6,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Response};
 
 use crate::bearer::BearerClaims;
+use crate::principal::Principal;
 use crate::session::Session;
 
 /// What to do with a request.
@@ -17,11 +18,11 @@ pub enum Decision {
     Deny(Box<Deny>),
 }
 
-/// An allowed request.
+/// An allowed request: who it is from ([`Allow::principal`]) and what to do with it.
 #[derive(Debug)]
 pub struct Allow {
-    /// The session that allowed it.
-    pub session: Arc<Session>,
+    /// The session that allowed it, when a session cookie did (`None` for a bearer token).
+    pub session: Option<Arc<Session>>,
     /// Headers to set on the upstream request (identity headers), overwriting the client's.
     pub upstream_headers: HeaderMap,
     /// Client headers that must not reach the upstream (identity headers this
@@ -30,8 +31,31 @@ pub struct Allow {
     /// Headers for the response to the browser (e.g. a refreshed `Set-Cookie`).
     pub response_headers: HeaderMap,
     /// The token's claims when an `Authorization: Bearer` token, not a session cookie,
-    /// allowed the request ([`Allow::session`] then holds the same identity).
+    /// allowed the request.
     pub bearer: Option<Arc<BearerClaims>>,
+}
+
+impl Allow {
+    /// The signed-in user, from the bearer token's claims or the session. The engine always
+    /// sets one of the two; an `Allow` built by hand with neither has an empty principal.
+    #[must_use]
+    pub fn principal(&self) -> &Principal {
+        static NOBODY: Principal = Principal {
+            subject: String::new(),
+            email: None,
+            preferred_username: None,
+            name: None,
+            groups: Vec::new(),
+            realm_roles: Vec::new(),
+            client_roles: Vec::new(),
+            issuer: None,
+        };
+        match (&self.bearer, &self.session) {
+            (Some(claims), _) => &claims.principal,
+            (None, Some(session)) => &session.principal,
+            (None, None) => &NOBODY,
+        }
+    }
 }
 
 /// Why a request was answered directly.
@@ -64,5 +88,40 @@ impl Decision {
     #[must_use]
     pub fn is_allow(&self) -> bool {
         matches!(self, Self::Allow(_))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn allow(session: Option<&str>, bearer: Option<&str>) -> Allow {
+        let session = session.map(|sub| {
+            Arc::new(Session {
+                principal: Principal::new(sub),
+                ..Session::default()
+            })
+        });
+        let bearer = bearer.map(|sub| {
+            Arc::new(BearerClaims {
+                principal: Principal::new(sub),
+                ..BearerClaims::default()
+            })
+        });
+        Allow {
+            session,
+            upstream_headers: HeaderMap::new(),
+            headers_to_remove: &[],
+            response_headers: HeaderMap::new(),
+            bearer,
+        }
+    }
+
+    #[test]
+    fn the_principal_is_the_tokens_or_the_sessions() {
+        assert_eq!(allow(Some("s"), None).principal().subject, "s");
+        assert_eq!(allow(None, Some("b")).principal().subject, "b");
+        assert_eq!(allow(Some("s"), Some("b")).principal().subject, "b");
+        assert_eq!(allow(None, None).principal(), &Principal::default());
     }
 }

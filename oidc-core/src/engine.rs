@@ -4,8 +4,6 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
@@ -21,6 +19,7 @@ use crate::headers::{identity_headers, removal_list};
 use crate::id_token::{self, Expected};
 use crate::metrics::Metrics;
 use crate::pages;
+use crate::principal::Principal;
 use crate::provider::{self, Provider, TokenResponse};
 use crate::refresh::{self, Outcome, Refresher};
 use crate::request;
@@ -87,6 +86,8 @@ pub struct Engine {
 #[derive(Debug)]
 struct Inner {
     config: Config,
+    /// The configured issuer, shared by every session's [`Principal`].
+    issuer: Arc<str>,
     http: reqwest::Client,
     provider: OnceLock<Provider>,
     sessions: SessionCodec,
@@ -143,6 +144,7 @@ impl Engine {
             refresher: Refresher::default(),
             metrics,
             store: Store::new(&config),
+            issuer: config.issuer.as_str().into(),
             config,
         };
         Ok(Self {
@@ -249,7 +251,7 @@ impl Engine {
     /// the Redis store (or revocations) use [`Engine::check`], which consults them.
     pub fn authenticate(&self, parts: &Parts) -> Result<Session, Unauthenticated> {
         match self.inner.sessions.read(&parts.headers, now()) {
-            Ok(Some(s)) => Ok(s),
+            Ok(Some(s)) => Ok(self.adopt(s)),
             Ok(None) => Err(Unauthenticated::NoSession),
             Err(e) => Err(Unauthenticated::Invalid(e)),
         }
@@ -293,7 +295,7 @@ impl Engine {
             Err(LoadFailure::Down) => return store_unavailable(parts),
         };
         if !self.needs_refresh(&current.decoded.session, now) {
-            return self.allow_decoded(parts, &current.decoded, None);
+            return self.allow_decoded(parts, &current.decoded);
         }
         // Rare and deep: boxed so the per-request future stays small.
         Box::pin(self.refresh_and_allow(parts, current, now)).await
@@ -320,6 +322,7 @@ impl Engine {
             .open(&presented)
             .and_then(|plain| sessions.decode(&plain, now))
             .map_err(Unauthenticated::Invalid)?;
+        let session = self.adopt(session);
         let headers = identity_headers(&self.inner.config, &session);
         Ok(cache.insert(&probe, Decoded::new(session, headers)))
     }
@@ -340,6 +343,7 @@ impl Engine {
                 .map_err(|_| Unauth(Unauthenticated::Invalid(SessionError::Format)))?;
             return match store.load_ticket(&ticket).await {
                 Ok(Some(session)) if !session.is_expired(now) => {
+                    let session = self.adopt(session);
                     let headers = identity_headers(&self.inner.config, &session);
                     Ok(Current {
                         decoded: Arc::new(Decoded::new(session, headers)),
@@ -407,7 +411,16 @@ impl Engine {
         response_headers: HeaderMap,
     ) -> Decision {
         let upstream_headers = identity_headers(&self.inner.config, &session);
-        self.allow_with(parts, session, upstream_headers, response_headers, None)
+        self.allow_with(
+            parts,
+            Allow {
+                session: Some(session),
+                upstream_headers,
+                headers_to_remove: self.inner.remove,
+                response_headers,
+                bearer: None,
+            },
+        )
     }
 
     /// Decides a request that carries `Authorization: Bearer <token>` (oauth2-proxy's
@@ -434,7 +447,16 @@ impl Engine {
             Err(e) => Err(e),
         };
         let decision = match identity {
-            Ok((decoded, claims)) => self.allow_decoded(parts, &decoded, Some(claims)),
+            Ok((upstream_headers, claims)) => self.allow_with(
+                parts,
+                Allow {
+                    session: None,
+                    upstream_headers,
+                    headers_to_remove: self.inner.remove,
+                    response_headers: HeaderMap::new(),
+                    bearer: Some(claims),
+                },
+            ),
             Err(e) => {
                 tracing::info!(reason = %e, path = parts.uri.path(), "bearer token refused");
                 deny(DenyReason::Unauthenticated, e.response())
@@ -475,44 +497,36 @@ impl Engine {
             .filter(|rest| rest.is_empty() || rest.starts_with('/'))
     }
 
-    /// Allows a decoded session, or a bearer token's (with its `bearer` claims), with its
-    /// precomputed identity headers.
-    fn allow_decoded(
-        &self,
-        parts: &Parts,
-        decoded: &Decoded,
-        bearer: Option<Arc<crate::bearer::BearerClaims>>,
-    ) -> Decision {
+    /// Allows a decoded session, with its precomputed identity headers.
+    fn allow_decoded(&self, parts: &Parts, decoded: &Decoded) -> Decision {
         self.allow_with(
             parts,
-            Arc::clone(&decoded.session),
-            decoded.headers.clone(),
-            HeaderMap::new(),
-            bearer,
+            Allow {
+                session: Some(Arc::clone(&decoded.session)),
+                upstream_headers: decoded.headers.clone(),
+                headers_to_remove: self.inner.remove,
+                response_headers: HeaderMap::new(),
+                bearer: None,
+            },
         )
     }
 
-    /// Allows `session` (from a cookie, or a bearer token with its `bearer` claims) unless
-    /// the email rule, `--allowed-group`/`--allowed-role` or a route rule refuses it.
-    fn allow_with(
-        &self,
-        parts: &Parts,
-        session: Arc<Session>,
-        upstream_headers: HeaderMap,
-        response_headers: HeaderMap,
-        bearer: Option<Arc<crate::bearer::BearerClaims>>,
-    ) -> Decision {
+    /// `allow` (a session's or a bearer token's) unless the email rule,
+    /// `--allowed-group`/`--allowed-role` or a route rule refuses its principal.
+    fn allow_with(&self, parts: &Parts, allow: Allow) -> Decision {
         let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        if let Some(missing) = self.refusal(parts, &session, Some(target)) {
-            return self.forbidden(parts, &session, missing);
+        let who = allow.principal();
+        if let Some(missing) = self.refusal(parts, who, Some(target)) {
+            return self.forbidden(parts, who, missing);
         }
-        Decision::Allow(Box::new(Allow {
-            upstream_headers,
-            headers_to_remove: self.inner.remove,
-            response_headers,
-            session,
-            bearer,
-        }))
+        Decision::Allow(Box::new(allow))
+    }
+
+    /// A session read from a cookie or the store, with the engine's issuer: what the
+    /// serialised form leaves out.
+    fn adopt(&self, mut session: Session) -> Session {
+        session.principal.issuer = Some(Arc::clone(&self.inner.issuer));
+        session
     }
 
     /// Refresh when the access token is about to expire or `--cookie-refresh` has passed.
@@ -568,7 +582,7 @@ impl Engine {
             current.decoded.session.refresh_token.as_ref(),
         ) else {
             // Provider not discovered yet (e.g. after a restart during an outage): keep the session.
-            return self.allow_decoded(parts, &current.decoded, None);
+            return self.allow_decoded(parts, &current.decoded);
         };
         let loaded = Loaded {
             session: Session::clone(&current.decoded.session),
@@ -579,13 +593,22 @@ impl Engine {
         let outcome = self
             .inner
             .refresher
-            .run(key, || {
-                self.inner.store.refresh_once(
-                    &key,
-                    rt.expose(),
-                    &loaded,
-                    self.refresh_session(provider, session, rt),
-                )
+            .run(key, || async {
+                let refresh = self.refresh_session(provider, session, rt);
+                let outcome = self
+                    .inner
+                    .store
+                    .refresh_once(&key, rt.expose(), &loaded, refresh)
+                    .await;
+                // Another replica's result comes from the store, without our issuer.
+                match outcome {
+                    Outcome::Refreshed(mut fresh) if fresh.principal.issuer.is_none() => {
+                        Arc::make_mut(&mut fresh).principal.issuer =
+                            Some(Arc::clone(&self.inner.issuer));
+                        Outcome::Refreshed(fresh)
+                    }
+                    outcome => outcome,
+                }
             })
             .await;
         match outcome {
@@ -617,7 +640,7 @@ impl Engine {
                         .unauthenticated(parts, Unauthenticated::Invalid(SessionError::Expired));
                 }
                 // A brief provider outage must not log anyone out.
-                self.allow_decoded(parts, &current.decoded, None)
+                self.allow_decoded(parts, &current.decoded)
             }
         }
     }
@@ -634,13 +657,13 @@ impl Engine {
             Ok(t) => t,
             Err(e) if e.is_invalid_grant() => {
                 self.inner.metrics.refresh_failures.fetch_add(1, Relaxed);
-                tracing::info!(sub = %old.subject, error = %chain(&e), "refresh refused by the provider; session ended");
+                tracing::info!(sub = %old.principal.subject, error = %chain(&e), "refresh refused by the provider; session ended");
                 return Outcome::Ended;
             }
             Err(e) => {
                 self.inner.metrics.refresh_failures.fetch_add(1, Relaxed);
                 self.inner.metrics.idp_errors.fetch_add(1, Relaxed);
-                tracing::warn!(sub = %old.subject, error = %chain(&e), "refresh failed; keeping the session for now");
+                tracing::warn!(sub = %old.principal.subject, error = %chain(&e), "refresh failed; keeping the session for now");
                 return Outcome::Unavailable;
             }
         };
@@ -655,16 +678,16 @@ impl Engine {
                 match id_token::validate(id_token, provider, c, expected).await {
                     Ok(claims)
                         if claims.get("sub").and_then(Value::as_str)
-                            == Some(old.subject.as_str()) =>
+                            == Some(old.principal.subject.as_str()) =>
                     {
                         claims
                     }
                     Ok(_) => {
-                        tracing::warn!(sub = %old.subject, "refreshed ID token names another subject; session ended");
+                        tracing::warn!(sub = %old.principal.subject, "refreshed ID token names another subject; session ended");
                         return Outcome::Ended;
                     }
                     Err(e) => {
-                        tracing::warn!(sub = %old.subject, error = %chain(&e), "refreshed ID token refused; session ended");
+                        tracing::warn!(sub = %old.principal.subject, error = %chain(&e), "refreshed ID token refused; session ended");
                         return Outcome::Ended;
                     }
                 }
@@ -675,20 +698,21 @@ impl Engine {
         // changed to an unverified one, or to one the email rules refuse, signs in again
         // (and is judged) instead of carrying the new address upstream.
         if email_unverified(&claims) && !c.allow_unverified_email {
-            tracing::warn!(sub = %old.subject, "refreshed ID token has an unverified email; session ended");
+            tracing::warn!(sub = %old.principal.subject, "refreshed ID token has an unverified email; session ended");
             return Outcome::Ended;
         }
-        let mut fresh = build_session(c, &claims, tokens, now);
+        let mut fresh = build_session(c, &self.inner.issuer, &claims, tokens, now);
         // Claims the refresh response did not repeat stay as they were.
-        fresh.subject.clone_from(&old.subject);
+        let (new, was) = (&mut fresh.principal, &old.principal);
+        new.subject.clone_from(&was.subject);
         if claims.is_empty() {
-            fresh.email.clone_from(&old.email);
-            fresh.preferred_username.clone_from(&old.preferred_username);
-            fresh.name.clone_from(&old.name);
-            fresh.sid.clone_from(&old.sid);
-            if fresh.groups.is_empty() {
-                fresh.groups.clone_from(&old.groups);
+            new.email.clone_from(&was.email);
+            new.preferred_username.clone_from(&was.preferred_username);
+            new.name.clone_from(&was.name);
+            if new.groups.is_empty() {
+                new.groups.clone_from(&was.groups);
             }
+            fresh.sid.clone_from(&old.sid);
         }
         if fresh.id_token.is_none() {
             fresh.id_token.clone_from(&old.id_token);
@@ -699,19 +723,19 @@ impl Engine {
         }
         fresh.created_at = old.created_at;
         fresh.expires_at = old.expires_at;
-        if fresh.email != old.email && !self.email_allowed(&fresh) {
-            tracing::warn!(sub = %old.subject, "refreshed ID token has an email the email rules refuse; session ended");
+        if fresh.principal.email != old.principal.email && !self.email_allowed(&fresh.principal) {
+            tracing::warn!(sub = %old.principal.subject, "refreshed ID token has an email the email rules refuse; session ended");
             return Outcome::Ended;
         }
-        tracing::info!(sub = %fresh.subject, "session refreshed");
+        tracing::info!(sub = %fresh.principal.subject, "session refreshed");
         Outcome::Refreshed(Arc::new(fresh))
     }
 
     /// 403 for a signed-in user.
-    fn forbidden(&self, parts: &Parts, session: &Session, missing: Missing<'_>) -> Decision {
+    fn forbidden(&self, parts: &Parts, who: &Principal, missing: Missing<'_>) -> Decision {
         deny(
             DenyReason::Forbidden,
-            self.forbidden_page(parts, session, missing),
+            self.forbidden_page(parts, who, missing),
         )
     }
 
@@ -719,7 +743,7 @@ impl Engine {
     fn forbidden_page(
         &self,
         parts: &Parts,
-        session: &Session,
+        who: &Principal,
         missing: Missing<'_>,
     ) -> Response<Bytes> {
         let needs = match missing {
@@ -727,7 +751,7 @@ impl Engine {
             Missing::Rule(rule) => rule.to_string(),
         };
         tracing::info!(
-            sub = %session.subject,
+            sub = %who.subject,
             path = parts.uri.path(),
             needs = %needs,
             "signed-in user refused"
@@ -855,7 +879,7 @@ impl Engine {
                 match self.store_session(parts, &session, None, now()).await {
                     Ok(cookies) => {
                         self.inner.metrics.logins.fetch_add(1, Relaxed);
-                        tracing::info!(sub = %session.subject, email = session.email.as_deref().unwrap_or(""), "login succeeded");
+                        tracing::info!(sub = %session.principal.subject, email = session.principal.email.as_deref().unwrap_or(""), "login succeeded");
                         let mut r = pages::redirect(self.safe_rd(Some(&return_to)));
                         for c in cookies {
                             r.headers_mut().append(header::SET_COOKIE, c);
@@ -940,7 +964,7 @@ impl Engine {
         if email_unverified(&claims) && !c.allow_unverified_email {
             return Err(LoginError::EmailNotVerified);
         }
-        let session = build_session(c, &claims, tokens, now);
+        let session = build_session(c, &self.inner.issuer, &claims, tokens, now);
         Ok((session, flow.return_to))
     }
 
@@ -1010,14 +1034,14 @@ impl Engine {
         let target = request::forwarded_uri(parts, &self.inner.config.trusted_proxies);
         let response = match self.load(parts, now()).await.map(|l| l.decoded) {
             Err(LoadFailure::Down) => return store_unavailable(parts),
-            Ok(d) => match self.refusal(parts, &d.session, target) {
+            Ok(d) => match self.refusal(parts, &d.session.principal, target) {
                 None => {
                     let mut r = Response::new(Bytes::new());
                     *r.status_mut() = StatusCode::ACCEPTED;
                     *r.headers_mut() = d.headers.clone();
                     r
                 }
-                Some(missing) => self.forbidden_page(parts, &d.session, missing),
+                Some(missing) => self.forbidden_page(parts, &d.session.principal, missing),
             },
             Err(_) => pages::json_error(StatusCode::UNAUTHORIZED, "unauthorized", "sign in first"),
         };
@@ -1031,9 +1055,9 @@ impl Engine {
                 StatusCode::OK,
                 &json!({
                     "user": d.session.user(),
-                    "email": d.session.email,
-                    "preferredUsername": d.session.preferred_username,
-                    "groups": d.session.groups,
+                    "email": d.session.principal.email,
+                    "preferredUsername": d.session.principal.preferred_username,
+                    "groups": d.session.principal.groups,
                 }),
             ),
             Err(_) => pages::json_error(StatusCode::UNAUTHORIZED, "unauthorized", "sign in first"),
@@ -1047,14 +1071,14 @@ impl Engine {
     fn refusal<'a>(
         &'a self,
         parts: &Parts,
-        session: &Session,
+        who: &Principal,
         target: Option<&str>,
     ) -> Option<Missing<'a>> {
         let c = &self.inner.config;
-        if !self.email_allowed(session) {
+        if !self.email_allowed(who) {
             return Some(Missing::Email);
         }
-        if !c.authorization.allows(session) {
+        if !c.authorization.allows(who) {
             return Some(Missing::Rule(&c.authorization));
         }
         if c.authorization_rules.is_empty() {
@@ -1062,18 +1086,18 @@ impl Engine {
         }
         // The host Envoy routed by, never X-Forwarded-Host (a client writes that one).
         c.authorization_rules
-            .refusing(request::routed_host(parts), target, session)
+            .refusing(request::routed_host(parts), target, who)
             .map(Missing::Rule)
     }
 
     /// `--email-domain`: `*` allows any; otherwise the address must have exactly
     /// one `@` and its domain must equal an entry (a leading `.` allows subdomains).
-    fn email_allowed(&self, session: &Session) -> bool {
+    fn email_allowed(&self, who: &Principal) -> bool {
         let domains = &self.inner.config.email_domains;
         if domains.iter().any(|d| d == "*") {
             return true;
         }
-        let Some(email) = session.email.as_deref() else {
+        let Some(email) = who.email.as_deref() else {
             return false;
         };
         let listed = &self.inner.config.authenticated_emails;
@@ -1179,25 +1203,20 @@ fn login_error_page(e: &LoginError, retry: &str) -> Response<Bytes> {
     )
 }
 
-/// The payload of a JWT access token, without verifying it: it came straight
-/// from the token endpoint over the back channel, and only roles are read.
-fn access_token_claims(token: &str) -> Option<Map<String, Value>> {
-    let mut it = token.split('.');
-    let (_, payload, _) = (it.next()?, it.next()?, it.next()?);
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
-}
-
 fn build_session(
     c: &Config,
+    issuer: &Arc<str>,
     claims: &Map<String, Value>,
     tokens: TokenResponse,
     now: u64,
 ) -> Session {
     let get = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_owned);
+    // Not verified: the access token came straight from the token endpoint over the back
+    // channel, and only groups and roles are read from it.
     let access = tokens
         .access_token
         .as_ref()
-        .and_then(|t| access_token_claims(t.expose()));
+        .and_then(|t| crate::jwt::claims_unverified(t.expose()));
     let mut groups = string_list(claims.get(&c.groups_claim));
     if groups.is_empty()
         && let Some(a) = &access
@@ -1206,13 +1225,16 @@ fn build_session(
     }
     let (realm_roles, client_roles) = access.as_ref().map(keycloak_roles).unwrap_or_default();
     Session {
-        subject: get("sub").unwrap_or_default(),
-        email: get("email"),
-        preferred_username: get("preferred_username"),
-        name: get("name"),
-        groups,
-        realm_roles,
-        client_roles,
+        principal: Principal {
+            subject: get("sub").unwrap_or_default(),
+            email: get("email"),
+            preferred_username: get("preferred_username"),
+            name: get("name"),
+            groups,
+            realm_roles,
+            client_roles,
+            issuer: Some(Arc::clone(issuer)),
+        },
         sid: get("sid"),
         id_token: tokens.id_token,
         access_token: tokens.access_token,
@@ -1246,8 +1268,10 @@ mod tests {
 
     fn session(subject: &str, sid: &str, token_len: usize, now: u64) -> Session {
         Session {
-            subject: subject.into(),
-            email: Some(format!("{subject}@example.com")),
+            principal: Principal {
+                email: Some(format!("{subject}@example.com")),
+                ..Principal::new(subject)
+            },
             sid: Some(sid.into()),
             id_token: Some(IdToken::new("i".repeat(token_len))),
             created_at: now,
@@ -1279,7 +1303,7 @@ mod tests {
 
     async fn subject(e: &Engine, parts: &Parts, now: u64) -> Result<String, Unauthenticated> {
         match e.load(parts, now).await {
-            Ok(c) => Ok(c.decoded.session.subject.clone()),
+            Ok(c) => Ok(c.decoded.session.principal.subject.clone()),
             Err(LoadFailure::Unauthenticated(u)) => Err(u),
             Err(LoadFailure::Down) => panic!("no store to be down"),
         }
@@ -1405,7 +1429,12 @@ mod tests {
                 let Decision::Allow(allow) = e.check(&parts).await else {
                     panic!("allowed");
                 };
-                assert_eq!(allow.session.subject, who);
+                let session = allow.session.as_deref().expect("a session allowed it");
+                assert_eq!(allow.principal().subject, who);
+                assert_eq!(
+                    allow.principal().issuer(),
+                    Some("https://idp.example.com/realms/test")
+                );
                 assert_eq!(allow.upstream_headers["x-auth-request-user"], who);
                 assert_eq!(
                     allow.upstream_headers["x-auth-request-email"],
@@ -1413,9 +1442,47 @@ mod tests {
                 );
                 assert_eq!(
                     allow.upstream_headers,
-                    identity_headers(e.config(), &allow.session)
+                    identity_headers(e.config(), session)
                 );
             }
+        }
+    }
+
+    #[tokio::test]
+    async fn no_token_shows_in_a_session_or_decision_debug() {
+        let config = Config::builder("https://idp.example.com/realms/test", "nginx")
+            .cookie_secret("0123456789abcdef0123456789abcdef")
+            .pass_access_token(true)
+            .set_authorization_header(true)
+            .email_domains(vec!["*".into()])
+            .build()
+            .unwrap();
+        let (e, now) = (Engine::new(config).unwrap(), now());
+        let mut s = session("alice", "s-a", 0, now);
+        s.id_token = Some(IdToken::new("secret-id-token-value"));
+        s.access_token = Some(AccessToken::new("secret-access-token-value"));
+        s.refresh_token = Some(RefreshToken::new("secret-refresh-token-value"));
+        let parts = request(&pairs(&e.session_cookies(&s, None)));
+        let decision = e.check(&parts).await;
+        let Decision::Allow(allow) = &decision else {
+            panic!("allowed: {decision:?}");
+        };
+        // The tokens are there, and go upstream...
+        assert_eq!(
+            allow.upstream_headers["x-auth-request-access-token"],
+            "secret-access-token-value"
+        );
+        let session = allow.session.as_deref().unwrap();
+        assert_eq!(session.refresh_token, s.refresh_token);
+        // ...but no Debug shows them.
+        for shown in [
+            format!("{s:?}"),
+            format!("{session:?}"),
+            format!("{decision:?}"),
+        ] {
+            assert!(shown.contains("alice"), "{shown}");
+            assert!(shown.contains("IdToken(<redacted>)"), "{shown}");
+            assert!(!shown.contains("-token-value"), "{shown}");
         }
     }
 }

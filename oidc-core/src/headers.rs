@@ -5,7 +5,9 @@ use std::sync::LazyLock;
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 
 use crate::config::Config;
+use crate::principal::Principal;
 use crate::session::Session;
+use crate::tokens::{AccessToken, IdToken};
 
 /// `X-Auth-Request-User`: the subject.
 pub const X_AUTH_REQUEST_USER: HeaderName = HeaderName::from_static("x-auth-request-user");
@@ -147,49 +149,60 @@ fn secret(s: &str) -> Option<HeaderValue> {
 
 /// The upstream headers for an allowed session.
 pub(crate) fn identity_headers(config: &Config, session: &Session) -> HeaderMap {
+    headers_for(
+        config,
+        &session.principal,
+        session.access_token.as_ref().map(AccessToken::expose),
+        session.id_token.as_ref().map(IdToken::expose),
+    )
+}
+
+/// The upstream headers for `who`: the identity headers (`--set-xauthrequest`), the access
+/// token (`--pass-access-token`) and the ID token as `Authorization: Bearer`
+/// (`--set-authorization-header`). A bearer token is passed as both tokens, as
+/// oauth2-proxy does for its JWT sessions.
+pub(crate) fn headers_for(
+    config: &Config,
+    who: &Principal,
+    access_token: Option<&str>,
+    id_token: Option<&str>,
+) -> HeaderMap {
     let mut h = HeaderMap::with_capacity(6);
     if config.set_xauthrequest {
         // The user header is always set, so a client copy never survives.
         h.insert(
             X_AUTH_REQUEST_USER,
-            value(session.user()).unwrap_or(HeaderValue::from_static("")),
+            value(&who.subject).unwrap_or(HeaderValue::from_static("")),
         );
         h.insert(
             X_AUTH_REQUEST_EMAIL,
-            session
-                .email
+            who.email
                 .as_deref()
                 .and_then(value)
                 .unwrap_or(HeaderValue::from_static("")),
         );
         h.insert(
             X_AUTH_REQUEST_PREFERRED_USERNAME,
-            session
-                .preferred_username
+            who.preferred_username
                 .as_deref()
                 .and_then(value)
                 .unwrap_or(HeaderValue::from_static("")),
         );
         h.insert(
             X_AUTH_REQUEST_GROUPS,
-            value(&session.groups.join(",")).unwrap_or(HeaderValue::from_static("")),
+            value(&who.groups.join(",")).unwrap_or(HeaderValue::from_static("")),
         );
     }
     if config.pass_access_token {
         h.insert(
             X_AUTH_REQUEST_ACCESS_TOKEN,
-            session
-                .access_token
-                .as_ref()
-                .and_then(|t| secret(t.expose()))
+            access_token
+                .and_then(secret)
                 .unwrap_or(HeaderValue::from_static("")),
         );
     }
     if config.set_authorization_header
-        && let Some(v) = session
-            .id_token
-            .as_ref()
-            .and_then(|t| secret(&format!("Bearer {}", t.expose())))
+        && let Some(v) = id_token.and_then(|t| secret(&format!("Bearer {t}")))
     {
         h.insert(header::AUTHORIZATION, v);
     }
@@ -199,7 +212,7 @@ pub(crate) fn identity_headers(config: &Config, session: &Session) -> HeaderMap 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tokens::{AccessToken, IdToken, RefreshToken};
+    use crate::tokens::RefreshToken;
 
     #[test]
     fn every_spelling_is_listed_and_recognised() {
@@ -250,7 +263,7 @@ mod tests {
             .build()
             .expect("config");
         let session = Session {
-            subject: "alice".into(),
+            principal: Principal::new("alice"),
             id_token: Some(IdToken::new("id-token-secret")),
             access_token: Some(AccessToken::new("access-token-secret")),
             refresh_token: Some(RefreshToken::new("refresh-token-secret")),

@@ -21,7 +21,7 @@
 //!
 //! let (parts, ()) = http::Request::get("/").body(())?.into_parts();
 //! match engine.check(&parts).await {
-//!     Decision::Allow(allow) => println!("hello {}", allow.session.subject),
+//!     Decision::Allow(allow) => println!("hello {}", allow.principal().username()),
 //!     Decision::Deny(deny) => println!("answer {}", deny.response.status()),
 //! }
 //! # Ok(()) }
@@ -44,9 +44,11 @@ pub mod error;
 mod flow;
 pub mod headers;
 pub mod id_token;
+pub mod jwt;
 pub mod logout;
 pub mod metrics;
 mod pages;
+mod principal;
 pub mod provider;
 pub mod redirect;
 mod refresh;
@@ -72,6 +74,7 @@ pub mod endpoints {
     };
 }
 pub use error::{ConfigError, LoginError, ProviderError, TokenError};
+pub use principal::Principal;
 pub use redirect::RedirectValidator;
 pub use secret::{ClientSecret, CookieSecret};
 pub use session::Session;

@@ -111,7 +111,7 @@ mod tests {
                     calls.fetch_add(1, Ordering::SeqCst);
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     Outcome::Refreshed(Arc::new(Session {
-                        subject: "a".into(),
+                        principal: crate::Principal::new("a"),
                         ..Session::default()
                     }))
                 })
@@ -119,7 +119,9 @@ mod tests {
             }));
         }
         for t in tasks {
-            assert!(matches!(t.await.unwrap(), Outcome::Refreshed(s) if s.subject == "a"));
+            assert!(
+                matches!(t.await.unwrap(), Outcome::Refreshed(s) if s.principal.subject == "a")
+            );
         }
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         // A late arrival with the same (old) refresh token reuses the outcome.

@@ -47,7 +47,7 @@
 //! assert!(rules.refusing(Some("app.example.com"), Some("/%61dmin/users"), &alice).is_some());
 //! assert!(rules.refusing(Some("app.example.com"), Some("/home"), &alice).is_none());
 //! assert!(rules.refusing(Some("other.example.com"), Some("/admin/users"), &alice).is_none());
-//! alice.realm_roles.push("admin".to_owned());
+//! alice.principal.realm_roles.push("admin".to_owned());
 //! assert!(rules.refusing(Some("app.example.com:8443"), Some("/admin/users"), &alice).is_none());
 //! # Ok::<(), oidc_core::route_rules::RouteRuleError>(())
 //! ```
@@ -56,7 +56,8 @@ use std::fmt;
 
 use regex::{Regex, RegexBuilder};
 
-use crate::authz::{Principal, Rule};
+use crate::authz::Rule;
+use crate::principal::Principal;
 
 /// Compiled size limit of one rule's path regex.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
@@ -143,7 +144,7 @@ impl RouteRules {
     /// `None` for the host or the target means unknown: then every rule with a host, or
     /// with a path, applies (fail closed).
     #[must_use]
-    pub fn refusing<P: Principal + ?Sized>(
+    pub fn refusing<P: AsRef<Principal> + ?Sized>(
         &self,
         host: Option<&str>,
         target: Option<&str>,
@@ -316,9 +317,12 @@ mod tests {
     fn user(groups: &[&str], realm: &[&str], client: &[&str]) -> Session {
         let owned = |v: &[&str]| v.iter().map(|g| (*g).to_owned()).collect();
         Session {
-            groups: owned(groups),
-            realm_roles: owned(realm),
-            client_roles: owned(client),
+            principal: Principal {
+                groups: owned(groups),
+                realm_roles: owned(realm),
+                client_roles: owned(client),
+                ..Principal::default()
+            },
             ..Session::default()
         }
     }

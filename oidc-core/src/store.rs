@@ -217,7 +217,7 @@ impl Store {
     /// `sid` or `sub` at or after its creation (the same second counts).
     pub(crate) async fn is_revoked(&self, s: &Session) -> Result<bool, Down> {
         let at = s.created_at;
-        self.revoked_since(s.sid.as_deref(), at, &s.subject, at)
+        self.revoked_since(s.sid.as_deref(), at, &s.principal.subject, at)
             .await
     }
 

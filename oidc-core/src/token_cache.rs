@@ -13,24 +13,24 @@
 
 use std::sync::{Arc, OnceLock};
 
+use http::HeaderMap;
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 
 use crate::bearer::BearerClaims;
-use crate::session::cache::Decoded;
 
 /// Most bytes the cache holds (tokens and what was built from them, estimated).
 const WEIGHT_CAPACITY: u64 = 8 << 20;
 /// Entries it is sized for up front.
 const ESTIMATED_ITEMS: usize = 256;
-/// Bytes an entry costs beyond its token (parsed claims, the identity built from them).
+/// Bytes an entry costs beyond its token (parsed claims, the headers built from them).
 const ENTRY_OVERHEAD: u64 = 1024;
 
-/// A token the validator accepted: its claims, and (built on first use by the adapter's
-/// check) the session-shaped identity with its upstream headers.
+/// A token the validator accepted: its claims, and (built on first use by the engine's
+/// check) the identity headers for the upstream.
 pub(crate) struct Accepted {
     pub(crate) claims: Arc<BearerClaims>,
-    pub(crate) decoded: OnceLock<Arc<Decoded>>,
+    pub(crate) headers: OnceLock<HeaderMap>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -38,7 +38,7 @@ struct ByBytes;
 
 impl Weighter<Box<str>, Arc<Accepted>> for ByBytes {
     fn weight(&self, key: &Box<str>, _: &Arc<Accepted>) -> u64 {
-        // The claims and the identity hold the token's payload and the token itself again.
+        // The claims hold the token's payload, the headers the token itself again.
         3 * key.len() as u64 + ENTRY_OVERHEAD
     }
 }
@@ -74,7 +74,7 @@ impl TokenCache {
     pub(crate) fn insert(&self, token: &str, claims: BearerClaims) -> Arc<Accepted> {
         let accepted = Arc::new(Accepted {
             claims: Arc::new(claims),
-            decoded: OnceLock::new(),
+            headers: OnceLock::new(),
         });
         self.cache.insert(token.into(), Arc::clone(&accepted));
         accepted
@@ -87,7 +87,7 @@ mod tests {
 
     fn claims(sub: &str, expires_at: u64) -> BearerClaims {
         BearerClaims {
-            subject: sub.into(),
+            principal: crate::Principal::new(sub),
             expires_at,
             ..BearerClaims::default()
         }
@@ -97,7 +97,10 @@ mod tests {
     fn hits_only_the_exact_unexpired_token() {
         let c = TokenCache::default();
         c.insert("a.b.c", claims("alice", 100));
-        assert_eq!(c.get("a.b.c", 99).unwrap().claims.subject, "alice");
+        assert_eq!(
+            c.get("a.b.c", 99).unwrap().claims.principal.subject,
+            "alice"
+        );
         assert!(c.get("a.b.c", 100).is_none(), "expired");
         assert!(c.get("a.b.C", 50).is_none());
         assert!(c.get("a.b.c ", 50).is_none());

@@ -30,9 +30,9 @@ fn now() -> u64 {
 
 fn session(sub: &str, sid: Option<&str>) -> Session {
     let mut s = Session::default();
-    s.subject = sub.into();
+    s.principal.subject = sub.into();
     s.sid = sid.map(Into::into);
-    s.email = Some(format!("{sub}@example.com"));
+    s.principal.email = Some(format!("{sub}@example.com"));
     s.access_token = Some(format!("access-token-of-{sub}").into());
     s.refresh_token = Some(format!("refresh-token-of-{sub}").into());
     s.created_at = now() - 100;
@@ -664,7 +664,7 @@ async fn cluster_mode_sessions_revocation_locks_and_jti() {
         "keys on every node: {per_node:?}"
     );
     for (t, sub) in &tickets {
-        assert_eq!(b.load(t).await.unwrap().unwrap().subject, *sub);
+        assert_eq!(b.load(t).await.unwrap().unwrap().principal.subject, *sub);
     }
 
     assert_eq!(b.revoke_sid("kc-1").await.unwrap(), 1);

@@ -3,19 +3,17 @@
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::HeaderValue;
-use oidc_core::Session;
-use oidc_core::authz::{Principal, Rule};
+use oidc_core::authz::Rule;
 use oidc_core::bearer::BearerClaims;
+use oidc_core::{Principal, Session};
 use serde_json::{Map, Value};
 
 /// The signed-in user of a request, put into the request extensions by
 /// [`OidcLayer`](crate::OidcLayer).
 ///
-/// It comes either from the browser session or from a validated bearer
-/// token; the accessors read the same way for both. Cheap to clone (one
+/// The core's [`Principal`] and where it came from: the browser session or a validated
+/// bearer token; the accessors read the same way for both. Cheap to clone (one
 /// reference count). Its `Debug` shows who, never a token.
 #[derive(Clone)]
 pub struct Identity {
@@ -76,104 +74,92 @@ impl Identity {
         }
     }
 
+    /// The user, as the core sees it (what rules judge).
+    #[must_use]
+    pub fn principal(&self) -> &Principal {
+        match &self.inner.source {
+            Source::Session(s) => &s.principal,
+            Source::Bearer(c) => &c.principal,
+        }
+    }
+
     /// The subject (`sub`) at the issuer.
     #[must_use]
     pub fn subject(&self) -> &str {
-        match &self.inner.source {
-            Source::Session(s) => &s.subject,
-            Source::Bearer(c) => &c.subject,
-        }
+        self.principal().subject()
     }
 
     /// The email address, if the provider released one.
     #[must_use]
     pub fn email(&self) -> Option<&str> {
-        match &self.inner.source {
-            Source::Session(s) => s.email.as_deref(),
-            Source::Bearer(c) => c.email.as_deref(),
-        }
+        self.principal().email()
     }
 
     /// `preferred_username`.
     #[must_use]
     pub fn preferred_username(&self) -> Option<&str> {
-        match &self.inner.source {
-            Source::Session(s) => s.preferred_username.as_deref(),
-            Source::Bearer(c) => c.preferred_username.as_deref(),
-        }
+        self.principal().preferred_username()
     }
 
     /// The display name (`name`).
     #[must_use]
     pub fn name(&self) -> Option<&str> {
-        match &self.inner.source {
-            Source::Session(s) => s.name.as_deref(),
-            Source::Bearer(c) => c.name.as_deref(),
-        }
+        self.principal().name()
     }
 
     /// A name to show: `preferred_username`, else `email`, else the subject.
     #[must_use]
     pub fn username(&self) -> &str {
-        self.preferred_username()
-            .or_else(|| self.email())
-            .unwrap_or_else(|| self.subject())
+        self.principal().username()
     }
 
     /// Groups, from the configured groups claim.
     #[must_use]
     pub fn groups(&self) -> &[String] {
-        match &self.inner.source {
-            Source::Session(s) => &s.groups,
-            Source::Bearer(c) => &c.groups,
-        }
+        self.principal().groups()
     }
 
     /// Keycloak realm roles.
     #[must_use]
     pub fn realm_roles(&self) -> &[String] {
-        match &self.inner.source {
-            Source::Session(s) => &s.realm_roles,
-            Source::Bearer(c) => &c.realm_roles,
-        }
+        self.principal().realm_roles()
     }
 
     /// Keycloak client roles, each as `client:role`.
     #[must_use]
     pub fn client_roles(&self) -> &[String] {
-        match &self.inner.source {
-            Source::Session(s) => &s.client_roles,
-            Source::Bearer(c) => &c.client_roles,
-        }
+        self.principal().client_roles()
+    }
+
+    /// The issuer that vouches for the user: the token's `iss`, or the engine's issuer for
+    /// a session.
+    #[must_use]
+    pub fn issuer(&self) -> Option<&str> {
+        self.principal().issuer()
     }
 
     /// `true` when the user is in `group`.
     #[must_use]
     pub fn in_group(&self, group: &str) -> bool {
-        self.groups().iter().any(|g| g == group)
+        self.principal().in_group(group)
     }
 
     /// `true` when the user has the realm role `role`.
     #[must_use]
     pub fn has_realm_role(&self, role: &str) -> bool {
-        self.realm_roles().iter().any(|r| r == role)
+        self.principal().has_realm_role(role)
     }
 
     /// `true` when the user has the client role `role` of `client`.
     #[must_use]
     pub fn has_client_role(&self, client: &str, role: &str) -> bool {
-        self.client_roles().iter().any(|cr| {
-            cr.len() == client.len() + 1 + role.len()
-                && cr.starts_with(client)
-                && cr.ends_with(role)
-                && cr.as_bytes()[client.len()] == b':'
-        })
+        self.principal().has_client_role(client, role)
     }
 
     /// `true` when `rule` lets this user through.
     #[must_use]
     pub fn satisfies(&self, rule: &Rule) -> bool {
-        rule.allows(self)
+        rule.allows(self.principal())
     }
 
     /// The raw claims: those of the access token for a bearer identity, those
@@ -184,9 +170,10 @@ impl Identity {
         match &self.inner.source {
             Source::Bearer(c) => &c.claims,
             Source::Session(s) => self.inner.session_claims.get_or_init(|| {
+                // The session's ID token was validated when the session was created.
                 s.id_token
                     .as_ref()
-                    .and_then(|t| payload(t.expose()))
+                    .and_then(|t| oidc_core::jwt::claims_unverified(t.expose()))
                     .unwrap_or_default()
             }),
         }
@@ -217,22 +204,9 @@ impl Identity {
     }
 }
 
-/// The payload of a JWT, without checking it (the session's ID token was
-/// validated when the session was created).
-fn payload(token: &str) -> Option<Map<String, Value>> {
-    let p = token.split('.').nth(1)?;
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).ok()?).ok()
-}
-
-impl Principal for Identity {
-    fn groups(&self) -> &[String] {
-        Identity::groups(self)
-    }
-    fn realm_roles(&self) -> &[String] {
-        Identity::realm_roles(self)
-    }
-    fn client_roles(&self) -> &[String] {
-        Identity::client_roles(self)
+impl AsRef<Principal> for Identity {
+    fn as_ref(&self) -> &Principal {
+        self.principal()
     }
 }
 
@@ -252,7 +226,8 @@ impl fmt::Debug for Identity {
 
 /// The signed-in user's access token, to call other services on their
 /// behalf. Put into the request extensions next to the [`Identity`] when
-/// there is one. Its `Debug` never shows the token.
+/// there is one: the session's [`oidc_core::AccessToken`] (shared with the session, not
+/// copied) or the request's own bearer token. Its `Debug` never shows the token.
 #[derive(Clone)]
 pub struct AccessToken(TokenRepr);
 
@@ -311,15 +286,18 @@ impl fmt::Debug for AccessToken {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
     fn session() -> Session {
         let mut s = Session::default();
-        s.subject = "sub-1".into();
-        s.email = Some("alice@example.com".into());
-        s.preferred_username = Some("alice".into());
-        s.groups = vec!["admins".into()];
-        s.realm_roles = vec!["admin".into()];
-        s.client_roles = vec!["nginx:editor".into()];
+        let p = &mut s.principal;
+        p.subject = "sub-1".into();
+        p.email = Some("alice@example.com".into());
+        p.preferred_username = Some("alice".into());
+        p.groups = vec!["admins".into()];
+        p.realm_roles = vec!["admin".into()];
+        p.client_roles = vec!["nginx:editor".into()];
         s.access_token = Some(oidc_core::AccessToken::new("at-secret"));
         // header {"alg":"RS256"}, payload {"sub":"sub-1","acr":"1"}
         s.id_token = Some(oidc_core::IdToken::new(format!(
@@ -355,6 +333,24 @@ mod tests {
         assert!(t.authorization().is_sensitive());
         assert_eq!(format!("{t:?}"), "AccessToken([redacted])");
         assert!(AccessToken::from_session(&Arc::new(Session::default())).is_none());
+    }
+
+    #[test]
+    fn bearer_identity_reads_the_tokens_principal() {
+        let mut c = BearerClaims::default();
+        c.principal.subject = "svc".into();
+        c.principal.issuer = Some("https://idp.example.com/realms/r".into());
+        c.principal.client_roles = vec!["api:write".into()];
+        c.claims.insert("azp".into(), "svc-client".into());
+        let id = Identity::from_bearer(c);
+        assert_eq!(id.source(), IdentitySource::Bearer);
+        assert_eq!(id.username(), "svc");
+        assert_eq!(id.issuer(), Some("https://idp.example.com/realms/r"));
+        assert!(id.has_client_role("api", "write"));
+        assert!(id.satisfies(&Rule::client_role("api", "write")));
+        assert_eq!(id.claim("azp"), Some(&Value::from("svc-client")));
+        assert!(id.session().is_none() && id.bearer_claims().is_some());
+        assert_eq!(id.principal(), id.bearer_claims().unwrap().principal());
     }
 
     #[test]

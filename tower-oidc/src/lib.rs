@@ -134,7 +134,8 @@ pub use layer::{OidcLayer, RequireRuleLayer};
 pub use service::{OidcService, RequireRule};
 
 pub use oidc_core;
-pub use oidc_core::authz::{Principal, Rule, Verdict};
+pub use oidc_core::Principal;
+pub use oidc_core::authz::{Rule, Verdict};
 pub use oidc_core::bearer::{
     BearerClaims, BearerConfigError, BearerError, BearerValidator, TrustedIssuer,
 };

@@ -343,21 +343,17 @@ fn forward_allowed(mut parts: Parts, allow: Allow) -> Authorized {
             }
         }
     }
-    let identity = match allow.bearer {
-        Some(claims) => {
-            if let Some(h) = parts.headers.get(header::AUTHORIZATION).cloned() {
-                parts.extensions.insert(AccessToken::from_authorization(h));
-            }
-            Identity::from_bearer(claims)
+    if let Some(claims) = allow.bearer {
+        if let Some(h) = parts.headers.get(header::AUTHORIZATION).cloned() {
+            parts.extensions.insert(AccessToken::from_authorization(h));
         }
-        None => {
-            if let Some(token) = AccessToken::from_session(&allow.session) {
-                parts.extensions.insert(token);
-            }
-            Identity::from_session(allow.session)
+        parts.extensions.insert(Identity::from_bearer(claims));
+    } else if let Some(session) = allow.session {
+        if let Some(token) = AccessToken::from_session(&session) {
+            parts.extensions.insert(token);
         }
-    };
-    parts.extensions.insert(identity);
+        parts.extensions.insert(Identity::from_session(session));
+    }
     Authorized::Forward {
         parts,
         response_headers: allow.response_headers,

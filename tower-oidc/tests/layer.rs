@@ -836,10 +836,10 @@ fn session_cookie(engine: &Engine, session: &tower_oidc::oidc_core::Session) -> 
 
 fn session(realm_roles: &[&str]) -> tower_oidc::oidc_core::Session {
     let mut s = tower_oidc::oidc_core::Session::default();
-    s.subject = "carol".into();
-    s.email = Some("carol@example.com".into());
-    s.preferred_username = Some("carol".into());
-    s.realm_roles = realm_roles.iter().map(|r| (*r).to_owned()).collect();
+    s.principal.subject = "carol".into();
+    s.principal.email = Some("carol@example.com".into());
+    s.principal.preferred_username = Some("carol".into());
+    s.principal.realm_roles = realm_roles.iter().map(|r| (*r).to_owned()).collect();
     s.access_token = Some("opaque-access-token".into());
     s.created_at = now();
     s.expires_at = now() + 3600;
@@ -1005,7 +1005,7 @@ async fn accepted_bearer_tokens_are_remembered_by_their_exact_text_until_exp() {
         Arc::ptr_eq(&first, &again),
         "the second answer is the cached one"
     );
-    assert_eq!(again.subject, "alice");
+    assert_eq!(again.principal.subject, "alice");
 
     // One byte of the signature changed: not the cached token, so verified, and refused.
     let mut forged = token.clone().into_bytes();

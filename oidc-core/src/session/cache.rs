@@ -48,12 +48,12 @@ pub(crate) struct Decoded {
 
 impl Decoded {
     pub(crate) fn new(session: Session, headers: HeaderMap) -> Self {
-        let s = &session;
+        let (s, p) = (&session, &session.principal);
         let strings = [
-            s.subject.as_str(),
-            s.email.as_deref().unwrap_or_default(),
-            s.preferred_username.as_deref().unwrap_or_default(),
-            s.name.as_deref().unwrap_or_default(),
+            p.subject.as_str(),
+            p.email.as_deref().unwrap_or_default(),
+            p.preferred_username.as_deref().unwrap_or_default(),
+            p.name.as_deref().unwrap_or_default(),
             s.sid.as_deref().unwrap_or_default(),
             s.id_token.as_ref().map_or("", |t| t.expose()),
             s.access_token.as_ref().map_or("", |t| t.expose()),
@@ -62,7 +62,7 @@ impl Decoded {
         .iter()
         .map(|v| v.len())
         .sum::<usize>()
-            + [&s.groups, &s.realm_roles, &s.client_roles]
+            + [&p.groups, &p.realm_roles, &p.client_roles]
                 .iter()
                 .flat_map(|l| l.iter())
                 .map(|v| v.len() + 24)
@@ -262,7 +262,7 @@ mod tests {
     fn decoded(subject: &str) -> Decoded {
         Decoded::new(
             Session {
-                subject: subject.into(),
+                principal: crate::Principal::new(subject),
                 expires_at: 1_000,
                 ..Session::default()
             },
@@ -281,7 +281,7 @@ mod tests {
         let p = c.find(&h).ok()??;
         cache
             .get(&cache.probe(&p))
-            .map(|d| d.session.subject.clone())
+            .map(|d| d.session.principal.subject.clone())
     }
 
     #[test]

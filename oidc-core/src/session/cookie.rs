@@ -287,9 +287,11 @@ mod tests {
 
     fn session(token_len: usize) -> Session {
         Session {
-            subject: "alice".into(),
-            email: Some("alice@example.com".into()),
-            groups: vec!["admins".into()],
+            principal: crate::Principal {
+                email: Some("alice@example.com".into()),
+                groups: vec!["admins".into()],
+                ..crate::Principal::new("alice")
+            },
             access_token: Some(crate::tokens::AccessToken::new("a".repeat(token_len))),
             created_at: 100,
             expires_at: 1_000,

@@ -1122,7 +1122,7 @@ impl RedisStore {
         let value = seal_session(ticket, session);
         let id = ticket.id_hex();
         let ttl_ms = millis(ttl).to_string();
-        let sub_index = self.index_key(RevocationKind::Sub, &session.subject);
+        let sub_index = self.index_key(RevocationKind::Sub, &session.principal.subject);
         let sid_index = session
             .sid
             .as_deref()
@@ -1157,7 +1157,7 @@ impl RedisStore {
                 .revoked(
                     session.sid.as_deref(),
                     session.created_at,
-                    &session.subject,
+                    &session.principal.subject,
                     session.created_at,
                 )
                 .await?
@@ -1508,7 +1508,7 @@ mod tests {
     fn sealed_values_open_only_with_their_ticket() {
         let t = Ticket::generate();
         let s = Session {
-            subject: "alice".into(),
+            principal: crate::Principal::new("alice"),
             refresh_token: Some(crate::tokens::RefreshToken::new("rt-secret")),
             ..Session::default()
         };
