@@ -129,7 +129,7 @@ async fn warns_of_insecure_tls(adapter: &Adapter) {
         .log()
         .lines()
         .into_iter()
-        .find(|l| l.contains("--ssl-insecure-skip-verify is set"))
+        .find(|l| l.contains("(--ssl-insecure-skip-verify) is set"))
         .unwrap_or_else(|| panic!("no start-up warning:\n{}", adapter.log().tail()));
     assert!(warning.contains("WARN"), "{warning}");
     let (status, body) = get(format!("http://{}/ready", adapter.bound.http)).await;
@@ -187,7 +187,11 @@ async fn provider_ca_file_logs_in_through_a_provider_behind_a_private_ca() {
         (200, "OK"),
         "no warning without the insecure flag"
     );
-    assert!(!adapter.log().contains("--ssl-insecure-skip-verify is set"));
+    assert!(
+        !adapter
+            .log()
+            .contains("(--ssl-insecure-skip-verify) is set")
+    );
 }
 
 #[tokio::test]

@@ -124,7 +124,7 @@ impl Engine {
         if config.provider_tls.insecure_skip_verify {
             tracing::warn!(
                 issuer = %config.issuer,
-                "--ssl-insecure-skip-verify is set: the identity provider's TLS certificate is NOT verified; anyone on the path can impersonate it. For testing only: give its CA with --provider-ca-file instead"
+                "ssl_insecure_skip_verify (--ssl-insecure-skip-verify) is set: the identity provider's TLS certificate is NOT verified; anyone on the path can impersonate it. For testing only: give its CA with provider_ca_files (--provider-ca-file) instead"
             );
         }
         let inner = Inner {
@@ -218,7 +218,7 @@ impl Engine {
                 Err(e) => {
                     self.inner.metrics.idp_errors.fetch_add(1, Relaxed);
                     if e.is_certificate_error() {
-                        tracing::error!(issuer = %self.inner.config.issuer, error = %chain(&e), retry_in_s = delay.as_secs(), "OIDC discovery failed: the identity provider's TLS certificate is not trusted; give the CA that signs it with --provider-ca-file (or, for testing only, --ssl-insecure-skip-verify)");
+                        tracing::error!(issuer = %self.inner.config.issuer, error = %chain(&e), retry_in_s = delay.as_secs(), "OIDC discovery failed: the identity provider's TLS certificate is not trusted; give the CA that signs it with provider_ca_files (the adapter's --provider-ca-file; for testing only, ssl_insecure_skip_verify, the adapter's --ssl-insecure-skip-verify)");
                     } else {
                         tracing::error!(issuer = %self.inner.config.issuer, error = %chain(&e), retry_in_s = delay.as_secs(), "OIDC discovery failed");
                     }

@@ -132,7 +132,7 @@ impl Metrics {
         }
         let _ = writeln!(
             out,
-            "# HELP oidc_authz_insecure_tls 1 when the identity provider's TLS certificate is not verified (--ssl-insecure-skip-verify).\n# TYPE oidc_authz_insecure_tls gauge\noidc_authz_insecure_tls {}",
+            "# HELP oidc_authz_insecure_tls 1 when the identity provider's TLS certificate is not verified (ssl_insecure_skip_verify, the adapter's --ssl-insecure-skip-verify).\n# TYPE oidc_authz_insecure_tls gauge\noidc_authz_insecure_tls {}",
             u8::from(self.insecure_tls)
         );
         out.push_str("# HELP oidc_authz_check_duration_seconds Time to decide a request.\n# TYPE oidc_authz_check_duration_seconds histogram\n");
