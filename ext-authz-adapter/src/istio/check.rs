@@ -23,6 +23,8 @@ use super::render::{
 use super::yaml::{self, Document, Lines, Node, Value};
 use crate::envoy::header_allowed;
 
+mod gateway_api;
+
 /// Every rule, with what it catches.
 pub const RULES: &[(&str, &str)] = &[
     (
@@ -76,7 +78,7 @@ pub const RULES: &[(&str, &str)] = &[
     ),
     (
         "underscore-headers",
-        "nothing sets the ingress gateway's headers_with_underscores_action (an EnvoyFilter with REJECT_REQUEST)",
+        "nothing sets the ingress gateway's (or Gateway API Gateway's) headers_with_underscores_action (an EnvoyFilter with REJECT_REQUEST)",
     ),
     (
         "header-wildcard",
@@ -136,19 +138,39 @@ pub const RULES: &[(&str, &str)] = &[
     ),
     (
         "callback-not-routed",
-        "no VirtualService route for the callback path on a protected host",
+        "no VirtualService or HTTPRoute rule for the callback path on a protected host",
     ),
     (
         "prefix-route",
-        "the adapter's prefix (`/oauth2/`) of a protected host routed to the application, not the adapter",
+        "the adapter's prefix (`/oauth2/`) of a protected host routed to the application, not the adapter (VirtualService or HTTPRoute)",
     ),
     (
         "rewrite-strips-prefix",
-        "a VirtualService rewrite that strips /oauth2 on the way to the adapter",
+        "a VirtualService rewrite or HTTPRoute URLRewrite that strips /oauth2 on the way to the adapter",
     ),
     (
         "destination-port",
-        "a VirtualService destination port that the Service does not expose",
+        "a VirtualService destination or HTTPRoute backendRef port that the Service does not expose",
+    ),
+    (
+        "route-parent",
+        "an HTTPRoute parentRef naming a Gateway API Gateway that is not among the files, is in another namespace, or has no such listener (sectionName)",
+    ),
+    (
+        "route-hosts-do-not-meet",
+        "an HTTPRoute hostname that no listener of its parent Gateway serves",
+    ),
+    (
+        "policy-target",
+        "a CUSTOM policy's targetRefs naming a Gateway that is not among the files, or in another namespace, or not of group gateway.networking.k8s.io",
+    ),
+    (
+        "policy-hosts",
+        "an HTTPRoute hostname on the Gateway a CUSTOM policy targets that the policy does not check",
+    ),
+    (
+        "waypoint-underscore-headers",
+        "a CUSTOM policy on an ambient waypoint, for which nothing refuses header names with underscores (no verified equivalent of the gateway's EnvoyFilter)",
     ),
     (
         "grpc-port-name",
@@ -278,6 +300,18 @@ impl<'a> Res<'a> {
 
     fn is(&self, kind: &str) -> bool {
         self.kind.eq_ignore_ascii_case(kind)
+    }
+
+    /// Whether this is a Gateway API object (`gateway.networking.k8s.io/...`), not Istio's.
+    fn is_gateway_api(&self) -> bool {
+        self.root
+            .str_at(&["apiVersion"])
+            .is_some_and(|v| v.starts_with("gateway.networking.k8s.io/"))
+    }
+
+    /// An Istio `Gateway` (networking.istio.io), not the Gateway API's.
+    fn is_istio_gateway(&self) -> bool {
+        self.is("Gateway") && !self.is_gateway_api()
     }
 
     fn name(&self) -> &str {
@@ -491,6 +525,15 @@ pub fn check_sources(sources: &[Source], opts: &CheckOptions) -> Vec<Finding> {
     virtual_services(
         &mut out,
         &resources,
+        &protected,
+        &adapter_services,
+        &proxy_prefix,
+        &callback,
+    );
+    gateway_api::check(
+        &mut out,
+        &resources,
+        &policies,
         &protected,
         &adapter_services,
         &proxy_prefix,
@@ -1575,13 +1618,18 @@ fn policy_selector<'a>(policy: &Policy<'a>) -> Labels<'a> {
         .collect()
 }
 
+/// An EnvoyFilter's patch setting `headers_with_underscores_action`: the filter, the action's
+/// node, whether the patch applies to gateways (`NETWORK_FILTER`, context `GATEWAY` or `ANY`),
+/// and the patch.
+type UnderscoreSetting<'a> = (&'a Res<'a>, &'a Node, bool, &'a Node);
+
 /// Every CUSTOM policy's gateway must refuse (or drop) header names with underscores: an
 /// EnvoyFilter merging `headers_with_underscores_action` into its HTTP connection manager.
 /// Checked when the files hold the setup (a mesh config declaring an ext_authz provider and
 /// the policy).
 fn underscore_headers(out: &mut Out, resources: &[Res], policies: &[Policy], opts: &CheckOptions) {
-    // `(filter, its action node, whether the patch applies to gateways)`.
-    let mut settings: Vec<(&Res, &Node, bool)> = Vec::new();
+    // `(filter, its action node, whether the patch applies to gateways, the patch)`.
+    let mut settings: Vec<UnderscoreSetting> = Vec::new();
     for filter in resources.iter().filter(|r| r.is("EnvoyFilter")) {
         for patch in filter
             .spec
@@ -1623,12 +1671,16 @@ fn underscore_headers(out: &mut Out, resources: &[Res], policies: &[Policy], opt
                     format!("headers_with_underscores_action: {HEADERS_WITH_UNDERSCORES_ACTION}"),
                 );
             }
-            settings.push((filter, action, gateway));
+            settings.push((filter, action, gateway, patch));
         }
     }
+    gateway_api::underscore_headers(out, resources, policies, &settings, opts);
     // The gateways already judged: `(namespace, selector labels)`.
     let mut seen: Vec<(Option<&str>, Labels)> = Vec::new();
-    for policy in policies.iter().filter(|p| p.is_custom()) {
+    for policy in policies
+        .iter()
+        .filter(|p| p.is_custom() && gateway_api::target_refs(p).is_empty())
+    {
         let selector = policy_selector(policy);
         let key = (policy.res.namespace, selector.clone());
         if seen.contains(&key) {
@@ -1648,7 +1700,7 @@ fn underscore_headers(out: &mut Out, resources: &[Res], policies: &[Policy], opt
                 .collect();
             in_namespace && labels.iter().all(|l| selector.contains(l))
         };
-        let covered = settings.iter().any(|(filter, action, gateway)| {
+        let covered = settings.iter().any(|(filter, action, gateway, _)| {
             *gateway
                 && matches!(action.as_str(), Some("REJECT_REQUEST" | "DROP_HEADER"))
                 && applies(filter)
@@ -1658,8 +1710,8 @@ fn underscore_headers(out: &mut Out, resources: &[Res], policies: &[Policy], opt
         }
         let elsewhere: Vec<String> = settings
             .iter()
-            .filter(|(_, action, _)| action.as_str() != Some("ALLOW"))
-            .map(|(filter, action, _)| {
+            .filter(|(_, action, ..)| action.as_str() != Some("ALLOW"))
+            .map(|(filter, action, ..)| {
                 format!(
                     "EnvoyFilter {} ({}:{}) does not apply to this gateway (its namespace, workloadSelector, applyTo or context)",
                     filter.id(),
@@ -1799,7 +1851,7 @@ fn virtual_services(
     prefix: &str,
     callback: &str,
 ) {
-    let gateways: Vec<&Res> = resources.iter().filter(|r| r.is("Gateway")).collect();
+    let gateways: Vec<&Res> = resources.iter().filter(|r| r.is_istio_gateway()).collect();
     for vs in resources.iter().filter(|r| r.is("VirtualService")) {
         let Some(spec) = vs.spec else { continue };
         let hosts = list(spec.get_ci("hosts"));
@@ -2138,7 +2190,11 @@ fn backchannel_logout(
             })
             .collect();
         let destination = |method: &str, path: &str| {
-            let (vs, route) = routes.iter().find(|(_, r)| route_takes(r, method, path))?;
+            let Some((vs, route)) = routes.iter().find(|(_, r)| route_takes(r, method, path))
+            else {
+                // The HTTPRoutes of this host, if any.
+                return gateway_api::destination(resources, &host, adapter_services, method, path);
+            };
             let dest = route
                 .get_ci("route")
                 .map(Node::items)

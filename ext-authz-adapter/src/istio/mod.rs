@@ -20,12 +20,12 @@ use std::process::ExitCode;
 use clap::{Parser, ValueEnum};
 
 pub use check::{CheckOptions, Finding, Source, check_sources};
-pub use render::{MeshFormat, Mode, Part, Settings, render, render_parts};
+pub use render::{Ingress, MeshFormat, Mode, Part, Settings, render, render_parts};
 
 /// Prints the Istio resources for the adapter (mesh config extensionProviders entry and path
-/// normalisation, Gateway, VirtualService, CUSTOM AuthorizationPolicy, the gateway's
-/// EnvoyFilter for header names with underscores, Service), or checks existing manifests with
-/// --check.
+/// normalisation, Gateway, VirtualService or HTTPRoute, CUSTOM AuthorizationPolicy, the
+/// gateway's EnvoyFilter for header names with underscores, Service), or checks existing
+/// manifests with --check.
 #[derive(Debug, Parser)]
 #[command(
     name = "ext-authz-adapter istio",
@@ -35,6 +35,8 @@ pub use render::{MeshFormat, Mode, Part, Settings, render, render_parts};
       ext-authz-adapter istio --provider-name oidc-authz --namespace oidc-authz \\\n    \
         --host nginx.example.com --gateway nginx/nginx-gateway \\\n    \
         --app-service hello-nginx.nginx --app-port 80 --with-service | kubectl apply -f -\n  \
+      ext-authz-adapter istio --ingress gateway-api --host nginx.example.com \\\n    \
+        --gateway nginx/nginx-gateway --app-service hello-nginx.nginx | kubectl apply -f -\n  \
       ext-authz-adapter istio --check deploy/istio/ mesh.yaml\n  \
       helm template my-release deploy/helm/ext-authz-adapter | ext-authz-adapter istio --check -"
 )]
@@ -64,13 +66,20 @@ pub struct IstioArgs {
     #[arg(long = "host", value_name = "HOST")]
     pub hosts: Vec<String>,
 
+    /// How requests reach the application: Istio's ingress gateway (Gateway, VirtualService,
+    /// policy on the gateway pods' selector), a Gateway API Gateway of class `istio` (Gateway,
+    /// HTTPRoute, policy with targetRefs), or an ambient waypoint in front of --app-service
+    /// (waypoint Gateway, HTTPRoute on the Service, policy with targetRefs).
+    #[arg(long, value_enum, default_value = "istio")]
+    pub ingress: IngressArg,
+
     /// The Gateway to create, NAME or NAMESPACE/NAME (default: <provider-name>-gateway in the
-    /// application's namespace).
+    /// application's namespace; with --ingress waypoint, the waypoint: `waypoint`).
     #[arg(long, value_name = "[NAMESPACE/]NAME")]
     pub gateway: Option<String>,
 
-    /// The application's Service (NAME.NAMESPACE or its full host): the VirtualService routes
-    /// the hosts there. Without it no VirtualService is printed.
+    /// The application's Service (NAME.NAMESPACE or its full host): the VirtualService (or
+    /// HTTPRoute) routes the hosts there. Without it no VirtualService or HTTPRoute is printed.
     #[arg(long, value_name = "NAME.NAMESPACE")]
     pub app_service: Option<String>,
 
@@ -78,8 +87,8 @@ pub struct IstioArgs {
     #[arg(long, default_value_t = 80)]
     pub app_port: u16,
 
-    /// Namespace of the Gateway and VirtualService (default: the application's, else the
-    /// adapter's).
+    /// Namespace of the Gateway and VirtualService, or HTTPRoute (and with --ingress gateway-api
+    /// or waypoint, of the policy) (default: the application's, else the adapter's).
     #[arg(long)]
     pub app_namespace: Option<String>,
 
@@ -100,11 +109,12 @@ pub struct IstioArgs {
     #[arg(long, value_enum, default_value = "configmap")]
     pub mesh_format: MeshFormatArg,
 
-    /// Namespace of istiod and the ingress gateway (mesh ConfigMap, AuthorizationPolicy).
+    /// Namespace of istiod and the ingress gateway (mesh ConfigMap; with --ingress istio the
+    /// AuthorizationPolicy and EnvoyFilter).
     #[arg(long, default_value = "istio-system")]
     pub istio_namespace: String,
 
-    /// The ingress gateway pods' label KEY=VALUE (repeatable).
+    /// The ingress gateway pods' label KEY=VALUE (repeatable; --ingress istio).
     #[arg(long, value_name = "KEY=VALUE", default_value = "istio=ingressgateway")]
     pub gateway_selector: Vec<String>,
 
@@ -112,7 +122,8 @@ pub struct IstioArgs {
     #[arg(long, default_value_t = 80)]
     pub gateway_port: u16,
 
-    /// A TLS Secret in the gateway's namespace: adds an HTTPS server on 443 and redirects HTTP.
+    /// A TLS Secret in the gateway's namespace: adds an HTTPS server (listener) on 443 and
+    /// redirects HTTP.
     #[arg(long, value_name = "SECRET")]
     pub tls_credential: Option<String>,
 
@@ -164,15 +175,29 @@ pub enum ModeArg {
     Grpc,
 }
 
+/// `--ingress`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IngressArg {
+    /// Istio's ingress gateway: Gateway and VirtualService (networking.istio.io).
+    Istio,
+    /// A Gateway API Gateway (class `istio`) and HTTPRoute; the policy's targetRefs name it.
+    GatewayApi,
+    /// Ambient mode: a waypoint (class `istio-waypoint`) for --app-service; the policy's
+    /// targetRefs name it.
+    Waypoint,
+}
+
 /// `--only`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PartArg {
     /// The mesh config (ConfigMap or IstioOperator).
     Mesh,
-    /// The Gateway.
+    /// The Gateway (Istio's, or the Gateway API's, or the waypoint).
     Gateway,
     /// The VirtualService.
     VirtualService,
+    /// The HTTPRoutes and ReferenceGrants (--ingress gateway-api or waypoint).
+    HttpRoute,
     /// The CUSTOM AuthorizationPolicy.
     Policy,
     /// The EnvoyFilter that refuses header names with underscores at the ingress gateway.
@@ -190,6 +215,7 @@ impl From<PartArg> for Part {
             PartArg::Policy => Part::Policy,
             PartArg::EnvoyFilter => Part::EnvoyFilter,
             PartArg::Service => Part::Service,
+            PartArg::HttpRoute => Part::HttpRoute,
         }
     }
 }
@@ -306,6 +332,7 @@ impl IstioArgs {
         let (gateway_ns, gateway) = match self.gateway.as_deref().map(|g| g.split_once('/')) {
             Some(Some((ns, name))) => (Some(ns.to_owned()), name.to_owned()),
             Some(None) => (None, self.gateway.clone().unwrap_or_default()),
+            None if self.ingress == IngressArg::Waypoint => (None, "waypoint".to_owned()),
             None => (None, format!("{}-gateway", self.provider_name)),
         };
         let app_namespace = self
@@ -315,7 +342,7 @@ impl IstioArgs {
             .or_else(|| app_service.as_ref().map(|(_, ns)| ns.clone()))
             .unwrap_or_else(|| self.namespace.clone());
         if gateway_ns.is_some_and(|ns| ns != app_namespace) {
-            return Err("--gateway NAMESPACE/NAME: the Gateway goes in the VirtualService's namespace (--app-namespace)".to_owned());
+            return Err("--gateway NAMESPACE/NAME: the Gateway goes in the VirtualService's (HTTPRoute's) namespace (--app-namespace)".to_owned());
         }
         if !names::is_dns1123_subdomain(&gateway) {
             return Err(format!("--gateway {gateway:?} is not a valid name"));
@@ -327,6 +354,11 @@ impl IstioArgs {
             port: self.port,
             grpc_port: self.grpc_port,
             hosts: self.hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
+            ingress: match self.ingress {
+                IngressArg::Istio => Ingress::Istio,
+                IngressArg::GatewayApi => Ingress::GatewayApi,
+                IngressArg::Waypoint => Ingress::Waypoint,
+            },
             gateway,
             app_namespace,
             app_service: app_service.map(|(name, ns)| format!("{name}.{ns}.svc.cluster.local")),

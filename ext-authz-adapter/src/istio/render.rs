@@ -3,6 +3,8 @@
 
 use std::fmt::Write as _;
 
+mod gateway_api;
+
 use crate::envoy::{
     BACKCHANNEL_LOGOUT, HEADERS_TO_DOWNSTREAM_ON_ALLOW, HEADERS_TO_DOWNSTREAM_ON_DENY,
     HEADERS_TO_UPSTREAM_ON_ALLOW, INCLUDE_REQUEST_HEADERS_IN_CHECK,
@@ -34,6 +36,22 @@ pub enum Mode {
     Grpc,
 }
 
+/// How requests reach the application, hence which objects route them and what the CUSTOM
+/// policy attaches to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ingress {
+    /// Istio's ingress gateway: an Istio `Gateway` and `VirtualService`, the policy on the
+    /// gateway pods' `selector` in istiod's namespace.
+    Istio,
+    /// A Gateway API `Gateway` of class `istio` and an `HTTPRoute`, the policy's `targetRefs`
+    /// naming that Gateway (in its namespace).
+    GatewayApi,
+    /// Ambient mode: a waypoint (a Gateway API `Gateway` of class `istio-waypoint`) in front of
+    /// the application's Service, an `HTTPRoute` whose parent is that Service, the policy's
+    /// `targetRefs` naming the waypoint.
+    Waypoint,
+}
+
 /// How the mesh config's `extensionProviders` entry is printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MeshFormat {
@@ -58,7 +76,9 @@ pub struct Settings {
     pub grpc_port: u16,
     /// The protected hosts.
     pub hosts: Vec<String>,
-    /// The Gateway's name.
+    /// How requests reach the application.
+    pub ingress: Ingress,
+    /// The Gateway's name (the waypoint's, in ambient mode).
     pub gateway: String,
     /// The namespace of the Gateway and the VirtualService.
     pub app_namespace: String,
@@ -105,6 +125,7 @@ impl Settings {
             port: 4180,
             grpc_port: 4181,
             hosts: vec!["nginx.example.com".to_owned()],
+            ingress: Ingress::Istio,
             gateway: "nginx-gateway".to_owned(),
             app_namespace: "nginx".to_owned(),
             app_service: Some("hello-nginx.nginx.svc.cluster.local".to_owned()),
@@ -172,6 +193,11 @@ impl Settings {
             format!("--grpc-port {}", self.grpc_port),
         ];
         args.extend(self.hosts.iter().map(|h| format!("--host {h}")));
+        match self.ingress {
+            Ingress::Istio => {}
+            Ingress::GatewayApi => args.push("--ingress gateway-api".to_owned()),
+            Ingress::Waypoint => args.push("--ingress waypoint".to_owned()),
+        }
         args.push(format!("--gateway {}/{}", self.app_namespace, self.gateway));
         if let Some(app) = &self.app_service {
             args.push(format!("--app-service {app}"));
@@ -613,6 +639,9 @@ fn virtual_service(settings: &Settings, app: &str) -> Y {
     ])
 }
 
+/// The CUSTOM AuthorizationPolicy: on the ingress gateway's pods (`selector`, in istiod's
+/// namespace) for Istio's gateway, else on the Gateway API Gateway or waypoint named by
+/// `targetRefs` (in its namespace, as Istio requires).
 fn policy(settings: &Settings) -> Y {
     let mut hosts = Vec::new();
     for host in &settings.hosts {
@@ -654,15 +683,27 @@ fn policy(settings: &Settings) -> Y {
         ("kind", s("AuthorizationPolicy")),
         (
             "metadata",
-            metadata(&settings.policy_name(), &settings.istio_namespace),
+            metadata(
+                &settings.policy_name(),
+                match settings.ingress {
+                    Ingress::Istio => &settings.istio_namespace,
+                    Ingress::GatewayApi | Ingress::Waypoint => &settings.app_namespace,
+                },
+            ),
         ),
         (
             "spec",
             map(vec![
-                (
-                    "selector",
-                    map(vec![("matchLabels", labels(&settings.gateway_selector))]),
-                ),
+                match settings.ingress {
+                    Ingress::Istio => (
+                        "selector",
+                        map(vec![("matchLabels", labels(&settings.gateway_selector))]),
+                    ),
+                    Ingress::GatewayApi | Ingress::Waypoint => (
+                        "targetRefs",
+                        Y::Seq(vec![gateway_api::gateway_ref(&settings.gateway)]),
+                    ),
+                },
                 ("action", s("CUSTOM")),
                 ("provider", map(vec![("name", s(&settings.provider_name))])),
                 ("rules", Y::Seq(rules)),
@@ -672,22 +713,37 @@ fn policy(settings: &Settings) -> Y {
 }
 
 /// The EnvoyFilter that sets the ingress gateway's `headers_with_underscores_action` (the
-/// shape of Istio's own EnvoyFilter example that merges into the HTTP connection manager).
+/// shape of Istio's own EnvoyFilter example that merges into the HTTP connection manager): on
+/// the gateway's pods (`workloadSelector`, in istiod's namespace), or for a Gateway API
+/// Gateway on that Gateway (`targetRefs`, in its namespace).
 fn envoy_filter(settings: &Settings) -> Y {
+    let (namespace, attachment) = match settings.ingress {
+        Ingress::GatewayApi | Ingress::Waypoint => (
+            &settings.app_namespace,
+            (
+                "targetRefs",
+                Y::Seq(vec![gateway_api::gateway_ref(&settings.gateway)]),
+            ),
+        ),
+        Ingress::Istio => (
+            &settings.istio_namespace,
+            (
+                "workloadSelector",
+                map(vec![("labels", labels(&settings.gateway_selector))]),
+            ),
+        ),
+    };
     map(vec![
         ("apiVersion", s("networking.istio.io/v1alpha3")),
         ("kind", s("EnvoyFilter")),
         (
             "metadata",
-            metadata(&settings.envoy_filter_name(), &settings.istio_namespace),
+            metadata(&settings.envoy_filter_name(), namespace),
         ),
         (
             "spec",
             map(vec![
-                (
-                    "workloadSelector",
-                    map(vec![("labels", labels(&settings.gateway_selector))]),
-                ),
+                attachment,
                 (
                     "configPatches",
                     Y::Seq(vec![map(vec![
@@ -770,47 +826,14 @@ fn service(settings: &Settings) -> Y {
     ])
 }
 
-/// One of the printed resources (`--only`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Part {
-    /// The mesh config (ConfigMap or IstioOperator).
-    Mesh,
-    /// The Gateway.
-    Gateway,
-    /// The VirtualService.
-    VirtualService,
-    /// The CUSTOM AuthorizationPolicy.
-    Policy,
-    /// The EnvoyFilter refusing header names with underscores at the ingress gateway.
-    EnvoyFilter,
-    /// The adapter's Service.
-    Service,
-}
-
-/// The resources, as one multi-document YAML stream ready for `kubectl apply -f -`.
-pub fn render(settings: &Settings) -> String {
-    render_parts(settings, &[])
-}
-
-/// The resources in `parts` (all of them when empty).
-pub fn render_parts(settings: &Settings, parts: &[Part]) -> String {
-    let wanted = |part: Part| parts.is_empty() || parts.contains(&part);
-    let mode = match settings.mode {
-        Mode::Http => "HTTP (envoyExtAuthzHttp)",
-        Mode::Grpc => "gRPC (envoyExtAuthzGrpc)",
-    };
-    let mut out = format!(
-        "# Istio resources for the ext_authz provider {:?}, {mode}, generated by:\n\
-         #   {}\n\
-         # They agree with each other: regenerate rather than edit, and lint edits with\n\
-         #   ext-authz-adapter istio --check FILE...\n",
-        settings.provider_name,
-        settings.command_line()
-    );
-    let mut docs: Vec<(String, Y)> = Vec::new();
-    if wanted(Part::Mesh) {
-        docs.push(mesh_document(settings));
-    }
+/// Istio's ingress gateway: the Gateway, VirtualService, CUSTOM policy (on the gateway pods'
+/// selector) and the EnvoyFilter, each when `wanted`; a note in `out` for what is left out.
+fn classic_documents(
+    settings: &Settings,
+    wanted: &dyn Fn(Part) -> bool,
+    out: &mut String,
+    docs: &mut Vec<(String, Y)>,
+) {
     if wanted(Part::Gateway) {
         docs.push((
             format!(
@@ -866,6 +889,57 @@ pub fn render_parts(settings: &Settings, parts: &[Part]) -> String {
                 .to_owned(),
             envoy_filter(settings),
         ));
+    }
+}
+
+/// One of the printed resources (`--only`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// The mesh config (ConfigMap or IstioOperator).
+    Mesh,
+    /// The Gateway.
+    Gateway,
+    /// The VirtualService.
+    VirtualService,
+    /// The CUSTOM AuthorizationPolicy.
+    Policy,
+    /// The EnvoyFilter refusing header names with underscores at the ingress gateway.
+    EnvoyFilter,
+    /// The adapter's Service.
+    Service,
+    /// The Gateway API HTTPRoutes and the ReferenceGrants their backends need.
+    HttpRoute,
+}
+
+/// The resources, as one multi-document YAML stream ready for `kubectl apply -f -`.
+pub fn render(settings: &Settings) -> String {
+    render_parts(settings, &[])
+}
+
+/// The resources in `parts` (all of them when empty).
+pub fn render_parts(settings: &Settings, parts: &[Part]) -> String {
+    let wanted = |part: Part| parts.is_empty() || parts.contains(&part);
+    let mode = match settings.mode {
+        Mode::Http => "HTTP (envoyExtAuthzHttp)",
+        Mode::Grpc => "gRPC (envoyExtAuthzGrpc)",
+    };
+    let mut out = format!(
+        "# Istio resources for the ext_authz provider {:?}, {mode}, generated by:\n\
+         #   {}\n\
+         # They agree with each other: regenerate rather than edit, and lint edits with\n\
+         #   ext-authz-adapter istio --check FILE...\n",
+        settings.provider_name,
+        settings.command_line()
+    );
+    let mut docs: Vec<(String, Y)> = Vec::new();
+    if wanted(Part::Mesh) {
+        docs.push(mesh_document(settings));
+    }
+    match settings.ingress {
+        Ingress::Istio => classic_documents(settings, &wanted, &mut out, &mut docs),
+        Ingress::GatewayApi | Ingress::Waypoint => {
+            gateway_api::documents(settings, &wanted, &mut out, &mut docs);
+        }
     }
     if settings.with_service && wanted(Part::Service) {
         docs.push((

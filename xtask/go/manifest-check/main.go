@@ -9,8 +9,10 @@
 //     are checked against their CustomResourceDefinitions' structural schemas with
 //     k8s.io/apiextensions-apiserver, as the API server does: unknown (pruned) fields, the
 //     OpenAPI schema, embedded ObjectMeta and the x-kubernetes-validations CEL rules. The CRDs
-//     are Istio's own (istio.io/api's kubernetes/customresourcedefinitions.gen.yaml), read from
-//     the directory crds/ next to the executable, and any given with --crds;
+//     are Istio's own (istio.io/api's kubernetes/customresourcedefinitions.gen.yaml) and the
+//     Gateway API's standard Gateway and HTTPRoute (sigs.k8s.io/gateway-api's
+//     config/crd/standard/), read from the directory crds/ next to the executable, and any given
+//     with --crds;
 //   - Istio's mesh config (the data.mesh of istiod's ConfigMap `istio`, and an IstioOperator's
 //     spec.meshConfig) is decoded strictly into istio.io/api's MeshConfig;
 //   - every object's metadata is validated as the API server does (names, labels, annotations).
@@ -35,8 +37,8 @@ import (
 	"sort"
 	"strings"
 
-	"google.golang.org/protobuf/encoding/protojson"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	"google.golang.org/protobuf/encoding/protojson"
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
@@ -50,6 +52,7 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	structuralschema "k8s.io/apiextensions-apiserver/pkg/apiserver/schema"
 	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/cel"
+	structuraldefaulting "k8s.io/apiextensions-apiserver/pkg/apiserver/schema/defaulting"
 	schemaobjectmeta "k8s.io/apiextensions-apiserver/pkg/apiserver/schema/objectmeta"
 	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/pruning"
 	apiservervalidation "k8s.io/apiextensions-apiserver/pkg/apiserver/validation"
@@ -59,10 +62,17 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	celconfig "k8s.io/apiserver/pkg/apis/cel"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/yaml"
 )
+
+// requiredGroups are the API groups whose CRDs crds/ must hold: Istio's (istio.io/api) and the
+// Gateway API's (sigs.k8s.io/gateway-api), which xtask copies next to the executable from the
+// modules this program pins.
+var requiredGroups = []string{"networking.istio.io", "security.istio.io", gatewayv1.GroupName}
 
 // crdList is the repeatable --crds flag.
 type crdList []string
@@ -97,6 +107,10 @@ func main() {
 	}
 	if len(c.crds) == 0 {
 		fmt.Fprintf(os.Stderr, "manifest-check: no CustomResourceDefinitions loaded (expected crds/*.yaml next to the executable, or --crds)\n")
+		os.Exit(2)
+	}
+	if missing := c.missingGroups(requiredGroups); len(missing) > 0 {
+		fmt.Fprintf(os.Stderr, "manifest-check: no CustomResourceDefinition of %s loaded (expected crds/*.yaml next to the executable: rebuild with cargo xtask install)\n", strings.Join(missing, ", "))
 		os.Exit(2)
 	}
 	objects, problems := 0, 0
@@ -230,6 +244,21 @@ func (c *checker) loadCRDs(path string) error {
 	return nil
 }
 
+// missingGroups lists the groups of which no CRD is loaded.
+func (c *checker) missingGroups(groups []string) []string {
+	var missing []string
+	for _, group := range groups {
+		found := false
+		for gvk := range c.crds {
+			found = found || gvk.Group == group
+		}
+		if !found {
+			missing = append(missing, group)
+		}
+	}
+	return missing
+}
+
 type document struct {
 	index int
 	data  []byte
@@ -296,8 +325,9 @@ func (c *checker) checkDocument(doc []byte) (what, how string, problems []string
 	if err != nil {
 		return "?", "", []string{fmt.Sprintf("YAML: %v", err)}
 	}
+	// As the API server decodes: whole numbers as int64 (the CRDs' CEL rules compare them as int).
 	var obj map[string]interface{}
-	if err := yaml.Unmarshal(jsonData, &obj); err != nil || obj == nil {
+	if err := utiljson.Unmarshal(jsonData, &obj); err != nil || obj == nil {
 		return "?", "", []string{"not a YAML mapping (an object needs apiVersion, kind and metadata)"}
 	}
 	apiVersion, _ := obj["apiVersion"].(string)
@@ -452,11 +482,15 @@ func checkMetadata(obj map[string]interface{}, namespaced bool, nameFn apivalida
 }
 
 // check validates a custom resource as the API server does on create: unknown fields (what it
-// would prune), the OpenAPI schema, embedded ObjectMeta, the CEL rules and the metadata.
+// would prune), the schema's defaults, then the OpenAPI schema, embedded ObjectMeta, the CEL
+// rules and the metadata.
 func (d *crd) check(obj map[string]interface{}) []string {
 	problems := checkMetadata(obj, d.namespaced, apivalidation.NameIsDNSSubdomain)
 	pruned := runtime.DeepCopyJSON(obj)
 	unknown := pruning.PruneWithOptions(pruned, d.structural, true, structuralschema.UnknownFieldPathOptions{TrackUnknownFieldPaths: true})
+	// The schema's defaults, which the API server applies before validating (the Gateway API's
+	// CEL rules read defaulted fields such as a backendRef's group and kind).
+	structuraldefaulting.Default(pruned, d.structural)
 	sort.Strings(unknown)
 	for _, path := range unknown {
 		problems = append(problems, fmt.Sprintf("unknown field %q", path))

@@ -5,9 +5,10 @@
 //! Built with `go build` from the repository's sources (`go.mod`/`go.sum` pin every module; the
 //! build refuses to change them) into `<cache>/manifest-check-<hash>/`, keyed by a hash of its
 //! sources and the `go version`, so a warm cache skips the build. Istio's CRDs
-//! (`kubernetes/customresourcedefinitions.gen.yaml` of the pinned istio.io/api) are copied
-//! next to it into `crds/`, where the checker reads them. Exported as
-//! `OIDC_AUTHZ_MANIFEST_CHECK`.
+//! (`kubernetes/customresourcedefinitions.gen.yaml` of the pinned istio.io/api) and the Gateway
+//! API's standard Gateway, HTTPRoute and ReferenceGrant CRDs (`config/crd/standard/` of the
+//! pinned sigs.k8s.io/gateway-api) are copied next to it into `crds/`, where the checker reads
+//! them. Exported as `OIDC_AUTHZ_MANIFEST_CHECK`.
 
 use std::path::{Path, PathBuf};
 
@@ -117,7 +118,38 @@ fn install(source: &Path, dir: &Path) -> Result<(), String> {
     result
 }
 
-/// Builds the binary into `staging` and copies istio.io/api's CRDs into `staging/crds/`.
+/// The Gateway API CRDs the checker knows: the kinds `ext-authz-adapter istio --ingress
+/// gateway-api|waypoint` renders (the standard channel's files, without the
+/// ValidatingAdmissionPolicy that shares the directory).
+const GATEWAY_API_CRDS: &[&str] = &["gateways", "httproutes", "referencegrants"];
+
+/// The directory and version of a Go module the checker pins (`go list -m`).
+fn module_dir(source: &Path, module: &str) -> Result<(String, PathBuf), String> {
+    let listed = go_build::go_output(
+        go_build::go_command()?
+            .args(["list", "-m", "-f", "{{.Version}} {{.Dir}}", module])
+            .current_dir(source),
+    )?;
+    let (version, dir) = listed
+        .split_once(' ')
+        .filter(|(_, d)| !d.is_empty())
+        .ok_or_else(|| format!("`go list -m {module}` said {listed:?}"))?;
+    Ok((version.to_owned(), PathBuf::from(dir)))
+}
+
+/// Copies one CRD file into `crds/`.
+fn copy_crds(from: &Path, to: &Path) -> Result<(), String> {
+    std::fs::copy(from, to).map(drop).map_err(|e| {
+        format!(
+            "cannot copy the CRDs {} to {}: {e}",
+            from.display(),
+            to.display()
+        )
+    })
+}
+
+/// Builds the binary into `staging` and copies istio.io/api's and sigs.k8s.io/gateway-api's
+/// CRDs into `staging/crds/`.
 fn build(source: &Path, staging: &Path) -> Result<(), String> {
     let crds = staging.join("crds");
     std::fs::create_dir_all(&crds).map_err(|e| format!("cannot create {}: {e}", crds.display()))?;
@@ -130,24 +162,20 @@ fn build(source: &Path, staging: &Path) -> Result<(), String> {
             .arg(".")
             .current_dir(source),
     )?;
-    let istio = go_build::go_output(
-        go_build::go_command()?
-            .args(["list", "-m", "-f", "{{.Version}} {{.Dir}}", "istio.io/api"])
-            .current_dir(source),
+    let (version, istio) = module_dir(source, "istio.io/api")?;
+    copy_crds(
+        &istio.join("kubernetes/customresourcedefinitions.gen.yaml"),
+        &crds.join(format!("istio-api-{version}.yaml")),
     )?;
-    let (version, module_dir) = istio
-        .split_once(' ')
-        .filter(|(_, d)| !d.is_empty())
-        .ok_or_else(|| format!("`go list -m istio.io/api` said {istio:?}"))?;
-    let from = Path::new(module_dir).join("kubernetes/customresourcedefinitions.gen.yaml");
-    let to = crds.join(format!("istio-api-{version}.yaml"));
-    std::fs::copy(&from, &to).map_err(|e| {
-        format!(
-            "cannot copy Istio's CRDs {} to {}: {e}",
-            from.display(),
-            to.display()
-        )
-    })?;
+    let (version, gateway_api) = module_dir(source, "sigs.k8s.io/gateway-api")?;
+    for kind in GATEWAY_API_CRDS {
+        copy_crds(
+            &gateway_api.join(format!(
+                "config/crd/standard/gateway.networking.k8s.io_{kind}.yaml"
+            )),
+            &crds.join(format!("gateway-api-{version}-{kind}.yaml")),
+        )?;
+    }
     if is_installed(staging) {
         Ok(())
     } else {
