@@ -1195,3 +1195,330 @@ fn the_manifest_reader_rejects_what_kubectl_rejects() {
         }
     }
 }
+
+/// The Gateway API ways in (`--ingress gateway-api`, `--ingress waypoint`) rendered with
+/// several settings.
+fn gateway_api_variants() -> Vec<Settings> {
+    use ext_authz_adapter::istio::Ingress;
+    let gateway_api = Settings {
+        ingress: Ingress::GatewayApi,
+        ..Settings::seed()
+    };
+    vec![
+        gateway_api.clone(),
+        Settings {
+            mode: Mode::Grpc,
+            ..gateway_api.clone()
+        },
+        Settings {
+            hosts: vec![
+                "app.example.com".to_owned(),
+                "*.apps.example.com".to_owned(),
+            ],
+            tls_credential: Some("app-tls".to_owned()),
+            skip_paths: vec!["/healthz".to_owned()],
+            proxy_prefix: "/auth".to_owned(),
+            callback_path: "/auth/callback".to_owned(),
+            ..gateway_api.clone()
+        },
+        Settings {
+            app_service: None,
+            with_service: false,
+            ..gateway_api
+        },
+    ]
+}
+
+fn waypoint_settings() -> Settings {
+    Settings {
+        ingress: ext_authz_adapter::istio::Ingress::Waypoint,
+        hosts: vec!["hello-nginx.nginx.svc.cluster.local".to_owned()],
+        gateway: "waypoint".to_owned(),
+        ..Settings::seed()
+    }
+}
+
+fn check_text(yaml: &str, settings: &Settings) -> Vec<Finding> {
+    let mut sources = vec![Source {
+        name: "generated.yaml".to_owned(),
+        text: yaml.to_owned(),
+    }];
+    // With the IdP's route, as in a cluster.
+    sources.extend(read_sources(&[repo_root().join("deploy/istio/keycloak.yaml")]).unwrap());
+    let options = CheckOptions {
+        proxy_prefix: Some(settings.proxy_prefix.clone()),
+        callback_path: Some(settings.callback_path.clone()),
+        ..CheckOptions::default()
+    };
+    check_sources(&sources, &options)
+}
+
+/// The 1-based line of the first line of `yaml` containing `needle`, after line `after`.
+fn line_of(yaml: &str, after: usize, needle: &str) -> usize {
+    yaml.lines()
+        .enumerate()
+        .skip(after)
+        .find(|(_, l)| l.contains(needle))
+        .map(|(i, _)| i + 1)
+        .unwrap_or_else(|| panic!("{needle:?} not found after line {after}:\n{yaml}"))
+}
+
+#[test]
+fn the_gateway_api_output_has_no_finding_and_the_waypoint_only_its_warning() {
+    for settings in gateway_api_variants() {
+        let yaml = render(&settings);
+        let findings = check_text(&yaml, &settings);
+        assert!(findings.is_empty(), "{yaml}\n{}", show(&findings));
+        // The command line in the header gives the same settings back.
+        use clap::Parser;
+        let line = settings.command_line();
+        let args = line.split(' ').skip(2).map(|w| w.trim_matches('\''));
+        let parsed = ext_authz_adapter::istio::IstioArgs::try_parse_from(
+            std::iter::once("istio").chain(args),
+        )
+        .unwrap()
+        .settings()
+        .unwrap();
+        assert_eq!(parsed, settings, "{line}");
+    }
+    // No verified way makes a waypoint refuse header names with underscores: one warning, at
+    // the policy's action.
+    let settings = waypoint_settings();
+    let yaml = render(&settings);
+    let findings = check_text(&yaml, &settings);
+    let policy = line_of(&yaml, 0, "kind: AuthorizationPolicy");
+    assert_eq!(
+        located(&findings),
+        [(
+            "generated.yaml".to_owned(),
+            line_of(&yaml, policy, "action: CUSTOM"),
+            "waypoint-underscore-headers"
+        )],
+        "{yaml}\n{}",
+        show(&findings)
+    );
+}
+
+/// The Gateway API output with one mistake at a time: each rule fires at its line, alone.
+#[test]
+fn broken_gateway_api_objects_are_reported_at_their_line() {
+    let settings = gateway_api_variants().remove(0);
+    let yaml = render(&settings);
+    let route = line_of(&yaml, 0, "kind: HTTPRoute");
+    let policy = line_of(&yaml, 0, "kind: AuthorizationPolicy");
+    let filter = line_of(&yaml, 0, "kind: EnvoyFilter");
+    let broken = |from: &str, to: &str, after: usize| -> Vec<Finding> {
+        let at = yaml
+            .match_indices(from)
+            .map(|(i, _)| i)
+            .find(|i| yaml[..*i].lines().count() >= after)
+            .unwrap_or_else(|| panic!("{from:?} not found after line {after}"));
+        let edited = format!("{}{to}{}", &yaml[..at], &yaml[at + from.len()..]);
+        check_text(&edited, &settings)
+    };
+    let one = |findings: Vec<Finding>, line: usize, rule: &str, fix: &str| {
+        assert_eq!(
+            located(&findings),
+            [("generated.yaml".to_owned(), line, rule)],
+            "\n{}",
+            show(&findings)
+        );
+        assert!(findings[0].fix.contains(fix), "{}", findings[0]);
+    };
+    // A URLRewrite on the prefix's rule: the adapter gets /callback.
+    let prefix_rule = line_of(&yaml, route, "- name: oidc-endpoints");
+    one(
+        broken(
+            "  - name: oidc-endpoints\n",
+            "  - name: oidc-endpoints\n    filters:\n    - type: URLRewrite\n      urlRewrite:\n        path:\n          type: ReplacePrefixMatch\n          replacePrefixMatch: /\n",
+            route,
+        ),
+        prefix_rule + 2,
+        "rewrite-strips-prefix",
+        "remove the filter",
+    );
+    // The prefix's rule sending to the application.
+    let backend = line_of(&yaml, prefix_rule, "- name: ext-authz-adapter");
+    one(
+        broken(
+            "    - name: ext-authz-adapter\n      namespace: oidc-authz\n      port: 4180\n  - name: app",
+            "    - name: hello-nginx\n      port: 80\n  - name: app",
+            route,
+        ),
+        backend,
+        "prefix-route",
+        "value: /oauth2",
+    );
+    // The policy's notPaths taking every endpoint out of the check.
+    // (The second rule, which checks only the logout path, is reported too: as for the
+    // classic policy.)
+    let not_paths = line_of(&yaml, policy, "notPaths:");
+    let findings = broken(
+        "notPaths: [\"/oauth2/backchannel-logout\"]",
+        "notPaths: [\"/oauth2/*\"]",
+        policy,
+    );
+    assert_eq!(
+        located(&findings),
+        [
+            (
+                "generated.yaml".to_owned(),
+                not_paths,
+                "callback-not-checked"
+            ),
+            (
+                "generated.yaml".to_owned(),
+                line_of(&yaml, not_paths, "paths: ["),
+                "callback-not-checked"
+            ),
+        ],
+        "\n{}",
+        show(&findings)
+    );
+    assert!(
+        findings[0]
+            .fix
+            .contains("remove \"/oauth2/*\" from notPaths"),
+        "{}",
+        findings[0]
+    );
+    // targetRefs naming a Gateway that is not among the files.
+    let target = line_of(&yaml, policy, "name: nginx-gateway");
+    one(
+        broken("    name: nginx-gateway\n", "    name: nginx-gw\n", policy),
+        target,
+        "policy-target",
+        "name: nginx-gateway",
+    );
+    // ... or of another group.
+    one(
+        broken(
+            "group: gateway.networking.k8s.io\n    name: nginx-gateway\n  action",
+            "group: networking.istio.io\n    name: nginx-gateway\n  action",
+            policy,
+        ),
+        target,
+        "policy-target",
+        "set group: gateway.networking.k8s.io",
+    );
+    // ... or the policy in another namespace than its Gateway.
+    let findings = broken(
+        "  namespace: nginx\n",
+        "  namespace: istio-system\n",
+        policy,
+    );
+    assert_eq!(
+        located(&findings),
+        [("generated.yaml".to_owned(), target, "policy-target")],
+        "\n{}",
+        show(&findings)
+    );
+    assert!(
+        findings[0].fix.contains("namespace nginx"),
+        "{}",
+        findings[0]
+    );
+    // A parentRef to another Gateway.
+    let parent = line_of(&yaml, route, "- name: nginx-gateway");
+    one(
+        broken(
+            "  - name: nginx-gateway\n",
+            "  - name: other-gateway\n",
+            route,
+        ),
+        parent,
+        "route-parent",
+        "parentRefs: [{name: nginx-gateway}]",
+    );
+    // ... or to a listener it does not have.
+    one(
+        broken(
+            "  - name: nginx-gateway\n",
+            "  - name: nginx-gateway\n    sectionName: https\n",
+            route,
+        ),
+        parent + 1,
+        "route-parent",
+        "listener names",
+    );
+    // A hostname the Gateway does not serve (and that the policy does not check).
+    let hostname = line_of(&yaml, route, "- nginx.example.com");
+    let findings = broken("  - nginx.example.com\n", "  - www.example.com\n", route);
+    assert_eq!(
+        located(&findings),
+        [
+            (
+                "generated.yaml".to_owned(),
+                hostname,
+                "route-hosts-do-not-meet"
+            ),
+            ("generated.yaml".to_owned(), hostname, "policy-hosts"),
+        ],
+        "\n{}",
+        show(&findings)
+    );
+    // A hostname the Gateway serves but the policy does not check: served without a login.
+    let edited = yaml
+        .replacen(
+            "    hostname: nginx.example.com\n",
+            "    hostname: \"*.example.com\"\n",
+            1,
+        )
+        .replacen(
+            "  - nginx.example.com\n  rules:",
+            "  - nginx.example.com\n  - www.example.com\n  rules:",
+            1,
+        );
+    let findings = check_text(&edited, &settings);
+    assert_eq!(
+        located(&findings),
+        [("generated.yaml".to_owned(), hostname + 1, "policy-hosts")],
+        "\n{}",
+        show(&findings)
+    );
+    assert!(
+        findings[0].fix.contains("\"www.example.com:*\""),
+        "{}",
+        findings[0]
+    );
+    // The back-channel logout's rule sending the unchecked POST to the application.
+    let logout_backend = line_of(&yaml, route, "- name: ext-authz-adapter");
+    let findings = broken(
+        "    - name: ext-authz-adapter\n      namespace: oidc-authz\n      port: 4180\n  - name: oidc-endpoints",
+        "    - name: hello-nginx\n      port: 80\n  - name: oidc-endpoints",
+        route,
+    );
+    assert_eq!(
+        located(&findings),
+        [(
+            "generated.yaml".to_owned(),
+            line_of(&yaml, policy, "rules:"),
+            "backchannel-logout-route"
+        )],
+        "{logout_backend}\n{}",
+        show(&findings)
+    );
+    // A backendRef port the adapter's Service does not expose.
+    let port = line_of(&yaml, prefix_rule, "port: 4180");
+    one(
+        broken(
+            "      port: 4180\n  - name: app",
+            "      port: 8080\n  - name: app",
+            route,
+        ),
+        port,
+        "destination-port",
+        "port: 4180",
+    );
+    // The EnvoyFilter on another Gateway: nothing refuses underscores at this one.
+    one(
+        broken(
+            "    name: nginx-gateway\n",
+            "    name: other-gateway\n",
+            filter,
+        ),
+        line_of(&yaml, policy, "action: CUSTOM"),
+        "underscore-headers",
+        "targetRefs: [{kind: Gateway, group: gateway.networking.k8s.io, name: nginx-gateway}]",
+    );
+}

@@ -762,3 +762,99 @@ fn the_seeds_schema_mistakes_are_found_and_its_fixed_copy_passes() {
         ],
     );
 }
+
+/// What `istio --ingress gateway-api` prints (the Gateway API's standard CRDs of
+/// sigs.k8s.io/gateway-api v1.6.3 for Gateway, HTTPRoute and ReferenceGrant; Istio's for the
+/// policy with targetRefs and the EnvoyFilter).
+const GATEWAY_API_KINDS: &[&str] = &[
+    "ConfigMap",
+    "Gateway",
+    "HTTPRoute",
+    "ReferenceGrant",
+    "AuthorizationPolicy",
+    "EnvoyFilter",
+];
+
+#[test]
+fn the_renderers_gateway_api_and_waypoint_output_is_valid() {
+    let service = with(GATEWAY_API_KINDS, &["Service"]);
+    let tls = with(GATEWAY_API_KINDS, &["HTTPRoute"]);
+    let waypoint: &[&str] = &[
+        "ConfigMap",
+        "Gateway",
+        "HTTPRoute",
+        "ReferenceGrant",
+        "AuthorizationPolicy",
+    ];
+    let cases: &[(&[&str], &[&str])] = &[
+        (&["--ingress", "gateway-api", "--with-service"], &service),
+        (
+            &[
+                "--ingress",
+                "gateway-api",
+                "--mode",
+                "grpc",
+                "--with-service",
+            ],
+            &service,
+        ),
+        // HTTPS listeners, and the HTTP listeners' redirect route.
+        (
+            &[
+                "--ingress",
+                "gateway-api",
+                "--tls-credential",
+                "nginx-tls",
+                "--host",
+                "*.apps.example.com",
+                "--skip-path",
+                "/healthz",
+            ],
+            &tls,
+        ),
+        (&["--ingress", "waypoint"], waypoint),
+    ];
+    for (args, kinds) in cases {
+        assert_valid(&format!("istio {args:?}"), &render(args), kinds);
+    }
+}
+
+#[test]
+fn broken_gateway_api_objects_fail_the_checker() {
+    let yaml = render(&["--ingress", "gateway-api"]);
+    let cases = [
+        // The OpenAPI schema: an enum.
+        (
+            "        type: PathPrefix\n",
+            "        type: Prefix\n",
+            "HTTPRoute nginx/nginx-example-com: spec.rules[1].matches[0].path.type: Unsupported value: \"Prefix\"",
+        ),
+        // A required field.
+        (
+            "  gatewayClassName: istio\n",
+            "",
+            "Gateway nginx/nginx-gateway: spec.gatewayClassName: Required value",
+        ),
+        // Unknown (pruned) fields.
+        (
+            "  hostnames:\n",
+            "  hostname:\n",
+            "HTTPRoute nginx/nginx-example-com: unknown field \"spec.hostname\"",
+        ),
+        // A CEL rule that reads defaulted fields (a backendRef's kind): a Service needs a port.
+        (
+            "      port: 80\n",
+            "",
+            "HTTPRoute nginx/nginx-example-com: spec.rules[2].backendRefs[0]: Invalid value: Must have port for Service reference",
+        ),
+        // A CEL rule comparing integers: two listeners on the same port, protocol and host.
+        (
+            "    protocol: HTTP\n",
+            "    protocol: HTTP\n  - name: http-2\n    hostname: nginx.example.com\n    port: 80\n    protocol: HTTP\n",
+            "Combination of port, protocol and hostname must be unique for each listener",
+        ),
+    ];
+    for (from, to, problem) in cases {
+        assert_invalid(to, &break_once(&yaml, from, to), &[problem]);
+    }
+}

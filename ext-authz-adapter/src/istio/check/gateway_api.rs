@@ -727,10 +727,14 @@ pub(super) fn underscore_headers(
                 continue;
             }
             seen.push(key);
-            let waypoint = known
+            let gateway = known
                 .iter()
-                .find(|g| g.name() == target.name && same_ns(g.namespace, policy.res.namespace))
-                .is_some_and(|g| is_waypoint(g));
+                .find(|g| g.name() == target.name && same_ns(g.namespace, policy.res.namespace));
+            if gateway.is_none() && !known.is_empty() {
+                // A target that is not among the files: `policy-target`.
+                continue;
+            }
+            let waypoint = gateway.is_some_and(|g| is_waypoint(g));
             let covered = settings.iter().any(|(filter, action, gateway, patch)| {
                 let context_fits = *gateway
                     || (waypoint
