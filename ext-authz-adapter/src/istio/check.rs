@@ -772,6 +772,25 @@ const FIELDS: &[&str] = &[
     "workloadSelector",
     "configPatches",
     "applyTo",
+    // The Gateway API (Gateway, HTTPRoute, ReferenceGrant) and targetRefs.
+    "targetRefs",
+    "group",
+    "gatewayClassName",
+    "listeners",
+    "hostnames",
+    "parentRefs",
+    "sectionName",
+    "backendRefs",
+    "matches",
+    "method",
+    "filters",
+    "urlRewrite",
+    "requestRedirect",
+    "replacePrefixMatch",
+    "replaceFullPath",
+    "statusCode",
+    "certificateRefs",
+    "allowedRoutes",
 ];
 
 /// Maps whose keys are data (labels, header names, ConfigMap keys), not field names.
