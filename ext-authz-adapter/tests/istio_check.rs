@@ -1349,6 +1349,17 @@ fn broken_gateway_api_objects_are_reported_at_their_line() {
         "prefix-route",
         "value: /oauth2",
     );
+    // The Gateway API orders rules by their matches, not as written: the catch-all first
+    // changes nothing.
+    let app_rule = "  - name: app\n    backendRefs:\n    - name: hello-nginx\n      port: 80\n";
+    let reordered = yaml.replacen(app_rule, "", 1).replacen(
+        "  rules:\n  - name: oidc-backchannel-logout",
+        &format!("  rules:\n{app_rule}  - name: oidc-backchannel-logout"),
+        1,
+    );
+    assert_ne!(reordered, yaml);
+    let findings = check_text(&reordered, &settings);
+    assert!(findings.is_empty(), "{reordered}\n{}", show(&findings));
     // The policy's notPaths taking every endpoint out of the check.
     // (The second rule, which checks only the logout path, is reported too: as for the
     // classic policy.)
