@@ -215,6 +215,11 @@ fn every_command_of_the_migration_guide_runs_or_is_marked() {
     ] {
         assert!(seed.contains(finding), "{finding:?} not in:\n{seed}");
     }
+    // The check points readers of the seed here.
+    assert!(
+        seed.contains("docs/migrate-from-oauth2-proxy.md walks through it"),
+        "{seed}"
+    );
     assert!(
         output_of("ext-authz-adapter istio --check ours.yaml").contains("no problem found"),
         "the chart's objects for the seed's names have findings"

@@ -166,6 +166,20 @@ pub struct IstioArgs {
     pub check: Vec<PathBuf>,
 }
 
+/// Printed after the findings when the manifests run oauth2-proxy itself.
+pub const MIGRATION_HINT: &str = "Replacing oauth2-proxy with ext-authz-adapter? \
+    docs/migrate-from-oauth2-proxy.md walks through it from manifests like these, names kept.";
+
+/// `true` when a container of the manifests runs oauth2-proxy's image.
+fn runs_oauth2_proxy(sources: &[Source]) -> bool {
+    sources.iter().any(|source| {
+        source.text.lines().any(|line| {
+            let line = line.trim_start().trim_start_matches("- ");
+            line.starts_with("image:") && line.contains("oauth2-proxy/oauth2-proxy")
+        })
+    })
+}
+
 /// `--mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ModeArg {
@@ -480,6 +494,9 @@ pub fn run(args: Vec<String>) -> ExitCode {
             ExitCode::SUCCESS
         } else {
             eprintln!("{} problem(s) in {} file(s)", findings.len(), sources.len());
+            if runs_oauth2_proxy(&sources) {
+                eprintln!("{MIGRATION_HINT}");
+            }
             ExitCode::from(1)
         };
     }
