@@ -916,7 +916,7 @@ async fn tls_with_a_ca_file_or_without_verification() {
     assert!(matches!(
         RedisStore::connect(s).await,
         Err(StoreError::Config {
-            flag: "--redis-ca-path",
+            setting: "ca_path",
             ..
         })
     ));
@@ -926,7 +926,7 @@ async fn tls_with_a_ca_file_or_without_verification() {
     assert!(matches!(
         RedisStore::connect(s).await,
         Err(StoreError::Config {
-            flag: "--redis-ca-path",
+            setting: "ca_path",
             ..
         })
     ));

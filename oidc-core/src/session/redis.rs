@@ -259,10 +259,11 @@ pub enum StoreError {
     #[error("the session was revoked (logout) while it was being saved")]
     Revoked,
     /// The settings cannot be used (raised by [`RedisStore::connect`] only).
-    #[error("{flag}: {message}")]
+    #[error("{setting}: {message}")]
     Config {
-        /// The flag concerned.
-        flag: &'static str,
+        /// The [`RedisSettings`] field concerned (`ca_path`, `topology (Sentinel master_name)`,
+        /// ...), by the library's name (the adapter's flags are `--redis-*`).
+        setting: &'static str,
         /// What is wrong.
         message: String,
     },
@@ -704,16 +705,16 @@ impl Backend {
     }
 }
 
-fn config_error(flag: &'static str, message: impl fmt::Display) -> StoreError {
+fn config_error(setting: &'static str, message: impl fmt::Display) -> StoreError {
     StoreError::Config {
-        flag,
+        setting,
         message: message.to_string(),
     }
 }
 
 /// Parses a URL into connection info, with the settings' credentials and TLS options applied.
 fn connection_info(
-    flag: &'static str,
+    setting: &'static str,
     url: &str,
     username: Option<&str>,
     password: Option<&str>,
@@ -721,7 +722,7 @@ fn connection_info(
 ) -> Result<ConnectionInfo, StoreError> {
     let info = url.into_connection_info().map_err(|e| {
         config_error(
-            flag,
+            setting,
             format!("{} is not a usable Redis URL ({e:?})", scrub_url(url)),
         )
     })?;
@@ -759,7 +760,7 @@ fn ca_certificates(settings: &RedisSettings) -> Result<Option<TlsCertificates>, 
     };
     let pem = std::fs::read(path).map_err(|e| {
         config_error(
-            "--redis-ca-path",
+            "ca_path",
             format!("cannot read {}: {e}", path.display()),
         )
     })?;
@@ -776,13 +777,13 @@ async fn build_backend(settings: &RedisSettings, timeout: Duration) -> Result<Ba
     let insecure = settings.insecure_skip_tls_verify;
     match &settings.topology {
         RedisTopology::Standalone { url } => {
-            const FLAG: &str = "--redis-connection-url";
+            const FLAG: &str = "topology (Standalone url)";
             let info = connection_info(FLAG, url, username, password, insecure)?;
             let client = match certs {
                 Some(certs) if is_tls(&info) => Client::build_with_tls(info, certs),
                 Some(_) => {
                     return Err(config_error(
-                        "--redis-ca-path",
+                        "ca_path",
                         "a CA is only used with TLS: give a rediss:// URL",
                     ));
                 }
@@ -805,14 +806,14 @@ async fn build_backend(settings: &RedisSettings, timeout: Duration) -> Result<Ba
             master_name,
             sentinel_urls,
         } => {
-            const FLAG: &str = "--redis-sentinel-connection-urls";
+            const FLAG: &str = "topology (Sentinel sentinel_urls)";
             if sentinel_urls.is_empty() {
                 return Err(config_error(FLAG, "no Sentinel URL given"));
             }
             if master_name.is_empty() {
                 return Err(config_error(
-                    "--redis-sentinel-master-name",
-                    "the master name is required with --redis-use-sentinel",
+                    "topology (Sentinel master_name)",
+                    "the master name is required with Sentinel",
                 ));
             }
             let infos = sentinel_urls
@@ -830,7 +831,7 @@ async fn build_backend(settings: &RedisSettings, timeout: Duration) -> Result<Ba
             let tls = infos.iter().any(is_tls);
             if certs.is_some() && !tls {
                 return Err(config_error(
-                    "--redis-ca-path",
+                    "ca_path",
                     "a CA is only used with TLS: give rediss:// Sentinel URLs",
                 ));
             }
@@ -884,7 +885,7 @@ async fn build_backend(settings: &RedisSettings, timeout: Duration) -> Result<Ba
             })))
         }
         RedisTopology::Cluster { urls } => {
-            const FLAG: &str = "--redis-cluster-connection-urls";
+            const FLAG: &str = "topology (Cluster urls)";
             if urls.is_empty() {
                 return Err(config_error(FLAG, "no cluster node URL given"));
             }
@@ -914,7 +915,7 @@ async fn build_backend(settings: &RedisSettings, timeout: Duration) -> Result<Ba
                 Some(certs) if tls => b = b.certs(certs),
                 Some(_) => {
                     return Err(config_error(
-                        "--redis-ca-path",
+                        "ca_path",
                         "a CA is only used with TLS: give rediss:// cluster URLs",
                     ));
                 }
