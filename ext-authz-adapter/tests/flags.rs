@@ -298,6 +298,7 @@ fn flag_beats_env_beats_file() {
         "--client-id=nginx",
         "--cookie-secret=0123456789abcdef",
         "--cookie-refresh=8h",
+        FAIL_FAST,
         &config,
     ];
     let expire = |err: &str| {
@@ -371,33 +372,45 @@ async fn harmless_flag_in_every_form_warns_once_and_starts() {
     }
 }
 
+/// Makes a start that should have been refused fail at once instead of serving (a test that
+/// expects an error then fails on the message instead of hanging).
+const FAIL_FAST: &str = "--http-address=nowhere";
+
 /// A flag whose meaning the adapter cannot honour stops the start (exit 2) naming what to do
 /// instead, from the command line, the environment or the file.
 #[test]
 fn refused_flag_exits_2_naming_the_alternative() {
-    let (code, err) = run(&with(&["--htpasswd-file=/etc/htpasswd"]));
+    let (code, err) = run(&with(&["--htpasswd-file=/etc/htpasswd", FAIL_FAST]));
     assert_eq!(code, 2, "{err}");
     assert!(
-        err.contains("--htpasswd-file: not supported here: ") && err.contains("Keycloak"),
+        err.contains("error: --htpasswd-file: not supported here: ") && err.contains("Keycloak"),
         "{err}"
     );
     assert!(
         !err.contains("/etc/htpasswd"),
         "values are not repeated: {err}"
     );
-    let (code, err) = run_env(OK, &[("OAUTH2_PROXY_TRUSTED_IPS", "10.0.0.0/8")]);
+    assert!(!err.contains("WARN"), "refused, not warned: {err}");
+    let (code, err) = run_env(
+        &with(&[FAIL_FAST]),
+        &[("OAUTH2_PROXY_TRUSTED_IPS", "10.0.0.0/8")],
+    );
     assert_eq!(code, 2, "{err}");
     assert!(
-        err.contains("OAUTH2_PROXY_TRUSTED_IPS: not supported here: ")
+        err.contains("error: OAUTH2_PROXY_TRUSTED_IPS: not supported here: ")
             && err.contains("AuthorizationPolicy"),
         "{err}"
     );
-    let (code, err) = run(&with(&["--skip-oidc-discovery", "--set-basic-auth"]));
+    let (code, err) = run(&with(&[
+        "--skip-oidc-discovery",
+        "--set-basic-auth",
+        FAIL_FAST,
+    ]));
     assert_eq!(code, 2, "{err}");
     assert!(
-        err.contains("--skip-oidc-discovery: not supported here except as false: ")
-            && err.contains(".well-known/openid-configuration")
-            && err.contains("--set-basic-auth: not supported here except as false: "),
+        err.contains("error: --set-basic-auth: not supported here except as false: ")
+            && err.contains("\n--skip-oidc-discovery: not supported here except as false: ")
+            && err.contains(".well-known/openid-configuration"),
         "{err}"
     );
 }
@@ -413,7 +426,7 @@ fn malformed_config_file_names_the_line() {
     )
     .unwrap();
     let config = format!("--config={}", path.display());
-    let mut args: Vec<&str> = OK.to_vec();
+    let mut args: Vec<&str> = with(&[FAIL_FAST]);
     args.push(&config);
     let (code, err) = run(&args);
     let _ = std::fs::remove_file(&path);
