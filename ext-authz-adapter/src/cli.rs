@@ -1,8 +1,11 @@
-//! Command-line flags, compatible with oauth2-proxy v7's names and
-//! `OAUTH2_PROXY_*` environment variables.
+//! Command-line flags, compatible with oauth2-proxy v7's names,
+//! `OAUTH2_PROXY_*` environment variables and TOML config file (`--config`).
 
+mod config_file;
 mod error;
 mod flags;
+mod load;
+pub mod oauth2_proxy;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -14,6 +17,7 @@ use oidc_core::{
 
 pub use self::error::CliError;
 pub use self::flags::flag;
+pub use self::load::Loaded;
 use crate::duration;
 
 /// Boolean flag in oauth2-proxy style: `--flag`, `--flag=true`, `--flag=false`.
@@ -29,10 +33,16 @@ macro_rules! bool_flag {
 /// Every flag can also be set with an environment variable: OAUTH2_PROXY_ and
 /// the flag's name in upper case with `_` for `-` (e.g. OAUTH2_PROXY_CLIENT_SECRET).
 /// Repeatable flags take a comma-separated list in their (plural) variable.
+/// Precedence: command line, then environment, then the --config file.
 #[derive(Debug, Parser)]
 #[command(name = "ext-authz-adapter", version, about, long_about = None, max_term_width = 100, args_override_self = true)]
 #[allow(clippy::struct_excessive_bools)]
 pub struct Cli {
+    /// oauth2-proxy's TOML config file (keys as oauth2-proxy's: email_domains = [ "*" ]);
+    /// it sets only the flags neither the command line nor the environment set.
+    #[arg(long, env = "OAUTH2_PROXY_CONFIG", value_name = "PATH")]
+    pub config: Option<std::path::PathBuf>,
+
     /// OAuth provider. Only OpenID Connect: "oidc" (or "keycloak-oidc").
     #[arg(long, env = "OAUTH2_PROXY_PROVIDER", default_value = "oidc")]
     pub provider: String,
@@ -307,7 +317,8 @@ pub struct Cli {
     #[arg(long, env = "OAUTH2_PROXY_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
 
-    /// Upstream. Only `static://200`: routing to the application is Envoy's job.
+    /// Upstream. Only `static://200` (or file:///dev/null, the placeholder of oauth2-proxy's
+    /// Helm chart): routing to the application is Envoy's job.
     #[arg(long, env = "OAUTH2_PROXY_UPSTREAMS", value_delimiter = ',')]
     pub upstream: Vec<String>,
 
@@ -557,11 +568,12 @@ impl Cli {
             });
         }
         for up in &self.upstream {
-            if up != "static://200" {
+            // `file:///dev/null` is the oauth2-proxy chart's "no upstream" (nginx auth_request).
+            if up != "static://200" && up != "file:///dev/null" {
                 return Err(CliError::Invalid {
                     flag: "--upstream",
                     message: format!(
-                        "{up:?} is not supported: only static://200 (Envoy routes to the application; this adapter only decides)"
+                        "{up:?} is not supported: only static://200 or file:///dev/null (Envoy routes to the application; this adapter only decides)"
                     ),
                 });
             }

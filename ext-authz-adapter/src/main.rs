@@ -2,9 +2,8 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use ext_authz_adapter::authorizer::Authorizer;
-use ext_authz_adapter::cli::{Cli, listen_address, parse_address};
+use ext_authz_adapter::cli::{Cli, CliError, listen_address, parse_address};
 use ext_authz_adapter::server;
 use oidc_core::Engine;
 use oidc_core::error::chain;
@@ -16,7 +15,16 @@ async fn main() -> ExitCode {
     if args.get(1).map(String::as_str) == Some("istio") {
         return ext_authz_adapter::istio::run(args[2..].to_vec());
     }
-    let cli = Cli::parse();
+    // Command line, then OAUTH2_PROXY_* variables, then the --config file (oauth2-proxy's order).
+    let loaded = match Cli::load(std::env::args_os()) {
+        Ok(loaded) => loaded,
+        Err(CliError::Args(e)) => e.exit(),
+        Err(e) => {
+            eprintln!("error: {}", chain(&e));
+            return ExitCode::from(2);
+        }
+    };
+    let cli = loaded.cli;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Colours only on a terminal (and not with NO_COLOR): log collectors (kubectl logs, the
@@ -31,6 +39,10 @@ async fn main() -> ExitCode {
         logs.json().init();
     } else {
         logs.init();
+    }
+    // oauth2-proxy flags given but not needed here: once each, saying why.
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
     }
 
     let (engine, authorizer, addr) = match cli.to_config().and_then(|c| {

@@ -1,6 +1,11 @@
-//! Bad flags stop the start with a message naming the flag and the fix.
+//! Bad flags stop the start with a message naming the flag and the fix; oauth2-proxy's
+//! config file, and the oauth2-proxy flags the adapter does not implement (warned or refused).
+
+mod common;
 
 use std::process::Command;
+
+use common::{AdapterProcess, Log};
 
 fn run(args: &[&str]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_ext-authz-adapter"))
@@ -61,6 +66,7 @@ fn other_bad_values_are_named() {
         ("--cookie-expire=forever", "--cookie-expire"),
         ("--cookie-samesite=sometimes", "--cookie-samesite"),
         ("--upstream=http://nginx:80", "--upstream"),
+        ("--upstream=file:///srv/www", "--upstream"),
         ("--code-challenge-method=plain", "--code-challenge-method"),
         ("--provider=github", "--provider"),
         ("--whitelist-domain=exa mple.com", "--whitelist-domain"),
@@ -206,6 +212,228 @@ fn library_errors_name_flags_and_print_their_sources() {
     assert_ne!(code, 0);
     assert!(
         err.contains("--provider-client-key-file is required with --provider-client-cert-file"),
+        "{err}"
+    );
+}
+
+/// The oauth2-proxy chart's config file (tests/data/oauth2-proxy/).
+fn chart_config() -> String {
+    format!(
+        "--config={}/tests/data/oauth2-proxy/oauth2_proxy.cfg",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+/// Runs the binary with `args` and `env`: its exit code and stderr.
+fn run_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ext-authz-adapter"))
+        .args(args)
+        .env_remove("OAUTH2_PROXY_CLIENT_SECRET")
+        .envs(env.iter().copied())
+        .output()
+        .expect("run");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Starts the binary, waits until it listens, and returns its log so far.
+async fn started(args: &[&str], env: &[(&str, &str)]) -> String {
+    let args = args.iter().map(|a| (*a).to_owned()).collect();
+    let mut adapter = AdapterProcess::spawn("flags", args, env, Log::default());
+    adapter.bound().await;
+    adapter.stop().await;
+    adapter.log().lines().join("\n")
+}
+
+/// How many log lines contain `needle`.
+fn count(log: &str, needle: &str) -> usize {
+    log.lines().filter(|l| l.contains(needle)).count()
+}
+
+/// The chart's deployment: its args, its variables and its config file. The adapter starts,
+/// warns once about each oauth2-proxy flag it ignores, and the file's values are used.
+#[tokio::test]
+async fn chart_config_file_starts_with_one_warning_per_ignored_flag() {
+    let config = chart_config();
+    let log = started(
+        &[
+            "--http-address=127.0.0.1:0",
+            "--https-address=0.0.0.0:4443",
+            &config,
+        ],
+        &[
+            ("OAUTH2_PROXY_CLIENT_ID", "nginx"),
+            ("OAUTH2_PROXY_CLIENT_SECRET", "nginx-client-secret"),
+            ("OAUTH2_PROXY_COOKIE_SECRET", "0123456789abcdef"),
+        ],
+    )
+    .await;
+    for needle in [
+        "request_logging in ",
+        "silence_ping_logging in ",
+        "pass_basic_auth in ",
+        "--https-address: ignored: ",
+    ] {
+        assert_eq!(count(&log, needle), 1, "{needle}: {log}");
+    }
+    assert!(
+        log.contains("issuer=http://127.0.0.1:1/realms/demo"),
+        "the file's issuer is used: {log}"
+    );
+    assert!(
+        !log.contains("nginx-client-secret") && !log.contains("0123456789abcdef"),
+        "{log}"
+    );
+}
+
+/// oauth2-proxy's precedence: command line, then environment, then the file.
+#[test]
+fn flag_beats_env_beats_file() {
+    let config = chart_config();
+    // The file says cookie_expire = "4h"; --cookie-refresh=8h makes the start fail naming the
+    // expiry in force.
+    let base = [
+        "--client-id=nginx",
+        "--cookie-secret=0123456789abcdef",
+        "--cookie-refresh=8h",
+        FAIL_FAST,
+        &config,
+    ];
+    let expire = |err: &str| {
+        err.split("--cookie-expire (")
+            .nth(1)
+            .and_then(|rest| rest.split(')').next())
+            .map(str::to_owned)
+    };
+    let (code, err) = run_env(&base, &[]);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(expire(&err).as_deref(), Some("14400s"), "file: {err}");
+    let (_, err) = run_env(&base, &[("OAUTH2_PROXY_COOKIE_EXPIRE", "6h")]);
+    assert_eq!(
+        expire(&err).as_deref(),
+        Some("21600s"),
+        "env over file: {err}"
+    );
+    let mut args = base.to_vec();
+    args.push("--cookie-expire=7h");
+    let (_, err) = run_env(&args, &[("OAUTH2_PROXY_COOKIE_EXPIRE", "6h")]);
+    assert_eq!(
+        expire(&err).as_deref(),
+        Some("25200s"),
+        "flag over env: {err}"
+    );
+}
+
+/// Extra arguments, variables, and the warning expected.
+type Form = (
+    &'static [&'static str],
+    &'static [(&'static str, &'static str)],
+    &'static str,
+);
+
+/// Every form of a harmless oauth2-proxy flag starts the adapter with one warning that says
+/// why it does not matter.
+#[tokio::test]
+async fn harmless_flag_in_every_form_warns_once_and_starts() {
+    let forms: [Form; 5] = [
+        (&["--request-logging"], &[], "--request-logging: ignored: "),
+        (
+            &["--request-logging=false"],
+            &[],
+            "--request-logging: ignored: ",
+        ),
+        (
+            &["--request-logging", "false"],
+            &[],
+            "--request-logging: ignored: ",
+        ),
+        (
+            &[],
+            &[("OAUTH2_PROXY_REQUEST_LOGGING", "false")],
+            "OAUTH2_PROXY_REQUEST_LOGGING: ignored: ",
+        ),
+        (
+            &["--skip-auth-strip-headers=true"],
+            &[],
+            "--skip-auth-strip-headers: ignored: ",
+        ),
+    ];
+    for (extra, env, needle) in forms {
+        let log = started(&with(extra), env).await;
+        assert_eq!(count(&log, needle), 1, "{extra:?} {env:?}: {log}");
+        let why = if needle.contains("strip") {
+            "the adapter always has Envoy remove client-sent identity headers"
+        } else {
+            "the adapter logs to stderr, its level set by RUST_LOG"
+        };
+        assert!(log.contains(why), "the warning says why: {log}");
+    }
+}
+
+/// Makes a start that should have been refused fail at once instead of serving (a test that
+/// expects an error then fails on the message instead of hanging).
+const FAIL_FAST: &str = "--http-address=nowhere";
+
+/// A flag whose meaning the adapter cannot honour stops the start (exit 2) naming what to do
+/// instead, from the command line, the environment or the file.
+#[test]
+fn refused_flag_exits_2_naming_the_alternative() {
+    let (code, err) = run(&with(&["--htpasswd-file=/etc/htpasswd", FAIL_FAST]));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("error: --htpasswd-file: not supported here: ") && err.contains("Keycloak"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("/etc/htpasswd"),
+        "values are not repeated: {err}"
+    );
+    assert!(!err.contains("WARN"), "refused, not warned: {err}");
+    let (code, err) = run_env(
+        &with(&[FAIL_FAST]),
+        &[("OAUTH2_PROXY_TRUSTED_IPS", "10.0.0.0/8")],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("error: OAUTH2_PROXY_TRUSTED_IPS: not supported here: ")
+            && err.contains("AuthorizationPolicy"),
+        "{err}"
+    );
+    let (code, err) = run(&with(&[
+        "--skip-oidc-discovery",
+        "--set-basic-auth",
+        FAIL_FAST,
+    ]));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("error: --set-basic-auth: not supported here except as false: ")
+            && err.contains("\n--skip-oidc-discovery: not supported here except as false: ")
+            && err.contains(".well-known/openid-configuration"),
+        "{err}"
+    );
+}
+
+/// A config file that is not TOML names the file, the line and what to write.
+#[test]
+fn malformed_config_file_names_the_line() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let path = dir.join(format!("malformed-{}.cfg", std::process::id()));
+    std::fs::write(
+        &path,
+        "email_domains = [ \"*\" ]\nupstreams = [ \"static://200\" ]\ncookie_secure false\n",
+    )
+    .unwrap();
+    let config = format!("--config={}", path.display());
+    let mut args: Vec<&str> = with(&[FAIL_FAST]);
+    args.push(&config);
+    let (code, err) = run(&args);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!("--config: {}:3: not valid TOML: ", path.display()))
+            && err.contains("key = true"),
         "{err}"
     );
 }

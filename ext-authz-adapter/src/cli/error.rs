@@ -36,6 +36,22 @@ pub enum CliError {
         /// The library's error.
         source: BearerConfigError,
     },
+    /// The `--config` file cannot be used: not TOML, an unknown key, a value of the wrong
+    /// form. Never quotes the file (it holds secrets).
+    ConfigFile {
+        /// The file as given.
+        path: String,
+        /// The line (from 1), when one is to blame.
+        line: Option<usize>,
+        /// What is wrong and what to write instead.
+        message: String,
+    },
+    /// oauth2-proxy flags whose meaning the adapter cannot honour: one line per flag, naming
+    /// where it was given and what to do instead.
+    Refused(Vec<String>),
+    /// The arguments do not parse (clap's error: print it with [`clap::Error::exit`], which
+    /// also answers `--help` and `--version`).
+    Args(clap::Error),
 }
 
 impl std::fmt::Display for CliError {
@@ -45,6 +61,21 @@ impl std::fmt::Display for CliError {
             Self::Invalid { flag, message } => write!(f, "{flag}: {message}"),
             Self::Unreadable { flag, path, .. } => write!(f, "{flag}: cannot read {path:?}"),
             Self::Bearer { flag, .. } => write!(f, "{flag}: invalid bearer-token settings"),
+            Self::ConfigFile {
+                path,
+                line: Some(line),
+                message,
+            } => write!(f, "--config: {path}:{line}: {message}"),
+            Self::ConfigFile {
+                path,
+                line: None,
+                message,
+            } => write!(f, "--config: {path}: {message}"),
+            Self::Refused(lines) => f.write_str(&lines.join("\n")),
+            Self::Args(e) => {
+                let text = e.to_string();
+                f.write_str(text.trim_start_matches("error: ").trim_end())
+            }
         }
     }
 }
@@ -57,6 +88,7 @@ impl std::error::Error for CliError {
             Self::Invalid { .. } => None,
             Self::Unreadable { source, .. } => Some(source),
             Self::Bearer { source, .. } => Some(source),
+            Self::ConfigFile { .. } | Self::Refused(_) | Self::Args(_) => None,
         }
     }
 }
