@@ -31,6 +31,7 @@ mod fuzz;
 mod seed;
 mod util;
 
+use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
 use components::Env;
@@ -237,12 +238,51 @@ fn test(args: &[String]) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Removes cargo's extracted copies of earlier `cargo package` runs of `libraries`.
+///
+/// Verifying several packages at once, cargo publishes them to a temporary local registry and
+/// extracts each `.crate` under `$CARGO_HOME/registry/src/-<hash of that registry>/NAME-VERSION`;
+/// an extraction is reused while its directory exists, so a second run with the same version
+/// would build the first run's sources. Only those local-registry directories (named with a
+/// leading `-`) are touched, never a real registry's.
+fn forget_earlier_packages(libraries: &[&str]) -> Result<(), String> {
+    let cargo_home = match std::env::var_os("CARGO_HOME") {
+        Some(home) if !home.is_empty() => PathBuf::from(home),
+        _ => PathBuf::from(std::env::var_os("HOME").ok_or("HOME is not set")?).join(".cargo"),
+    };
+    let Ok(registries) = std::fs::read_dir(cargo_home.join("registry").join("src")) else {
+        return Ok(());
+    };
+    for registry in registries.flatten() {
+        if !registry.file_name().to_string_lossy().starts_with('-') {
+            continue;
+        }
+        for krate in std::fs::read_dir(registry.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = krate.file_name().to_string_lossy().into_owned();
+            if libraries.iter().any(|l| name.starts_with(&format!("{l}-"))) {
+                std::fs::remove_dir_all(krate.path()).map_err(|e| {
+                    format!(
+                        "cannot remove {} (an earlier cargo package): {e}",
+                        krate.path().display()
+                    )
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `cargo package` of the crates meant for crates.io: their files, metadata and versions on
 /// path dependencies are complete, and the packaged sources build on their own (cargo's
 /// verification builds each `.crate` with the pinned toolchain, the stated MSRV).
 /// `--allow-dirty`: what is checked is the package, not whether the work tree is committed.
 fn package_libraries(env: &Env) -> Result<ExitCode, String> {
     const LIBRARIES: [&str; 2] = ["oidc-core", "tower-oidc"];
+    forget_earlier_packages(&LIBRARIES)?;
     println!(
         "[xtask] running cargo package -p {} --allow-dirty",
         LIBRARIES.join(" -p ")

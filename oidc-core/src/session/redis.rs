@@ -758,12 +758,8 @@ fn ca_certificates(settings: &RedisSettings) -> Result<Option<TlsCertificates>, 
     let Some(path) = &settings.ca_path else {
         return Ok(None);
     };
-    let pem = std::fs::read(path).map_err(|e| {
-        config_error(
-            "ca_path",
-            format!("cannot read {}: {e}", path.display()),
-        )
-    })?;
+    let pem = std::fs::read(path)
+        .map_err(|e| config_error("ca_path", format!("cannot read {}: {e}", path.display())))?;
     Ok(Some(TlsCertificates {
         client_tls: None,
         root_cert: Some(pem),
