@@ -1,4 +1,4 @@
-//! Bearer JWT validation (`oidc_core::bearer::BearerValidator::validate`): an RS256 and an
+//! Bearer JWT validation (`oidc_core::token::bearer::BearerValidator::validate`): an RS256 and an
 //! ES256 access token of a provider whose keys are already cached (the steady state: no I/O),
 //! and the cheap refusals (an expired token, a token of an untrusted issuer).
 //!
@@ -10,7 +10,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use oidc_core::bearer::BearerValidator;
 use oidc_core::{Config, Engine};
 use serde_json::json;
 use test_support::rogue::{EC_KID, RogueProvider};
@@ -68,7 +67,8 @@ fn bearer(c: &mut Criterion) {
         .expect("bench config");
     let engine = Engine::new(config).expect("engine");
     rt.block_on(engine.discover()).expect("discovery");
-    let validator = BearerValidator::builder(engine)
+    let validator = engine
+        .bearer_validator()
         .audience("nginx")
         .build()
         .expect("validator");

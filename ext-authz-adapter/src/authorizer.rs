@@ -15,7 +15,7 @@
 
 use http::HeaderValue;
 use http::request::Parts;
-use oidc_core::bearer::BearerValidator;
+use oidc_core::token::bearer::BearerValidator;
 use oidc_core::{Decision, Engine};
 
 /// The engine and, optionally, a bearer-token validator. Cheap to clone.

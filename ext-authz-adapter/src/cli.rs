@@ -435,8 +435,8 @@ pub struct Cli {
 #[cfg(feature = "redis")]
 impl Cli {
     /// The Redis settings from the `--redis-*` flags, if Redis is configured.
-    fn redis_settings(&self) -> Result<Option<oidc_core::session::redis::RedisSettings>, CliError> {
-        use oidc_core::session::redis::RedisSettings;
+    fn redis_settings(&self) -> Result<Option<oidc_core::store::redis::RedisSettings>, CliError> {
+        use oidc_core::store::redis::RedisSettings;
         let invalid = |flag, message: &str| CliError::Invalid {
             flag,
             message: message.to_owned(),
@@ -522,8 +522,8 @@ impl Cli {
     pub fn bearer_validator(
         &self,
         engine: &oidc_core::Engine,
-    ) -> Result<Option<oidc_core::bearer::BearerValidator>, CliError> {
-        use oidc_core::bearer::TrustedIssuer;
+    ) -> Result<Option<oidc_core::token::bearer::BearerValidator>, CliError> {
+        use oidc_core::token::bearer::TrustedIssuer;
         if !self.skip_jwt_bearer_tokens {
             return Ok(None);
         }
@@ -689,7 +689,7 @@ impl Cli {
             .skip_auth_routes(self.skip_auth_route.clone())
             .skip_auth_regexes(self.skip_auth_regex.clone())
             .skip_auth_preflight(self.skip_auth_preflight);
-        b = b.authorization(oidc_core::authz::Rule::oauth2_proxy(
+        b = b.authorization(oidc_core::Rule::oauth2_proxy(
             self.allowed_group.clone(),
             self.allowed_role.clone(),
         ));

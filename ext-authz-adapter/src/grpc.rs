@@ -49,7 +49,7 @@ use std::net::IpAddr;
 
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, Method, Request, StatusCode, header};
-use oidc_core::trusted_proxy::PeerAddr;
+use oidc_core::http::trusted_proxy::PeerAddr;
 
 use crate::authorizer::Authorizer;
 use oidc_core::{Decision, DenyReason, Engine};
@@ -158,7 +158,7 @@ pub async fn check_http(
                     ..rpc::Status::default()
                 }),
                 http_response: Some(HttpResponse::OkResponse(OkHttpResponse {
-                    headers_to_remove: oidc_core::headers::all_identity()
+                    headers_to_remove: oidc_core::http::headers::all_identity()
                         .iter()
                         .map(|h| (*h).to_owned())
                         .collect(),

@@ -14,7 +14,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use oidc_core::trusted_proxy::PeerAddr;
+use oidc_core::http::trusted_proxy::PeerAddr;
 use oidc_core::{Decision, Engine};
 
 use crate::authorizer::Authorizer;
@@ -215,7 +215,7 @@ async fn answer(authorizer: &Authorizer, parts: http::request::Parts) -> Respons
 fn all_identity_headers() -> HeaderValue {
     static ALL: std::sync::OnceLock<HeaderValue> = std::sync::OnceLock::new();
     ALL.get_or_init(|| {
-        HeaderValue::from_str(&oidc_core::headers::all_identity().join(","))
+        HeaderValue::from_str(&oidc_core::http::headers::all_identity().join(","))
             .unwrap_or_else(|_| HeaderValue::from_static("x-auth-request-user"))
     })
     .clone()

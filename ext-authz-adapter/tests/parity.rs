@@ -26,7 +26,6 @@ use ext_authz_adapter::authorizer::Authorizer;
 use ext_authz_adapter::grpc::HttpResponse;
 use http_body_util::Full;
 use oidc_core::Engine;
-use oidc_core::bearer::BearerValidator;
 use oidc_core::session::Session;
 use serde_json::json;
 use test_support::rogue::RogueProvider;
@@ -164,7 +163,7 @@ async fn through_tower(engine: &Engine, row: &Row) -> Outcome {
     let app = tower::ServiceBuilder::new()
         .layer(
             OidcLayer::new(engine.clone())
-                .bearer(BearerValidator::new(engine.clone()))
+                .bearer(engine.default_bearer_validator())
                 .require(Rule::authenticated()),
         )
         .service(tower::service_fn(
@@ -286,8 +285,7 @@ async fn tower_oidc_http_and_grpc_judge_every_request_the_same() {
         ],
     )
     .await;
-    let authorizer =
-        Authorizer::new(engine.clone()).with_bearer(BearerValidator::new(engine.clone()));
+    let authorizer = Authorizer::new(engine.clone()).with_bearer(engine.default_bearer_validator());
     let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let http_addr = http.local_addr().unwrap();
     tokio::spawn(ext_authz_adapter::server::serve(

@@ -12,7 +12,7 @@ use std::sync::LazyLock;
 
 use http::Method;
 use libfuzzer_sys::fuzz_target;
-use oidc_core::skip_auth::SkipAuthRoutes;
+use oidc_core::policy::skip_auth::SkipAuthRoutes;
 
 static ROUTES: LazyLock<SkipAuthRoutes> = LazyLock::new(|| {
     let routes = [

@@ -8,7 +8,7 @@
 
 use http::Method;
 use libfuzzer_sys::fuzz_target;
-use oidc_core::skip_auth::SkipAuthRoutes;
+use oidc_core::policy::skip_auth::SkipAuthRoutes;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

@@ -1,13 +1,13 @@
-//! The result of [`crate::Engine::check`], shared by every transport.
+//! The result of `Engine::check`, shared by every transport.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderMap, Response};
 
-use crate::bearer::BearerClaims;
-use crate::principal::Principal;
-use crate::session::Session;
+use crate::identity::principal::Principal;
+use crate::session::model::Session;
+use crate::token::bearer::BearerClaims;
 
 /// What to do with a request.
 #[derive(Debug)]

@@ -32,50 +32,29 @@
 #![warn(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
-pub mod authz;
-pub mod bearer;
-mod claims;
+mod clock;
 pub mod config;
-pub mod cookie_prefix;
-mod cookies;
 pub mod decision;
 mod engine;
 pub mod error;
-mod flow;
-pub mod headers;
-pub mod id_token;
-pub mod jwt;
-pub mod logout;
+pub mod http;
+pub mod identity;
+mod login;
 pub mod metrics;
-mod pages;
-mod principal;
+pub mod policy;
 pub mod provider;
-pub mod redirect;
 mod refresh;
-mod request;
-pub mod route_rules;
-pub mod secret;
 pub mod session;
-pub mod skip_auth;
-mod store;
-mod token_cache;
-pub mod tokens;
-pub mod trusted_proxy;
+pub mod store;
+pub mod token;
 
 pub use config::{
-    ClientAuthMethod, Config, ConfigBuilder, CookieSettings, SameSite, SessionStoreKind, Setting,
+    ClientAuthMethod, ClientSecret, Config, ConfigBuilder, CookieSecret, CookieSettings, SameSite,
+    SessionStoreKind, Setting,
 };
 pub use decision::{Allow, Decision, Deny, DenyReason};
-pub use engine::{Engine, Unauthenticated};
-/// The engine's own endpoints under its proxy prefix.
-pub mod endpoints {
-    pub use crate::engine::{
-        AUTH, BACKCHANNEL_LOGOUT, CALLBACK, ENDPOINTS, SIGN_IN, SIGN_OUT, START, USERINFO,
-    };
-}
+pub use engine::{Engine, Unauthenticated, endpoints};
 pub use error::{ConfigError, LoginError, ProviderError, TokenError};
-pub use principal::Principal;
-pub use redirect::RedirectValidator;
-pub use secret::{ClientSecret, CookieSecret};
+pub use identity::{AccessToken, IdToken, Principal, RefreshToken};
+pub use policy::{RedirectValidator, Rule};
 pub use session::Session;
-pub use tokens::{AccessToken, IdToken, RefreshToken};

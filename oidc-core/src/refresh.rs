@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
-use crate::session::Session;
-use crate::tokens::RefreshToken;
+use crate::identity::tokens::RefreshToken;
+use crate::session::model::Session;
 
 /// How long a refresh outcome is reused for requests with the old cookie.
 pub(crate) const GRACE: Duration = Duration::from_secs(60);
@@ -111,7 +111,7 @@ mod tests {
                     calls.fetch_add(1, Ordering::SeqCst);
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     Outcome::Refreshed(Arc::new(Session {
-                        principal: crate::Principal::new("a"),
+                        principal: crate::identity::principal::Principal::new("a"),
                         ..Session::default()
                     }))
                 })

@@ -6,8 +6,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use oidc_core::bearer::{BearerError, BearerValidator};
-use oidc_core::session::redis::RedisSettings;
+use oidc_core::store::redis::RedisSettings;
+use oidc_core::token::bearer::{BearerError, BearerValidator};
 use oidc_core::{Config, Engine};
 use serde_json::json;
 use test_support::redis::RedisServer;
@@ -24,7 +24,7 @@ fn now() -> u64 {
 }
 
 /// One replica: an engine (with Redis when given) and its bearer validator.
-async fn replica(rogue: &RogueProvider, redis: Option<&str>) -> BearerValidator {
+async fn replica(rogue: &RogueProvider, redis: Option<&str>) -> Replica {
     let mut config = Config::builder(rogue.issuer.clone(), CLIENT_ID)
         .cookie_secret("0123456789abcdef0123456789abcdef");
     if let Some(url) = redis {
@@ -37,12 +37,25 @@ async fn replica(rogue: &RogueProvider, redis: Option<&str>) -> BearerValidator 
         .discover()
         .await
         .expect("discovery of the rogue provider");
-    BearerValidator::new(engine)
+    let bearer = engine.default_bearer_validator();
+    Replica { engine, bearer }
+}
+
+/// One replica: its engine (which takes the logouts) and its bearer-token validator.
+struct Replica {
+    engine: Engine,
+    bearer: BearerValidator,
+}
+
+impl std::ops::Deref for Replica {
+    type Target = BearerValidator;
+    fn deref(&self) -> &BearerValidator {
+        &self.bearer
+    }
 }
 
 /// The provider, Redis, and two replicas sharing it.
-async fn two_replicas_sharing_redis()
--> (RogueProvider, RedisServer, BearerValidator, BearerValidator) {
+async fn two_replicas_sharing_redis() -> (RogueProvider, RedisServer, Replica, Replica) {
     let rogue = RogueProvider::start(CLIENT_ID, "secret");
     let redis = RedisServer::start().await;
     let a = replica(&rogue, Some(&redis.url)).await;
@@ -81,8 +94,8 @@ fn rand_suffix() -> u128 {
         .as_nanos()
 }
 
-async fn logout(at: &BearerValidator, body: &[u8]) {
-    let r = at.engine().backchannel_logout(body).await;
+async fn logout(at: &Replica, body: &[u8]) {
+    let r = at.engine.backchannel_logout(body).await;
     assert_eq!(
         r.status(),
         200,

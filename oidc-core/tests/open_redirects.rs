@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 
-use oidc_core::redirect::RedirectValidator;
+use oidc_core::policy::redirect::RedirectValidator;
 
 const TSV: &str = include_str!("data/open-redirects.tsv");
 const EXPECTED_ROWS: usize = 617;

@@ -1,11 +1,11 @@
-//! `oidc_core::session::redis` against a real `redis-server` (from `test_support::redis`).
+//! `oidc_core::store::redis` against a real `redis-server` (from `test_support::redis`).
 //! Built with the `redis` feature (oidc-core is its own dev-dependency with it, so `cargo test -p
 //! oidc-core` always runs these).
 
 use std::time::{Duration, Instant};
 
 use oidc_core::session::Session;
-use oidc_core::session::redis::{RedisSettings, RedisStore, RevocationKind, StoreError, Ticket};
+use oidc_core::store::redis::{RedisSettings, RedisStore, RevocationKind, StoreError, Ticket};
 use test_support::redis::RedisServer;
 
 const TIMEOUT: Duration = Duration::from_millis(800);

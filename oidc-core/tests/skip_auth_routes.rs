@@ -15,8 +15,8 @@
 use std::net::IpAddr;
 
 use http::{HeaderMap, HeaderValue, Method};
-use oidc_core::skip_auth::SkipAuthRoutes;
-use oidc_core::trusted_proxy::TrustedProxies;
+use oidc_core::http::trusted_proxy::TrustedProxies;
+use oidc_core::policy::skip_auth::SkipAuthRoutes;
 
 const TSV: &str = include_str!("data/skip-auth-routes.tsv");
 const EXPECTED_ROWS: usize = 12;

@@ -90,7 +90,7 @@ impl<S: Send + Sync> FromRequestParts<S> for AccessToken {
         if parts.extensions.get::<Identity>().is_some() {
             // Signed in, but the provider issued no access token.
             return Err(IdentityRejection {
-                response: oidc_core::bearer::missing_token_response(),
+                response: oidc_core::token::bearer::missing_token_response(),
             });
         }
         Err(IdentityRejection {

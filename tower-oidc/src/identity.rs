@@ -4,8 +4,8 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use http::HeaderValue;
-use oidc_core::authz::Rule;
-use oidc_core::bearer::BearerClaims;
+use oidc_core::Rule;
+use oidc_core::token::bearer::BearerClaims;
 use oidc_core::{Principal, Session};
 use serde_json::{Map, Value};
 
@@ -49,7 +49,7 @@ impl Identity {
     }
 
     /// An identity for a validated bearer token (its claims, or an `Arc` of them as
-    /// [`BearerValidator::validate_shared`](oidc_core::bearer::BearerValidator::validate_shared)
+    /// [`BearerValidator::validate_shared`](oidc_core::token::bearer::BearerValidator::validate_shared)
     /// returns).
     #[must_use]
     pub fn from_bearer(claims: impl Into<Arc<BearerClaims>>) -> Self {
@@ -173,7 +173,7 @@ impl Identity {
                 // The session's ID token was validated when the session was created.
                 s.id_token
                     .as_ref()
-                    .and_then(|t| oidc_core::jwt::claims_unverified(t.expose()))
+                    .and_then(|t| oidc_core::identity::jwt::claims_unverified(t.expose()))
                     .unwrap_or_default()
             }),
         }

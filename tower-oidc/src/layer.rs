@@ -3,8 +3,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-use oidc_core::authz::Rule;
-use oidc_core::bearer::BearerValidator;
+use oidc_core::Rule;
+use oidc_core::token::bearer::BearerValidator;
 use oidc_core::{Config, Engine};
 use tower::Layer;
 
@@ -53,7 +53,7 @@ impl OidcLayer {
     pub fn new(engine: Engine) -> Self {
         Self {
             settings: Arc::new(Settings {
-                bearer: Some(BearerValidator::new(engine.clone())),
+                bearer: Some(engine.default_bearer_validator()),
                 sessions: true,
                 rule: Rule::authenticated(),
                 engine,

@@ -106,7 +106,7 @@
 //! ```no_run
 //! # fn f(engine: tower_oidc::oidc_core::Engine) -> Result<(), Box<dyn std::error::Error>> {
 //! use tower_oidc::{BearerValidator, OidcLayer, TrustedIssuer};
-//! let bearer = BearerValidator::builder(engine.clone())
+//! let bearer = engine.bearer_validator()
 //!     .audience("myapp")
 //!     .audience_claim("aud")
 //!     .audience_claim("azp") // a token issued to the client itself
@@ -135,7 +135,7 @@ pub use service::{OidcService, RequireRule};
 
 pub use oidc_core;
 pub use oidc_core::Principal;
-pub use oidc_core::authz::{Rule, Verdict};
-pub use oidc_core::bearer::{
+pub use oidc_core::policy::{Rule, Verdict};
+pub use oidc_core::token::bearer::{
     BearerClaims, BearerConfigError, BearerError, BearerValidator, TrustedIssuer,
 };

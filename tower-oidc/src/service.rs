@@ -8,8 +8,9 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderMap, Request, Response, StatusCode, Uri, header};
-use oidc_core::authz::{self, Rule};
-use oidc_core::bearer::{self, BearerValidator};
+use oidc_core::Rule;
+use oidc_core::http::forbidden_response;
+use oidc_core::token::bearer::{self, BearerValidator};
 use oidc_core::{Allow, Decision, Engine};
 use tower::Service;
 
@@ -116,7 +117,7 @@ where
         }
         // Identity headers come from this layer only: a client's copies, in any
         // spelling, go before anything else (public routes and bearer tokens too).
-        oidc_core::headers::strip_identity(&mut parts.headers);
+        oidc_core::http::headers::strip_identity(&mut parts.headers);
         let engine_route = s.sessions && s.engine.is_own_route(&parts);
         // Fast path: a public route and nothing to authenticate with.
         let has_credentials = (s.bearer.is_some()
@@ -169,11 +170,11 @@ impl Decided {
 
 /// With `reverse_proxy` and a `trusted_proxy_ips` list, the engine believes `X-Forwarded-*`
 /// only from a peer it knows: the one in a
-/// [`PeerAddr`](oidc_core::trusted_proxy::PeerAddr) extension, else the address axum's
+/// [`PeerAddr`](oidc_core::http::trusted_proxy::PeerAddr) extension, else the address axum's
 /// `into_make_service_with_connect_info::<SocketAddr>()` records. Without either, forwarded
 /// headers are ignored (fail closed).
 fn peer_from_connect_info(parts: &mut http::request::Parts) {
-    use oidc_core::trusted_proxy::PeerAddr;
+    use oidc_core::http::trusted_proxy::PeerAddr;
     if parts.extensions.get::<PeerAddr>().is_some() {
         return;
     }
@@ -213,7 +214,7 @@ fn forbidden(identity: &Identity, parts: &Parts, rule: &Rule) -> Response<Bytes>
     );
     match identity.source() {
         IdentitySource::Bearer => bearer::forbidden_response(),
-        _ => authz::forbidden_response(parts),
+        _ => forbidden_response(parts),
     }
 }
 

@@ -16,8 +16,7 @@ use serde_json::{Value, json};
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 use tower_oidc::oidc_core::{Config, CookieSettings, Engine};
 use tower_oidc::{
-    AccessToken, BearerValidator, Identity, IdentitySource, OidcLayer, RequireRuleLayer, Rule,
-    TrustedIssuer,
+    AccessToken, Identity, IdentitySource, OidcLayer, RequireRuleLayer, Rule, TrustedIssuer,
 };
 
 const CLIENT: &str = "app";
@@ -217,7 +216,7 @@ async fn forged_identity_headers_never_reach_the_service() {
     let public = ServiceBuilder::new()
         .layer(
             OidcLayer::new(engine(&idp).await)
-                .bearer(BearerValidator::new(engine(&idp).await))
+                .bearer(engine(&idp).await.default_bearer_validator())
                 .require(Rule::public()),
         )
         .service(echo());
@@ -435,7 +434,8 @@ async fn trusted_issuers_have_their_own_audiences() {
     let partner_key = SigningKey::generate("p1");
     let partner = FakeIssuer::start(&[&partner_key]).await;
     let engine = engine(&idp).await;
-    let validator = BearerValidator::builder(engine.clone())
+    let validator = engine
+        .bearer_validator()
         .trusted_issuer(TrustedIssuer::new(&partner.issuer).audience("partner-api"))
         .build()
         .expect("validator");
@@ -494,7 +494,8 @@ async fn keycloak_style_tokens_can_be_matched_on_azp() {
         call(&default, bearer("/api", &token)).await.status(),
         StatusCode::UNAUTHORIZED
     );
-    let validator = BearerValidator::builder(engine.clone())
+    let validator = engine
+        .bearer_validator()
         .audience_claim("aud")
         .audience_claim("azp")
         .build()
@@ -993,11 +994,11 @@ async fn forwarded_headers_count_only_from_a_trusted_connect_info_peer() {
 #[tokio::test]
 async fn accepted_bearer_tokens_are_remembered_by_their_exact_text_until_exp() {
     use std::sync::Arc;
-    use tower_oidc::oidc_core::bearer::BearerError;
+    use tower_oidc::oidc_core::token::bearer::BearerError;
 
     let key = SigningKey::generate("k1");
     let idp = FakeIssuer::start(&[&key]).await;
-    let validator = BearerValidator::new(engine(&idp).await);
+    let validator = engine(&idp).await.default_bearer_validator();
     let token = key.sign(&idp.claims("alice", CLIENT));
     let first = validator.validate_shared(&token).await.expect("valid");
     let again = validator.validate_shared(&token).await.expect("valid");

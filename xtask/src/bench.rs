@@ -1667,7 +1667,7 @@ impl Bench {
         if !self.bearer {
             return "not measured under load: the adapter's check does not accept bearer tokens \
                     yet (no `--skip-jwt-bearer-tokens`; `tower-oidc` does, through \
-                    `oidc_core::bearer`); once the flag exists, this run adds bearer rows for \
+                    `oidc_core::token::bearer`); once the flag exists, this run adds bearer rows for \
                     the adapter and oauth2-proxy. The validation's CPU cost is in the criterion \
                     benchmarks (`cargo bench -p benches --bench bearer`)"
                 .into();
@@ -2064,13 +2064,13 @@ mod tests {
     #[test]
     fn reads_callgrind_annotate_lines() {
         let text = "17,118,281 (100.0%)  PROGRAM TOTALS
- 9,360,664 (54.68%)  /w/oidc-core/src/engine.rs:oidc_core::engine::Engine::authenticate [/w/adapter]
+ 9,360,664 (54.68%)  /w/oidc-core/src/engine.rs:oidc_core::Engine::authenticate [/w/adapter]
  2,942,711 (17.19%)  /r/base64/src/engine/mod.rs:oidc_core::session::crypto::Sealer::open
    864,126 ( 5.05%)  ./string/memmove.S:__memcpy_avx_unaligned_erms [/usr/lib/libc.so.6]";
         let parsed = parse_annotate(text);
         assert_eq!(parsed.len(), 2);
         assert_eq!(parsed[0].0, 9_360_664);
-        assert_eq!(parsed[0].2, "oidc_core::engine::Engine::authenticate");
+        assert_eq!(parsed[0].2, "oidc_core::Engine::authenticate");
         assert!((parsed[1].1 - 5.05).abs() < 1e-9);
     }
 

@@ -19,8 +19,8 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
+use tower_oidc::OidcLayer;
 use tower_oidc::oidc_core::{ClientSecret, Config, CookieSettings, Engine};
-use tower_oidc::{BearerValidator, OidcLayer};
 
 /// An axum application protected by tower-oidc.
 #[derive(Debug, Parser)]
@@ -97,7 +97,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         async move { engine.discover_until_ready().await }
     });
 
-    let mut bearer = BearerValidator::builder(engine.clone());
+    let mut bearer = engine.bearer_validator();
     for audience in &args.audiences {
         bearer = bearer.audience(audience);
     }

@@ -2,7 +2,7 @@
 //! or a setting the library refused (printed with the flag's name).
 
 use oidc_core::ConfigError;
-use oidc_core::bearer::BearerConfigError;
+use oidc_core::token::bearer::BearerConfigError;
 
 use super::flags::flag;
 

@@ -1,75 +1,75 @@
 //! The names of the settings a configuration error can be about.
 //!
-//! A [`ConfigError`](crate::ConfigError) names the setting it concerns as a [`Setting`];
+//! A `ConfigError` names the setting it concerns as a [`Setting`];
 //! its message spells it with the library's name ([`Setting::name`]). A front end with
 //! other names (the adapter's command-line flags) maps each `Setting` to its own.
 
 use std::fmt;
 
-/// A setting of [`ConfigBuilder`](crate::ConfigBuilder), or a field of the
-/// [`CookieSettings`](crate::CookieSettings) it takes.
+/// A setting of `ConfigBuilder`, or a field of the
+/// `CookieSettings` it takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Setting {
-    /// The issuer URL, the first argument of [`Config::builder`](crate::Config::builder).
+    /// The issuer URL, the first argument of `Config::builder`.
     Issuer,
-    /// The OAuth client id, the second argument of [`Config::builder`](crate::Config::builder).
+    /// The OAuth client id, the second argument of `Config::builder`.
     ClientId,
-    /// [`ConfigBuilder::client_secret`](crate::ConfigBuilder::client_secret).
+    /// `ConfigBuilder::client_secret`.
     ClientSecret,
-    /// [`ConfigBuilder::cookie_secret`](crate::ConfigBuilder::cookie_secret).
+    /// `ConfigBuilder::cookie_secret`.
     CookieSecret,
-    /// [`CookieSettings::name`](crate::CookieSettings::name).
+    /// `CookieSettings::name`.
     CookieName,
-    /// [`CookieSettings::domains`](crate::CookieSettings::domains).
+    /// `CookieSettings::domains`.
     CookieDomains,
-    /// [`CookieSettings::path`](crate::CookieSettings::path).
+    /// `CookieSettings::path`.
     CookiePath,
-    /// [`CookieSettings::secure`](crate::CookieSettings::secure).
+    /// `CookieSettings::secure`.
     CookieSecure,
-    /// [`CookieSettings::same_site`](crate::CookieSettings::same_site).
+    /// `CookieSettings::same_site`.
     CookieSameSite,
-    /// [`CookieSettings::expire`](crate::CookieSettings::expire).
+    /// `CookieSettings::expire`.
     CookieExpire,
-    /// [`CookieSettings::refresh`](crate::CookieSettings::refresh).
+    /// `CookieSettings::refresh`.
     CookieRefresh,
-    /// [`ConfigBuilder::redirect_url`](crate::ConfigBuilder::redirect_url).
+    /// `ConfigBuilder::redirect_url`.
     RedirectUrl,
-    /// [`ConfigBuilder::scope`](crate::ConfigBuilder::scope).
+    /// `ConfigBuilder::scope`.
     Scope,
-    /// [`ConfigBuilder::proxy_prefix`](crate::ConfigBuilder::proxy_prefix).
+    /// `ConfigBuilder::proxy_prefix`.
     ProxyPrefix,
-    /// [`ConfigBuilder::whitelist_domains`](crate::ConfigBuilder::whitelist_domains).
+    /// `ConfigBuilder::whitelist_domains`.
     WhitelistDomains,
-    /// [`ConfigBuilder::set_authorization_header`](crate::ConfigBuilder::set_authorization_header).
+    /// `ConfigBuilder::set_authorization_header`.
     SetAuthorizationHeader,
-    /// [`ConfigBuilder::pass_access_token`](crate::ConfigBuilder::pass_access_token).
+    /// `ConfigBuilder::pass_access_token`.
     PassAccessToken,
-    /// [`ConfigBuilder::authorization`](crate::ConfigBuilder::authorization).
+    /// `ConfigBuilder::authorization`.
     Authorization,
-    /// [`ConfigBuilder::authorization_rules`](crate::ConfigBuilder::authorization_rules).
+    /// `ConfigBuilder::authorization_rules`.
     AuthorizationRules,
-    /// [`ConfigBuilder::trusted_proxy_ips`](crate::ConfigBuilder::trusted_proxy_ips).
+    /// `ConfigBuilder::trusted_proxy_ips`.
     TrustedProxyIps,
-    /// [`ConfigBuilder::reverse_proxy`](crate::ConfigBuilder::reverse_proxy).
+    /// `ConfigBuilder::reverse_proxy`.
     ReverseProxy,
-    /// [`ConfigBuilder::skip_auth_routes`](crate::ConfigBuilder::skip_auth_routes).
+    /// `ConfigBuilder::skip_auth_routes`.
     SkipAuthRoutes,
-    /// [`ConfigBuilder::skip_auth_regexes`](crate::ConfigBuilder::skip_auth_regexes).
+    /// `ConfigBuilder::skip_auth_regexes`.
     SkipAuthRegexes,
-    /// [`ConfigBuilder::max_flows`](crate::ConfigBuilder::max_flows).
+    /// `ConfigBuilder::max_flows`.
     MaxFlows,
-    /// [`ConfigBuilder::session_store`](crate::ConfigBuilder::session_store).
+    /// `ConfigBuilder::session_store`.
     SessionStore,
     /// `ConfigBuilder::redis` (with the `redis` feature): the Redis settings.
     Redis,
-    /// [`ConfigBuilder::minimal_session`](crate::ConfigBuilder::minimal_session).
+    /// `ConfigBuilder::minimal_session`.
     MinimalSession,
-    /// [`ConfigBuilder::provider_ca_files`](crate::ConfigBuilder::provider_ca_files).
+    /// `ConfigBuilder::provider_ca_files`.
     ProviderCaFiles,
-    /// [`ConfigBuilder::provider_client_cert_file`](crate::ConfigBuilder::provider_client_cert_file).
+    /// `ConfigBuilder::provider_client_cert_file`.
     ProviderClientCertFile,
-    /// [`ConfigBuilder::provider_client_key_file`](crate::ConfigBuilder::provider_client_key_file).
+    /// `ConfigBuilder::provider_client_key_file`.
     ProviderClientKeyFile,
 }
 
@@ -108,9 +108,9 @@ impl Setting {
         Self::ProviderClientKeyFile,
     ];
 
-    /// The library's name for the setting: the [`ConfigBuilder`](crate::ConfigBuilder)
+    /// The library's name for the setting: the `ConfigBuilder`
     /// method (`cookie_secret`), or `cookie.<field>` for a
-    /// [`CookieSettings`](crate::CookieSettings) field (`cookie.refresh`).
+    /// `CookieSettings` field (`cookie.refresh`).
     #[must_use]
     pub const fn name(self) -> &'static str {
         match self {

@@ -9,8 +9,8 @@ use openidconnect::{AdditionalProviderMetadata, ProviderMetadata};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use super::get_json;
-use crate::error::ProviderError;
+use crate::provider::error::ProviderError;
+use crate::provider::http::get_json;
 
 /// RP-initiated logout metadata, which core discovery does not carry.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]

@@ -14,9 +14,10 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 use url::Url;
 
-use super::get_json;
-use crate::error::{ProviderError, TokenError};
-use crate::id_token::ALLOWED_ALGORITHMS;
+use crate::provider::error::ProviderError;
+use crate::provider::http::get_json;
+use crate::token::algorithms::ALLOWED_ALGORITHMS;
+use crate::token::error::TokenError;
 
 /// One usable verification key.
 struct Key {
@@ -342,7 +343,7 @@ mod tests {
     fn token(pem: &str, kid: Option<&str>, exp_in: i64) -> String {
         let mut header = Header::new(Algorithm::RS256);
         header.kid = kid.map(str::to_owned);
-        let exp = crate::engine::unix_now().cast_signed() + exp_in;
+        let exp = crate::clock::unix_now().cast_signed() + exp_in;
         jsonwebtoken::encode(&header, &json!({"sub": "s", "exp": exp}), &signer(pem)).expect("sign")
     }
 
@@ -415,7 +416,7 @@ mod tests {
     }
 
     fn http() -> reqwest::Client {
-        crate::provider::http_client(Duration::from_secs(5), &[], &Default::default())
+        crate::provider::http::http_client(Duration::from_secs(5), &[], &Default::default())
             .expect("client")
     }
 
@@ -689,7 +690,7 @@ mod tests {
                 kid: Some("a".to_owned()),
                 ..Header::new(Algorithm::HS256)
             },
-            &json!({"sub": "s", "exp": crate::engine::unix_now() + 600}),
+            &json!({"sub": "s", "exp": crate::clock::unix_now() + 600}),
             &EncodingKey::from_secret(key_file!("rsa-1.pub.pem").as_bytes()),
         )
         .expect("sign");

@@ -5,10 +5,10 @@ use base64::engine::general_purpose::STANDARD;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 
-use super::Provider;
-use crate::config::{ClientAuthMethod, Config};
-use crate::error::ProviderError;
-use crate::tokens::{AccessToken, IdToken, RefreshToken};
+use crate::config::builder::{ClientAuthMethod, Config};
+use crate::identity::tokens::{AccessToken, IdToken, RefreshToken};
+use crate::provider::discovered::Provider;
+use crate::provider::error::ProviderError;
 
 /// The parts of a token response we use.
 #[derive(Deserialize)]

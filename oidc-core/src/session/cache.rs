@@ -23,8 +23,8 @@ use http::HeaderMap;
 use quick_cache::sync::Cache;
 use quick_cache::{Equivalent, Weighter};
 
-use super::Session;
-use super::cookie::Presented;
+use crate::session::cookie::Presented;
+use crate::session::model::Session;
 
 /// Most bytes the cache holds (keys, sessions and headers, estimated): a few
 /// thousand sessions of a typical provider (a Keycloak cookie is 2 to 4 KB).
@@ -249,7 +249,10 @@ mod tests {
 
     fn codec() -> SessionCodec {
         let secrets =
-            [crate::secret::CookieSecret::parse("0123456789abcdef0123456789abcdef").unwrap()];
+            [
+                crate::config::secret::CookieSecret::parse("0123456789abcdef0123456789abcdef")
+                    .unwrap(),
+            ];
         SessionCodec::new("auth", &secrets)
     }
 
@@ -262,7 +265,7 @@ mod tests {
     fn decoded(subject: &str) -> Decoded {
         Decoded::new(
             Session {
-                principal: crate::Principal::new(subject),
+                principal: crate::identity::principal::Principal::new(subject),
                 expires_at: 1_000,
                 ..Session::default()
             },

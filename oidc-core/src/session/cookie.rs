@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue};
 
-use super::Session;
-use super::crypto::{OpenError, Purpose, Sealer};
-use crate::cookies::{self, CookieWriter};
-use crate::secret::CookieSecret;
+use crate::config::secret::CookieSecret;
+use crate::http::cookies::{self, CookieWriter};
+use crate::session::crypto::{OpenError, Purpose, Sealer};
+use crate::session::model::Session;
 
 /// Longest cookie value we write; with name and attributes a `Set-Cookie`
 /// stays under the 4096 bytes every browser accepts.
@@ -276,7 +276,7 @@ impl SessionCodec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::CookieSettings;
+    use crate::config::builder::CookieSettings;
     use http::header;
 
     fn codec() -> (SessionCodec, CookieWriter) {
@@ -287,12 +287,14 @@ mod tests {
 
     fn session(token_len: usize) -> Session {
         Session {
-            principal: crate::Principal {
+            principal: crate::identity::principal::Principal {
                 email: Some("alice@example.com".into()),
                 groups: vec!["admins".into()],
-                ..crate::Principal::new("alice")
+                ..crate::identity::principal::Principal::new("alice")
             },
-            access_token: Some(crate::tokens::AccessToken::new("a".repeat(token_len))),
+            access_token: Some(crate::identity::tokens::AccessToken::new(
+                "a".repeat(token_len),
+            )),
             created_at: 100,
             expires_at: 1_000,
             ..Session::default()

@@ -9,7 +9,7 @@ use hkdf::Hkdf;
 use rand::RngCore;
 use sha2::Sha256;
 
-use crate::secret::CookieSecret;
+use crate::config::secret::CookieSecret;
 
 const VERSION: u8 = 1;
 const NONCE_LEN: usize = 12;

@@ -7,9 +7,9 @@
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::Session;
-use crate::principal::Principal;
-use crate::tokens::{AccessToken, IdToken, RefreshToken};
+use crate::identity::principal::Principal;
+use crate::identity::tokens::{AccessToken, IdToken, RefreshToken};
+use crate::session::model::Session;
 
 /// What [`Session`] serialises as, borrowed.
 #[derive(Serialize)]
