@@ -10,8 +10,10 @@ use rand::RngCore;
 use sha2::Sha256;
 
 use crate::config::secret::CookieSecret;
+use crate::session::wire::FORMAT_VERSION;
 
-const VERSION: u8 = 1;
+/// The envelope's first byte: the session format version (see `FORMAT_VERSION`).
+const VERSION: u8 = FORMAT_VERSION;
 const NONCE_LEN: usize = 12;
 
 /// What a key is used for; keys for different purposes never coincide.

@@ -5,7 +5,8 @@ pub(crate) mod cache;
 pub(crate) mod cookie;
 pub(crate) mod crypto;
 pub(crate) mod model;
-mod wire;
+pub(crate) mod wire;
 
 pub use cookie::SessionError;
 pub use model::Session;
+pub use wire::FORMAT_VERSION;

@@ -5,6 +5,17 @@
 //! that names them. [`Session`] is flat here (its [`Principal`] inlined, its issuer left out:
 //! the engine fills in its own); encoding borrows every field, decoding moves them.
 
+/// The format version of sealed sessions this release writes: the first byte of a sealed
+/// session cookie (after base64) and of a session's value in Redis.
+///
+/// Cookies and Redis values outlive releases (a rolling update, a rollback, a week-long
+/// session), so every version ever written must keep opening. When the sealed or serialised
+/// form changes: bump this, keep reading every earlier version, and add
+/// `tests/fixtures/session-vN.cookie` and `session-vN.redis` written by the new release;
+/// `tests/session_format.rs` opens the fixtures of every version up to this one and fails
+/// while one is missing.
+pub const FORMAT_VERSION: u8 = 1;
+
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::identity::principal::Principal;

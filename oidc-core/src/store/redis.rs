@@ -57,6 +57,7 @@ use redis::{
 use sha2::{Digest, Sha256};
 
 use crate::session::model::Session;
+use crate::session::wire::FORMAT_VERSION;
 
 /// Default for [`RedisSettings::timeout`].
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -416,7 +417,8 @@ fn hashed(label: &str, value: &[u8]) -> String {
 // Sealing of session values
 // ---------------------------------------------------------------------------------------------
 
-const VALUE_VERSION: u8 = 1;
+/// A value's first byte: the session format version (see `FORMAT_VERSION`).
+const VALUE_VERSION: u8 = FORMAT_VERSION;
 const NONCE_LEN: usize = 12;
 
 fn value_aad(id_hex: &str) -> Vec<u8> {
