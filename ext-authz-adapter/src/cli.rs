@@ -1,23 +1,25 @@
 //! Command-line flags, compatible with oauth2-proxy v7's names,
 //! `OAUTH2_PROXY_*` environment variables and TOML config file (`--config`).
 
-mod config_file;
 mod error;
 mod flags;
-mod load;
-pub mod oauth2_proxy;
+mod values;
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::{ArgAction, Parser, builder::BoolishValueParser};
-use oidc_core::{
-    ClientAuthMethod, ClientSecret, Config, ConfigError, CookieSettings, SameSite, Setting,
-};
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand};
+use istio_manifests::IstioArgs;
+use oidc_core::{ClientSecret, Config, ConfigError, CookieSettings, Setting};
 
 pub use self::error::CliError;
 pub use self::flags::flag;
-pub use self::load::Loaded;
+pub use self::values::{
+    CodeChallengeMethod, CookieSameSite, LogFormat, Provider, SessionStoreType,
+    TokenEndpointAuthMethod,
+};
 use crate::duration;
 
 /// Boolean flag in oauth2-proxy style: `--flag`, `--flag=true`, `--flag=false`.
@@ -36,16 +38,26 @@ macro_rules! bool_flag {
 /// Precedence: command line, then environment, then the --config file.
 #[derive(Debug, Parser)]
 #[command(name = "ext-authz-adapter", version, about, long_about = None, max_term_width = 100, args_override_self = true)]
+#[command(args_conflicts_with_subcommands = true, disable_help_subcommand = true)]
 #[allow(clippy::struct_excessive_bools)]
 pub struct Cli {
+    /// A subcommand instead of the server (it reads no `OAUTH2_PROXY_*` variable).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// oauth2-proxy's TOML config file (keys as oauth2-proxy's: email_domains = [ "*" ]);
     /// it sets only the flags neither the command line nor the environment set.
     #[arg(long, env = "OAUTH2_PROXY_CONFIG", value_name = "PATH")]
     pub config: Option<std::path::PathBuf>,
 
     /// OAuth provider. Only OpenID Connect: "oidc" (or "keycloak-oidc").
-    #[arg(long, env = "OAUTH2_PROXY_PROVIDER", default_value = "oidc")]
-    pub provider: String,
+    #[arg(
+        long,
+        env = "OAUTH2_PROXY_PROVIDER",
+        value_enum,
+        default_value = "oidc"
+    )]
+    pub provider: Provider,
 
     /// Issuer URL; discovery is read from <issuer>/.well-known/openid-configuration.
     #[arg(long, env = "OAUTH2_PROXY_OIDC_ISSUER_URL", value_name = "URL")]
@@ -67,9 +79,10 @@ pub struct Cli {
     #[arg(
         long,
         env = "OAUTH2_PROXY_TOKEN_ENDPOINT_AUTH_METHOD",
+        value_enum,
         default_value = "client_secret_basic"
     )]
-    pub token_endpoint_auth_method: String,
+    pub token_endpoint_auth_method: TokenEndpointAuthMethod,
 
     /// Cookie encryption secret: 16, 24 or 32 bytes, raw or base64. Repeat to rotate:
     /// the first encrypts, all decrypt.
@@ -106,8 +119,14 @@ pub struct Cli {
     pub cookie_httponly: bool,
 
     /// SameSite attribute: lax, strict, none, or "" for none set.
-    #[arg(long, env = "OAUTH2_PROXY_COOKIE_SAMESITE", default_value = "")]
-    pub cookie_samesite: String,
+    #[arg(
+        long,
+        env = "OAUTH2_PROXY_COOKIE_SAMESITE",
+        value_enum,
+        ignore_case = true,
+        default_value = ""
+    )]
+    pub cookie_samesite: CookieSameSite,
 
     /// Session lifetime (Go duration: 4h, 168h0m0s).
     #[arg(long, env = "OAUTH2_PROXY_COOKIE_EXPIRE", default_value = "168h", value_parser = duration::parse)]
@@ -219,8 +238,13 @@ pub struct Cli {
 
     /// Where sessions are kept: cookie (encrypted in the browser) or redis (the cookie holds a
     /// ticket; see --redis-connection-url).
-    #[arg(long, env = "OAUTH2_PROXY_SESSION_STORE_TYPE", default_value = "cookie", value_parser = ["cookie", "redis"])]
-    pub session_store_type: String,
+    #[arg(
+        long,
+        env = "OAUTH2_PROXY_SESSION_STORE_TYPE",
+        value_enum,
+        default_value = "cookie"
+    )]
+    pub session_store_type: SessionStoreType,
 
     /// Keep tokens out of cookie sessions: small cookies, but no refresh, no
     /// --set-authorization-header and no --pass-access-token.
@@ -314,8 +338,13 @@ pub struct Cli {
     pub metrics_address: Option<String>,
 
     /// Log format: text or json (one JSON object per line, with Envoy's x-request-id).
-    #[arg(long, env = "OAUTH2_PROXY_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
-    pub log_format: String,
+    #[arg(
+        long,
+        env = "OAUTH2_PROXY_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
 
     /// Upstream. Only `static://200` (or file:///dev/null, the placeholder of oauth2-proxy's
     /// Helm chart): routing to the application is Envoy's job.
@@ -339,9 +368,11 @@ pub struct Cli {
     #[arg(
         long,
         env = "OAUTH2_PROXY_CODE_CHALLENGE_METHOD",
+        value_enum,
+        ignore_case = true,
         default_value = "S256"
     )]
-    pub code_challenge_method: String,
+    pub code_challenge_method: CodeChallengeMethod,
 
     /// Do not check the ID token's nonce (insecure; oauth2-proxy's default, not ours).
     #[arg(long, env = "OAUTH2_PROXY_INSECURE_OIDC_SKIP_NONCE", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set, value_parser = bool_flag!())]
@@ -432,6 +463,47 @@ pub struct Cli {
     pub auth_request_param: Vec<String>,
 }
 
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the Istio resources for the adapter (mesh config, Gateway, VirtualService or
+    /// HTTPRoute, CUSTOM AuthorizationPolicy, EnvoyFilter, Service), or check existing
+    /// manifests with --check.
+    Istio(IstioArgs),
+}
+
+/// The settings read, and what to warn about once logging is set up.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The flags, with the file's values where neither the command line nor the environment
+    /// set them.
+    pub cli: Cli,
+    /// One line per oauth2-proxy flag given but ignored, and per unknown `OAUTH2_PROXY_*`
+    /// variable: log each once at start.
+    pub warnings: Vec<String>,
+}
+
+impl Cli {
+    /// Reads the command line `args` (program name first), the `OAUTH2_PROXY_*` environment
+    /// and the `--config` file, as oauth2-proxy does ([`oauth2_proxy_compat::load()`]).
+    ///
+    /// # Errors
+    ///
+    /// [`CliError::Args`] when the arguments do not parse (also for `--help` and
+    /// `--version`: print it with `exit()`), [`CliError::Load`] for the file and for
+    /// oauth2-proxy flags whose meaning the adapter cannot honour.
+    pub fn load<I, T>(args: I) -> Result<Loaded, CliError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString>,
+    {
+        let loaded = oauth2_proxy_compat::load(Cli::command(), args)?;
+        let cli = Cli::from_arg_matches(&loaded.matches).map_err(CliError::Args)?;
+        let warnings = loaded.warnings;
+        Ok(Loaded { cli, warnings })
+    }
+}
+
 #[cfg(feature = "redis")]
 impl Cli {
     /// The Redis settings from the `--redis-*` flags, if Redis is configured.
@@ -508,11 +580,6 @@ pub fn parse_address(flag: &'static str, raw: &str) -> Result<SocketAddr, CliErr
     })
 }
 
-/// Where to listen for HTTP (`--http-address`).
-pub fn listen_address(raw: &str) -> Result<SocketAddr, CliError> {
-    parse_address("--http-address", raw)
-}
-
 impl Cli {
     /// The bearer-token validator for `engine` when `--skip-jwt-bearer-tokens` is on.
     ///
@@ -558,15 +625,6 @@ impl Cli {
     /// A [`CliError`] naming the flag: one the command line cannot use, or a setting the
     /// library refused ([`CliError::Config`], printed with flag names).
     pub fn to_config(&self) -> Result<Config, CliError> {
-        if !matches!(self.provider.as_str(), "oidc" | "keycloak-oidc") {
-            return Err(CliError::Invalid {
-                flag: "--provider",
-                message: format!(
-                    "{:?} is not supported; use --provider=oidc with --oidc-issuer-url",
-                    self.provider
-                ),
-            });
-        }
         for up in &self.upstream {
             // `file:///dev/null` is the oauth2-proxy chart's "no upstream" (nginx auth_request).
             if up != "static://200" && up != "file:///dev/null" {
@@ -578,15 +636,6 @@ impl Cli {
                 });
             }
         }
-        if !self.code_challenge_method.eq_ignore_ascii_case("S256") {
-            return Err(CliError::Invalid {
-                flag: "--code-challenge-method",
-                message: format!(
-                    "{:?} is not supported; PKCE always uses S256",
-                    self.code_challenge_method
-                ),
-            });
-        }
         let missing = |setting| ConfigError::Missing { setting };
         let issuer = self
             .oidc_issuer_url
@@ -596,30 +645,6 @@ impl Cli {
             .client_id
             .clone()
             .ok_or_else(|| missing(Setting::ClientId))?;
-        let client_auth = match self.token_endpoint_auth_method.as_str() {
-            "client_secret_basic" => ClientAuthMethod::Basic,
-            "client_secret_post" => ClientAuthMethod::Post,
-            other => {
-                return Err(CliError::Invalid {
-                    flag: "--token-endpoint-auth-method",
-                    message: format!(
-                        "{other:?} is not supported; use client_secret_basic or client_secret_post"
-                    ),
-                });
-            }
-        };
-        let same_site = match self.cookie_samesite.to_ascii_lowercase().as_str() {
-            "" => SameSite::Unset,
-            "lax" => SameSite::Lax,
-            "strict" => SameSite::Strict,
-            "none" => SameSite::None,
-            other => {
-                return Err(CliError::Invalid {
-                    flag: "--cookie-samesite",
-                    message: format!("{other:?} is not one of lax, strict, none or \"\""),
-                });
-            }
-        };
         let secret = match (&self.client_secret, &self.client_secret_file) {
             (Some(s), _) => Some(s.clone()),
             (None, Some(path)) => Some(
@@ -635,7 +660,7 @@ impl Cli {
             (None, None) => None,
         };
         let mut b = Config::builder(issuer, client_id)
-            .client_auth(client_auth)
+            .client_auth(self.token_endpoint_auth_method.into())
             .scope(self.scope.clone())
             .cookie(CookieSettings {
                 name: self.cookie_name.clone(),
@@ -643,7 +668,7 @@ impl Cli {
                 path: self.cookie_path.clone(),
                 secure: self.cookie_secure,
                 http_only: self.cookie_httponly,
-                same_site,
+                same_site: self.cookie_samesite.into(),
                 expire: self.cookie_expire,
                 refresh: (!self.cookie_refresh.is_zero()).then_some(self.cookie_refresh),
             })
@@ -705,10 +730,9 @@ impl Cli {
             })?;
             b = b.authenticated_emails(text.lines().map(str::to_owned).collect());
         }
-        b = b.minimal_session(self.session_cookie_minimal);
-        if self.session_store_type == "redis" {
-            b = b.session_store(oidc_core::SessionStoreKind::Redis);
-        }
+        b = b
+            .minimal_session(self.session_cookie_minimal)
+            .session_store(self.session_store_type.into());
         #[cfg(feature = "redis")]
         if let Some(settings) = self.redis_settings()? {
             b = b.redis(settings);

@@ -24,14 +24,12 @@
 //! ```
 
 #![deny(missing_docs)]
-// Flag doc comments are `--help` text for a terminal (`<issuer>/.well-known/...`).
-#![allow(rustdoc::invalid_html_tags)]
+// Flag doc comments are `--help` text for a terminal (`<issuer>/.well-known/...`, URLs).
+#![allow(rustdoc::invalid_html_tags, rustdoc::bare_urls)]
 
 pub mod authorizer;
 pub mod cli;
 pub mod duration;
-pub mod envoy;
 #[cfg(feature = "grpc")]
 pub mod grpc;
-pub mod istio;
 pub mod server;

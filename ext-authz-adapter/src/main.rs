@@ -3,18 +3,15 @@
 use std::process::ExitCode;
 
 use ext_authz_adapter::authorizer::Authorizer;
-use ext_authz_adapter::cli::{Cli, CliError, listen_address, parse_address};
+use ext_authz_adapter::cli::{Cli, CliError, Command, LogFormat, parse_address};
 use ext_authz_adapter::server;
 use oidc_core::Engine;
 use oidc_core::error::chain;
+use tokio::net::TcpListener;
+use url::Url;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    // `ext-authz-adapter istio ...`: print or check the Istio resources.
-    let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("istio") {
-        return ext_authz_adapter::istio::run(args[2..].to_vec());
-    }
     // Command line, then OAUTH2_PROXY_* variables, then the --config file (oauth2-proxy's order).
     let loaded = match Cli::load(std::env::args_os()) {
         Ok(loaded) => loaded,
@@ -25,6 +22,10 @@ async fn main() -> ExitCode {
         }
     };
     let cli = loaded.cli;
+    // `ext-authz-adapter istio ...`: print or check the Istio resources.
+    if let Some(Command::Istio(istio)) = &cli.command {
+        return istio.run();
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Colours only on a terminal (and not with NO_COLOR): log collectors (kubectl logs, the
@@ -35,7 +36,7 @@ async fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_ansi(ansi)
         .with_writer(std::io::stderr);
-    if cli.log_format == "json" {
+    if cli.log_format == LogFormat::Json {
         logs.json().init();
     } else {
         logs.init();
@@ -45,13 +46,13 @@ async fn main() -> ExitCode {
         tracing::warn!("{warning}");
     }
 
-    let (engine, authorizer, addr) = match cli.to_config().and_then(|c| {
+    let (engine, authorizer) = match cli.to_config().and_then(|c| {
         let engine = Engine::new(c)?;
         let mut authorizer = Authorizer::new(engine.clone());
         if let Some(bearer) = cli.bearer_validator(&engine)? {
             authorizer = authorizer.with_bearer(bearer);
         }
-        Ok((engine, authorizer, listen_address(&cli.http_address)?))
+        Ok((engine, authorizer))
     }) {
         Ok(v) => v,
         Err(e) => {
@@ -60,17 +61,11 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let listener = match tokio::net::TcpListener::bind(addr).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: --http-address: cannot listen on {addr}: {e}");
-            return ExitCode::from(2);
-        }
+    let issuer = engine.config().issuer();
+    let Some(listener) = listen("--http-address", &cli.http_address, "listening", issuer).await
+    else {
+        return ExitCode::from(2);
     };
-    let local = listener
-        .local_addr()
-        .map_or_else(|_| addr.to_string(), |a| a.to_string());
-    tracing::info!(address = %local, issuer = %engine.config().issuer(), "listening");
     // One shutdown signal for every server.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
@@ -83,26 +78,12 @@ async fn main() -> ExitCode {
     if let Some(raw) = &cli.grpc_address {
         #[cfg(feature = "grpc")]
         {
-            let listener = match parse_address("--grpc-address", raw) {
-                Ok(addr) => tokio::net::TcpListener::bind(addr)
-                    .await
-                    .map_err(|e| format!("--grpc-address: cannot listen on {addr}: {e}")),
-                Err(e) => Err(e.to_string()),
+            let Some(l) = listen("--grpc-address", raw, "gRPC ext_authz listening", issuer).await
+            else {
+                return ExitCode::from(2);
             };
-            match listener {
-                Ok(l) => {
-                    tracing::info!(address = %l.local_addr().map_or_else(|_| raw.clone(), |a| a.to_string()), "gRPC ext_authz listening");
-                    servers.push(tokio::spawn(ext_authz_adapter::grpc::serve(
-                        l,
-                        authorizer.clone(),
-                        stopped(),
-                    )));
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(2);
-                }
-            }
+            let grpc = ext_authz_adapter::grpc::serve(l, authorizer.clone(), stopped());
+            servers.push(tokio::spawn(grpc));
         }
         #[cfg(not(feature = "grpc"))]
         {
@@ -113,26 +94,11 @@ async fn main() -> ExitCode {
         }
     }
     if let Some(raw) = &cli.metrics_address {
-        let listener = match parse_address("--metrics-address", raw) {
-            Ok(addr) => tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| format!("--metrics-address: cannot listen on {addr}: {e}")),
-            Err(e) => Err(e.to_string()),
+        let Some(l) = listen("--metrics-address", raw, "metrics at /metrics", issuer).await else {
+            return ExitCode::from(2);
         };
-        match listener {
-            Ok(l) => {
-                tracing::info!(address = %l.local_addr().map_or_else(|_| raw.clone(), |a| a.to_string()), "metrics at /metrics");
-                tokio::spawn(server::serve_metrics(
-                    l,
-                    engine.clone(),
-                    std::future::pending(),
-                ));
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
-        }
+        let metrics = server::serve_metrics(l, engine.clone(), std::future::pending());
+        tokio::spawn(metrics);
     }
     // Discovery runs in the background: /ping answers at once, /ready once discovered.
     let discovery = engine.clone();
@@ -167,6 +133,30 @@ async fn main() -> ExitCode {
     }
     tracing::info!("stopped");
     ExitCode::SUCCESS
+}
+
+/// Listens on `raw`, the address of `flag`, and logs `message` with the address bound (the
+/// tests read it from there) and the issuer; `None` once it has printed why it cannot.
+async fn listen(flag: &'static str, raw: &str, message: &str, issuer: &Url) -> Option<TcpListener> {
+    let bound = match parse_address(flag, raw) {
+        Ok(addr) => TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("{flag}: cannot listen on {addr}: {e}")),
+        Err(e) => Err(e.to_string()),
+    };
+    match bound {
+        Ok(listener) => {
+            let local = listener
+                .local_addr()
+                .map_or_else(|_| raw.to_owned(), |a| a.to_string());
+            tracing::info!(address = %local, issuer = %issuer, "{message}");
+            Some(listener)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            None
+        }
+    }
 }
 
 async fn shutdown_signal() {

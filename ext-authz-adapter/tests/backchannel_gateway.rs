@@ -28,7 +28,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use ext_authz_adapter::envoy::{ADAPTER_PREFIX, EnvoyConfig, VirtualHost};
+use envoy_bootstrap::{EnvoyConfig, VirtualHost};
+use istio_manifests::envoy_contract::ADAPTER_PREFIX;
 use reqwest::StatusCode;
 use scale::*;
 use serde_json::json;

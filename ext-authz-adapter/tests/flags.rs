@@ -437,3 +437,39 @@ fn malformed_config_file_names_the_line() {
         "{err}"
     );
 }
+
+/// `istio` is a subcommand: its own help and flags, and none of the server's variables (an
+/// invalid or refused `OAUTH2_PROXY_*` value does not stop it).
+#[test]
+fn istio_is_a_subcommand_that_reads_no_oauth2_proxy_variable() {
+    let adapter = || Command::new(env!("CARGO_BIN_EXE_ext-authz-adapter"));
+    let out = adapter().arg("--help").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\n  istio "));
+    let out = adapter().args(["istio", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        help.contains("Usage: ext-authz-adapter istio [OPTIONS]"),
+        "{help}"
+    );
+    assert!(help.contains("--check <FILE>"), "{help}");
+    let out = adapter()
+        .args(["istio", "--host", "nginx.example.com", "--only", "policy"])
+        .env("OAUTH2_PROXY_COOKIE_EXPIRE", "forever")
+        .env("OAUTH2_PROXY_HTPASSWD_FILE", "/etc/htpasswd")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("kind: AuthorizationPolicy"));
+    let (code, err) = run(&["istio", "--bogus"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("--bogus") && err.contains("ext-authz-adapter istio"),
+        "{err}"
+    );
+    // The server's flags and the subcommand do not mix.
+    let (code, err) = run(&["--client-id=nginx", "istio"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("istio"), "{err}");
+}

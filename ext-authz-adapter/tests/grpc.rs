@@ -12,11 +12,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::{HOST, engine, login_at_provider, provider_for};
+use envoy_bootstrap::{AuthzTarget, EnvoyConfig, VirtualHost};
 use envoy_types::pb::envoy::config::core::v3::HeaderValueOption;
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest};
-use ext_authz_adapter::envoy::{AuthzTarget, EnvoyConfig, VirtualHost};
 use ext_authz_adapter::grpc::{
     CheckResponse, DeniedHttpResponse, HeaderAppendAction, HttpResponse, OkHttpResponse, code,
 };

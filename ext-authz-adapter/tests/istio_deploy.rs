@@ -13,15 +13,15 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use ext_authz_adapter::envoy::{
+use istio_manifests::envoy_contract::{
     HEADERS_TO_DOWNSTREAM_ON_ALLOW, HEADERS_TO_DOWNSTREAM_ON_DENY, HEADERS_TO_UPSTREAM_ON_ALLOW,
     INCLUDE_REQUEST_HEADERS_IN_CHECK,
 };
-use ext_authz_adapter::istio::render::{
+use istio_manifests::render::{
     HCM_FILTER, HCM_TYPE_URL, HEADERS_WITH_UNDERSCORES_ACTION, PATH_NORMALIZATION,
 };
-use ext_authz_adapter::istio::yaml::{Lines, Node, parse_documents};
-use ext_authz_adapter::istio::{Part, Settings, render, render_parts};
+use istio_manifests::yaml::{Lines, Node, parse_documents};
+use istio_manifests::{Part, Settings, render, render_parts};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -635,7 +635,7 @@ fn the_dockerfile_builds_one_binary_into_a_distroless_nonroot_image() {
 /// templates (Go templates, not YAML), and finds nothing.
 #[test]
 fn the_deploy_directory_passes_the_check() {
-    use ext_authz_adapter::istio::{CheckOptions, check_sources, read_sources};
+    use istio_manifests::{CheckOptions, check_sources, read_sources};
     let sources = read_sources(&[root().join("deploy")]).unwrap();
     let names: Vec<String> = sources
         .iter()

@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use ext_authz_adapter::envoy::{AuthzTarget, EnvoyConfig};
+use envoy_bootstrap::{AuthzTarget, EnvoyConfig};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;

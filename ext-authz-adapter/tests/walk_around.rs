@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::{HOST, engine, provider_for};
-use ext_authz_adapter::envoy::{AuthzTarget, EnvoyConfig, VirtualHost};
+use envoy_bootstrap::{AuthzTarget, EnvoyConfig, VirtualHost};
 use oidc_core::Engine;
 use test_support::envoy::Envoy;
 use tokio::sync::oneshot;

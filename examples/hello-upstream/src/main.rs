@@ -18,13 +18,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
-use ext_authz_adapter::envoy::{ADAPTER_PREFIX, AuthzTarget, EnvoyConfig};
+use envoy_bootstrap::{AuthzTarget, EnvoyConfig};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST};
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use istio_manifests::envoy_contract::ADAPTER_PREFIX;
 
 /// The demo's protected application, and its gateway's Envoy configuration.
 #[derive(Debug, Parser)]

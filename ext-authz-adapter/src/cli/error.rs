@@ -1,6 +1,7 @@
 //! Why the command line cannot start the adapter: a flag the command line itself cannot use,
 //! or a setting the library refused (printed with the flag's name).
 
+use oauth2_proxy_compat::LoadError;
 use oidc_core::ConfigError;
 use oidc_core::token::bearer::BearerConfigError;
 
@@ -36,19 +37,9 @@ pub enum CliError {
         /// The library's error.
         source: BearerConfigError,
     },
-    /// The `--config` file cannot be used: not TOML, an unknown key, a value of the wrong
-    /// form. Never quotes the file (it holds secrets).
-    ConfigFile {
-        /// The file as given.
-        path: String,
-        /// The line (from 1), when one is to blame.
-        line: Option<usize>,
-        /// What is wrong and what to write instead.
-        message: String,
-    },
-    /// oauth2-proxy flags whose meaning the adapter cannot honour: one line per flag, naming
-    /// where it was given and what to do instead.
-    Refused(Vec<String>),
+    /// The `--config` file cannot be used, or oauth2-proxy flags were given whose meaning the
+    /// adapter cannot honour (never [`LoadError::Args`]: that is [`CliError::Args`]).
+    Load(LoadError),
     /// The arguments do not parse (clap's error: print it with [`clap::Error::exit`], which
     /// also answers `--help` and `--version`).
     Args(clap::Error),
@@ -61,17 +52,7 @@ impl std::fmt::Display for CliError {
             Self::Invalid { flag, message } => write!(f, "{flag}: {message}"),
             Self::Unreadable { flag, path, .. } => write!(f, "{flag}: cannot read {path:?}"),
             Self::Bearer { flag, .. } => write!(f, "{flag}: invalid bearer-token settings"),
-            Self::ConfigFile {
-                path,
-                line: Some(line),
-                message,
-            } => write!(f, "--config: {path}:{line}: {message}"),
-            Self::ConfigFile {
-                path,
-                line: None,
-                message,
-            } => write!(f, "--config: {path}: {message}"),
-            Self::Refused(lines) => f.write_str(&lines.join("\n")),
+            Self::Load(e) => e.fmt(f),
             Self::Args(e) => {
                 let text = e.to_string();
                 f.write_str(text.trim_start_matches("error: ").trim_end())
@@ -88,7 +69,18 @@ impl std::error::Error for CliError {
             Self::Invalid { .. } => None,
             Self::Unreadable { source, .. } => Some(source),
             Self::Bearer { source, .. } => Some(source),
-            Self::ConfigFile { .. } | Self::Refused(_) | Self::Args(_) => None,
+            // Its message is this one: go on with its source.
+            Self::Load(e) => std::error::Error::source(e),
+            Self::Args(_) => None,
+        }
+    }
+}
+
+impl From<LoadError> for CliError {
+    fn from(e: LoadError) -> Self {
+        match e {
+            LoadError::Args(e) => Self::Args(e),
+            other => Self::Load(other),
         }
     }
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::{AdapterProcess, Log};
 use bytes::Bytes;
-use ext_authz_adapter::envoy::{AUTHZ_GRPC_CLUSTER, AUTHZ_HTTP_CLUSTER, AuthzTarget, EnvoyConfig};
+use envoy_bootstrap::{AUTHZ_GRPC_CLUSTER, AUTHZ_HTTP_CLUSTER, AuthzTarget, EnvoyConfig};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;

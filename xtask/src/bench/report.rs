@@ -661,7 +661,7 @@ impl Report {
              did not start took more than 20% of the servers' CPU is measured again, at most \
              {r} times per `cargo xtask bench`, and the quieter run is kept.\n\
              - Envoy {envoy} with `--concurrency 1`, the configuration rendered by \
-             `ext_authz_adapter::envoy` as Istio renders `envoyExtAuthzHttp`/`envoyExtAuthzGrpc` \
+             `envoy_bootstrap` as Istio renders `envoyExtAuthzHttp`/`envoyExtAuthzGrpc` \
              (header lists, fail closed); the upstream is the no-op server. \"Envoy oauth2 + \
              jwt_authn\": Envoy's own login (`envoy.filters.http.oauth2`, code flow with PKCE, \
              HMAC-signed cookies) and `envoy.filters.http.jwt_authn` verifying the ID token cookie \

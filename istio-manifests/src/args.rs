@@ -1,17 +1,5 @@
-//! `ext-authz-adapter istio`: the Istio side of a deployment, from the adapter's settings.
-//!
-//! - `ext-authz-adapter istio --host app.example.com --app-service app.web ...` prints the mesh
-//!   config's `extensionProviders` entry, the Gateway, the VirtualService, the CUSTOM
-//!   AuthorizationPolicy and (with `--with-service`) the adapter's Service, made from one set of
-//!   settings so that they agree: the provider name, service host and port, header lists,
-//!   hosts and callback path ([`render()`]).
-//! - `ext-authz-adapter istio --check FILE...` reads manifests and prints each problem as
-//!   `FILE:LINE: problem. fix: ...`, exiting 1 if there is any ([`check`]).
-
-pub mod check;
-pub mod names;
-pub mod render;
-pub mod yaml;
+//! The command line of `ext-authz-adapter istio`: [`IstioArgs`], validated into [`Settings`],
+//! then rendered or, with `--check`, linted ([`IstioArgs::run`]).
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -19,8 +7,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
 
-pub use check::{CheckOptions, Finding, Source, check_sources};
-pub use render::{Ingress, MeshFormat, Mode, Part, Settings, render, render_parts};
+use crate::check::{CheckOptions, Source, check_sources};
+use crate::names;
+use crate::render::{Ingress, MeshFormat, Mode, Part, Settings, render_parts};
 
 /// Prints the Istio resources for the adapter (mesh config extensionProviders entry and path
 /// normalisation, Gateway, VirtualService or HTTPRoute, CUSTOM AuthorizationPolicy, the
@@ -140,8 +129,8 @@ pub struct IstioArgs {
 
     /// Istio API version of Gateway, VirtualService and AuthorizationPolicy (v1 needs Istio
     /// 1.22+).
-    #[arg(long, default_value = "v1", value_parser = ["v1", "v1beta1"])]
-    pub api_version: String,
+    #[arg(long, value_enum, default_value = "v1")]
+    pub api_version: ApiVersionArg,
 
     /// Also print the adapter's Service (ports `http` and `grpc-ext-authz`).
     #[arg(long)]
@@ -232,6 +221,15 @@ impl From<PartArg> for Part {
             PartArg::HttpRoute => Part::HttpRoute,
         }
     }
+}
+
+/// `--api-version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ApiVersionArg {
+    /// `v1` (Istio 1.22+).
+    V1,
+    /// `v1beta1`.
+    V1beta1,
 }
 
 /// `--mesh-format`.
@@ -393,7 +391,11 @@ impl IstioArgs {
                 MeshFormatArg::Configmap => MeshFormat::ConfigMap,
                 MeshFormatArg::Istiooperator => MeshFormat::IstioOperator,
             },
-            api_version: self.api_version.clone(),
+            api_version: match self.api_version {
+                ApiVersionArg::V1 => "v1",
+                ApiVersionArg::V1beta1 => "v1beta1",
+            }
+            .to_owned(),
             with_service: self.with_service,
             selector: pairs(&self.selector, "--selector")?,
         })
@@ -462,54 +464,50 @@ fn walk(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(found)
 }
 
-/// `ext-authz-adapter istio ARGS...` (`args`: what follows `istio`). Exit 0: printed, or checked
-/// with no finding; 1: findings; 2: bad flags or unreadable files.
-pub fn run(args: Vec<String>) -> ExitCode {
-    let argv = std::iter::once("ext-authz-adapter istio".to_owned()).chain(args);
-    let cli = match IstioArgs::try_parse_from(argv) {
-        Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            };
+impl IstioArgs {
+    /// Runs `ext-authz-adapter istio`: prints the resources, or checks the `--check` files.
+    /// Exit 0: printed, or checked with no finding; 1: findings; 2: bad flags or unreadable
+    /// files.
+    #[must_use]
+    pub fn run(&self) -> ExitCode {
+        if !self.check.is_empty() {
+            return self.run_check();
         }
-    };
-    if !cli.check.is_empty() {
-        let sources = match read_sources(&cli.check) {
+        match self.settings() {
+            Ok(settings) => {
+                let parts: Vec<Part> = self.only.iter().map(|p| Part::from(*p)).collect();
+                print!("{}", render_parts(&settings, &parts));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        }
+    }
+
+    /// `--check FILE...`: prints each finding, then a summary on stderr.
+    fn run_check(&self) -> ExitCode {
+        let sources = match read_sources(&self.check) {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("error: {e}");
                 return ExitCode::from(2);
             }
         };
-        let findings = check_sources(&sources, &cli.check_options());
+        let findings = check_sources(&sources, &self.check_options());
         for finding in &findings {
             println!("{finding}");
         }
-        return if findings.is_empty() {
+        if findings.is_empty() {
             eprintln!("{} file(s) checked: no problem found", sources.len());
-            ExitCode::SUCCESS
-        } else {
-            eprintln!("{} problem(s) in {} file(s)", findings.len(), sources.len());
-            if runs_oauth2_proxy(&sources) {
-                eprintln!("{MIGRATION_HINT}");
-            }
-            ExitCode::from(1)
-        };
-    }
-    match cli.settings() {
-        Ok(settings) => {
-            let parts: Vec<Part> = cli.only.iter().map(|p| Part::from(*p)).collect();
-            print!("{}", render_parts(&settings, &parts));
-            ExitCode::SUCCESS
+            return ExitCode::SUCCESS;
         }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(2)
+        eprintln!("{} problem(s) in {} file(s)", findings.len(), sources.len());
+        if runs_oauth2_proxy(&sources) {
+            eprintln!("{MIGRATION_HINT}");
         }
+        ExitCode::from(1)
     }
 }
 

@@ -8,9 +8,9 @@ use super::{
     AdapterService, CheckOptions, Out, Policy, Res, UnderscoreSetting, find_services, list,
     policy_checks, same_ns, service_ports,
 };
-use crate::istio::names::hosts_meet;
-use crate::istio::render::{HCM_FILTER, HCM_TYPE_URL, HEADERS_WITH_UNDERSCORES_ACTION};
-use crate::istio::yaml::Node;
+use crate::names::hosts_meet;
+use crate::render::{HCM_FILTER, HCM_TYPE_URL, HEADERS_WITH_UNDERSCORES_ACTION};
+use crate::yaml::Node;
 
 /// The Gateway API's group.
 const GROUP: &str = "gateway.networking.k8s.io";

@@ -2,7 +2,7 @@
 //! chart mounts), read as `key = value` entries and turned into flags' values.
 //!
 //! Only the file's form is checked here; which flag a key sets is the caller's business
-//! (`load.rs`), and the values are checked by the flags' own parsers. Nothing here repeats a
+//! ([`crate::load`]), and the values are checked by the flags' own parsers. Nothing here repeats a
 //! value or a line of the file in an error: the file holds secrets.
 
 use std::collections::BTreeMap;
@@ -10,7 +10,7 @@ use std::path::Path;
 
 use toml::{Spanned, Value};
 
-use super::CliError;
+use crate::error::LoadError;
 
 /// One `key = value` of the file.
 #[derive(Debug)]
@@ -59,12 +59,11 @@ fn scalar(value: &Value) -> Result<String, String> {
 ///
 /// # Errors
 ///
-/// [`CliError::Unreadable`] when it cannot be read, [`CliError::ConfigFile`] with the line
+/// [`LoadError::Unreadable`] when it cannot be read, [`LoadError::ConfigFile`] with the line
 /// when it is not TOML.
-pub fn read(path: &Path) -> Result<Vec<Entry>, CliError> {
+pub fn read(path: &Path) -> Result<Vec<Entry>, LoadError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| CliError::Unreadable {
-        flag: "--config",
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Unreadable {
         path: shown.clone(),
         source,
     })?;
@@ -75,10 +74,10 @@ pub fn read(path: &Path) -> Result<Vec<Entry>, CliError> {
 ///
 /// # Errors
 ///
-/// [`CliError::ConfigFile`] naming the line and what the parser expected.
-pub fn parse(path: &str, text: &str) -> Result<Vec<Entry>, CliError> {
+/// [`LoadError::ConfigFile`] naming the line and what the parser expected.
+pub fn parse(path: &str, text: &str) -> Result<Vec<Entry>, LoadError> {
     let table: BTreeMap<Spanned<String>, Spanned<Value>> =
-        toml::from_str(text).map_err(|e| CliError::ConfigFile {
+        toml::from_str(text).map_err(|e| LoadError::ConfigFile {
             path: path.to_owned(),
             line: e.span().map(|s| line_of(text, s.start)),
             // Only the parser's words: its `Display` quotes the line, which may hold a secret.

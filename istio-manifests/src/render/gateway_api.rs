@@ -414,7 +414,7 @@ pub(super) fn documents(
 mod tests {
     use super::super::render;
     use super::*;
-    use crate::istio::yaml::{Lines, Node, parse_documents};
+    use crate::yaml::{Lines, Node, parse_documents};
 
     fn objects(settings: &Settings) -> Vec<Node> {
         parse_documents(&render(settings), Lines::Offset(0))

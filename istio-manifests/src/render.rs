@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 mod gateway_api;
 
-use crate::envoy::{
+use crate::envoy_contract::{
     BACKCHANNEL_LOGOUT, HEADERS_TO_DOWNSTREAM_ON_ALLOW, HEADERS_TO_DOWNSTREAM_ON_DENY,
     HEADERS_TO_UPSTREAM_ON_ALLOW, INCLUDE_REQUEST_HEADERS_IN_CHECK,
 };
@@ -960,7 +960,7 @@ pub fn render_parts(settings: &Settings, parts: &[Part]) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::istio::yaml::{Lines, parse_documents};
+    use crate::yaml::{Lines, parse_documents};
 
     #[test]
     fn scalars_are_quoted_when_needed() {
@@ -1007,7 +1007,7 @@ mod tests {
         );
         assert_eq!(m.str_at(&["method", "exact"]), Some("POST"));
         let adapter = "ext-authz-adapter.oidc-authz.svc.cluster.local";
-        let host = |r: &crate::istio::yaml::Node| {
+        let host = |r: &crate::yaml::Node| {
             r.path(&["route"]).unwrap().items()[0]
                 .str_at(&["destination", "host"])
                 .map(str::to_owned)
@@ -1022,7 +1022,7 @@ mod tests {
         let rules = policy.path(&["spec", "rules"]).unwrap().items();
         assert_eq!(rules.len(), 2);
         let op = |i: usize| &rules[i].path(&["to"]).unwrap().items()[0];
-        let strings = |n: Option<&crate::istio::yaml::Node>| -> Vec<String> {
+        let strings = |n: Option<&crate::yaml::Node>| -> Vec<String> {
             n.unwrap()
                 .strings()
                 .into_iter()

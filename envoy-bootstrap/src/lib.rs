@@ -1,20 +1,18 @@
-//! Envoy configuration equivalent to what Istio renders for the seed's setup: an ingress
-//! gateway whose protected hosts go through this adapter as an ext_authz provider
-//! (`AuthorizationPolicy` with `action: CUSTOM`), and whose other hosts (the IdP) do not.
+//! `envoy-bootstrap`: the Envoy configuration the tests, `cargo xtask demo` and the bench run,
+//! equivalent to what Istio renders for the seed's setup: an ingress gateway whose protected
+//! hosts go through `ext-authz-adapter` as an ext_authz provider (`AuthorizationPolicy` with
+//! `action: CUSTOM`), and whose other hosts (the IdP) do not.
 //!
-//! The header lists of the mesh config's `envoyExtAuthzHttp` provider are constants here
-//! ([`INCLUDE_REQUEST_HEADERS_IN_CHECK`], [`HEADERS_TO_UPSTREAM_ON_ALLOW`],
-//! [`HEADERS_TO_DOWNSTREAM_ON_ALLOW`], [`HEADERS_TO_DOWNSTREAM_ON_DENY`]), written as one
-//! writes them in Istio's mesh config, so the adapter's own settings, the deploy manifests
-//! and the Envoy configuration of the tests all use the same lists and cannot drift.
-//! [`header_allowed`] says whether a header name passes such a list as Envoy will apply it.
+//! The header lists and the adapter's prefix are the product's
+//! ([`istio_manifests::envoy_contract`]): the bootstrap uses the lists the renderer writes into
+//! the mesh config, matched as Istio renders them ([`header_matchers`]).
 //!
 //! [`EnvoyConfig::render`] produces a complete Envoy bootstrap as JSON (Envoy reads JSON as
 //! YAML: pass it with `--config-yaml` or in a `.json` file):
 //!
 //! ```
 //! use std::time::Duration;
-//! use ext_authz_adapter::envoy::{AuthzTarget, EnvoyConfig};
+//! use envoy_bootstrap::{AuthzTarget, EnvoyConfig};
 //!
 //! let config = EnvoyConfig::seed(
 //!     "127.0.0.1:10000".parse().unwrap(),
@@ -69,41 +67,12 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use istio_manifests::envoy_contract::{
+    BACKCHANNEL_LOGOUT, HEADERS_TO_DOWNSTREAM_ON_ALLOW, HEADERS_TO_DOWNSTREAM_ON_DENY,
+    HEADERS_TO_UPSTREAM_ON_ALLOW, INCLUDE_REQUEST_HEADERS_IN_CHECK, STATUS_ON_ERROR,
+    header_matchers,
+};
 use serde_json::{Value, json};
-
-/// Istio `includeRequestHeadersInCheck`: the client request headers Envoy copies into the HTTP
-/// check request (besides method, path and Host, which it always sends). Without `cookie` the
-/// adapter cannot see the session; without `x-forwarded-proto` (which the gateway sets itself
-/// from the connection) it cannot build `https` redirect URLs behind a TLS-terminating gateway.
-/// `accept`, `sec-fetch-mode` and `x-requested-with` tell a browser navigation (302 to the
-/// login) from an API call (401), which cannot follow a cross-origin redirect.
-///
-/// Never `x-forwarded-host`: the gateway passes a client's value untouched, and routes by
-/// `Host`, which the check carries anyway (`istio --check` reports it).
-pub const INCLUDE_REQUEST_HEADERS_IN_CHECK: &[&str] = &[
-    "authorization",
-    "cookie",
-    "x-forwarded-proto",
-    "accept",
-    "sec-fetch-mode",
-    "x-requested-with",
-];
-
-/// Istio `headersToUpstreamOnAllow`: headers of a 200 check response that Envoy sets on the
-/// upstream request, overwriting the client's. A trailing `*` is a prefix match.
-pub const HEADERS_TO_UPSTREAM_ON_ALLOW: &[&str] = &["authorization", "x-auth-request-*"];
-
-/// Istio `headersToDownstreamOnAllow`: headers of a 200 check response that Envoy adds to the
-/// response to the client (a refreshed session cookie).
-pub const HEADERS_TO_DOWNSTREAM_ON_ALLOW: &[&str] = &["set-cookie"];
-
-/// Istio `headersToDownstreamOnDeny`: headers of a non-200 check response that Envoy passes to
-/// the client (besides `Location` and `WWW-Authenticate`, which it always passes).
-pub const HEADERS_TO_DOWNSTREAM_ON_DENY: &[&str] = &["content-type", "set-cookie"];
-
-/// Istio's default `statusOnError`: the status Envoy answers when the authz server cannot be
-/// reached or errs.
-pub const STATUS_ON_ERROR: u16 = 403;
 
 /// The seed's protected application host (nginx).
 pub const SEED_APP_HOST: &str = "nginx.example.com";
@@ -119,15 +88,6 @@ pub const AUTHZ_HTTP_CLUSTER: &str = "ext_authz_http";
 
 /// Cluster name of the authz server in gRPC mode.
 pub const AUTHZ_GRPC_CLUSTER: &str = "ext_authz_grpc";
-
-/// The adapter's back-channel logout endpoint under its prefix (`/oauth2/backchannel-logout`):
-/// the provider POSTs its signed logout token there, so the gateway routes a `POST` of exactly
-/// that path to the adapter's HTTP port without ext_authz (a check carries no body).
-pub use oidc_core::endpoints::BACKCHANNEL_LOGOUT;
-
-/// The adapter's default `--proxy-prefix`, as a route prefix: the path prefix of its own
-/// endpoints (`/oauth2/start`, `/oauth2/callback`, `/oauth2/userinfo`, ...).
-pub const ADAPTER_PREFIX: &str = "/oauth2/";
 
 const HCM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 const EXT_AUTHZ_TYPE: &str =
@@ -231,7 +191,7 @@ impl VirtualHost {
         }
     }
 
-    /// The same host with `prefix` (e.g. [`ADAPTER_PREFIX`]) routed to the adapter's HTTP port
+    /// The same host with `prefix` (e.g. [`ADAPTER_PREFIX`](istio_manifests::envoy_contract::ADAPTER_PREFIX)) routed to the adapter's HTTP port
     /// at `adapter_http` (see [`VirtualHost::adapter_route`]).
     #[must_use]
     pub fn with_adapter_route(self, prefix: &str, adapter_http: SocketAddr) -> VirtualHost {
@@ -312,7 +272,7 @@ impl EnvoyConfig {
         }
     }
 
-    /// The same gateway with the adapter's endpoints under `prefix` (e.g. [`ADAPTER_PREFIX`]) of
+    /// The same gateway with the adapter's endpoints under `prefix` (e.g. [`ADAPTER_PREFIX`](istio_manifests::envoy_contract::ADAPTER_PREFIX)) of
     /// every protected host routed to the adapter's HTTP port at `adapter_http`, still behind
     /// the check: the routing of `ext-authz-adapter istio`'s VirtualService and of the Helm
     /// chart (see [`VirtualHost::adapter_route`]). In gRPC mode, `adapter_http` is the adapter's
@@ -452,40 +412,6 @@ impl EnvoyConfig {
     }
 }
 
-/// Istio's rendering of a mesh-config header list as an Envoy `ListStringMatcher`: each entry
-/// case-insensitive, `prefix` for `name*`, `suffix` for `*name`, `exact` otherwise.
-pub fn header_matchers(headers: &[&str]) -> Value {
-    let patterns: Vec<Value> = headers
-        .iter()
-        .map(|header| {
-            if let Some(suffix) = header.strip_prefix('*') {
-                json!({ "suffix": suffix, "ignore_case": true })
-            } else if let Some(prefix) = header.strip_suffix('*') {
-                json!({ "prefix": prefix, "ignore_case": true })
-            } else {
-                json!({ "exact": header, "ignore_case": true })
-            }
-        })
-        .collect();
-    json!({ "patterns": patterns })
-}
-
-/// Whether Envoy lets header `name` through a list rendered by [`header_matchers`] (for
-/// example, whether an identity header the adapter sets on allow reaches the upstream).
-pub fn header_allowed(headers: &[&str], name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    headers.iter().any(|header| {
-        let header = header.to_ascii_lowercase();
-        if let Some(suffix) = header.strip_prefix('*') {
-            name.ends_with(suffix)
-        } else if let Some(prefix) = header.strip_suffix('*') {
-            name.starts_with(prefix)
-        } else {
-            name == header
-        }
-    })
-}
-
 fn virtual_host(host: &VirtualHost, cluster: &str, adapter_cluster: &str) -> Value {
     let route = json!({ "cluster": cluster, "timeout": "0s" });
     let to_adapter = json!({ "cluster": adapter_cluster, "timeout": "0s" });
@@ -560,6 +486,8 @@ fn duration(d: Duration) -> String {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use istio_manifests::envoy_contract::ADAPTER_PREFIX;
+
     use super::*;
 
     fn addr(port: u16) -> SocketAddr {
@@ -781,42 +709,6 @@ mod tests {
                 .is_some()
         );
         assert!(clusters.iter().all(|c| c["name"] != AUTHZ_HTTP_CLUSTER));
-    }
-
-    #[test]
-    fn header_lists_match_like_envoy() {
-        assert!(header_allowed(
-            HEADERS_TO_UPSTREAM_ON_ALLOW,
-            "X-Auth-Request-User"
-        ));
-        assert!(header_allowed(
-            HEADERS_TO_UPSTREAM_ON_ALLOW,
-            "x-auth-request-access-token"
-        ));
-        assert!(header_allowed(
-            HEADERS_TO_UPSTREAM_ON_ALLOW,
-            "Authorization"
-        ));
-        assert!(!header_allowed(HEADERS_TO_UPSTREAM_ON_ALLOW, "set-cookie"));
-        assert!(!header_allowed(HEADERS_TO_UPSTREAM_ON_ALLOW, "x-auth-user"));
-        assert!(header_allowed(HEADERS_TO_DOWNSTREAM_ON_DENY, "Set-Cookie"));
-        assert!(header_allowed(&["*-token"], "x-access-token"));
-        assert_eq!(
-            patterns(&header_matchers(&["*-token", "x-a*", "b"])),
-            pairs(&[("suffix", "-token"), ("prefix", "x-a"), ("exact", "b")])
-        );
-        // Cookie and the gateway's x-forwarded-proto reach the check.
-        for name in ["cookie", "authorization", "x-forwarded-proto"] {
-            assert!(
-                header_allowed(INCLUDE_REQUEST_HEADERS_IN_CHECK, name),
-                "{name}"
-            );
-        }
-        // A client's X-Forwarded-Host does not: the adapter judges the Host Envoy routes by.
-        assert!(!header_allowed(
-            INCLUDE_REQUEST_HEADERS_IN_CHECK,
-            "X-Forwarded-Host"
-        ));
     }
 
     #[test]

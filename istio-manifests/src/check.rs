@@ -21,7 +21,7 @@ use super::render::{
     HCM_FILTER, HCM_TYPE_URL, HEADERS_WITH_UNDERSCORES_ACTION, PATH_NORMALIZATION,
 };
 use super::yaml::{self, Document, Lines, Node, Value};
-use crate::envoy::header_allowed;
+use crate::envoy_contract::header_allowed;
 
 mod gateway_api;
 
@@ -1053,7 +1053,7 @@ fn provider_fields(out: &mut Out, p: &Provider) {
             headers_line,
             "check-headers",
             format!("provider {name}: `cookie` is not in {field}, so Envoy does not send the session cookie to the adapter and every request looks signed out (login loop)"),
-            format!("add \"cookie\" to includeRequestHeadersInCheck: {}", flow(crate::envoy::INCLUDE_REQUEST_HEADERS_IN_CHECK)),
+            format!("add \"cookie\" to includeRequestHeadersInCheck: {}", flow(crate::envoy_contract::INCLUDE_REQUEST_HEADERS_IN_CHECK)),
         );
     }
     if !header_allowed(&names, "x-forwarded-proto") {
@@ -1062,7 +1062,7 @@ fn provider_fields(out: &mut Out, p: &Provider) {
             headers_line,
             "check-headers",
             format!("provider {name}: `x-forwarded-proto` is not in {field}, so behind a TLS gateway the adapter builds http:// callback URLs that the IdP rejects"),
-            format!("add \"x-forwarded-proto\" (the gateway sets it from the connection): {}", flow(crate::envoy::INCLUDE_REQUEST_HEADERS_IN_CHECK)),
+            format!("add \"x-forwarded-proto\" (the gateway sets it from the connection): {}", flow(crate::envoy_contract::INCLUDE_REQUEST_HEADERS_IN_CHECK)),
         );
     }
     for (header, header_line) in &headers {
@@ -1084,7 +1084,7 @@ fn provider_fields(out: &mut Out, p: &Provider) {
                 *header_line,
                 "forwarded-host",
                 format!("provider {name}: {field} passes {what} to the adapter: the gateway neither sets nor checks it, so it is whatever the client sent, while Envoy routes by Host, which the check carries and the adapter judges"),
-                format!("{fix}: {}", flow(crate::envoy::INCLUDE_REQUEST_HEADERS_IN_CHECK)),
+                format!("{fix}: {}", flow(crate::envoy_contract::INCLUDE_REQUEST_HEADERS_IN_CHECK)),
             );
         }
     }
@@ -1109,7 +1109,7 @@ fn provider_fields(out: &mut Out, p: &Provider) {
                 format!("provider {name}: `{header}` is not in headersToDownstreamOnDeny: {why}"),
                 format!(
                     "headersToDownstreamOnDeny: {}",
-                    flow(crate::envoy::HEADERS_TO_DOWNSTREAM_ON_DENY)
+                    flow(crate::envoy_contract::HEADERS_TO_DOWNSTREAM_ON_DENY)
                 ),
             );
         }
@@ -1125,7 +1125,7 @@ fn provider_fields(out: &mut Out, p: &Provider) {
             allow.map_or(line, |(k, _)| k.line),
             "allow-headers",
             format!("provider {name}: `set-cookie` is not in headersToDownstreamOnAllow{}, so a session refreshed on an allowed request (--cookie-refresh) never reaches the browser", if allow.is_none() { " (not set)" } else { "" }),
-            format!("headersToDownstreamOnAllow: {}", flow(crate::envoy::HEADERS_TO_DOWNSTREAM_ON_ALLOW)),
+            format!("headersToDownstreamOnAllow: {}", flow(crate::envoy_contract::HEADERS_TO_DOWNSTREAM_ON_ALLOW)),
         );
     }
     let upstream = body.entry("headersToUpstreamOnAllow");
@@ -1146,7 +1146,7 @@ fn provider_fields(out: &mut Out, p: &Provider) {
             upstream.map_or(line, |(k, _)| k.line),
             "upstream-headers",
             format!("provider {name}: headersToUpstreamOnAllow passes none of the adapter's identity headers, so the application never learns who signed in"),
-            format!("headersToUpstreamOnAllow: {}", flow(crate::envoy::HEADERS_TO_UPSTREAM_ON_ALLOW)),
+            format!("headersToUpstreamOnAllow: {}", flow(crate::envoy_contract::HEADERS_TO_UPSTREAM_ON_ALLOW)),
         );
     }
 }
@@ -2169,7 +2169,7 @@ fn backchannel_logout(
     adapter_services: &[AdapterService],
     prefix: &str,
 ) {
-    let path = format!("{prefix}/{}", crate::envoy::BACKCHANNEL_LOGOUT);
+    let path = format!("{prefix}/{}", crate::envoy_contract::BACKCHANNEL_LOGOUT);
     let name = policy.res.name();
     let line = policy.rules.map_or(policy.res.line(), |r| r.line);
     let exact_fix = format!(
