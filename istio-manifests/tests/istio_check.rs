@@ -731,7 +731,7 @@ fn run_exits_non_zero_on_findings_and_zero_without() {
 
 // What `kubectl apply -f` / `kubectl kustomize` need of a manifest stream, checked without
 // kubectl, with saphyr-parser (the YAML 1.2 parser the adapter already depends on) on the whole
-// stream at once, with none of the linter's repairs (`istio::yaml` splits on `---` and retries
+// stream at once, with none of the linter's repairs (`istio_manifests::yaml` splits on `---` and retries
 // broken documents; this does not). Plain scalars are typed as Kubernetes' YAML decoder
 // (sigs.k8s.io/yaml, YAML 1.1) types them, so `on`, `yes` or `80` where a string is needed is an
 // error. The negative cases in `the_manifest_reader_rejects_what_kubectl_rejects` show each rule
