@@ -86,6 +86,13 @@ fn unknown_keys_and_bad_values_name_the_line() {
         err.contains(".cfg:2: cookie_expire: invalid value") && err.contains("not a duration"),
         "{err}"
     );
+    let file = TempFile::new("samesite", "cookie_samesite = \"sometimes\"\n");
+    let err = load(&[&file.arg()]).unwrap_err().to_string();
+    assert!(
+        err.contains(".cfg:1: cookie_samesite: invalid value")
+            && err.ends_with("(one of lax, strict, none)"),
+        "{err}"
+    );
     let file = TempFile::new("list", "cookie_name = [ \"a\" ]\n");
     let err = load(&[&file.arg()]).unwrap_err().to_string();
     assert!(

@@ -166,10 +166,21 @@ fn blame_file(
     };
     let text = e.to_string();
     let first = text.lines().next().unwrap_or_default();
+    // A value an enum-like flag does not take: say which it does.
+    let valid = match e.get(clap::error::ContextKind::ValidValue) {
+        Some(clap::error::ContextValue::Strings(values)) => {
+            format!(" (one of {})", values.join(", "))
+        }
+        _ => String::new(),
+    };
     LoadError::ConfigFile {
         path: path.to_owned(),
         line: Some(entry.line),
-        message: format!("{}: {}", entry.key, first.trim_start_matches("error: ")),
+        message: format!(
+            "{}: {}{valid}",
+            entry.key,
+            first.trim_start_matches("error: ")
+        ),
     }
 }
 
