@@ -13,7 +13,6 @@
 //! # }
 //! ```
 
-use http::HeaderValue;
 use http::request::Parts;
 use oidc_core::token::bearer::BearerValidator;
 use oidc_core::{Decision, Engine};
@@ -23,8 +22,6 @@ use oidc_core::{Decision, Engine};
 pub struct Authorizer {
     engine: Engine,
     bearer: Option<BearerValidator>,
-    /// [`Engine::headers_to_remove`] joined for `x-envoy-auth-headers-to-remove`, once.
-    remove: Option<HeaderValue>,
 }
 
 impl From<Engine> for Authorizer {
@@ -37,11 +34,9 @@ impl Authorizer {
     /// Sessions only.
     #[must_use]
     pub fn new(engine: Engine) -> Self {
-        let remove = HeaderValue::from_str(&engine.headers_to_remove().join(",")).ok();
         Self {
             engine,
             bearer: None,
-            remove,
         }
     }
 
@@ -57,19 +52,6 @@ impl Authorizer {
     #[must_use]
     pub fn engine(&self) -> &Engine {
         &self.engine
-    }
-
-    /// `names` (an allow's `headers_to_remove`) as one header value, without joining them
-    /// again when they are the engine's list (always, in practice).
-    #[must_use]
-    pub fn headers_to_remove_value(&self, names: &'static [&'static str]) -> Option<HeaderValue> {
-        if names.is_empty() {
-            return None;
-        }
-        if std::ptr::eq(names, self.engine.headers_to_remove()) {
-            return self.remove.clone();
-        }
-        HeaderValue::from_str(&names.join(",")).ok()
     }
 
     /// [`Engine::skips_auth`].

@@ -303,6 +303,7 @@ pub fn check_response(decision: Decision) -> CheckResponse {
                 headers,
                 headers_to_remove: allow
                     .headers_to_remove
+                    .names()
                     .iter()
                     .map(|h| (*h).to_owned())
                     .collect(),

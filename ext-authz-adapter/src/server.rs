@@ -193,8 +193,8 @@ async fn answer(authorizer: &Authorizer, parts: http::request::Parts) -> Respons
             for (name, value) in allow.response_headers.iter() {
                 headers.append(name, value.clone());
             }
-            if let Some(v) = authorizer.headers_to_remove_value(allow.headers_to_remove) {
-                headers.insert(AUTH_HEADERS_TO_REMOVE, v);
+            if let Some(v) = allow.headers_to_remove.header_value() {
+                headers.insert(AUTH_HEADERS_TO_REMOVE, v.clone());
             }
             r
         }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{HeaderMap, Response};
 
+use crate::http::headers::HeadersToRemove;
 use crate::identity::principal::Principal;
 use crate::session::model::Session;
 use crate::token::bearer::BearerClaims;
@@ -27,7 +28,7 @@ pub struct Allow {
     pub upstream_headers: HeaderMap,
     /// Client headers that must not reach the upstream (identity headers this
     /// response does not set, in every spelling), lower-case.
-    pub headers_to_remove: &'static [&'static str],
+    pub headers_to_remove: HeadersToRemove,
     /// Headers for the response to the browser (e.g. a refreshed `Set-Cookie`).
     pub response_headers: HeaderMap,
     /// The token's claims when an `Authorization: Bearer` token, not a session cookie,
@@ -111,7 +112,7 @@ mod tests {
         Allow {
             session,
             upstream_headers: HeaderMap::new(),
-            headers_to_remove: &[],
+            headers_to_remove: HeadersToRemove::NONE,
             response_headers: HeaderMap::new(),
             bearer,
         }

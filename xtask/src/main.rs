@@ -276,6 +276,51 @@ fn forget_earlier_packages(libraries: &[&str]) -> Result<(), String> {
     Ok(())
 }
 
+/// The target directory of the packaging builds (`<target>/package-verify`), with every earlier
+/// build of `libraries` removed from it.
+///
+/// Cargo takes a registry crate for immutable: the `oidc-core 0.1.0` that an earlier run built
+/// from its temporary registry is reused by the next run's verification of `tower-oidc`, even
+/// though the sources changed since. Only the packaged crates are removed; their dependencies
+/// stay built. A directory of its own, so the workspace's own builds are never touched.
+fn package_target_dir(libraries: &[&str]) -> Result<PathBuf, String> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .filter(|d| !d.is_empty())
+        .map_or_else(|| util::repo_root().join("target"), PathBuf::from);
+    let dir = target.join("package-verify");
+    for profile in ["debug", "release"] {
+        for sub in [".fingerprint", "deps", "build"] {
+            let Ok(entries) = std::fs::read_dir(dir.join(profile).join(sub)) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let built = libraries.iter().any(|l| {
+                    let ident = l.replace('-', "_");
+                    name.starts_with(&format!("{l}-"))
+                        || name.starts_with(&format!("{ident}-"))
+                        || name.starts_with(&format!("lib{ident}-"))
+                });
+                if built {
+                    let path = entry.path();
+                    let removed = if path.is_dir() {
+                        std::fs::remove_dir_all(&path)
+                    } else {
+                        std::fs::remove_file(&path)
+                    };
+                    removed.map_err(|e| {
+                        format!(
+                            "cannot remove {} (an earlier packaging build): {e}",
+                            path.display()
+                        )
+                    })?;
+                }
+            }
+        }
+    }
+    Ok(dir)
+}
+
 /// `cargo package` of the crates meant for crates.io: their files, metadata and versions on
 /// path dependencies are complete, and the packaged sources build on their own (cargo's
 /// verification builds each `.crate` with the pinned toolchain, the stated MSRV).
@@ -283,12 +328,18 @@ fn forget_earlier_packages(libraries: &[&str]) -> Result<(), String> {
 fn package_libraries(env: &Env) -> Result<ExitCode, String> {
     const LIBRARIES: [&str; 2] = ["oidc-core", "tower-oidc"];
     forget_earlier_packages(&LIBRARIES)?;
+    let target_dir = package_target_dir(&LIBRARIES)?;
     println!(
-        "[xtask] running cargo package -p {} --allow-dirty",
-        LIBRARIES.join(" -p ")
+        "[xtask] running cargo package -p {} --allow-dirty --target-dir {}",
+        LIBRARIES.join(" -p "),
+        target_dir.display()
     );
     let mut cmd = cargo(env);
-    cmd.arg("package").arg("--allow-dirty").arg("--locked");
+    cmd.arg("package")
+        .arg("--allow-dirty")
+        .arg("--locked")
+        .arg("--target-dir")
+        .arg(&target_dir);
     for library in LIBRARIES {
         cmd.args(["-p", library]);
     }

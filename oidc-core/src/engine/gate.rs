@@ -22,6 +22,7 @@ use crate::engine::routes::{
 use crate::engine::state::State;
 use crate::error::chain::chain;
 use crate::http::forbidden::forbidden_for;
+use crate::http::headers::HeadersToRemove;
 use crate::http::pages;
 use crate::metrics::Metrics;
 use crate::policy::rule::Rule;
@@ -182,7 +183,7 @@ impl Engine {
     /// The client headers every allowed request must lose (identity headers this engine
     /// does not set, in every spelling): what [`Allow::headers_to_remove`](crate::decision::Allow::headers_to_remove) holds.
     #[must_use]
-    pub fn headers_to_remove(&self) -> &'static [&'static str] {
+    pub fn headers_to_remove(&self) -> HeadersToRemove {
         self.inner.remove
     }
 

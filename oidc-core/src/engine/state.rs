@@ -9,7 +9,7 @@ use crate::config::builder::Config;
 use crate::config::error::ConfigError;
 use crate::engine::routes::{BACKCHANNEL_LOGOUT, CALLBACK, START};
 use crate::http::cookies::CookieWriter;
-use crate::http::headers::removal_list;
+use crate::http::headers::{HeadersToRemove, removal_list};
 use crate::http::request;
 use crate::login::flow::Flows;
 use crate::metrics::Metrics;
@@ -43,7 +43,7 @@ pub(crate) struct State {
     pub(crate) decoded: SessionCache,
     pub(crate) flows: Flows,
     pub(crate) writer: CookieWriter,
-    pub(crate) remove: &'static [&'static str],
+    pub(crate) remove: HeadersToRemove,
     pub(crate) routes: Routes,
     pub(crate) refresher: Refresher,
     pub(crate) metrics: Metrics,

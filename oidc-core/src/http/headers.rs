@@ -110,11 +110,46 @@ pub fn strip_identity(headers: &mut HeaderMap) {
     }
 }
 
-/// The subset of [`all_identity`] that an allow response must name for removal,
-/// given which headers it sets itself (those overwrite the client's canonical
-/// copy; the other spellings are always removed). One list per combination of
-/// settings, shared by every engine of the process.
-pub(crate) fn removal_list(config: &Config) -> &'static [&'static str] {
+/// The client headers an allowed request must lose before the upstream sees it: identity
+/// headers the engine does not set itself, in every spelling (those it sets overwrite the
+/// client's canonical copy; the other spellings always go). One list per combination of
+/// settings, built once per process; `Copy`, so an allow carries it for free.
+#[derive(Clone, Copy)]
+pub struct HeadersToRemove {
+    names: &'static [&'static str],
+    value: Option<&'static HeaderValue>,
+}
+
+impl HeadersToRemove {
+    /// No header to remove (an allow built by hand).
+    pub const NONE: Self = Self {
+        names: &[],
+        value: None,
+    };
+
+    /// The header names, lower-case.
+    #[must_use]
+    pub fn names(&self) -> &'static [&'static str] {
+        self.names
+    }
+
+    /// The names joined with `,` as one header value (Envoy's
+    /// `x-envoy-auth-headers-to-remove`), built once; `None` when there are none.
+    #[must_use]
+    pub fn header_value(&self) -> Option<&'static HeaderValue> {
+        self.value
+    }
+}
+
+impl std::fmt::Debug for HeadersToRemove {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.names).finish()
+    }
+}
+
+/// The subset of [`all_identity`] that an allow response must name for removal, given which
+/// headers it sets itself.
+pub(crate) fn removal_list(config: &Config) -> HeadersToRemove {
     fn sets(name: &str, xauth: bool, token: bool) -> bool {
         match name {
             "x-auth-request-user"
@@ -125,14 +160,26 @@ pub(crate) fn removal_list(config: &Config) -> &'static [&'static str] {
             _ => false,
         }
     }
-    static LISTS: [LazyLock<Box<[&'static str]>>; 4] = [
-        LazyLock::new(|| spelled(|n| !sets(n, false, false))),
-        LazyLock::new(|| spelled(|n| !sets(n, true, false))),
-        LazyLock::new(|| spelled(|n| !sets(n, false, true))),
-        LazyLock::new(|| spelled(|n| !sets(n, true, true))),
+    type List = (Box<[&'static str]>, Option<HeaderValue>);
+    fn list(keep: impl Fn(&str) -> bool) -> List {
+        let names = spelled(keep);
+        let value = (!names.is_empty())
+            .then(|| HeaderValue::from_str(&names.join(",")).ok())
+            .flatten();
+        (names, value)
+    }
+    static LISTS: [LazyLock<List>; 4] = [
+        LazyLock::new(|| list(|n| !sets(n, false, false))),
+        LazyLock::new(|| list(|n| !sets(n, true, false))),
+        LazyLock::new(|| list(|n| !sets(n, false, true))),
+        LazyLock::new(|| list(|n| !sets(n, true, true))),
     ];
     let index = usize::from(config.set_xauthrequest) | usize::from(config.pass_access_token) << 1;
-    &LISTS[index]
+    let (names, value): &'static List = &LISTS[index];
+    HeadersToRemove {
+        names,
+        value: value.as_ref(),
+    }
 }
 
 fn value(s: &str) -> Option<HeaderValue> {
@@ -241,7 +288,8 @@ mod tests {
             .set_xauthrequest(true)
             .build()
             .expect("config");
-        let list = removal_list(&c);
+        let removal = removal_list(&c);
+        let list = removal.names();
         assert!(
             !list.contains(&"x-auth-request-user"),
             "set, so overwritten"
@@ -252,6 +300,13 @@ mod tests {
             "not set: removed"
         );
         assert_eq!(list.len(), all_identity().len() - 4);
+        // The header value Envoy reads is the same list, joined once.
+        let value = removal.header_value().expect("a list to remove");
+        assert_eq!(value.to_str().unwrap(), list.join(","));
+        assert!(std::ptr::eq(
+            value,
+            removal_list(&c).header_value().unwrap()
+        ));
     }
 
     #[test]
