@@ -34,7 +34,7 @@
 //! documents point the backchannel endpoints at 127.0.0.1), but the `iss` of every token is the
 //! keycloak.example.com URL.
 //!
-//! HTTPS (the provider-TLS tests, issue 17): a second listener on 127.0.0.1:<https port>
+//! HTTPS (the provider-TLS tests, issue 17): a second listener on 127.0.0.1:`<https port>`
 //! serves a certificate for `127.0.0.1` and `localhost` signed by a CA made for the run with
 //! openssl (`test_ca`, as the tests make theirs), which no system store trusts. The server's
 //! `--hostname` holds for requests over HTTPS too: the imported realms' issuer stays the
