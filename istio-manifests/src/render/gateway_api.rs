@@ -4,10 +4,11 @@
 //! exactly `POST <prefix>/backchannel-logout`; everything else goes to the application. The
 //! CUSTOM policy names its Gateway (or waypoint) in `targetRefs`.
 
-use super::{Ingress, Part, Settings, Y, envoy_filter, map, metadata, policy, s};
-
-/// The Gateway API's group.
-pub const GATEWAY_API_GROUP: &str = "gateway.networking.k8s.io";
+use super::envoy_filter::envoy_filter;
+use super::policy::policy;
+use super::settings::{Ingress, Part, Settings};
+use super::targets::GATEWAY_API_GROUP;
+use super::yaml_out::{Y, map, metadata, s};
 
 /// The `apiVersion` of the Gateway, HTTPRoute and ReferenceGrant printed.
 pub const GATEWAY_API_VERSION: &str = "gateway.networking.k8s.io/v1";
@@ -17,15 +18,6 @@ pub const GATEWAY_CLASS: &str = "istio";
 
 /// The GatewayClass of Istio's ambient waypoints.
 pub const WAYPOINT_CLASS: &str = "istio-waypoint";
-
-/// A policy's (or EnvoyFilter's) `targetRefs` item naming the Gateway `name`.
-pub(super) fn gateway_ref(name: &str) -> Y {
-    map(vec![
-        ("kind", s("Gateway")),
-        ("group", s(GATEWAY_API_GROUP)),
-        ("name", s(name)),
-    ])
-}
 
 /// The listener names: `http`/`https` for one host, `http-1`, `http-2`, ... for several.
 fn listener_name(scheme: &str, settings: &Settings, index: usize) -> String {
@@ -406,189 +398,5 @@ pub(super) fn documents(
                 envoy_filter(settings),
             ));
         }
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::super::render;
-    use super::*;
-    use crate::yaml::{Lines, Node, parse_documents};
-
-    fn objects(settings: &Settings) -> Vec<Node> {
-        parse_documents(&render(settings), Lines::Offset(0))
-            .into_iter()
-            .map(|d| d.root.unwrap())
-            .collect()
-    }
-
-    fn kinds(docs: &[Node]) -> Vec<&str> {
-        docs.iter().map(|d| d.str_at(&["kind"]).unwrap()).collect()
-    }
-
-    fn strings(node: Option<&Node>) -> Vec<&str> {
-        node.unwrap()
-            .strings()
-            .into_iter()
-            .map(|(v, _)| v)
-            .collect()
-    }
-
-    #[test]
-    fn a_gateway_api_gateway_its_route_and_a_policy_naming_it() {
-        let settings = Settings {
-            ingress: Ingress::GatewayApi,
-            ..Settings::seed()
-        };
-        let docs = objects(&settings);
-        assert_eq!(
-            kinds(&docs),
-            [
-                "ConfigMap",
-                "Gateway",
-                "HTTPRoute",
-                "ReferenceGrant",
-                "AuthorizationPolicy",
-                "EnvoyFilter",
-                "Service"
-            ]
-        );
-        let gateway = &docs[1];
-        assert_eq!(gateway.str_at(&["apiVersion"]), Some(GATEWAY_API_VERSION));
-        assert_eq!(gateway.str_at(&["spec", "gatewayClassName"]), Some("istio"));
-        let listener = &gateway.path(&["spec", "listeners"]).unwrap().items()[0];
-        assert_eq!(listener.str_at(&["hostname"]), Some("nginx.example.com"));
-        let route = &docs[2];
-        assert_eq!(route.str_at(&["metadata", "namespace"]), Some("nginx"));
-        let parent = &route.path(&["spec", "parentRefs"]).unwrap().items()[0];
-        assert_eq!(parent.str_at(&["name"]), Some("nginx-gateway"));
-        let rules = route.path(&["spec", "rules"]).unwrap().items();
-        assert_eq!(rules.len(), 3);
-        let first_match = |i: usize| &rules[i].path(&["matches"]).unwrap().items()[0];
-        // The back-channel logout: POST of exactly that path, to the adapter's http port.
-        assert_eq!(first_match(0).str_at(&["path", "type"]), Some("Exact"));
-        assert_eq!(
-            first_match(0).str_at(&["path", "value"]),
-            Some("/oauth2/backchannel-logout")
-        );
-        assert_eq!(first_match(0).str_at(&["method"]), Some("POST"));
-        // The prefix, kept: no filter at all.
-        assert_eq!(first_match(1).str_at(&["path", "type"]), Some("PathPrefix"));
-        assert_eq!(first_match(1).str_at(&["path", "value"]), Some("/oauth2"));
-        assert!(rules.iter().all(|r| r.get("filters").is_none()));
-        for rule in &rules[..2] {
-            let backend = &rule.path(&["backendRefs"]).unwrap().items()[0];
-            assert_eq!(backend.str_at(&["name"]), Some("ext-authz-adapter"));
-            assert_eq!(backend.str_at(&["namespace"]), Some("oidc-authz"));
-            assert_eq!(backend.str_at(&["port"]), Some("4180"));
-        }
-        assert!(rules[2].get("matches").is_none());
-        // The grant lets the route reach the adapter's namespace.
-        assert_eq!(
-            docs[3].str_at(&["metadata", "namespace"]),
-            Some("oidc-authz")
-        );
-        // The policy: in the Gateway's namespace, targetRefs instead of selector.
-        let policy = &docs[4];
-        assert_eq!(policy.str_at(&["metadata", "namespace"]), Some("nginx"));
-        assert!(policy.path(&["spec", "selector"]).is_none());
-        let target = &policy.path(&["spec", "targetRefs"]).unwrap().items()[0];
-        assert_eq!(target.str_at(&["kind"]), Some("Gateway"));
-        assert_eq!(target.str_at(&["group"]), Some(GATEWAY_API_GROUP));
-        assert_eq!(target.str_at(&["name"]), Some("nginx-gateway"));
-        let operation = |i: usize| {
-            &policy.path(&["spec", "rules"]).unwrap().items()[i]
-                .path(&["to"])
-                .unwrap()
-                .items()[0]
-        };
-        assert_eq!(
-            strings(operation(0).path(&["operation", "hosts"])),
-            ["nginx.example.com", "nginx.example.com:*"]
-        );
-        assert_eq!(
-            strings(operation(0).path(&["operation", "notPaths"])),
-            ["/oauth2/backchannel-logout"]
-        );
-        assert_eq!(
-            strings(operation(1).path(&["operation", "notMethods"])),
-            ["POST"]
-        );
-        // The EnvoyFilter on the same Gateway.
-        let filter = &docs[5];
-        assert_eq!(filter.str_at(&["metadata", "namespace"]), Some("nginx"));
-        assert!(filter.path(&["spec", "workloadSelector"]).is_none());
-        let target = &filter.path(&["spec", "targetRefs"]).unwrap().items()[0];
-        assert_eq!(target.str_at(&["name"]), Some("nginx-gateway"));
-    }
-
-    #[test]
-    fn tls_adds_https_listeners_and_a_redirect_route() {
-        let settings = Settings {
-            ingress: Ingress::GatewayApi,
-            tls_credential: Some("nginx-tls".to_owned()),
-            hosts: vec!["a.example.com".to_owned(), "b.example.com".to_owned()],
-            ..Settings::seed()
-        };
-        let docs = objects(&settings);
-        let names: Vec<&str> = docs[1]
-            .path(&["spec", "listeners"])
-            .unwrap()
-            .items()
-            .iter()
-            .map(|l| l.str_at(&["name"]).unwrap())
-            .collect();
-        assert_eq!(names, ["http-1", "http-2", "https-1", "https-2"]);
-        let sections = |route: &Node| -> Vec<String> {
-            route
-                .path(&["spec", "parentRefs"])
-                .unwrap()
-                .items()
-                .iter()
-                .map(|p| p.str_at(&["sectionName"]).unwrap().to_owned())
-                .collect()
-        };
-        assert_eq!(sections(&docs[2]), ["https-1", "https-2"]);
-        assert_eq!(sections(&docs[3]), ["http-1", "http-2"]);
-        let redirect = &docs[3].path(&["spec", "rules"]).unwrap().items()[0];
-        let filter = &redirect.path(&["filters"]).unwrap().items()[0];
-        assert_eq!(filter.str_at(&["type"]), Some("RequestRedirect"));
-        assert_eq!(filter.str_at(&["requestRedirect", "scheme"]), Some("https"));
-        assert!(redirect.get("backendRefs").is_none());
-    }
-
-    #[test]
-    fn a_waypoint_its_service_route_and_no_envoy_filter() {
-        let settings = Settings {
-            ingress: Ingress::Waypoint,
-            gateway: "waypoint".to_owned(),
-            ..Settings::seed()
-        };
-        let yaml = render(&settings);
-        let docs = objects(&settings);
-        assert_eq!(
-            kinds(&docs),
-            [
-                "ConfigMap",
-                "Gateway",
-                "HTTPRoute",
-                "ReferenceGrant",
-                "AuthorizationPolicy",
-                "Service"
-            ]
-        );
-        assert!(yaml.contains("# (No EnvoyFilter:"), "{yaml}");
-        assert_eq!(
-            docs[1].str_at(&["spec", "gatewayClassName"]),
-            Some(WAYPOINT_CLASS)
-        );
-        let parent = &docs[2].path(&["spec", "parentRefs"]).unwrap().items()[0];
-        assert_eq!(parent.str_at(&["kind"]), Some("Service"));
-        assert_eq!(parent.str_at(&["name"]), Some("hello-nginx"));
-        assert_eq!(parent.str_at(&["port"]), Some("80"));
-        assert!(docs[2].path(&["spec", "hostnames"]).is_none());
-        let target = &docs[4].path(&["spec", "targetRefs"]).unwrap().items()[0];
-        assert_eq!(target.str_at(&["name"]), Some("waypoint"));
     }
 }
