@@ -9,7 +9,6 @@
 //! complains about what another file may hold.
 
 use std::collections::BTreeSet;
-use std::fmt;
 
 use oidc_core::CookieSecret;
 
@@ -23,321 +22,20 @@ use super::render::{
 use super::yaml::{self, Document, Lines, Node, Value};
 use crate::envoy_contract::header_allowed;
 
+mod envoy_filters;
 mod gateway_api;
+mod model;
+mod policies;
+mod resources;
+mod rules;
 
-/// Every rule, with what it catches.
-pub const RULES: &[(&str, &str)] = &[
-    (
-        "yaml-syntax",
-        "YAML that does not parse (the rest is checked as if repaired, when it can be)",
-    ),
-    ("duplicate-key", "a key given twice in one mapping"),
-    (
-        "key-case",
-        "a wrongly capitalised field name (`Spec:`): field names are case-sensitive",
-    ),
-    (
-        "metadata-name",
-        "an invalid metadata.name or metadata.namespace (`nginx=oauth2-policy`)",
-    ),
-    (
-        "policy-nested-under-selector",
-        "AuthorizationPolicy action/provider/rules indented under `selector`",
-    ),
-    (
-        "policy-action",
-        "a CUSTOM policy without provider, a provider without CUSTOM, or CUSTOM without rules",
-    ),
-    (
-        "provider-undeclared",
-        "the policy's provider.name is not an extensionProviders name",
-    ),
-    (
-        "provider-service",
-        "the provider's service is not a Service in the files (wrong name or namespace)",
-    ),
-    (
-        "provider-port",
-        "the provider's port is not the Service's (HTTP or gRPC) port",
-    ),
-    (
-        "mesh-namespace",
-        "the `istio` mesh ConfigMap is not in istiod's namespace",
-    ),
-    (
-        "check-headers",
-        "`cookie` or `x-forwarded-proto` missing from includeRequestHeadersInCheck",
-    ),
-    (
-        "forwarded-host",
-        "`x-forwarded-host` in includeRequestHeadersInCheck: the client's value, while Envoy routes by Host",
-    ),
-    (
-        "path-normalization",
-        "a mesh config that does not merge `//` (pathNormalization: MERGE_SLASHES or DECODE_AND_MERGE_SLASHES)",
-    ),
-    (
-        "underscore-headers",
-        "nothing sets the ingress gateway's (or Gateway API Gateway's) headers_with_underscores_action (an EnvoyFilter with REJECT_REQUEST)",
-    ),
-    (
-        "header-wildcard",
-        "a lone \"*\" in a header list (Istio rejects the provider)",
-    ),
-    (
-        "deprecated-field",
-        "includeHeadersInCheck (renamed includeRequestHeadersInCheck)",
-    ),
-    (
-        "deny-headers",
-        "`set-cookie` or `content-type` missing from headersToDownstreamOnDeny",
-    ),
-    (
-        "allow-headers",
-        "`set-cookie` missing from headersToDownstreamOnAllow (refreshed sessions)",
-    ),
-    (
-        "upstream-headers",
-        "no identity header in headersToUpstreamOnAllow",
-    ),
-    (
-        "path-prefix",
-        "pathPrefix set: the adapter's /oauth2 endpoints move and stop matching",
-    ),
-    (
-        "fail-open",
-        "failOpen: true lets every request through when the adapter is down",
-    ),
-    (
-        "callback-not-checked",
-        "the callback path (or another of the adapter's endpoints) excluded from the CUSTOM policy (notPaths, paths)",
-    ),
-    (
-        "idp-protected",
-        "the identity provider's host behind the CUSTOM policy (login loop)",
-    ),
-    (
-        "backchannel-logout-checked",
-        "the provider's back-channel logout POST goes through the check (no body), on a host whose adapter prefix is routed to the adapter",
-    ),
-    (
-        "backchannel-logout-exempt",
-        "the exemption of the back-channel logout from the check covers more than POST of that exact path",
-    ),
-    (
-        "backchannel-logout-route",
-        "the unchecked back-channel logout POST is routed to something else than the adapter",
-    ),
-    (
-        "hosts-do-not-meet",
-        "a VirtualService host that no Gateway it names serves",
-    ),
-    (
-        "gateway-ref",
-        "a VirtualService naming a Gateway that is in another namespace, or none",
-    ),
-    (
-        "callback-not-routed",
-        "no VirtualService or HTTPRoute rule for the callback path on a protected host",
-    ),
-    (
-        "prefix-route",
-        "the adapter's prefix (`/oauth2/`) of a protected host routed to the application, not the adapter (VirtualService or HTTPRoute)",
-    ),
-    (
-        "rewrite-strips-prefix",
-        "a VirtualService rewrite or HTTPRoute URLRewrite that strips /oauth2 on the way to the adapter",
-    ),
-    (
-        "destination-port",
-        "a VirtualService destination or HTTPRoute backendRef port that the Service does not expose",
-    ),
-    (
-        "route-parent",
-        "an HTTPRoute parentRef naming a Gateway API Gateway that is not among the files, is in another namespace, or has no such listener (sectionName)",
-    ),
-    (
-        "route-hosts-do-not-meet",
-        "an HTTPRoute hostname that no listener of its parent Gateway serves",
-    ),
-    (
-        "policy-target",
-        "a CUSTOM policy's targetRefs naming a Gateway that is not among the files, or in another namespace, or not of group gateway.networking.k8s.io",
-    ),
-    (
-        "policy-hosts",
-        "an HTTPRoute hostname on the Gateway a CUSTOM policy targets that the policy does not check",
-    ),
-    (
-        "waypoint-underscore-headers",
-        "a CUSTOM policy on an ambient waypoint, for which nothing refuses header names with underscores (no verified equivalent of the gateway's EnvoyFilter)",
-    ),
-    (
-        "grpc-port-name",
-        "a gRPC Service port not named `grpc` or `grpc-*`",
-    ),
-    (
-        "target-port",
-        "a Service targetPort on which the selected pods do not listen",
-    ),
-    (
-        "listen-address",
-        "the adapter listening on loopback only (unreachable from the gateway)",
-    ),
-    (
-        "probe-path",
-        "readiness probe on /ping (use /ready) or liveness probe on /ready (use /ping)",
-    ),
-    (
-        "cookie-secret",
-        "a cookie secret that is not 16, 24 or 32 bytes (raw or base64)",
-    ),
-    (
-        "inline-secret",
-        "a client or cookie secret written into the manifest instead of a Secret",
-    ),
-    (
-        "cookie-domain",
-        "a --cookie-domain that does not cover the protected hosts",
-    ),
-];
+pub use model::{CheckOptions, Finding, Source};
+pub use rules::RULES;
 
-/// One manifest file's text.
-#[derive(Debug, Clone)]
-pub struct Source {
-    /// The name to report (the path as given).
-    pub name: String,
-    /// The file's content.
-    pub text: String,
-}
-
-/// What the manifests cannot say by themselves.
-#[derive(Debug, Clone)]
-pub struct CheckOptions {
-    /// The adapter's `--proxy-prefix`; `None`: the adapter Deployment's, else `/oauth2`.
-    pub proxy_prefix: Option<String>,
-    /// The callback path; `None`: `<proxy prefix>/callback` (or the `--redirect-url` path).
-    pub callback_path: Option<String>,
-    /// Where istiod runs (and reads its `istio` ConfigMap).
-    pub istio_namespace: String,
-}
-
-impl Default for CheckOptions {
-    fn default() -> Self {
-        CheckOptions {
-            proxy_prefix: None,
-            callback_path: None,
-            istio_namespace: "istio-system".to_owned(),
-        }
-    }
-}
-
-/// One problem: where, which rule, what, and how to fix it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finding {
-    /// The file, as given.
-    pub file: String,
-    /// 1-based line.
-    pub line: usize,
-    /// The rule's name (see [`RULES`]).
-    pub rule: &'static str,
-    /// What is wrong (no final period).
-    pub problem: String,
-    /// How to fix it (no final period).
-    pub fix: String,
-}
-
-impl fmt::Display for Finding {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}: {}. fix: {}",
-            self.file, self.line, self.problem, self.fix
-        )
-    }
-}
-
-struct Out {
-    findings: Vec<Finding>,
-}
-
-impl Out {
-    fn add(&mut self, file: &str, line: usize, rule: &'static str, problem: String, fix: String) {
-        let finding = Finding {
-            file: file.to_owned(),
-            line,
-            rule,
-            problem,
-            fix,
-        };
-        if !self.findings.contains(&finding) {
-            self.findings.push(finding);
-        }
-    }
-}
-
-/// A Kubernetes object (one YAML document that is a mapping).
-struct Res<'a> {
-    file: &'a str,
-    kind: String,
-    root: &'a Node,
-    name: Option<&'a Node>,
-    namespace: Option<&'a str>,
-    spec: Option<&'a Node>,
-}
-
-impl<'a> Res<'a> {
-    fn new(file: &'a str, root: &'a Node) -> Res<'a> {
-        Res {
-            file,
-            kind: root.str_at(&["kind"]).unwrap_or("").to_owned(),
-            root,
-            name: root.path(&["metadata", "name"]),
-            namespace: root.str_at(&["metadata", "namespace"]),
-            spec: root.get_ci("spec"),
-        }
-    }
-
-    fn is(&self, kind: &str) -> bool {
-        self.kind.eq_ignore_ascii_case(kind)
-    }
-
-    /// Whether this is a Gateway API object (`gateway.networking.k8s.io/...`), not Istio's.
-    fn is_gateway_api(&self) -> bool {
-        self.root
-            .str_at(&["apiVersion"])
-            .is_some_and(|v| v.starts_with("gateway.networking.k8s.io/"))
-    }
-
-    /// An Istio `Gateway` (networking.istio.io), not the Gateway API's.
-    fn is_istio_gateway(&self) -> bool {
-        self.is("Gateway") && !self.is_gateway_api()
-    }
-
-    fn name(&self) -> &str {
-        self.name.and_then(Node::as_str).unwrap_or("(unnamed)")
-    }
-
-    fn line(&self) -> usize {
-        self.name.map_or(self.root.line, |n| n.line)
-    }
-
-    /// `namespace/name`, or the name alone when the namespace is not set.
-    fn id(&self) -> String {
-        match self.namespace {
-            Some(ns) => format!("{ns}/{}", self.name()),
-            None => self.name().to_owned(),
-        }
-    }
-}
-
-/// Whether two namespaces can be the same object's (an unset one is whatever kubectl uses).
-fn same_ns(a: Option<&str>, b: Option<&str>) -> bool {
-    match (a, b) {
-        (Some(a), Some(b)) => a == b,
-        _ => true,
-    }
-}
+use envoy_filters::underscore_settings;
+use model::Out;
+use policies::{Policy, operations, policies, policy_checks, policy_hosts, policy_matches};
+use resources::{AdapterService, Res, find_services, list, same_ns, service_ports};
 
 /// An `extensionProviders` entry.
 struct Provider<'a> {
@@ -971,10 +669,6 @@ fn mesh_configmaps(
     }
 }
 
-fn list(node: Option<&Node>) -> Vec<(&str, usize)> {
-    node.map(Node::strings).unwrap_or_default()
-}
-
 fn provider_fields(out: &mut Out, p: &Provider) {
     let Some((grpc, body, line)) = p.authz else {
         return;
@@ -1156,45 +850,9 @@ fn flow(list: &[&str]) -> String {
     format!("[{}]", quoted.join(", "))
 }
 
-/// A Service and its ports.
-fn service_ports<'a>(res: &Res<'a>) -> Vec<(Option<String>, Option<u64>, &'a Node)> {
-    res.spec
-        .and_then(|s| s.get_ci("ports"))
-        .map(Node::items)
-        .unwrap_or(&[])
-        .iter()
-        .map(|p| {
-            (
-                p.str_at(&["name"]).map(str::to_owned),
-                p.get("port").and_then(Node::as_u64),
-                p,
-            )
-        })
-        .collect()
-}
-
 fn is_grpc_name(name: Option<&str>, app_protocol: Option<&str>) -> bool {
     name.is_some_and(|n| n == "grpc" || n.starts_with("grpc-"))
         || app_protocol.is_some_and(|p| p.eq_ignore_ascii_case("grpc"))
-}
-
-/// The Services among the files that a host names (`name.ns.svc.cluster.local`, ...).
-fn find_services<'r>(
-    resources: &'r [Res<'r>],
-    host: &str,
-    default_ns: Option<&str>,
-) -> (Vec<&'r Res<'r>>, Vec<&'r Res<'r>>) {
-    let Some((name, ns)) = service_of(host, default_ns) else {
-        return (Vec::new(), Vec::new());
-    };
-    let named: Vec<&Res> = resources
-        .iter()
-        .filter(|r| r.is("Service") && r.name() == name)
-        .collect();
-    let (exact, elsewhere): (Vec<&Res>, Vec<&Res>) = named
-        .into_iter()
-        .partition(|r| same_ns(r.namespace, ns.as_deref()));
-    (exact, elsewhere)
 }
 
 fn provider_target(out: &mut Out, p: &Provider, resources: &[Res]) {
@@ -1305,77 +963,6 @@ fn provider_target(out: &mut Out, p: &Provider, resources: &[Res]) {
     }
 }
 
-/// An AuthorizationPolicy, with its fields found even when mis-indented under `selector`.
-struct Policy<'a> {
-    res: &'a Res<'a>,
-    action: Option<&'a Node>,
-    provider: Option<&'a Node>,
-    rules: Option<&'a Node>,
-}
-
-impl Policy<'_> {
-    fn is_custom(&self) -> bool {
-        self.action.and_then(Node::as_str) == Some("CUSTOM")
-    }
-}
-
-fn policies<'a>(out: &mut Out, resources: &'a [Res<'a>]) -> Vec<Policy<'a>> {
-    let mut found = Vec::new();
-    for res in resources.iter().filter(|r| r.is("AuthorizationPolicy")) {
-        let Some(spec) = res.spec else { continue };
-        let selector = spec.get_ci("selector");
-        let field = |key: &str| -> (Option<&'a Node>, Option<&'a Node>) {
-            (
-                spec.get_ci(key),
-                selector.and_then(|s| s.entry_ci(key)).map(|(k, _)| k),
-            )
-        };
-        let mut nested = Vec::new();
-        let mut get = |key: &'static str| -> Option<&'a Node> {
-            let (direct, under) = field(key);
-            if let (None, Some(k)) = (direct, under) {
-                nested.push((key, k.line));
-                return selector.and_then(|s| s.get_ci(key));
-            }
-            direct
-        };
-        let policy = Policy {
-            res,
-            action: get("action"),
-            provider: get("provider"),
-            rules: get("rules"),
-        };
-        if let Some((_, first)) = nested.first() {
-            let keys: Vec<&str> = nested.iter().map(|(k, _)| *k).collect();
-            let selector_line = spec.entry_ci("selector").map_or(first - 1, |(k, _)| k.line);
-            out.add(
-                res.file,
-                *first,
-                "policy-nested-under-selector",
-                format!(
-                    "AuthorizationPolicy {}: {} indented under `selector` (line {selector_line}), so the policy has no {} of its own{}",
-                    res.name(),
-                    keys.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "),
-                    keys.join("/"),
-                    if keys.contains(&"action") { " and is an ALLOW policy that matches nothing: with it, the gateway denies every request" } else { "" },
-                ),
-                format!("move {} two spaces left, to the same column as `selector:` (siblings under spec)", keys.join(", ")),
-            );
-        }
-        let name = res.name();
-        match (policy.is_custom(), policy.provider) {
-            (true, None) => out.add(res.file, policy.action.map_or(res.line(), |n| n.line), "policy-action", format!("AuthorizationPolicy {name} is CUSTOM but names no provider"), "add provider: { name: <an extensionProviders name> }".to_owned()),
-            (false, Some(provider)) => out.add(res.file, provider.line, "policy-action", format!("AuthorizationPolicy {name} names a provider but its action is {}: only CUSTOM calls a provider", policy.action.and_then(Node::as_str).unwrap_or("ALLOW (the default)")), "set action: CUSTOM".to_owned()),
-            _ => {}
-        }
-        if policy.is_custom() && policy.rules.is_none_or(|r| r.items().is_empty()) {
-            out.add(res.file, policy.action.map_or(res.line(), |n| n.line), "policy-action", format!("AuthorizationPolicy {name} is CUSTOM without rules: it matches no request, so the provider is never called"), "add rules, e.g. `rules: [{to: [{operation: {hosts: [\"app.example.com\"]}}]}]`".to_owned());
-        }
-        found.push(policy);
-    }
-    found
-}
-
 fn policy_provider(out: &mut Out, policy: &Policy, providers: &[Provider], mesh_seen: bool) {
     if !mesh_seen || !policy.is_custom() {
         return;
@@ -1415,59 +1002,6 @@ fn policy_provider(out: &mut Out, policy: &Policy, providers: &[Provider], mesh_
         ),
         fix,
     );
-}
-
-/// A rule's `to` operations (an absent `to` matches every request).
-fn operations(rule: &Node) -> Vec<Option<&Node>> {
-    match rule.get_ci("to") {
-        None => vec![None],
-        Some(to) => to.items().iter().map(|t| t.get_ci("operation")).collect(),
-    }
-}
-
-/// Whether an operation matches a `method` request of `path` on `host`.
-fn operation_matches_request(op: Option<&Node>, host: &str, method: &str, path: &str) -> bool {
-    let Some(op) = op else { return true };
-    let any = |key: &str, value: &str, ci: bool| {
-        op.get_ci(key)
-            .map(|n| n.strings().iter().any(|(p, _)| istio_match(p, value, ci)))
-    };
-    any("hosts", host, true).unwrap_or(true)
-        && !any("notHosts", host, true).unwrap_or(false)
-        && any("paths", path, false).unwrap_or(true)
-        && !any("notPaths", path, false).unwrap_or(false)
-        && any("methods", method, false).unwrap_or(true)
-        && !any("notMethods", method, false).unwrap_or(false)
-}
-
-fn policy_hosts<'a>(policy: &'a Policy) -> Vec<(&'a str, usize)> {
-    policy
-        .rules
-        .map(Node::items)
-        .unwrap_or(&[])
-        .iter()
-        .flat_map(operations)
-        .flatten()
-        .flat_map(|op| list(op.get_ci("hosts")))
-        .collect()
-}
-
-fn policy_matches(policy: &Policy, host: &str, path: &str) -> bool {
-    policy_checks(policy, host, "GET", path)
-}
-
-/// Whether the policy sends a `method` request of `path` on `host` to its provider.
-fn policy_checks(policy: &Policy, host: &str, method: &str, path: &str) -> bool {
-    policy
-        .rules
-        .map(Node::items)
-        .unwrap_or(&[])
-        .iter()
-        .any(|rule| {
-            operations(rule)
-                .into_iter()
-                .any(|op| operation_matches_request(op, host, method, path))
-        })
 }
 
 fn policy_callback(out: &mut Out, policy: &Policy, prefix: &str, callback: &str) {
@@ -1616,11 +1150,6 @@ fn path_normalization(out: &mut Out, mesh_roots: &[(&str, &Node)]) {
     }
 }
 
-/// The value of the first of `keys` present (protobuf JSON takes `snake_case` and `camelCase`).
-fn get_any<'a>(node: &'a Node, keys: &[&str]) -> Option<&'a Node> {
-    keys.iter().find_map(|k| node.get(k))
-}
-
 /// Label pairs (`key`, `value`).
 type Labels<'a> = Vec<(&'a str, &'a str)>;
 
@@ -1637,62 +1166,12 @@ fn policy_selector<'a>(policy: &Policy<'a>) -> Labels<'a> {
         .collect()
 }
 
-/// An EnvoyFilter's patch setting `headers_with_underscores_action`: the filter, the action's
-/// node, whether the patch applies to gateways (`NETWORK_FILTER`, context `GATEWAY` or `ANY`),
-/// and the patch.
-type UnderscoreSetting<'a> = (&'a Res<'a>, &'a Node, bool, &'a Node);
-
 /// Every CUSTOM policy's gateway must refuse (or drop) header names with underscores: an
 /// EnvoyFilter merging `headers_with_underscores_action` into its HTTP connection manager.
 /// Checked when the files hold the setup (a mesh config declaring an ext_authz provider and
 /// the policy).
 fn underscore_headers(out: &mut Out, resources: &[Res], policies: &[Policy], opts: &CheckOptions) {
-    // `(filter, its action node, whether the patch applies to gateways, the patch)`.
-    let mut settings: Vec<UnderscoreSetting> = Vec::new();
-    for filter in resources.iter().filter(|r| r.is("EnvoyFilter")) {
-        for patch in filter
-            .spec
-            .and_then(|s| s.get_ci("configPatches"))
-            .map(Node::items)
-            .unwrap_or(&[])
-        {
-            let Some(action) = patch
-                .path(&["patch", "value"])
-                .and_then(|v| get_any(v, &["typed_config", "typedConfig"]))
-                .and_then(|t| {
-                    get_any(
-                        t,
-                        &["common_http_protocol_options", "commonHttpProtocolOptions"],
-                    )
-                })
-                .and_then(|o| {
-                    get_any(
-                        o,
-                        &[
-                            "headers_with_underscores_action",
-                            "headersWithUnderscoresAction",
-                        ],
-                    )
-                })
-            else {
-                continue;
-            };
-            let gateway = patch.str_at(&["applyTo"]) == Some("NETWORK_FILTER")
-                && patch
-                    .str_at(&["match", "context"])
-                    .is_none_or(|c| c == "GATEWAY" || c == "ANY");
-            if action.as_str() == Some("ALLOW") {
-                out.add(
-                    filter.file,
-                    action.line,
-                    "underscore-headers",
-                    format!("EnvoyFilter {} sets headers_with_underscores_action: ALLOW, Envoy's default: `X-Auth_Request-User` passes, and CGI, PHP and WSGI applications read it as X-Auth-Request-User (HTTP_X_AUTH_REQUEST_USER)", filter.name()),
-                    format!("headers_with_underscores_action: {HEADERS_WITH_UNDERSCORES_ACTION}"),
-                );
-            }
-            settings.push((filter, action, gateway, patch));
-        }
-    }
+    let settings = underscore_settings(out, resources);
     gateway_api::underscore_headers(out, resources, policies, &settings, opts);
     // The gateways already judged: `(namespace, selector labels)`.
     let mut seen: Vec<(Option<&str>, Labels)> = Vec::new();
@@ -1776,9 +1255,6 @@ fn protected_hosts(policies: &[Policy]) -> Vec<(String, String, usize)> {
     }
     hosts
 }
-
-/// A Service that reaches the adapter: `(name, namespace, its HTTP port if known)`.
-type AdapterService = (String, Option<String>, Option<u64>);
 
 /// The adapter's Services: the providers' services, and the Services that select an adapter
 /// workload among the files.

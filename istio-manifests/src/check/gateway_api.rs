@@ -4,10 +4,10 @@
 //! URLRewrite, the callback is routed, the route's parents and hostnames meet the Gateway, the
 //! policy's targets exist and its hosts cover the routes' hostnames.
 
-use super::{
-    AdapterService, CheckOptions, Out, Policy, Res, UnderscoreSetting, find_services, list,
-    policy_checks, same_ns, service_ports,
-};
+use super::envoy_filters::UnderscoreSetting;
+use super::model::{CheckOptions, Out};
+use super::policies::{Policy, policy_checks};
+use super::resources::{AdapterService, Res, find_services, list, same_ns, service_ports};
 use crate::names::hosts_meet;
 use crate::render::{HCM_FILTER, HCM_TYPE_URL, HEADERS_WITH_UNDERSCORES_ACTION};
 use crate::yaml::Node;
