@@ -7,262 +7,16 @@
 //! (the engine ties the layers together; no layer reaches back up to it). See
 //! `docs/architecture.md` for the layers.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+mod import_graph;
 
-/// A module path (`["session", "cookie"]`) and the file that holds it.
-type Modules = BTreeMap<Vec<String>, PathBuf>;
+use std::path::Path;
 
-fn source_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).expect("src is readable") {
-        let path = entry.expect("directory entry").path();
-        if path.is_dir() {
-            source_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
-
-/// `src/a/b.rs` and `src/a/b/mod.rs` -> `["a", "b"]`; `src/lib.rs` -> `[]`.
-fn module_of(src: &Path, file: &Path) -> Vec<String> {
-    let rel = file.strip_prefix(src).expect("under src");
-    let mut parts: Vec<String> = rel
-        .iter()
-        .map(|p| p.to_string_lossy().into_owned())
-        .collect();
-    let last = parts.pop().expect("a file name");
-    match last.as_str() {
-        "lib.rs" | "mod.rs" => {}
-        name => parts.push(name.trim_end_matches(".rs").to_owned()),
-    }
-    parts
-}
-
-fn is_ident_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_'
-}
-
-/// Reads a path at `text[i..]` (identifiers joined by `::`, with `{...}` groups) and pushes
-/// every leaf path, each prefixed by `prefix`.
-fn read_tree(text: &[u8], mut i: usize, prefix: Vec<String>, out: &mut Vec<Vec<String>>) -> usize {
-    let mut path = prefix;
-    loop {
-        while i < text.len() && text[i] == b' ' {
-            i += 1;
-        }
-        if i < text.len() && text[i] == b'{' {
-            i += 1;
-            loop {
-                while i < text.len() && matches!(text[i], b' ' | b'\n' | b'\r' | b'\t' | b',') {
-                    i += 1;
-                }
-                if i >= text.len() || text[i] == b'}' {
-                    return i + 1;
-                }
-                i = read_tree(text, i, path.clone(), out);
-            }
-        }
-        let start = i;
-        while i < text.len() && is_ident_byte(text[i]) {
-            i += 1;
-        }
-        if start == i {
-            out.push(path);
-            return i;
-        }
-        let ident = String::from_utf8_lossy(&text[start..i]).into_owned();
-        if ident != "self" {
-            path.push(ident);
-        }
-        if text[i..].starts_with(b"::") {
-            i += 2;
-        } else {
-            out.push(path);
-            return i;
-        }
-    }
-}
-
-/// The module paths a file names, each resolved from the crate root.
-fn named_paths(text: &str, own: &[String], children: &BTreeSet<String>) -> Vec<Vec<String>> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::new();
-    // Inside an inline module (`mod tests {`), `super::` is the file's own module.
-    let mut inline_from = usize::MAX;
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        let t = line.trim_start();
-        if inline_from == usize::MAX
-            && (t.starts_with("mod ")
-                || t.starts_with("pub mod ")
-                || t.starts_with("pub(crate) mod "))
-            && t.trim_end().ends_with('{')
-        {
-            inline_from = offset;
-        }
-        offset += line.len();
-    }
-    let parent: Vec<String> = own[..own.len().saturating_sub(1)].to_vec();
-    let mut i = 0;
-    while i < bytes.len() {
-        let boundary = i == 0 || !is_ident_byte(bytes[i - 1]) && bytes[i - 1] != b':';
-        if !boundary || !is_ident_byte(bytes[i]) {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < bytes.len() && is_ident_byte(bytes[i]) {
-            i += 1;
-        }
-        let word = &text[start..i];
-        if !bytes[i..].starts_with(b"::") {
-            continue;
-        }
-        let base = match word {
-            "crate" => Vec::new(),
-            "super" if start >= inline_from => own.to_vec(),
-            "super" => parent.clone(),
-            "self" => own.to_vec(),
-            child if children.contains(child) => {
-                let mut p = own.to_vec();
-                p.push(child.to_owned());
-                i = read_tree(bytes, i + 2, p, &mut out);
-                continue;
-            }
-            _ => continue,
-        };
-        i = read_tree(bytes, i + 2, base, &mut out);
-    }
-    out
-}
-
-/// The file of the longest module `path` names.
-fn resolve<'m>(modules: &'m Modules, path: &[String]) -> Option<&'m PathBuf> {
-    (0..=path.len()).rev().find_map(|n| modules.get(&path[..n]))
-}
-
-struct Graph {
-    files: Vec<PathBuf>,
-    /// `arrows[a]`: the files `a` names, with one path that shows it.
-    arrows: Vec<BTreeMap<usize, String>>,
-}
-
-fn graph() -> Graph {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = Vec::new();
-    source_files(&src, &mut files);
-    files.sort();
-    let modules: Modules = files
-        .iter()
-        .map(|f| (module_of(&src, f), f.clone()))
-        .collect();
-    let index: BTreeMap<&PathBuf, usize> = files.iter().enumerate().map(|(i, f)| (f, i)).collect();
-    let mut arrows = vec![BTreeMap::new(); files.len()];
-    for (a, file) in files.iter().enumerate() {
-        let text = std::fs::read_to_string(file).expect("source is readable");
-        let own = module_of(&src, file);
-        let children: BTreeSet<String> = modules
-            .keys()
-            .filter(|m| m.len() == own.len() + 1 && m.starts_with(&own))
-            .map(|m| m[own.len()].clone())
-            .collect();
-        for path in named_paths(&text, &own, &children) {
-            if let Some(target) = resolve(&modules, &path) {
-                let b = index[target];
-                if b != a {
-                    arrows[a].entry(b).or_insert_with(|| path.join("::"));
-                }
-            }
-        }
-    }
-    let files = files
-        .into_iter()
-        .map(|f| f.strip_prefix(&src).expect("under src").to_path_buf())
-        .collect();
-    Graph { files, arrows }
-}
-
-/// Tarjan's strongly connected components with more than one file.
-fn circles(g: &Graph) -> Vec<Vec<usize>> {
-    struct State<'g> {
-        g: &'g Graph,
-        index: Vec<Option<usize>>,
-        low: Vec<usize>,
-        on_stack: Vec<bool>,
-        stack: Vec<usize>,
-        next: usize,
-        found: Vec<Vec<usize>>,
-    }
-    fn visit(s: &mut State<'_>, v: usize) {
-        s.index[v] = Some(s.next);
-        s.low[v] = s.next;
-        s.next += 1;
-        s.stack.push(v);
-        s.on_stack[v] = true;
-        let targets: Vec<usize> = s.g.arrows[v].keys().copied().collect();
-        for w in targets {
-            match s.index[w] {
-                None => {
-                    visit(s, w);
-                    s.low[v] = s.low[v].min(s.low[w]);
-                }
-                Some(iw) if s.on_stack[w] => s.low[v] = s.low[v].min(iw),
-                Some(_) => {}
-            }
-        }
-        if Some(s.low[v]) == s.index[v] {
-            let mut component = Vec::new();
-            while let Some(w) = s.stack.pop() {
-                s.on_stack[w] = false;
-                component.push(w);
-                if w == v {
-                    break;
-                }
-            }
-            if component.len() > 1 {
-                s.found.push(component);
-            }
-        }
-    }
-    let n = g.files.len();
-    let mut s = State {
-        g,
-        index: vec![None; n],
-        low: vec![0; n],
-        on_stack: vec![false; n],
-        stack: Vec::new(),
-        next: 0,
-        found: Vec::new(),
-    };
-    for v in 0..n {
-        if s.index[v].is_none() {
-            visit(&mut s, v);
-        }
-    }
-    s.found
-}
+use import_graph::{assert_paths_are_read, circle_report, file, graph};
 
 #[test]
 fn no_file_of_the_core_imports_itself_in_a_circle() {
-    let g = graph();
-    let found = circles(&g);
-    let mut report = String::new();
-    for component in &found {
-        report.push_str("circle:\n");
-        for &a in component {
-            for (&b, path) in &g.arrows[a] {
-                if component.contains(&b) {
-                    report.push_str(&format!(
-                        "  {} -> {} ({path})\n",
-                        g.files[a].display(),
-                        g.files[b].display()
-                    ));
-                }
-            }
-        }
-    }
-    assert!(found.is_empty(), "imports run in circles:\n{report}");
+    let report = circle_report(&graph());
+    assert!(report.is_empty(), "imports run in circles:\n{report}");
 }
 
 #[test]
@@ -296,42 +50,16 @@ fn nothing_below_the_engine_imports_it() {
 #[test]
 fn the_checker_sees_the_imports_it_must() {
     let g = graph();
-    let find = |name: &str| {
-        g.files
-            .iter()
-            .position(|f| f == Path::new(name))
-            .unwrap_or_else(|| panic!("{name} exists"))
-    };
-    let gate = find("engine/gate.rs");
-    let state = find("engine/state.rs");
-    let session = find("session/model.rs");
-    let lib = find("lib.rs");
+    let gate = file(&g, "engine/gate.rs");
+    let state = file(&g, "engine/state.rs");
+    let session = file(&g, "session/model.rs");
+    let lib = file(&g, "lib.rs");
     assert!(g.arrows[gate].contains_key(&state), "{:?}", g.arrows[gate]);
     assert!(
         g.arrows[state].contains_key(&session),
         "{:?}",
         g.arrows[state]
     );
-    assert!(g.arrows[lib].contains_key(&find("engine/mod.rs")));
-    let mut paths = Vec::new();
-    let children = BTreeSet::from(["model".to_owned()]);
-    let own = ["session".to_owned()];
-    let text = "use crate::a::{b::C, d};\nuse super::e;\n/// [`X`](crate::f::X)\npub use model::Session;\nmod tests {\n    use super::*;\n}\n";
-    paths.extend(named_paths(text, &own, &children));
-    let joined: Vec<String> = paths.iter().map(|p| p.join("::")).collect();
-    for expected in [
-        "a::b::C",
-        "a::d",
-        "e",
-        "f::X",
-        "session::model::Session",
-        "session::*",
-    ] {
-        assert!(
-            joined
-                .iter()
-                .any(|j| j == expected || (expected.ends_with('*') && j == "session")),
-            "{expected} in {joined:?}"
-        );
-    }
+    assert!(g.arrows[lib].contains_key(&file(&g, "engine/mod.rs")));
+    assert_paths_are_read();
 }
