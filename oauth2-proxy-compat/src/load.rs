@@ -44,10 +44,17 @@ where
 {
     let mut args: Vec<OsString> = args.into_iter().map(Into::into).collect();
     let cmd = flags::register(cmd);
-    let without_env = cmd.clone().mut_args(|a| a.env(None));
-    if let Ok(matches) = without_env.try_get_matches_from(&args)
-        && matches.subcommand().is_some()
-    {
+    // A subcommand (`istio ...`) is a tool of its own: no environment variable, `--config`
+    // file or flag review applies to it. Only then is the command line parsed twice.
+    let names_subcommand = args
+        .get(1)
+        .and_then(|a| a.to_str())
+        .is_some_and(|first| cmd.get_subcommands().any(|s| s.get_name() == first));
+    if names_subcommand {
+        let without_env = cmd.clone().mut_args(|a| a.env(None));
+        let matches = without_env
+            .try_get_matches_from(&args)
+            .map_err(LoadError::Args)?;
         let warnings = Vec::new();
         return Ok(Loaded { matches, warnings });
     }
