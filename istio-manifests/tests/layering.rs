@@ -6,10 +6,12 @@
 //! form no circle: a parent file may declare its children and re-export their items, but a
 //! child imports from the file that defines an item, never back through its parent.
 
-#[path = "../../oidc-core/tests/import_graph/mod.rs"]
-mod import_graph;
+use test_support::import_graph::{Graph, assert_paths_are_read, circle_report, file};
 
-use import_graph::{assert_paths_are_read, circle_report, file, graph};
+/// The import graph of this crate's `src`.
+fn graph() -> Graph {
+    test_support::import_graph::graph(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"))
+}
 
 #[test]
 fn no_file_imports_itself_in_a_circle() {

@@ -7,11 +7,14 @@
 //! (the engine ties the layers together; no layer reaches back up to it). See
 //! `docs/architecture.md` for the layers.
 
-mod import_graph;
-
 use std::path::Path;
 
-use import_graph::{assert_paths_are_read, circle_report, file, graph};
+use test_support::import_graph::{Graph, assert_paths_are_read, circle_report, file};
+
+/// The import graph of this crate's `src`.
+fn graph() -> Graph {
+    test_support::import_graph::graph(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"))
+}
 
 #[test]
 fn no_file_of_the_core_imports_itself_in_a_circle() {

@@ -30,6 +30,7 @@ pub mod browser;
 pub mod envoy;
 mod form_walk;
 pub mod html;
+pub mod import_graph;
 pub mod keycloak;
 pub mod redis;
 pub mod rogue;

@@ -10,20 +10,15 @@ use crate::clock::unix_now;
 use crate::decision::{Allow, Decision, DenyReason};
 use crate::engine::answers::deny;
 use crate::engine::state::State;
+use crate::token::bearer::header::token_from_headers;
+use crate::token::bearer::validator::BearerValidator;
 
 impl State {
-    /// Decides a request that carries `Authorization: Bearer <token>` (oauth2-proxy's
-    /// `--skip-jwt-bearer-tokens`); `None` when it carries none, or asks for one of the
-    /// engine's own routes (then use [`Engine::check`]).
-    ///
-    /// The token is validated by `validator` (built from this engine) and cached while
-    /// unexpired; its user is held to the same email, group, role and
-    /// `--authorization-rule` checks as a session. A refused token gets
-    /// [`BearerError::response`](crate::token::bearer::BearerError::response) (401, or 503 when its
-    /// issuer cannot be reached); no session cookie is read or written.
+    /// `Engine::check_bearer`: the token's user held to the session's policy; `None` without a
+    /// bearer token or for the engine's own routes.
     pub(crate) async fn check_bearer(
         &self,
-        validator: &crate::token::bearer::BearerValidator,
+        validator: &BearerValidator,
         parts: &Parts,
     ) -> Option<Decision> {
         if self.own_route(parts).is_some() {
@@ -31,7 +26,7 @@ impl State {
         }
         let started = Instant::now();
         // `None` (no bearer token) returns; a malformed `Authorization: Bearer` is refused.
-        let identity = match crate::token::bearer::token_from_headers(&parts.headers).transpose()? {
+        let identity = match token_from_headers(&parts.headers).transpose()? {
             Ok(token) => validator.identity(token, unix_now()).await,
             Err(e) => Err(e),
         };
