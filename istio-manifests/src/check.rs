@@ -105,8 +105,16 @@ pub fn check_sources(sources: &[Source], opts: &CheckOptions) -> Vec<Finding> {
             }
             if let Some(root) = &doc.root {
                 duplicate_keys(&mut out, file, root);
-                if root.is_map() {
-                    resources.push(Res::new(file, root));
+                match list_items(root) {
+                    // `kubectl get ... -o yaml`: a `List` of the objects.
+                    Some(items) => resources.extend(
+                        items
+                            .iter()
+                            .filter(|item| item.is_map())
+                            .map(|item| Res::new(file, item)),
+                    ),
+                    None if root.is_map() => resources.push(Res::new(file, root)),
+                    None => {}
                 }
             }
         }
@@ -254,6 +262,14 @@ pub fn check_sources(sources: &[Source], opts: &CheckOptions) -> Vec<Finding> {
     let order = |file: &str| sources.iter().position(|s| s.name == file);
     out.findings.sort_by_key(|f| (order(&f.file), f.line));
     out.findings
+}
+
+/// The objects of a `List` (`kind: List`, or `ServiceList` and the like, with `items`), as
+/// `kubectl get` prints several objects; `None` for any other document.
+fn list_items(root: &Node) -> Option<&[Node]> {
+    let kind = root.str_at(&["kind"])?;
+    let items = root.get("items")?;
+    (kind.ends_with("List") && items.is_seq()).then(|| items.items())
 }
 
 fn syntax_finding(out: &mut Out, file: &str, error: &yaml::ParseError, what: &str) {
@@ -2803,6 +2819,33 @@ spec:
             "        prefix: /oauth2/\n    rewrite:\n      uri: /oauth2/\n",
         );
         assert!(run(&[("vs.yaml", &vs)]).is_empty());
+    }
+
+    #[test]
+    fn the_objects_of_a_list_are_checked() {
+        // `kubectl get virtualservices -o yaml`: the objects indented under `items`.
+        let vs = VS.replace(
+            "        prefix: /oauth2/\n",
+            "        prefix: /oauth2\n    rewrite:\n      uri: /\n",
+        );
+        let items: String = vs
+            .lines()
+            .enumerate()
+            .map(|(i, l)| format!("{}{l}\n", if i == 0 { "- " } else { "  " }))
+            .collect();
+        let list = format!(
+            "apiVersion: v1\nitems:\n{items}kind: List\nmetadata:\n  resourceVersion: \"\"\n"
+        );
+        let f = run(&[("live.yaml", &list)]);
+        assert_eq!(rules(&f), vec![("rewrite-strips-prefix", 18)], "{f:#?}");
+        // Without the rewrite, no finding: the List itself is not an object to check.
+        let clean: String = VS
+            .lines()
+            .enumerate()
+            .map(|(i, l)| format!("{}{l}\n", if i == 0 { "- " } else { "  " }))
+            .collect();
+        let list = format!("apiVersion: v1\nitems:\n{clean}kind: List\n");
+        assert!(run(&[("live.yaml", &list)]).is_empty());
     }
 
     #[test]

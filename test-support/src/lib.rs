@@ -27,6 +27,7 @@
 //! ```
 
 pub mod browser;
+pub mod cluster;
 pub mod envoy;
 mod form_walk;
 pub mod html;

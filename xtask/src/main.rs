@@ -13,7 +13,8 @@
 //! - `cargo xtask chaos`: the faults-under-load run in full size, with a Keycloak of its own;
 //!   writes `docs/reliability.md` (see `chaos.rs`).
 //!
-//! Helm and the manifest checker (`xtask/go/manifest-check`) are built with Go in a background
+//! Helm, the manifest checker (`xtask/go/manifest-check`) and the test cluster
+//! (`xtask/go/test-cluster`: kube-apiserver, etcd, kubectl) are built with Go in a background
 //! thread of `cargo xtask test`, while the other components install, Keycloak boots and the
 //! tests build ([`components::go_tools`]).
 //! - `cargo xtask keycloak`: starts Keycloak as for the tests and waits for Ctrl-C, printing
@@ -108,7 +109,7 @@ fn install() -> Result<Env, String> {
     Ok(env)
 }
 
-/// Installs the Go-built tools (if missing): Helm and the manifest checker.
+/// Installs the Go-built tools (if missing): Helm, the manifest checker, the test cluster.
 fn install_go_tools() -> Result<Env, String> {
     let mut env = Env::new();
     for component in components::go_tools() {
@@ -144,7 +145,7 @@ fn test(args: &[String]) -> Result<ExitCode, String> {
     }
     let scope = scope.as_slice();
 
-    // Helm and the manifest checker build in the background (minutes when the cache is cold,
+    // Helm, the manifest checker and the test cluster build in the background (minutes when the cache is cold,
     // a check of well under a second when warm), while the rest installs, the services start
     // and the tests build; awaited before the tests run.
     let go_tools = std::thread::spawn(install_go_tools);
@@ -174,7 +175,7 @@ fn test(args: &[String]) -> Result<ExitCode, String> {
     }
     let go_env = go_tools
         .join()
-        .map_err(|_| "installing Helm and the manifest checker panicked".to_owned())??;
+        .map_err(|_| "installing the Go-built tools panicked".to_owned())??;
     for (key, value) in &go_env {
         println!("[xtask] {key}={}", value.to_string_lossy());
     }

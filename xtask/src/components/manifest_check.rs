@@ -27,77 +27,18 @@ impl Component for ManifestCheck {
     }
 }
 
-/// The checker's sources in the repository.
-fn source_dir() -> PathBuf {
-    util::repo_root().join("xtask/go/manifest-check")
-}
+/// How it is built and cached.
+const PROGRAM: go_build::FromSources = go_build::FromSources {
+    name: "manifest-check",
+    what: "the manifest checker",
+    first_build: "a minute or two",
+    is_installed,
+    build,
+};
 
 /// The binary, built first if its sources or Go changed; prints one progress line.
 pub fn ensure() -> Result<PathBuf, String> {
-    let source = source_dir();
-    let go = go_build::go_version("to build the manifest checker (xtask/go/manifest-check)")?;
-    let key = cache_key(&source_files(&source)?, &go);
-    let dir = util::cache_root()?.join(format!("manifest-check-{key}"));
-    let label = format!("manifest-check {key}");
-    let binary = dir.join("manifest-check");
-    if is_installed(&dir) {
-        println!("[xtask] {label}: cached at {}", binary.display());
-        return Ok(binary);
-    }
-    println!(
-        "[xtask] {label}: building {} into {} ({go}; a minute or two on 2 cores the first time) ...",
-        source.display(),
-        dir.display()
-    );
-    install(&source, &dir)?;
-    println!("[xtask] {label}: installed at {}", binary.display());
-    Ok(binary)
-}
-
-/// `go.mod`, `go.sum` and the `.go` files of `dir`, sorted by name, with their contents.
-fn source_files(dir: &Path) -> Result<Vec<(String, Vec<u8>)>, String> {
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
-    let mut files = Vec::new();
-    for entry in entries {
-        let path = entry
-            .map_err(|e| format!("cannot list {}: {e}", dir.display()))?
-            .path();
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if name == "go.mod" || name == "go.sum" || name.ends_with(".go") {
-            let bytes =
-                std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            files.push((name, bytes));
-        }
-    }
-    files.sort();
-    if !files.iter().any(|(n, _)| n == "go.mod") {
-        return Err(format!("{} has no go.mod", dir.display()));
-    }
-    Ok(files)
-}
-
-/// 16 hex digits of FNV-1a (64 bits) over the files (name, length, contents) and the Go
-/// version: stable across Rust releases, unlike `DefaultHasher`.
-fn cache_key(files: &[(String, Vec<u8>)], go_version: &str) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut feed = |bytes: &[u8]| {
-        for &b in bytes {
-            hash ^= u64::from(b);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-    };
-    feed(go_version.as_bytes());
-    for (name, contents) in files {
-        feed(&[0]);
-        feed(name.as_bytes());
-        feed(&(contents.len() as u64).to_le_bytes());
-        feed(contents);
-    }
-    format!("{hash:016x}")
+    PROGRAM.ensure()
 }
 
 /// Whether `dir` holds the binary and at least one CRD file.
@@ -106,16 +47,6 @@ fn is_installed(dir: &Path) -> bool {
         && std::fs::read_dir(dir.join("crds")).is_ok_and(|mut entries| {
             entries.any(|e| e.is_ok_and(|e| e.path().extension().is_some_and(|x| x == "yaml")))
         })
-}
-
-fn install(source: &Path, dir: &Path) -> Result<(), String> {
-    let staging = go_build::staging_for(dir)?;
-    let result =
-        build(source, &staging).and_then(|()| util::publish_dir(&staging, dir, is_installed));
-    if result.is_err() {
-        let _ = std::fs::remove_dir_all(&staging);
-    }
-    result
 }
 
 /// The Gateway API CRDs the checker knows: the kinds `ext-authz-adapter istio --ingress
@@ -191,29 +122,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_key_follows_sources_and_go() {
-        let files = vec![
-            ("go.mod".to_owned(), b"module x".to_vec()),
-            ("main.go".to_owned(), b"package main".to_vec()),
-        ];
-        let key = cache_key(&files, "go version go1.26.8 linux/amd64");
-        assert_eq!(key.len(), 16);
-        assert_eq!(key, cache_key(&files, "go version go1.26.8 linux/amd64"));
-        assert_ne!(key, cache_key(&files, "go version go1.26.9 linux/amd64"));
-        let mut edited = files.clone();
-        edited[1].1.push(b'\n');
-        assert_ne!(key, cache_key(&edited, "go version go1.26.8 linux/amd64"));
-        // Contents do not leak into names.
-        let moved = vec![
-            ("go.mod".to_owned(), b"module xmain.go".to_vec()),
-            ("".to_owned(), b"package main".to_vec()),
-        ];
-        assert_ne!(key, cache_key(&moved, "go version go1.26.8 linux/amd64"));
-    }
-
-    #[test]
     fn the_sources_are_in_the_repository() {
-        let files = source_files(&source_dir()).expect("xtask/go/manifest-check");
+        let files = go_build::source_files(&PROGRAM.source_dir()).expect("xtask/go/manifest-check");
         let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
         for name in ["go.mod", "go.sum", "main.go"] {
             assert!(names.contains(&name), "{name} missing from {names:?}");

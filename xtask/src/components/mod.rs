@@ -15,6 +15,7 @@ pub(crate) mod node_provider;
 pub(crate) mod oauth2_proxy;
 pub(crate) mod openssl;
 pub(crate) mod redis;
+pub(crate) mod test_cluster;
 pub(crate) mod wrk;
 
 use std::ffi::OsString;
@@ -42,11 +43,12 @@ pub fn all() -> Vec<Box<dyn Component>> {
     ]
 }
 
-/// The Go-built tools of the manifest tests (Helm, the manifest checker): installed by
-/// `cargo xtask test` in the background while the tests build.
+/// The Go-built tools of the manifest and migration guide tests (Helm, the manifest checker,
+/// the test cluster): installed by `cargo xtask test` in the background while the tests build.
 pub fn go_tools() -> Vec<Box<dyn Component + Send>> {
     vec![
         Box::new(helm::Helm),
         Box::new(manifest_check::ManifestCheck),
+        Box::new(test_cluster::TestCluster),
     ]
 }
