@@ -54,7 +54,7 @@
 
 use std::fmt;
 
-use regex::{Regex, RegexBuilder};
+use regex::{RegexBuilder, RegexSet, RegexSetBuilder};
 
 use crate::identity::principal::Principal;
 use crate::policy::rule::Rule;
@@ -94,15 +94,28 @@ pub enum RouteRuleError {
 }
 
 /// The `--authorization-rule` list, compiled. Empty by default (no per-route rule).
+///
+/// # Cost per request
+///
+/// The path regexes of all rules are one [`RegexSet`]: one pass over each reading of the path
+/// finds every rule whose path matches, however many there are. Only those rules and the
+/// rules without a path are then looked at (their host, then the requirement), so a request
+/// costs one set pass plus a few instructions per rule that could apply, not per rule.
 #[derive(Clone, Default)]
 pub struct RouteRules {
     rules: Box<[RouteRule]>,
+    /// The path regexes, in rule order: pattern `i` is the path of `rules[with_path[i]]`.
+    paths: RegexSet,
+    with_path: Box<[usize]>,
+    /// The rules without a path (they apply to every path), in order.
+    pathless: Box<[usize]>,
 }
 
 #[derive(Clone)]
 struct RouteRule {
     host: HostPattern,
-    path: Option<Regex>,
+    /// The path regex as written.
+    path: Option<String>,
     rule: Rule,
 }
 
@@ -127,8 +140,21 @@ impl RouteRules {
             .iter()
             .map(|s| RouteRule::parse(s))
             .collect::<Result<Vec<_>, _>>()?;
+        let (with_path, pathless): (Vec<usize>, Vec<usize>) =
+            (0..rules.len()).partition(|&i| rules[i].path.is_some());
+        let paths =
+            RegexSetBuilder::new(with_path.iter().filter_map(|&i| rules[i].path.as_deref()))
+                .size_limit(REGEX_SIZE_LIMIT.saturating_mul(with_path.len().max(1)))
+                .build()
+                .map_err(|source| RouteRuleError::Regex {
+                    rule: format!("the {} path regexes together", with_path.len()),
+                    source,
+                })?;
         Ok(Self {
             rules: rules.into_boxed_slice(),
+            paths,
+            with_path: with_path.into_boxed_slice(),
+            pathless: pathless.into_boxed_slice(),
         })
     }
 
@@ -154,26 +180,38 @@ impl RouteRules {
             return None;
         }
         let host = host.map(strip_port);
-        // Computed once, only when some rule has a path.
-        let mut readings: Option<Option<Vec<String>>> = None;
-        self.rules.iter().find_map(|r| {
-            if !r.host.matches(host) {
-                return None;
-            }
-            if let Some(path) = &r.path {
-                let readings = readings.get_or_insert_with(|| {
-                    target.and_then(crate::policy::skip_auth::path_readings)
-                });
-                let applies = match readings {
-                    Some(all) => all.iter().any(|p| path.is_match(p)),
-                    None => true,
-                };
-                if !applies {
-                    return None;
-                }
-            }
-            (!r.rule.allows(who)).then_some(&r.rule)
+        let refuses = |i: usize| {
+            let r = &self.rules[i];
+            (r.host.matches(host) && !r.rule.allows(who)).then_some(&r.rule)
+        };
+        if self.with_path.is_empty() {
+            return self.pathless.iter().find_map(|&i| refuses(i));
+        }
+        // Unknown or unreadable path: every rule applies (fail closed).
+        let Some(readings) = target.and_then(crate::policy::skip_auth::path_readings) else {
+            return (0..self.rules.len()).find_map(refuses);
+        };
+        // The rules whose path matches some reading, in rule order.
+        let mut matched: Vec<usize> = Vec::new();
+        for reading in &readings {
+            matched.extend(
+                self.paths
+                    .matches(reading)
+                    .iter()
+                    .map(|p| self.with_path[p]),
+            );
+        }
+        matched.sort_unstable();
+        matched.dedup();
+        // Merged with the rules without a path, in rule order.
+        let (mut a, mut b) = (matched.iter().peekable(), self.pathless.iter().peekable());
+        std::iter::from_fn(|| match (a.peek(), b.peek()) {
+            (Some(&&x), Some(&&y)) if x < y => a.next(),
+            (Some(_), Some(_)) | (None, Some(_)) => b.next(),
+            (Some(_), None) => a.next(),
+            (None, None) => None,
         })
+        .find_map(|&i| refuses(i))
     }
 }
 
@@ -186,7 +224,7 @@ impl fmt::Debug for RouteRules {
                     HostPattern::Exact(h) => h.to_string(),
                     HostPattern::Subdomains(s) => format!("*{s}"),
                 };
-                let path = r.path.as_ref().map_or(".*", Regex::as_str);
+                let path = r.path.as_deref().unwrap_or(".*");
                 format!("{host} {path} -> {}", r.rule)
             }))
             .finish()
@@ -214,17 +252,17 @@ impl RouteRule {
             });
         }
         let host = HostPattern::parse(host).map_err(&err)?;
-        let path = path
-            .map(|p| {
-                RegexBuilder::new(p)
-                    .size_limit(REGEX_SIZE_LIMIT)
-                    .build()
-                    .map_err(|source| RouteRuleError::Regex {
-                        rule: spec.to_owned(),
-                        source,
-                    })
-            })
-            .transpose()?;
+        // Compiled alone first, so an error names its rule; matched in a set.
+        if let Some(p) = path {
+            RegexBuilder::new(p)
+                .size_limit(REGEX_SIZE_LIMIT)
+                .build()
+                .map_err(|source| RouteRuleError::Regex {
+                    rule: spec.to_owned(),
+                    source,
+                })?;
+        }
+        let path = path.map(str::to_owned);
         let mut any = Vec::new();
         for need in needs.split(',').map(str::trim) {
             let rule = if let Some(group) = need.strip_prefix("group:") {
@@ -326,6 +364,54 @@ mod tests {
             },
             ..Session::default()
         }
+    }
+
+    #[test]
+    fn among_many_rules_the_first_refusing_one_in_order() {
+        let mut specs: Vec<String> = (0..1000).map(|i| format!("^/app{i}/=role:r{i}")).collect();
+        specs.insert(500, "app.example.com=role:host".to_owned());
+        specs.push("^/app7=role:late".to_owned());
+        let rules = RouteRules::new(&specs).unwrap();
+        let nobody = user(&[], &[], &[]);
+        let refusing = |host, path, who: &Session| {
+            rules
+                .refusing(Some(host), Some(path), who)
+                .map(ToString::to_string)
+        };
+        // Path rule 737 comes after the host rule (index 500): the host rule is reported.
+        assert_eq!(
+            refusing("app.example.com", "/app737/x", &nobody),
+            Some(Rule::allowed_role("host").to_string())
+        );
+        // Path rule 7 comes before it.
+        assert_eq!(
+            refusing("app.example.com", "/app7/x", &nobody),
+            Some(Rule::allowed_role("r7").to_string())
+        );
+        // On another host only the path rules apply: 737, then the last one.
+        assert_eq!(
+            refusing("other.example.com", "/app737/x", &nobody),
+            Some(Rule::allowed_role("r737").to_string())
+        );
+        let r737 = user(&[], &["r737"], &[]);
+        assert_eq!(
+            refusing("other.example.com", "/app737/x", &r737),
+            Some(Rule::allowed_role("late").to_string())
+        );
+        let both = user(&[], &["r737", "late"], &[]);
+        assert_eq!(refusing("other.example.com", "/app737/x", &both), None);
+        // An encoded path is read like the others; an unreadable one meets every rule.
+        assert_eq!(refusing("other.example.com", "/%61pp737/x", &both), None);
+        assert_eq!(
+            refusing("other.example.com", "/app%zz/", &both),
+            Some(Rule::allowed_role("r0").to_string())
+        );
+        assert_eq!(
+            rules
+                .refusing(Some("other.example.com"), None, &both)
+                .map(ToString::to_string),
+            Some(Rule::allowed_role("r0").to_string())
+        );
     }
 
     #[test]

@@ -53,7 +53,7 @@ use std::fmt;
 
 use http::Method;
 use http::request::Parts;
-use regex::{Regex, RegexBuilder};
+use regex::{RegexBuilder, RegexSet, RegexSetBuilder};
 
 use crate::config::setting::Setting;
 
@@ -114,14 +114,15 @@ impl SkipAuthError {
     }
 }
 
-/// One parsed rule.
+/// One parsed rule (its regex is in one of [`SkipAuthRoutes`]' sets).
 #[derive(Clone)]
 struct Route {
     /// `None`: any method.
     method: Option<Method>,
     /// `!=`: skip when the path does *not* match.
     negate: bool,
-    regex: Regex,
+    /// The regex as written.
+    pattern: String,
     /// The setting and text it came from, for [`SkipAuthRoutes::warnings`] and `Debug`.
     setting: Setting,
     source: String,
@@ -134,11 +135,9 @@ impl fmt::Debug for Route {
 }
 
 impl Route {
-    fn skips(&self, method: &Method, path: &str) -> bool {
-        if self.method.as_ref().is_some_and(|m| m != method) {
-            return false;
-        }
-        self.regex.is_match(path) != self.negate
+    /// A rule for any method that skips on a match: one pass of a set answers for all of them.
+    fn is_plain(&self) -> bool {
+        self.method.is_none() && !self.negate
     }
 }
 
@@ -155,9 +154,30 @@ impl Route {
 /// assert!(!routes.matches(&Method::GET, "/private?next=/public/"));
 /// # Ok::<(), oidc_core::policy::skip_auth::SkipAuthError>(())
 /// ```
-#[derive(Clone, Debug, Default)]
+///
+/// # Cost per request
+///
+/// One pass over each reading of the path answers for every rule, however many: the rules for
+/// any method that skip on a match are one [`RegexSet`] (`is_match`, which stops at the first
+/// match); the others (a method, or `!=`) are a second set whose matches are then compared with
+/// each of those rules' method and negation (a few instructions per such rule).
+#[derive(Clone, Default)]
 pub struct SkipAuthRoutes {
     routes: Vec<Route>,
+    /// The regexes of the plain rules ([`Route::is_plain`]).
+    plain: RegexSet,
+    /// The indices in `routes` of the other rules, in order ...
+    others: Box<[usize]>,
+    /// ... and their regexes, in the same order.
+    others_set: RegexSet,
+}
+
+impl fmt::Debug for SkipAuthRoutes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SkipAuthRoutes")
+            .field("routes", &self.routes)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SkipAuthRoutes {
@@ -195,7 +215,28 @@ impl SkipAuthRoutes {
                 pattern,
             )?);
         }
-        Ok(Self { routes: out })
+        let set = |routes: &mut dyn Iterator<Item = &Route>| -> Result<RegexSet, SkipAuthError> {
+            let routes: Vec<&Route> = routes.collect();
+            RegexSetBuilder::new(routes.iter().map(|r| r.pattern.as_str()))
+                .size_limit(REGEX_SIZE_LIMIT.saturating_mul(routes.len().max(1)))
+                .build()
+                .map_err(|source| SkipAuthError::Regex {
+                    setting: routes
+                        .first()
+                        .map_or(Setting::SkipAuthRoutes, |r| r.setting),
+                    rule: format!("the {} rules together", routes.len()),
+                    source,
+                })
+        };
+        let plain = set(&mut out.iter().filter(|r| r.is_plain()))?;
+        let others: Box<[usize]> = (0..out.len()).filter(|&i| !out[i].is_plain()).collect();
+        let others_set = set(&mut others.iter().map(|&i| &out[i]))?;
+        Ok(Self {
+            routes: out,
+            plain,
+            others,
+            others_set,
+        })
     }
 
     /// `true` when no rule is configured.
@@ -216,7 +257,7 @@ impl SkipAuthRoutes {
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
         for r in &self.routes {
-            let pattern = r.regex.as_str();
+            let pattern = r.pattern.as_str();
             // Skip inline flags such as `(?i)` before looking for the anchor.
             let body = strip_leading_flags(pattern);
             if !body.starts_with('^') && !body.starts_with("\\A") {
@@ -251,9 +292,22 @@ impl SkipAuthRoutes {
         let Some(readings) = path_readings(raw_path_and_query) else {
             return false;
         };
-        readings
-            .iter()
-            .all(|path| self.routes.iter().any(|r| r.skips(method, path)))
+        readings.iter().all(|path| self.skips(method, path))
+    }
+
+    /// Whether a rule skips `method` + one reading of the path.
+    fn skips(&self, method: &Method, path: &str) -> bool {
+        if self.plain.is_match(path) {
+            return true;
+        }
+        if self.others.is_empty() {
+            return false;
+        }
+        let matched = self.others_set.matches(path);
+        self.others.iter().enumerate().any(|(pattern, &i)| {
+            let r = &self.routes[i];
+            r.method.as_ref().is_none_or(|m| m == method) && matched.matched(pattern) != r.negate
+        })
     }
 
     /// [`SkipAuthRoutes::matches`] for a request's method and target.
@@ -313,7 +367,8 @@ fn compile(
             rule: rule.to_owned(),
         });
     }
-    let regex = RegexBuilder::new(pattern)
+    // Compiled alone first, so an error names its rule; matched in a set.
+    RegexBuilder::new(pattern)
         .size_limit(REGEX_SIZE_LIMIT)
         .build()
         .map_err(|source| SkipAuthError::Regex {
@@ -324,7 +379,7 @@ fn compile(
     Ok(Route {
         method,
         negate,
-        regex,
+        pattern: pattern.to_owned(),
         setting,
         source: rule.to_owned(),
     })
@@ -521,6 +576,25 @@ mod tests {
         assert_eq!(split_route("^/a!=b"), (None, false, "^/a!=b"));
         // Only the first `=` splits.
         assert_eq!(split_route("POST=^/a=b"), (Some("POST"), false, "^/a=b"));
+    }
+
+    #[test]
+    fn many_rules_of_every_form_in_one_pass() {
+        let mut rules: Vec<String> = (0..500).map(|i| format!("^/public{i}/")).collect();
+        rules.extend((0..500).map(|i| format!("GET=^/get{i}$")));
+        rules.push("POST!=^/private/".to_owned());
+        let r = SkipAuthRoutes::new(&rules).unwrap();
+        assert_eq!(r.len(), 1001);
+        assert!(r.matches(&Method::PUT, "/public499/x"));
+        assert!(r.matches(&Method::GET, "/get250"));
+        assert!(!r.matches(&Method::HEAD, "/get250"));
+        assert!(!r.matches(&Method::GET, "/get250/x"));
+        // `POST!=^/private/`: every other POST path is skipped, never the private one.
+        assert!(r.matches(&Method::POST, "/anything"));
+        assert!(!r.matches(&Method::POST, "/private/x"));
+        assert!(!r.matches(&Method::PUT, "/private/x"));
+        // Every reading must be skipped: `/public1/../admin` is also read as `/admin`.
+        assert!(!r.matches(&Method::GET, "/public1/../admin"));
     }
 
     #[test]
