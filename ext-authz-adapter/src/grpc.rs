@@ -32,6 +32,12 @@
 //! with `OverwriteIfExistsOrAdd` in `response_headers_to_add` only the last `Set-Cookie`
 //! reaches the browser; with `AppendIfExistsOrAdd` every one does.
 //!
+//! The server ([`serve`], [`AuthzService::into_server`]) reads the request and writes an allow
+//! straight from and to the wire (module `wire`): the same answers as the
+//! generated messages and [`request_parts`] / [`check_response`], without a `HashMap` of the
+//! headers or a `String` per header name and value (unusual messages still go through the
+//! generated ones).
+//!
 //! ```no_run
 //! # async fn run(engine: oidc_core::Engine) -> std::io::Result<()> {
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:4181").await?;
@@ -39,7 +45,11 @@
 //! # Ok(()) }
 //! ```
 
+mod wire;
+
+use std::convert::Infallible;
 use std::future::Future;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use envoy_types::pb::envoy::config::core::v3::{HeaderValue, HeaderValueOption};
@@ -54,7 +64,10 @@ use oidc_core::http::trusted_proxy::PeerAddr;
 use crate::authorizer::Authorizer;
 use oidc_core::{Decision, DenyReason, Engine};
 use tokio::net::TcpListener;
+use tonic::codegen::{Body, BoxFuture, Context, Poll, Service, StdError};
 use tonic::transport::server::TcpIncoming;
+
+use self::wire::{Answer, CheckCodec, Incoming};
 
 /// The check request's HTTP attributes (`CheckRequest.attributes.request.http`).
 pub use envoy_types::pb::envoy::service::auth::v3::attribute_context::HttpRequest;
@@ -83,7 +96,9 @@ pub mod code {
 
 /// `envoy.service.auth.v3.Authorization` backed by an [`Engine`] (and, with
 /// `--skip-jwt-bearer-tokens`, a bearer validator: an [`Authorizer`]). Serve it with
-/// [`serve`], or add [`AuthzService::into_server`] to a tonic server of your own.
+/// [`serve`], or add [`AuthzService::into_server`] to a tonic server of your own (the
+/// generated [`AuthorizationServer`] takes it too, through [`Authorization`], with the
+/// generated messages).
 #[derive(Clone, Debug)]
 pub struct AuthzService {
     authorizer: Authorizer,
@@ -106,9 +121,129 @@ impl AuthzService {
 
     /// The tonic service (a `tower::Service` for HTTP/2 gRPC requests).
     #[must_use]
-    pub fn into_server(self) -> AuthorizationServer<AuthzService> {
-        AuthorizationServer::new(self)
+    pub fn into_server(self) -> CheckServer {
+        CheckServer {
+            authorizer: Arc::new(self.authorizer),
+        }
     }
+}
+
+/// The path of the `Check` method.
+const CHECK_PATH: &str = "/envoy.service.auth.v3.Authorization/Check";
+
+/// `envoy.service.auth.v3.Authorization` as a tonic service ([`AuthzService::into_server`]):
+/// what the generated [`AuthorizationServer`] does, with the `Check` read and answered on the
+/// wire (module `wire`) instead of through the generated messages.
+#[derive(Clone, Debug)]
+pub struct CheckServer {
+    authorizer: Arc<Authorizer>,
+}
+
+impl tonic::server::NamedService for CheckServer {
+    const NAME: &'static str = SERVICE_NAME;
+}
+
+impl<B> Service<http::Request<B>> for CheckServer
+where
+    B: Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        if request.uri().path() != CHECK_PATH {
+            // As the generated server: UNIMPLEMENTED for any other method.
+            return Box::pin(async {
+                let mut response = http::Response::new(tonic::body::Body::default());
+                let headers = response.headers_mut();
+                headers.insert(
+                    tonic::Status::GRPC_STATUS,
+                    (tonic::Code::Unimplemented as i32).into(),
+                );
+                headers.insert(header::CONTENT_TYPE, tonic::metadata::GRPC_CONTENT_TYPE);
+                Ok(response)
+            });
+        }
+        let method = CheckMethod(Some(self.authorizer.clone()));
+        Box::pin(async move {
+            Ok(tonic::server::Grpc::new(CheckCodec)
+                .unary(method, request)
+                .await)
+        })
+    }
+}
+
+/// The `Check` method of [`CheckServer`] (the authorizer, taken by its one call).
+struct CheckMethod(Option<Arc<Authorizer>>);
+
+impl tonic::server::UnaryService<Incoming> for CheckMethod {
+    type Response = Answer;
+    type Future = BoxFuture<tonic::Response<Answer>, tonic::Status>;
+
+    fn call(&mut self, request: tonic::Request<Incoming>) -> Self::Future {
+        let authorizer = self.0.take();
+        Box::pin(async move {
+            let authorizer = authorizer.ok_or_else(|| tonic::Status::internal("called twice"))?;
+            answer(&authorizer, request).await.map(tonic::Response::new)
+        })
+    }
+}
+
+/// [`check_http`] for a request read by module `wire`.
+async fn answer(
+    authorizer: &Authorizer,
+    request: tonic::Request<Incoming>,
+) -> Result<Answer, tonic::Status> {
+    let peer = request.remote_addr().map(|a| a.ip());
+    match request.into_inner() {
+        Incoming::Parts(Ok(mut parts)) => {
+            if let Some(ip) = peer {
+                parts.extensions.insert(PeerAddr(ip));
+            }
+            if authorizer.skips_auth(&parts) {
+                // No login needed (--skip-auth-route, preflight): allowed, with no identity.
+                return Ok(Answer::Skip);
+            }
+            Ok(match authorizer.check(&parts).await {
+                Decision::Allow(allow) => Answer::Allow(allow),
+                deny => Answer::Message(Box::new(check_response(deny))),
+            })
+        }
+        Incoming::Parts(Err((why, id))) => Ok(Answer::Message(Box::new(malformed(&why, &id)))),
+        Incoming::Missing => Err(missing()),
+        Incoming::Full(request) => {
+            let http = request
+                .attributes
+                .as_ref()
+                .and_then(|a| a.request.as_ref())
+                .and_then(|r| r.http.as_ref())
+                .ok_or_else(missing)?;
+            Ok(Answer::Message(Box::new(
+                check_http(authorizer, http, peer).await,
+            )))
+        }
+    }
+}
+
+fn missing() -> tonic::Status {
+    tonic::Status::invalid_argument("CheckRequest.attributes.request.http is missing")
+}
+
+/// The answer to a request [`request_parts`] cannot rebuild: denied with 400.
+fn malformed(why: &RequestError, id: &str) -> CheckResponse {
+    tracing::debug!(error = %why, id = %id, "malformed check request");
+    denied(
+        code::INVALID_ARGUMENT,
+        StatusCode::BAD_REQUEST,
+        Vec::new(),
+        format!("Bad Request: {why}\n"),
+    )
 }
 
 #[tonic::async_trait]
@@ -124,9 +259,7 @@ impl Authorization for AuthzService {
             .as_ref()
             .and_then(|a| a.request.as_ref())
             .and_then(|r| r.http.as_ref())
-            .ok_or_else(|| {
-                tonic::Status::invalid_argument("CheckRequest.attributes.request.http is missing")
-            })?;
+            .ok_or_else(missing)?;
         Ok(tonic::Response::new(
             check_http(&self.authorizer, http, peer).await,
         ))
@@ -171,15 +304,7 @@ pub async fn check_http(
             let decision = authorizer.check(&parts).await;
             check_response(decision)
         }
-        Err(why) => {
-            tracing::debug!(error = %why, id = %http.id, "malformed check request");
-            denied(
-                code::INVALID_ARGUMENT,
-                StatusCode::BAD_REQUEST,
-                Vec::new(),
-                format!("Bad Request: {why}\n"),
-            )
-        }
+        Err(why) => malformed(&why, &http.id),
     }
 }
 
