@@ -151,6 +151,13 @@ impl<'a> Fields<'a> {
     }
 
     fn varint(&mut self) -> Result<u64, Unusual> {
+        // Nearly every varint here (keys, lengths below 128) is one byte.
+        if let Some(&byte) = self.buf[..self.end].get(self.pos)
+            && byte < 0x80
+        {
+            self.pos += 1;
+            return Ok(u64::from(byte));
+        }
         let mut value = 0u64;
         for shift in (0..64).step_by(7) {
             let byte = *self.buf[..self.end].get(self.pos).ok_or(Unusual)?;
@@ -247,7 +254,6 @@ fn string(buf: &[u8], field: &Field) -> Result<Range<usize>, Unusual> {
 }
 
 /// The fields of `attributes.request.http` the check reads (the last of each, as prost).
-#[derive(Default)]
 struct Http {
     id: Range<usize>,
     method: Range<usize>,
@@ -255,8 +261,31 @@ struct Http {
     host: Range<usize>,
     scheme: Range<usize>,
     query: Range<usize>,
+    /// Entries of the `headers` map.
     headers: usize,
+    /// The first [`KEPT`] of them, as read: key and value ranges.
+    kept: [[u32; 4]; KEPT],
     raw_headers: bool,
+}
+
+/// How many `headers` map entries the first reading keeps (Envoy sends a dozen or two); with
+/// more, the second reading walks the message again.
+const KEPT: usize = 48;
+
+impl Default for Http {
+    fn default() -> Self {
+        Http {
+            id: 0..0,
+            method: 0..0,
+            path: 0..0,
+            host: 0..0,
+            scheme: 0..0,
+            query: 0..0,
+            headers: 0,
+            kept: [[0; 4]; KEPT],
+            raw_headers: false,
+        }
+    }
 }
 
 fn lean(message: &Bytes) -> Result<Incoming, Unusual> {
@@ -280,9 +309,17 @@ fn lean(message: &Bytes) -> Result<Incoming, Unusual> {
             2 => http.method = string(buf, &field)?,
             3 => {
                 let (key, value) = map_entry(buf, field.len()?, true)?;
-                if !key.is_empty() || !value.is_empty() {
-                    http.headers += 1;
+                if let Some(kept) = http.kept.get_mut(http.headers) {
+                    // Within the 4 MB tonic accepts.
+                    let at = |i: usize| u32::try_from(i).map_err(|_| Unusual);
+                    *kept = [
+                        at(key.start)?,
+                        at(key.end)?,
+                        at(value.start)?,
+                        at(value.end)?,
+                    ];
                 }
+                http.headers += 1;
             }
             4 => http.path = string(buf, &field)?,
             5 => http.host = string(buf, &field)?,
@@ -414,7 +451,14 @@ fn parts(
     };
 
     let mut headers = HeaderMap::with_capacity(http.headers + 2);
-    let mut fields = Fields::new(buf, http_range);
+    if !http.raw_headers && http.headers <= KEPT {
+        for &[ks, ke, vs, ve] in &http.kept[..http.headers] {
+            let r = |a: u32, b: u32| a as usize..b as usize;
+            map_header(&mut headers, message, r(ks, ke), r(vs, ve))?;
+        }
+    }
+    let walk = http.raw_headers || http.headers > KEPT;
+    let mut fields = Fields::new(buf, if walk { http_range } else { 0..0 });
     while let Some(field) = fields.next()? {
         match field.number {
             3 if !http.raw_headers => {
@@ -827,6 +871,13 @@ mod tests {
             ],
         });
         same(&check(raw));
+        // More map entries than the first reading keeps.
+        let many: Vec<(String, String)> = (0..KEPT + 5)
+            .map(|i| (format!("x-h{i}"), format!("v{i}")))
+            .collect();
+        let many: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        same(&check(http(&many)));
+        same(&check(http(&many[..KEPT])));
         let mut empty_raw = http(&[("x-kept", "1")]);
         empty_raw.header_map = Some(PbHeaderMap::default());
         same(&check(empty_raw));
