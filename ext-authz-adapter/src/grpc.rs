@@ -62,10 +62,11 @@ use http::{HeaderMap, HeaderName, Method, Request, StatusCode, header};
 use oidc_core::http::trusted_proxy::PeerAddr;
 
 use crate::authorizer::Authorizer;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use oidc_core::{Decision, DenyReason, Engine};
 use tokio::net::TcpListener;
 use tonic::codegen::{Body, BoxFuture, Context, Poll, Service, StdError};
-use tonic::transport::server::TcpIncoming;
 
 use self::wire::{Answer, CheckCodec, Incoming};
 
@@ -157,26 +158,34 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        if request.uri().path() != CHECK_PATH {
-            // As the generated server: UNIMPLEMENTED for any other method.
-            return Box::pin(async {
-                let mut response = http::Response::new(tonic::body::Body::default());
-                let headers = response.headers_mut();
-                headers.insert(
-                    tonic::Status::GRPC_STATUS,
-                    (tonic::Code::Unimplemented as i32).into(),
-                );
-                headers.insert(header::CONTENT_TYPE, tonic::metadata::GRPC_CONTENT_TYPE);
-                Ok(response)
-            });
-        }
-        let method = CheckMethod(Some(self.authorizer.clone()));
-        Box::pin(async move {
-            Ok(tonic::server::Grpc::new(CheckCodec)
-                .unary(method, request)
-                .await)
-        })
+        Box::pin(call(self.authorizer.clone(), request))
     }
+}
+
+/// One request to [`CheckServer`]: the `Check` (tonic's unary handling, with [`CheckCodec`]),
+/// or `UNIMPLEMENTED` for any other method, as the generated server answers.
+async fn call<B>(
+    authorizer: Arc<Authorizer>,
+    request: http::Request<B>,
+) -> Result<http::Response<tonic::body::Body>, Infallible>
+where
+    B: Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    if request.uri().path() != CHECK_PATH {
+        let mut response = http::Response::new(tonic::body::Body::default());
+        let headers = response.headers_mut();
+        headers.insert(
+            tonic::Status::GRPC_STATUS,
+            (tonic::Code::Unimplemented as i32).into(),
+        );
+        headers.insert(header::CONTENT_TYPE, tonic::metadata::GRPC_CONTENT_TYPE);
+        return Ok(response);
+    }
+    let method = CheckMethod(Some(authorizer));
+    Ok(tonic::server::Grpc::new(CheckCodec)
+        .unary(method, request)
+        .await)
 }
 
 /// The `Check` method of [`CheckServer`] (the authorizer, taken by its one call).
@@ -200,7 +209,12 @@ async fn answer(
     authorizer: &Authorizer,
     request: tonic::Request<Incoming>,
 ) -> Result<Answer, tonic::Status> {
-    let peer = request.remote_addr().map(|a| a.ip());
+    // Set by `serve`; in a tonic server of someone else's, tonic's connection info.
+    let peer = request
+        .extensions()
+        .get::<PeerAddr>()
+        .map(|p| p.0)
+        .or_else(|| request.remote_addr().map(|a| a.ip()));
     match request.into_inner() {
         Incoming::Parts(Ok(mut parts)) => {
             if let Some(ip) = peer {
@@ -525,22 +539,62 @@ fn header_option(
     }
 }
 
-/// Serves `envoy.service.auth.v3.Authorization` (HTTP/2, plaintext) on `listener` until
-/// `shutdown` completes, then lets the checks in flight finish.
+/// Serves `envoy.service.auth.v3.Authorization` (HTTP/2 with prior knowledge, plaintext,
+/// `TCP_NODELAY`) on `listener` until `shutdown` completes; then stops accepting (the listening
+/// socket is closed), sends every connection a GOAWAY, lets the checks in flight answer and
+/// returns when the last connection has ended (bound the wait with a timeout, as the binary's
+/// `--shutdown-drain-timeout` does).
+///
+/// hyper serves [`CheckServer`] directly, as the HTTP server serves its handler: not through
+/// tonic's transport, whose layers cost per check (a boxed service and future, the connection
+/// info, a recovery and a `grpc-timeout` layer, a second response body wrapper). Envoy's
+/// `grpc-timeout` is not enforced here: Envoy times the check out itself and resets the stream,
+/// which drops the check.
 pub async fn serve(
     listener: TcpListener,
     authorizer: impl Into<Authorizer>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let result = tonic::transport::Server::builder()
-        .serve_with_incoming_shutdown(
-            AuthzService::new(authorizer).into_server(),
-            incoming,
-            shutdown,
-        )
-        .await;
-    if let Err(e) = result {
-        tracing::error!(error = %e, "gRPC server stopped with an error");
+    let authorizer = Arc::new(authorizer.into());
+    let mut builder = auto::Builder::new(TokioExecutor::new()).http2_only();
+    builder.http2().timer(TokioTimer::new());
+    let connections = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "gRPC accept failed");
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+        let authorizer = authorizer.clone();
+        let service = hyper::service::service_fn(move |mut request: http::Request<_>| {
+            // For --trusted-proxy-ip: whose X-Forwarded-* headers to believe.
+            request.extensions_mut().insert(PeerAddr(peer.ip()));
+            call::<hyper::body::Incoming>(authorizer.clone(), request)
+        });
+        let connection = connections.watch(
+            builder
+                .serve_connection(TokioIo::new(stream), service)
+                .into_owned(),
+        );
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "gRPC connection ended with an error");
+            }
+        });
     }
+    drop(listener);
+    tracing::debug!(
+        connections = connections.count(),
+        "gRPC: stopped accepting; closing the open connections"
+    );
+    connections.shutdown().await;
 }
