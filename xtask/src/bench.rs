@@ -473,8 +473,10 @@ impl Bench {
         services.wait_ready()?;
 
         self.stage("logging in through the adapter");
-        let mut cookies = Cookies::default();
-        cookies.ours = self.login(ports.ours, "/");
+        let cookies = Cookies {
+            ours: self.login(ports.ours, "/"),
+            ..Cookies::default()
+        };
         if let Err(e) = &cookies.ours {
             return Err(format!("login through the adapter failed: {e}"));
         }

@@ -789,18 +789,6 @@ pub fn today() -> String {
     first_line("date", &["-u", "+%Y-%m-%d"])
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn medians() {
-        assert_eq!(median(vec![]), None);
-        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
-        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), Some(2.5));
-    }
-}
-
 /// The section "Instructions per check (callgrind)" (also what `--callgrind-only` prints).
 pub fn instructions(callgrind: &[Callgrind], md: &mut String) {
     let _ = writeln!(md, "## Instructions per check (callgrind)\n");
@@ -890,4 +878,16 @@ pub fn instructions(callgrind: &[Callgrind], md: &mut String) {
         let _ = writeln!(md, "```");
     }
     let _ = writeln!(md);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(vec![]), None);
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), Some(2.5));
+    }
 }
