@@ -63,7 +63,6 @@ use oidc_core::http::trusted_proxy::PeerAddr;
 
 use crate::authorizer::Authorizer;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use oidc_core::{Decision, DenyReason, Engine};
 use tokio::net::TcpListener;
 use tonic::codegen::{Body, BoxFuture, Context, Poll, Service, StdError};
@@ -545,19 +544,20 @@ fn header_option(
 /// returns when the last connection has ended (bound the wait with a timeout, as the binary's
 /// `--shutdown-drain-timeout` does).
 ///
-/// hyper serves [`CheckServer`] directly, as the HTTP server serves its handler: not through
-/// tonic's transport, whose layers cost per check (a boxed service and future, the connection
-/// info, a recovery and a `grpc-timeout` layer, a second response body wrapper). Envoy's
-/// `grpc-timeout` is not enforced here: Envoy times the check out itself and resets the stream,
-/// which drops the check.
+/// hyper's HTTP/2 server runs [`CheckServer`] directly, as the HTTP server runs its handler,
+/// not through tonic's transport, whose layers cost per check (a boxed service and future, the
+/// connection info, a recovery and a `grpc-timeout` layer, a second response body wrapper); no
+/// `date` header on the answers. Envoy's `grpc-timeout` is not enforced here: Envoy times the
+/// check out itself and resets the stream, which drops the check.
 pub async fn serve(
     listener: TcpListener,
     authorizer: impl Into<Authorizer>,
     shutdown: impl Future<Output = ()>,
 ) {
     let authorizer = Arc::new(authorizer.into());
-    let mut builder = auto::Builder::new(TokioExecutor::new()).http2_only();
-    builder.http2().timer(TokioTimer::new());
+    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    // No `date` header: nothing reads it on a gRPC answer, and it is encoded on every one.
+    builder.timer(TokioTimer::new()).auto_date_header(false);
     let connections = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -580,11 +580,7 @@ pub async fn serve(
             request.extensions_mut().insert(PeerAddr(peer.ip()));
             call::<hyper::body::Incoming>(authorizer.clone(), request)
         });
-        let connection = connections.watch(
-            builder
-                .serve_connection(TokioIo::new(stream), service)
-                .into_owned(),
-        );
+        let connection = connections.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "gRPC connection ended with an error");
