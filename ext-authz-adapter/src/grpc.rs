@@ -157,14 +157,16 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        Box::pin(call(self.authorizer.clone(), request))
+        Box::pin(call(self.authorizer.clone(), None, request))
     }
 }
 
 /// One request to [`CheckServer`]: the `Check` (tonic's unary handling, with [`CheckCodec`]),
-/// or `UNIMPLEMENTED` for any other method, as the generated server answers.
+/// or `UNIMPLEMENTED` for any other method, as the generated server answers. `peer`: the
+/// client's address when the caller knows it (`serve`), else tonic's connection info.
 async fn call<B>(
     authorizer: Arc<Authorizer>,
+    peer: Option<IpAddr>,
     request: http::Request<B>,
 ) -> Result<http::Response<tonic::body::Body>, Infallible>
 where
@@ -181,24 +183,27 @@ where
         headers.insert(header::CONTENT_TYPE, tonic::metadata::GRPC_CONTENT_TYPE);
         return Ok(response);
     }
-    let method = CheckMethod(Some(authorizer));
+    let method = CheckMethod(Some((authorizer, peer)));
     Ok(tonic::server::Grpc::new(CheckCodec)
         .unary(method, request)
         .await)
 }
 
-/// The `Check` method of [`CheckServer`] (the authorizer, taken by its one call).
-struct CheckMethod(Option<Arc<Authorizer>>);
+/// The `Check` method of [`CheckServer`] (the authorizer and the peer, taken by its one call).
+struct CheckMethod(Option<(Arc<Authorizer>, Option<IpAddr>)>);
 
 impl tonic::server::UnaryService<Incoming> for CheckMethod {
     type Response = Answer;
     type Future = BoxFuture<tonic::Response<Answer>, tonic::Status>;
 
     fn call(&mut self, request: tonic::Request<Incoming>) -> Self::Future {
-        let authorizer = self.0.take();
+        let taken = self.0.take();
         Box::pin(async move {
-            let authorizer = authorizer.ok_or_else(|| tonic::Status::internal("called twice"))?;
-            answer(&authorizer, request).await.map(tonic::Response::new)
+            let (authorizer, peer) =
+                taken.ok_or_else(|| tonic::Status::internal("called twice"))?;
+            answer(&authorizer, peer, request)
+                .await
+                .map(tonic::Response::new)
         })
     }
 }
@@ -206,14 +211,11 @@ impl tonic::server::UnaryService<Incoming> for CheckMethod {
 /// [`check_http`] for a request read by module `wire`.
 async fn answer(
     authorizer: &Authorizer,
+    peer: Option<IpAddr>,
     request: tonic::Request<Incoming>,
 ) -> Result<Answer, tonic::Status> {
-    // Set by `serve`; in a tonic server of someone else's, tonic's connection info.
-    let peer = request
-        .extensions()
-        .get::<PeerAddr>()
-        .map(|p| p.0)
-        .or_else(|| request.remote_addr().map(|a| a.ip()));
+    // From `serve`; in a tonic server of someone else's, tonic's connection info.
+    let peer = peer.or_else(|| request.remote_addr().map(|a| a.ip()));
     match request.into_inner() {
         Incoming::Parts(Ok(mut parts)) => {
             if let Some(ip) = peer {
@@ -575,10 +577,10 @@ pub async fn serve(
             tracing::debug!(error = %e, "TCP_NODELAY not set");
         }
         let authorizer = authorizer.clone();
-        let service = hyper::service::service_fn(move |mut request: http::Request<_>| {
-            // For --trusted-proxy-ip: whose X-Forwarded-* headers to believe.
-            request.extensions_mut().insert(PeerAddr(peer.ip()));
-            call::<hyper::body::Incoming>(authorizer.clone(), request)
+        // For --trusted-proxy-ip: whose X-Forwarded-* headers to believe.
+        let peer = Some(peer.ip());
+        let service = hyper::service::service_fn(move |request: http::Request<_>| {
+            call::<hyper::body::Incoming>(authorizer.clone(), peer, request)
         });
         let connection = connections.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
