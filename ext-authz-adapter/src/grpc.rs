@@ -32,6 +32,12 @@
 //! with `OverwriteIfExistsOrAdd` in `response_headers_to_add` only the last `Set-Cookie`
 //! reaches the browser; with `AppendIfExistsOrAdd` every one does.
 //!
+//! The server ([`serve`], [`AuthzService::into_server`]) reads the request and writes an allow
+//! straight from and to the wire (module `wire`): the same answers as the
+//! generated messages and [`request_parts`] / [`check_response`], without a `HashMap` of the
+//! headers or a `String` per header name and value (unusual messages still go through the
+//! generated ones).
+//!
 //! ```no_run
 //! # async fn run(engine: oidc_core::Engine) -> std::io::Result<()> {
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:4181").await?;
@@ -39,7 +45,11 @@
 //! # Ok(()) }
 //! ```
 
+mod wire;
+
+use std::convert::Infallible;
 use std::future::Future;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use envoy_types::pb::envoy::config::core::v3::{HeaderValue, HeaderValueOption};
@@ -52,9 +62,12 @@ use http::{HeaderMap, HeaderName, Method, Request, StatusCode, header};
 use oidc_core::http::trusted_proxy::PeerAddr;
 
 use crate::authorizer::Authorizer;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use oidc_core::{Decision, DenyReason, Engine};
 use tokio::net::TcpListener;
-use tonic::transport::server::TcpIncoming;
+use tonic::codegen::{Body, BoxFuture, Context, Poll, Service, StdError};
+
+use self::wire::{Answer, CheckCodec, Incoming};
 
 /// The check request's HTTP attributes (`CheckRequest.attributes.request.http`).
 pub use envoy_types::pb::envoy::service::auth::v3::attribute_context::HttpRequest;
@@ -83,7 +96,9 @@ pub mod code {
 
 /// `envoy.service.auth.v3.Authorization` backed by an [`Engine`] (and, with
 /// `--skip-jwt-bearer-tokens`, a bearer validator: an [`Authorizer`]). Serve it with
-/// [`serve`], or add [`AuthzService::into_server`] to a tonic server of your own.
+/// [`serve`], or add [`AuthzService::into_server`] to a tonic server of your own (the
+/// generated [`AuthorizationServer`] takes it too, through [`Authorization`], with the
+/// generated messages).
 #[derive(Clone, Debug)]
 pub struct AuthzService {
     authorizer: Authorizer,
@@ -106,9 +121,144 @@ impl AuthzService {
 
     /// The tonic service (a `tower::Service` for HTTP/2 gRPC requests).
     #[must_use]
-    pub fn into_server(self) -> AuthorizationServer<AuthzService> {
-        AuthorizationServer::new(self)
+    pub fn into_server(self) -> CheckServer {
+        CheckServer {
+            authorizer: Arc::new(self.authorizer),
+        }
     }
+}
+
+/// The path of the `Check` method.
+const CHECK_PATH: &str = "/envoy.service.auth.v3.Authorization/Check";
+
+/// `envoy.service.auth.v3.Authorization` as a tonic service ([`AuthzService::into_server`]):
+/// what the generated [`AuthorizationServer`] does, with the `Check` read and answered on the
+/// wire (module `wire`) instead of through the generated messages.
+#[derive(Clone, Debug)]
+pub struct CheckServer {
+    authorizer: Arc<Authorizer>,
+}
+
+impl tonic::server::NamedService for CheckServer {
+    const NAME: &'static str = SERVICE_NAME;
+}
+
+impl<B> Service<http::Request<B>> for CheckServer
+where
+    B: Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        Box::pin(call(self.authorizer.clone(), None, request))
+    }
+}
+
+/// One request to [`CheckServer`]: the `Check` (tonic's unary handling, with [`CheckCodec`]),
+/// or `UNIMPLEMENTED` for any other method, as the generated server answers. `peer`: the
+/// client's address when the caller knows it (`serve`), else tonic's connection info.
+async fn call<B>(
+    authorizer: Arc<Authorizer>,
+    peer: Option<IpAddr>,
+    request: http::Request<B>,
+) -> Result<http::Response<tonic::body::Body>, Infallible>
+where
+    B: Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    if request.uri().path() != CHECK_PATH {
+        let mut response = http::Response::new(tonic::body::Body::default());
+        let headers = response.headers_mut();
+        headers.insert(
+            tonic::Status::GRPC_STATUS,
+            (tonic::Code::Unimplemented as i32).into(),
+        );
+        headers.insert(header::CONTENT_TYPE, tonic::metadata::GRPC_CONTENT_TYPE);
+        return Ok(response);
+    }
+    let method = CheckMethod(Some((authorizer, peer)));
+    Ok(tonic::server::Grpc::new(CheckCodec)
+        .unary(method, request)
+        .await)
+}
+
+/// The `Check` method of [`CheckServer`] (the authorizer and the peer, taken by its one call).
+struct CheckMethod(Option<(Arc<Authorizer>, Option<IpAddr>)>);
+
+impl tonic::server::UnaryService<Incoming> for CheckMethod {
+    type Response = Answer;
+    type Future = BoxFuture<tonic::Response<Answer>, tonic::Status>;
+
+    fn call(&mut self, request: tonic::Request<Incoming>) -> Self::Future {
+        let taken = self.0.take();
+        Box::pin(async move {
+            let (authorizer, peer) =
+                taken.ok_or_else(|| tonic::Status::internal("called twice"))?;
+            answer(&authorizer, peer, request)
+                .await
+                .map(tonic::Response::new)
+        })
+    }
+}
+
+/// [`check_http`] for a request read by module `wire`.
+async fn answer(
+    authorizer: &Authorizer,
+    peer: Option<IpAddr>,
+    request: tonic::Request<Incoming>,
+) -> Result<Answer, tonic::Status> {
+    // From `serve`; in a tonic server of someone else's, tonic's connection info.
+    let peer = peer.or_else(|| request.remote_addr().map(|a| a.ip()));
+    match request.into_inner() {
+        Incoming::Parts(Ok(mut parts)) => {
+            if let Some(ip) = peer {
+                parts.extensions.insert(PeerAddr(ip));
+            }
+            if authorizer.skips_auth(&parts) {
+                // No login needed (--skip-auth-route, preflight): allowed, with no identity.
+                return Ok(Answer::Skip);
+            }
+            Ok(match authorizer.check(&parts).await {
+                Decision::Allow(allow) => Answer::Allow(allow),
+                deny => Answer::Message(Box::new(check_response(deny))),
+            })
+        }
+        Incoming::Parts(Err((why, id))) => Ok(Answer::Message(Box::new(malformed(&why, &id)))),
+        Incoming::Missing => Err(missing()),
+        Incoming::Full(request) => {
+            let http = request
+                .attributes
+                .as_ref()
+                .and_then(|a| a.request.as_ref())
+                .and_then(|r| r.http.as_ref())
+                .ok_or_else(missing)?;
+            Ok(Answer::Message(Box::new(
+                check_http(authorizer, http, peer).await,
+            )))
+        }
+    }
+}
+
+fn missing() -> tonic::Status {
+    tonic::Status::invalid_argument("CheckRequest.attributes.request.http is missing")
+}
+
+/// The answer to a request [`request_parts`] cannot rebuild: denied with 400.
+fn malformed(why: &RequestError, id: &str) -> CheckResponse {
+    tracing::debug!(error = %why, id = %id, "malformed check request");
+    denied(
+        code::INVALID_ARGUMENT,
+        StatusCode::BAD_REQUEST,
+        Vec::new(),
+        format!("Bad Request: {why}\n"),
+    )
 }
 
 #[tonic::async_trait]
@@ -124,9 +274,7 @@ impl Authorization for AuthzService {
             .as_ref()
             .and_then(|a| a.request.as_ref())
             .and_then(|r| r.http.as_ref())
-            .ok_or_else(|| {
-                tonic::Status::invalid_argument("CheckRequest.attributes.request.http is missing")
-            })?;
+            .ok_or_else(missing)?;
         Ok(tonic::Response::new(
             check_http(&self.authorizer, http, peer).await,
         ))
@@ -171,15 +319,7 @@ pub async fn check_http(
             let decision = authorizer.check(&parts).await;
             check_response(decision)
         }
-        Err(why) => {
-            tracing::debug!(error = %why, id = %http.id, "malformed check request");
-            denied(
-                code::INVALID_ARGUMENT,
-                StatusCode::BAD_REQUEST,
-                Vec::new(),
-                format!("Bad Request: {why}\n"),
-            )
-        }
+        Err(why) => malformed(&why, &http.id),
     }
 }
 
@@ -400,22 +540,59 @@ fn header_option(
     }
 }
 
-/// Serves `envoy.service.auth.v3.Authorization` (HTTP/2, plaintext) on `listener` until
-/// `shutdown` completes, then lets the checks in flight finish.
+/// Serves `envoy.service.auth.v3.Authorization` (HTTP/2 with prior knowledge, plaintext,
+/// `TCP_NODELAY`) on `listener` until `shutdown` completes; then stops accepting (the listening
+/// socket is closed), sends every connection a GOAWAY, lets the checks in flight answer and
+/// returns when the last connection has ended (bound the wait with a timeout, as the binary's
+/// `--shutdown-drain-timeout` does).
+///
+/// hyper's HTTP/2 server runs [`CheckServer`] directly, as the HTTP server runs its handler,
+/// not through tonic's transport, whose layers cost per check (a boxed service and future, the
+/// connection info, a recovery and a `grpc-timeout` layer, a second response body wrapper); no
+/// `date` header on the answers. Envoy's `grpc-timeout` is not enforced here: Envoy times the
+/// check out itself and resets the stream, which drops the check.
 pub async fn serve(
     listener: TcpListener,
     authorizer: impl Into<Authorizer>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let result = tonic::transport::Server::builder()
-        .serve_with_incoming_shutdown(
-            AuthzService::new(authorizer).into_server(),
-            incoming,
-            shutdown,
-        )
-        .await;
-    if let Err(e) = result {
-        tracing::error!(error = %e, "gRPC server stopped with an error");
+    let authorizer = Arc::new(authorizer.into());
+    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    // No `date` header: nothing reads it on a gRPC answer, and it is encoded on every one.
+    builder.timer(TokioTimer::new()).auto_date_header(false);
+    let connections = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "gRPC accept failed");
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+        let authorizer = authorizer.clone();
+        // For --trusted-proxy-ip: whose X-Forwarded-* headers to believe.
+        let peer = Some(peer.ip());
+        let service = hyper::service::service_fn(move |request: http::Request<_>| {
+            call::<hyper::body::Incoming>(authorizer.clone(), peer, request)
+        });
+        let connection = connections.watch(builder.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "gRPC connection ended with an error");
+            }
+        });
     }
+    drop(listener);
+    tracing::debug!(
+        connections = connections.count(),
+        "gRPC: stopped accepting; closing the open connections"
+    );
+    connections.shutdown().await;
 }

@@ -6,10 +6,11 @@
 //!
 //! 1. installs what is missing: wrk (Debian), oauth2-proxy (`go install`, cached), Envoy and
 //!    node oidc-provider (the test components);
-//! 2. builds the adapter and `benches`' `noop-server` (the limit: hyper answering 200) with the
+//! 2. builds the adapter, `benches`' `noop-server` (the limit: hyper answering 200) and
+//!    `noop-grpc-server` (the gRPC ceiling: tonic answering every `Check` with `OK`) with the
 //!    `dist` profile the Docker image ships, and `bench-agent` (logins, the gRPC load
 //!    generator, Envoy configs, chart) in release mode;
-//! 3. starts node oidc-provider, the no-op server, the adapter (HTTP + gRPC), oauth2-proxy
+//! 3. starts node oidc-provider, the no-op servers, the adapter (HTTP + gRPC), oauth2-proxy
 //!    v7.15.6 with the seed's flags and `--upstream=static://200`, and four Envoys (no
 //!    ext_authz; ext_authz HTTP to the adapter; ext_authz gRPC to the adapter; ext_authz HTTP to
 //!    oauth2-proxy; Envoy's own oauth2 + jwt_authn filters), servers pinned to CPU 1.., load
@@ -20,7 +21,8 @@
 //!    scenarios interleaved, measuring requests/s, p50/p99, the server's peak RSS (`VmHWM`,
 //!    reset before each run) and CPU time per 10k requests (`/proc/<pid>/stat`);
 //! 6. counts instructions per check under `valgrind --tool=callgrind` (counters zeroed after a
-//!    warm-up, dumped after a fixed number of requests) for the adapter and oauth2-proxy;
+//!    warm-up, dumped after a fixed number of requests) for the adapter (HTTP check and gRPC
+//!    `Check`), the two no-op servers and oauth2-proxy;
 //! 7. a refresh storm: N requests at once with a session due for refresh
 //!    (`--cookie-refresh=1s`), counting the provider's refresh grants in its log;
 //! 8. writes `BENCHMARKS.md` and the chart.
@@ -30,6 +32,9 @@
 //! Bounded: every load run has a fixed duration, every service a start timeout; the whole run
 //! takes about 10 minutes on 2 cores (`--quick`: one round of 3 s, about 3 minutes), plus the
 //! first build and installs.
+//!
+//! `--callgrind-only` runs stages 1-4 and 6 for the adapter and the no-op servers alone (no
+//! load, no Envoy, no oauth2-proxy; a few minutes) and prints the instruction counts.
 
 mod measure;
 mod report;
@@ -66,13 +71,15 @@ const BEARER_FLAG: &str = "--skip-jwt-bearer-tokens=true";
 
 const USAGE: &str = "\
 usage: cargo xtask bench [--quick] [--rounds N] [--duration SECS] [--connections N]
-                         [--no-write]
+                         [--no-write] [--callgrind-only]
 
   --quick          one round of 3 s per scenario, fewer callgrind requests (about 3 minutes)
   --rounds N       rounds of every scenario (default 3; medians are reported)
   --duration SECS  seconds of load per scenario and round (default 10)
   --connections N  concurrent connections (wrk) / streams (gRPC) (default 32)
-  --no-write       print the report instead of writing BENCHMARKS.md and the chart";
+  --no-write       print the report instead of writing BENCHMARKS.md and the chart
+  --callgrind-only only the instructions per check of the adapter (HTTP and gRPC) and the
+                   no-op servers (no load, no Envoy, no oauth2-proxy); printed, never written";
 
 /// What the run does, from the command line.
 #[derive(Debug, Clone)]
@@ -87,6 +94,8 @@ pub struct Options {
     pub write: bool,
     /// How many measured runs may be repeated because the machine was busy with other work.
     pub retries: usize,
+    /// Only the instruction counts of the adapter and the no-op servers (`--callgrind-only`).
+    pub callgrind_only: bool,
 }
 
 impl Options {
@@ -101,6 +110,7 @@ impl Options {
             storm: 50,
             write: true,
             retries: 10,
+            callgrind_only: false,
         };
         let (mut rounds, mut duration) = (None, None);
         let mut it = args.iter();
@@ -117,6 +127,7 @@ impl Options {
                 "--duration" => duration = Some(value("--duration")?),
                 "--connections" => o.connections = value("--connections")? as usize,
                 "--no-write" => o.write = false,
+                "--callgrind-only" => o.callgrind_only = true,
                 "-h" | "--help" => return Err(USAGE.to_owned()),
                 _ => return Err(format!("unknown argument {a:?}\n\n{USAGE}")),
             }
@@ -131,6 +142,9 @@ impl Options {
         }
         o.rounds = rounds.unwrap_or(o.rounds);
         o.duration = duration.unwrap_or(o.duration);
+        if o.callgrind_only {
+            o.write = false;
+        }
         Ok(o)
     }
 }
@@ -143,6 +157,17 @@ pub fn run(args: &[String]) -> Result<ExitCode, String> {
     }
     let options = Options::parse(args)?;
     let mut bench = Bench::new(options)?;
+    if bench.options.callgrind_only {
+        let callgrind = bench.run_callgrind_only()?;
+        let mut text = String::new();
+        report::instructions(&callgrind, &mut text);
+        println!("{text}");
+        println!(
+            "[xtask] bench: done in {:.0} s",
+            bench.started.elapsed().as_secs_f64()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let report = bench.run()?;
     let text = report.markdown();
     if bench.options.write {
@@ -229,6 +254,7 @@ impl Pinning {
 pub struct Bins {
     pub adapter: PathBuf,
     pub noop: PathBuf,
+    pub noop_grpc: PathBuf,
     pub agent: PathBuf,
     pub wrk: PathBuf,
     pub envoy: PathBuf,
@@ -243,7 +269,7 @@ pub struct Bins {
 pub enum LoadSpec {
     /// wrk on `http://127.0.0.1:<port><path>` with `Host: nginx.example.com:<port>`.
     Wrk { port: u16, path: String },
-    /// `bench-agent grpc-load` on the adapter's gRPC port.
+    /// `bench-agent grpc-load` on a gRPC port (the adapter's, or the tonic no-op's).
     Grpc { port: u16 },
 }
 
@@ -291,12 +317,34 @@ pub struct Scenario {
 /// Instructions per check from callgrind.
 #[derive(Debug, Clone)]
 pub struct Callgrind {
+    /// Short key, also in file names (`adapter`, `adapter-grpc`, `noop`, `noop-grpc`,
+    /// `oauth2-proxy`).
+    pub key: &'static str,
+    /// For the report.
     pub system: String,
     pub requests: usize,
     pub result: Result<u64, String>,
-    /// `callgrind_annotate` top entries (self cost), for the adapter.
+    /// `callgrind_annotate` top entries (inclusive and self cost), for the adapter's rows.
     pub top: Vec<String>,
     pub command: String,
+}
+
+/// How a callgrind run sends its checks.
+#[derive(Debug, Clone, Copy)]
+enum Checks {
+    /// `GET /` with the session on one HTTP/1.1 keep-alive connection.
+    Http,
+    /// `bench-agent grpc-checks`: the load's `CheckRequest` on one HTTP/2 connection.
+    Grpc,
+}
+
+/// When a server started under callgrind is ready.
+#[derive(Debug, Clone, Copy)]
+enum Ready {
+    /// `GET <path>` of its HTTP port answers 200.
+    Http(&'static str),
+    /// Its log has a `READY` line.
+    Line,
 }
 
 /// A refresh storm's outcome.
@@ -404,6 +452,41 @@ impl Bench {
         w.trim_end().to_owned()
     }
 
+    /// `--callgrind-only`: the provider, the adapter for a real login, then the instruction
+    /// counts of the adapter and the no-op servers.
+    fn run_callgrind_only(&mut self) -> Result<Vec<Callgrind>, String> {
+        self.stage("installing node oidc-provider");
+        let env = node_provider::NodeProvider.ensure_installed()?;
+        self.bins.node_provider_dir = env_path(&env, "OIDC_AUTHZ_NODE_PROVIDER_DIR")?;
+        self.bins.node = env_path(&env, "OIDC_AUTHZ_NODE")?;
+
+        self.stage("building the adapter and the no-op servers (profile dist), bench-agent");
+        self.build()?;
+
+        self.stage("starting the provider and the adapter");
+        let mut services = Services::new();
+        let ports = Ports::pick()?;
+        self.start_provider(&mut services, &ports)?;
+        services.wait_ready()?;
+        let endpoints = self.discovery(ports.provider)?;
+        self.start_servers(&mut services, &ports, &endpoints, false)?;
+        services.wait_ready()?;
+
+        self.stage("logging in through the adapter");
+        let cookies = Cookies {
+            ours: self.login(ports.ours, "/"),
+            ..Cookies::default()
+        };
+        if let Err(e) = &cookies.ours {
+            return Err(format!("login through the adapter failed: {e}"));
+        }
+
+        self.stage("instructions per check (valgrind --tool=callgrind)");
+        let callgrind = self.callgrind_all(&ports, &cookies);
+        drop(services);
+        Ok(callgrind)
+    }
+
     fn run(&mut self) -> Result<Report, String> {
         let o = self.options.clone();
         println!(
@@ -430,12 +513,13 @@ impl Bench {
         self.start_provider(&mut services, &ports)?;
         services.wait_ready()?;
         let endpoints = self.discovery(ports.provider)?;
-        let pids = self.start_servers(&mut services, &ports, &endpoints)?;
+        let pids = self.start_servers(&mut services, &ports, &endpoints, true)?;
         services.wait_ready()?;
         self.our_pids.extend(&pids.all);
         let mut at_rest = Vec::new();
         for (name, pid) in [
             ("no-op server", Some(pids.noop)),
+            ("tonic no-op server", Some(pids.noop_grpc)),
             ("adapter", Some(pids.ours)),
             ("oauth2-proxy", pids.o2p),
             ("Envoy (no ext_authz)", pids.envoy_none),
@@ -609,6 +693,8 @@ impl Bench {
             "ext-authz-adapter",
             "--bin",
             "noop-server",
+            "--bin",
+            "noop-grpc-server",
         ]);
         util::run(&mut cmd)?;
         let mut cmd = Command::new(&cargo);
@@ -624,13 +710,14 @@ impl Bench {
         let servers = target_dir().join(PROFILE);
         self.bins.adapter = servers.join("ext-authz-adapter");
         self.bins.noop = servers.join("noop-server");
+        self.bins.noop_grpc = servers.join("noop-grpc-server");
         self.bins.agent = target_dir().join("release").join("bench-agent");
         self.commands.push((
             "build".into(),
             format!(
                 "cargo build --profile {PROFILE} -p ext-authz-adapter -p benches --bin \
-                 ext-authz-adapter --bin noop-server; cargo build --release -p benches --bin \
-                 bench-agent"
+                 ext-authz-adapter --bin noop-server --bin noop-grpc-server; cargo build --release \
+                 -p benches --bin bench-agent"
             ),
         ));
         Ok(())
@@ -742,11 +829,14 @@ impl Bench {
         args
     }
 
+    /// The no-op servers, the adapters, oauth2-proxy and the Envoys; with `all` false only the
+    /// adapter (for a login).
     fn start_servers(
         &mut self,
         services: &mut Services,
         ports: &Ports,
         endpoints: &Endpoints,
+        all: bool,
     ) -> Result<Pids, String> {
         let servers = self.pin.servers.clone();
         let mut pids = Pids::default();
@@ -757,6 +847,27 @@ impl Bench {
             move || util::http_status(addr, &host, path, Duration::from_secs(2)) == Some(200)
         };
         let timeout = Duration::from_secs(60);
+        if !all {
+            let args = self.adapter_args(ports.ours, None, "1h");
+            let mut cmd = self.pinned(&servers, &self.bins.adapter.clone());
+            cmd.args(&args)
+                .env("OAUTH2_PROXY_CLIENT_SECRET", CLIENT_SECRET)
+                .env_remove("RUST_LOG");
+            pids.ours = services
+                .spawn(
+                    "adapter",
+                    &mut cmd,
+                    &self.dir.join("adapter.log"),
+                    None,
+                    Some(Readiness::new(
+                        "GET /ready".into(),
+                        timeout,
+                        http_ready(ports.ours, "/ready"),
+                    )),
+                )?
+                .pid;
+            return Ok(pids);
+        }
 
         // The limit.
         let mut cmd = self.pinned(&servers, &self.bins.noop.clone());
@@ -783,6 +894,32 @@ impl Bench {
             )?
             .pid;
         pids.all.push(pids.noop);
+
+        // The gRPC ceiling.
+        let mut cmd = self.pinned(&servers, &self.bins.noop_grpc.clone());
+        cmd.arg(format!("127.0.0.1:{}", ports.noop_grpc));
+        self.commands.push((
+            "gRPC limit".into(),
+            format!(
+                "{} target/{PROFILE}/noop-grpc-server 127.0.0.1:{}",
+                self.wrapper(&servers),
+                ports.noop_grpc
+            ),
+        ));
+        let log = self.dir.join("noop-grpc.log");
+        let ready_log = log.clone();
+        pids.noop_grpc = services
+            .spawn(
+                "noop-grpc-server",
+                &mut cmd,
+                &log,
+                None,
+                Some(Readiness::new("READY line".into(), timeout, move || {
+                    std::fs::read_to_string(&ready_log).is_ok_and(|t| t.contains("READY "))
+                })),
+            )?
+            .pid;
+        pids.all.push(pids.noop_grpc);
 
         // Ours, and a second one for the refresh storm.
         for (name, port, grpc, refresh) in [
@@ -1082,6 +1219,18 @@ impl Bench {
             )
             .server("noop-server", Some(pids.noop))
             .expect(200),
+            // The same `CheckRequest` as the adapter's gRPC row (the session cookie included).
+            scenario(
+                "limit-grpc",
+                "limit: tonic no-op gRPC Check",
+                "limit",
+                "direct",
+                LoadSpec::Grpc {
+                    port: ports.noop_grpc,
+                },
+            )
+            .cookie("ours")
+            .server("noop-grpc-server", Some(pids.noop_grpc)),
             scenario(
                 "ours-http",
                 "ours: HTTP check /",
@@ -1441,31 +1590,68 @@ impl Bench {
             return out;
         }
         let n = self.options.callgrind_requests;
+        let secret = [("OAUTH2_PROXY_CLIENT_SECRET", CLIENT_SECRET)];
         if let Ok(cookie) = &cookies.ours {
             let port = ports.callgrind_ours;
             let args = self.adapter_args(port, None, "1h");
-            let r = self.callgrind(
-                "adapter",
-                &self.bins.adapter.clone(),
+            let adapter = self.bins.adapter.clone();
+            out.push(self.callgrind(
+                ("adapter", "adapter: HTTP check"),
+                &adapter,
                 &args,
-                &[("OAUTH2_PROXY_CLIENT_SECRET", CLIENT_SECRET)],
-                port,
-                "/ready",
+                &secret,
+                (port, Ready::Http("/ready")),
+                (Checks::Http, port),
                 cookie,
-            );
-            out.push(r);
+            ));
+            let (http, grpc) = ports.callgrind_ours_grpc;
+            let args = self.adapter_args(http, Some(grpc), "1h");
+            out.push(self.callgrind(
+                ("adapter-grpc", "adapter: gRPC Check"),
+                &adapter,
+                &args,
+                &secret,
+                (http, Ready::Http("/ready")),
+                (Checks::Grpc, grpc),
+                cookie,
+            ));
+            // The no-op servers get the same requests (the session cookie included).
+            let port = ports.callgrind_noop;
+            let noop = self.bins.noop.clone();
+            out.push(self.callgrind(
+                ("noop", "limit: hyper no-op HTTP server"),
+                &noop,
+                &[format!("127.0.0.1:{port}")],
+                &[],
+                (port, Ready::Http("/")),
+                (Checks::Http, port),
+                cookie,
+            ));
+            let port = ports.callgrind_noop_grpc;
+            let noop = self.bins.noop_grpc.clone();
+            out.push(self.callgrind(
+                ("noop-grpc", "limit: tonic no-op gRPC Check"),
+                &noop,
+                &[format!("127.0.0.1:{port}")],
+                &[],
+                (port, Ready::Line),
+                (Checks::Grpc, port),
+                cookie,
+            ));
         }
-        if let (Some(binary), Ok(cookie)) = (self.bins.oauth2_proxy.clone(), &cookies.o2p) {
+        if !self.options.callgrind_only
+            && let (Some(binary), Ok(cookie)) = (self.bins.oauth2_proxy.clone(), &cookies.o2p)
+        {
             let port = ports.callgrind_o2p;
             let args = self.oauth2_proxy_args(port, "1h");
             // Go's asynchronous preemption signals abort callgrind (valgrind 3.19).
             out.push(self.callgrind(
-                "oauth2-proxy",
+                ("oauth2-proxy", "oauth2-proxy"),
                 &binary,
                 &args,
                 &[("GODEBUG", "asyncpreemptoff=1")],
-                port,
-                "/ping",
+                (port, Ready::Http("/ping")),
+                (Checks::Http, port),
                 cookie,
             ));
         }
@@ -1481,28 +1667,38 @@ impl Bench {
         out
     }
 
+    /// Starts `binary` under callgrind, waits until it is `ready` on its HTTP port (or prints
+    /// `READY`), sends 50 warm-up checks, zeroes the counters, sends the counted checks on the
+    /// same connection (`checks`: HTTP on the given port, or gRPC) and dumps the counters.
     #[allow(clippy::too_many_arguments)]
     fn callgrind(
         &self,
-        system: &str,
+        (key, system): (&'static str, &str),
         binary: &Path,
         args: &[String],
         env: &[(&str, &str)],
-        port: u16,
-        ready: &'static str,
+        (ready_port, ready): (u16, Ready),
+        (checks, port): (Checks, u16),
         cookie: &str,
     ) -> Callgrind {
         let n = self.options.callgrind_requests;
-        let out_base = self.dir.join(format!("callgrind.{system}"));
+        let out_base = self.dir.join(format!("callgrind.{key}"));
         let env_words: Vec<String> = env
             .iter()
             .filter(|(k, _)| !k.contains("SECRET"))
             .map(|(k, v)| format!("{k}={v} "))
             .collect();
+        let what = match checks {
+            Checks::Http => format!("{n} sequential GET / with the session on one connection"),
+            Checks::Grpc => format!(
+                "bench-agent grpc-checks --addr=127.0.0.1:{port} --authority={HOST}:{port} \
+                 --cookie=\"$COOKIE_OURS\" --warmup=50 --n={n} (sequential Checks on one \
+                 connection)"
+            ),
+        };
         let command = format!(
-            "{}valgrind --tool=callgrind --callgrind-out-file=callgrind.{system}.%p {} {}; \
-             {n} sequential GET / with the session on one connection between \
-             `callgrind_control -z` and `callgrind_control -d`",
+            "{}valgrind --tool=callgrind --callgrind-out-file=callgrind.{key}.%p {} {}; {what} \
+             between `callgrind_control -z` and `callgrind_control -d`",
             env_words.concat(),
             binary
                 .file_name()
@@ -1520,35 +1716,49 @@ impl Bench {
             for (k, v) in env {
                 cmd.env(k, v);
             }
-            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            let ready_addr = SocketAddr::from(([127, 0, 0, 1], ready_port));
+            let log = self.dir.join(format!("callgrind-{key}.log"));
+            let ready_log = log.clone();
+            let readiness = match ready {
+                Ready::Http(path) => {
+                    Readiness::new(path.into(), Duration::from_secs(240), move || {
+                        // A probe names the server by its address (a protected host's
+                        // `/ready` is a check).
+                        util::http_status(
+                            ready_addr,
+                            &ready_addr.to_string(),
+                            path,
+                            Duration::from_secs(10),
+                        ) == Some(200)
+                    })
+                }
+                Ready::Line => {
+                    Readiness::new("READY line".into(), Duration::from_secs(240), move || {
+                        std::fs::read_to_string(&ready_log).is_ok_and(|t| t.contains("READY "))
+                    })
+                }
+            };
             let pid = services
                 .spawn(
-                    &format!("{system}-callgrind"),
+                    &format!("{key}-callgrind"),
                     &mut cmd,
-                    &self.dir.join(format!("callgrind-{system}.log")),
+                    &log,
                     None,
-                    Some(Readiness::new(
-                        ready.into(),
-                        Duration::from_secs(240),
-                        move || {
-                            // A probe names the server by its address (a protected host's
-                            // `/ready` is a check).
-                            util::http_status(
-                                addr,
-                                &addr.to_string(),
-                                ready,
-                                Duration::from_secs(10),
-                            ) == Some(200)
-                        },
-                    )),
+                    Some(readiness),
                 )?
                 .pid;
             services.wait_ready()?;
-            let headers = self.headers(port, Some(cookie));
-            measure::requests(addr, "/", &headers, 50, 200)?;
-            callgrind_control("-z", pid)?;
-            measure::requests(addr, "/", &headers, n, 200)?;
-            callgrind_control("-d", pid)?;
+            match checks {
+                Checks::Http => {
+                    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+                    let headers = self.headers(port, Some(cookie));
+                    measure::requests(addr, "/", &headers, 50, 200)?;
+                    callgrind_control("-z", pid)?;
+                    measure::requests(addr, "/", &headers, n, 200)?;
+                    callgrind_control("-d", pid)?;
+                }
+                Checks::Grpc => self.grpc_checks(port, cookie, n, pid)?,
+            }
             let dump = std::fs::read_dir(&self.dir)
                 .map_err(|e| e.to_string())?
                 .filter_map(Result::ok)
@@ -1556,12 +1766,12 @@ impl Bench {
                 .find(|p| {
                     p.file_name().is_some_and(|f| {
                         let f = f.to_string_lossy();
-                        f.starts_with(&format!("callgrind.{system}.{pid}")) && f.ends_with(".1")
+                        f.starts_with(&format!("callgrind.{key}.{pid}")) && f.ends_with(".1")
                     })
                 })
                 .ok_or("callgrind wrote no dump after `callgrind_control -d`")?;
             let total = measure::callgrind_total(&dump)?;
-            let top = if system == "adapter" {
+            let top = if key.starts_with("adapter") {
                 annotate(&dump, n)
             } else {
                 Vec::new()
@@ -1574,12 +1784,79 @@ impl Bench {
             Err(e) => (Err(first_line(&e)), Vec::new()),
         };
         Callgrind {
+            key,
             system: system.into(),
             requests: n,
             result,
             top,
             command,
         }
+    }
+
+    /// `bench-agent grpc-checks` on `port`: 50 warm-up Checks, the counters of `pid` zeroed,
+    /// `n` Checks on the same connection, the counters dumped. Bounded by a timeout.
+    fn grpc_checks(&self, port: u16, cookie: &str, n: usize, pid: u32) -> Result<(), String> {
+        use std::io::{BufRead, Write};
+
+        let mut child = self
+            .pinned(&self.pin.load, &self.bins.agent)
+            .arg("grpc-checks")
+            .arg(format!("--addr=127.0.0.1:{port}"))
+            .arg(format!("--authority={HOST}:{port}"))
+            .arg(format!("--cookie={cookie}"))
+            .arg("--warmup=50")
+            .arg(format!("--n={n}"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("bench-agent grpc-checks: {e}"))?;
+        let mut stdin = child.stdin.take().ok_or("no stdin")?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let timeout = Duration::from_secs(600);
+        let mut step = |expect: &str, control: &str| -> Result<(), String> {
+            loop {
+                match rx.recv_timeout(timeout) {
+                    Ok(line) if line.trim() == expect => break,
+                    Ok(_) => {}
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                        return Err(format!(
+                            "bench-agent grpc-checks: no {expect} within {} s",
+                            timeout.as_secs()
+                        ));
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                        return Err(format!("bench-agent grpc-checks ended before {expect}"));
+                    }
+                }
+            }
+            callgrind_control(control, pid)?;
+            writeln!(stdin).map_err(|e| format!("bench-agent grpc-checks: {e}"))
+        };
+        let stepped = step("WARM", "-z").and_then(|()| step("DONE", "-d"));
+        if stepped.is_err() {
+            let _ = child.kill();
+        }
+        let out = child
+            .wait_with_output()
+            .map_err(|e| format!("bench-agent grpc-checks: {e}"))?;
+        stepped.map_err(|e| format!("{e}: {}", String::from_utf8_lossy(&out.stderr).trim()))?;
+        if !out.status.success() {
+            return Err(format!(
+                "bench-agent grpc-checks failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(())
     }
 
     fn storms(&mut self, ports: &Ports) -> Vec<Storm> {
@@ -1839,6 +2116,7 @@ struct Pids {
     /// Every service started for the load (all on the servers' CPUs).
     all: Vec<u32>,
     noop: u32,
+    noop_grpc: u32,
     ours: u32,
     o2p: Option<u32>,
     envoy_none: Option<u32>,
@@ -1858,6 +2136,7 @@ struct Endpoints {
 struct Ports {
     provider: u16,
     noop: u16,
+    noop_grpc: u16,
     ours: u16,
     ours_grpc: u16,
     ours_refresh: u16,
@@ -1870,6 +2149,10 @@ struct Ports {
     envoy_oauth2: u16,
     envoy_admin: [u16; 5],
     callgrind_ours: u16,
+    /// The adapter's HTTP and gRPC ports under callgrind for the gRPC count.
+    callgrind_ours_grpc: (u16, u16),
+    callgrind_noop: u16,
+    callgrind_noop_grpc: u16,
     callgrind_o2p: u16,
 }
 
@@ -1882,6 +2165,7 @@ impl Ports {
         Ok(Ports {
             provider: next()?,
             noop: next()?,
+            noop_grpc: next()?,
             ours: next()?,
             ours_grpc: next()?,
             ours_refresh: next()?,
@@ -1894,6 +2178,9 @@ impl Ports {
             envoy_oauth2: next()?,
             envoy_admin: [next()?, next()?, next()?, next()?, next()?],
             callgrind_ours: next()?,
+            callgrind_ours_grpc: (next()?, next()?),
+            callgrind_noop: next()?,
+            callgrind_noop_grpc: next()?,
             callgrind_o2p: next()?,
         })
     }

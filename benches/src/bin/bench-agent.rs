@@ -9,6 +9,10 @@
 //!   --duration=SECS [--warmup=SECS] [--path=/]`: `envoy.service.auth.v3.Authorization/Check`
 //!   calls as Envoy makes them, N in flight on one HTTP/2 connection (as one Envoy worker does),
 //!   for a fixed time; prints `requests= errors= seconds= rps= p50_ms= p99_ms=`.
+//! - `grpc-checks --addr=HOST:PORT --authority=HOST:PORT --cookie=C [--warmup=50] [--n=2000]
+//!   [--path=/]`: the same `Check` in sequence on one connection, for callgrind: after the
+//!   warm-up it prints `WARM` and waits for a line on stdin, after the `--n` counted checks
+//!   `DONE` and waits again (the caller zeroes and dumps the counters in between).
 //! - `storm --addr=HOST:PORT --host=H --cookie=C --n=N [--path=/]`: N requests sent at once on N
 //!   connections with the same (stale) session; prints the statuses and how many answers carried
 //!   a `Set-Cookie`.
@@ -51,6 +55,7 @@ fn main() {
     let result = match command.as_str() {
         "login" => runtime().block_on(login(&args)),
         "grpc-load" => runtime().block_on(grpc_load(&args)),
+        "grpc-checks" => runtime().block_on(grpc_checks(&args)),
         "storm" => runtime().block_on(storm(&args)),
         "envoy-config" => envoy_config(&args),
         "chart" => chart(&args),
@@ -58,7 +63,7 @@ fn main() {
         "id-token" => runtime().block_on(id_token(&args)),
         "access-token" => runtime().block_on(access_token(&args)),
         _ => Err(format!(
-            "unknown command {command:?}: login, grpc-load, storm, envoy-config, chart, \
+            "unknown command {command:?}: login, grpc-load, grpc-checks, storm, envoy-config, chart, \
              id-token, access-token or session-cookie"
         )),
     };
@@ -359,10 +364,6 @@ fn excerpt(body: &str) -> String {
 // grpc-load
 
 async fn grpc_load(args: &Args) -> Result<String, String> {
-    use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
-    use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
-    use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest};
-
     let addr = arg(args, "addr")?;
     let authority = arg(args, "authority")?.to_owned();
     let cookie = arg(args, "cookie")?.to_owned();
@@ -371,48 +372,8 @@ async fn grpc_load(args: &Args) -> Result<String, String> {
     let duration = Duration::from_secs_f64(num(args, "duration", 5.0)?);
     let warmup = Duration::from_secs_f64(num(args, "warmup", 1.0)?);
 
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .map_err(|e| format!("--addr: {e}"))?
-        .tcp_nodelay(true)
-        .connect()
-        .await
-        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-    let client = AuthorizationClient::new(channel);
-
-    // What Envoy sends in gRPC mode: every header, lower-cased, pseudo-headers included.
-    let headers: HashMap<String, String> = [
-        (":authority", authority.as_str()),
-        (":path", path.as_str()),
-        (":method", "GET"),
-        (":scheme", "http"),
-        ("accept", "text/html"),
-        ("cookie", cookie.as_str()),
-        ("user-agent", "bench-agent"),
-        ("x-forwarded-proto", "http"),
-        ("x-request-id", "5d0c1f0e-8a4b-4f7e-9a55-bench0000000"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    let request = CheckRequest {
-        attributes: Some(AttributeContext {
-            request: Some(Request {
-                http: Some(HttpRequest {
-                    id: "1".into(),
-                    method: "GET".into(),
-                    headers,
-                    path: path.clone(),
-                    host: authority.clone(),
-                    scheme: "http".into(),
-                    protocol: "HTTP/1.1".into(),
-                    size: -1,
-                    ..HttpRequest::default()
-                }),
-                ..Request::default()
-            }),
-            ..AttributeContext::default()
-        }),
-    };
+    let client = grpc_client(addr).await?;
+    let request = check_request(&authority, &path, &cookie);
 
     // One probe first: a denied check means a bad session, not a result.
     let probe = client
@@ -482,6 +443,117 @@ async fn grpc_load(args: &Args) -> Result<String, String> {
         pct(0.50),
         pct(0.99)
     ))
+}
+
+type AuthzClient =
+    envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient<
+        tonic::transport::Channel,
+    >;
+
+/// A client of `envoy.service.auth.v3.Authorization` on one HTTP/2 connection to `addr`.
+async fn grpc_client(addr: &str) -> Result<AuthzClient, String> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| format!("--addr: {e}"))?
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    Ok(AuthzClient::new(channel))
+}
+
+/// The `CheckRequest` Envoy sends in gRPC mode for `GET <path>` of `authority` with `cookie`:
+/// every header, lower-cased, pseudo-headers included.
+fn check_request(
+    authority: &str,
+    path: &str,
+    cookie: &str,
+) -> envoy_types::pb::envoy::service::auth::v3::CheckRequest {
+    use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
+    use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest};
+
+    let headers: HashMap<String, String> = [
+        (":authority", authority),
+        (":path", path),
+        (":method", "GET"),
+        (":scheme", "http"),
+        ("accept", "text/html"),
+        ("cookie", cookie),
+        ("user-agent", "bench-agent"),
+        ("x-forwarded-proto", "http"),
+        ("x-request-id", "5d0c1f0e-8a4b-4f7e-9a55-bench0000000"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    CheckRequest {
+        attributes: Some(AttributeContext {
+            request: Some(Request {
+                http: Some(HttpRequest {
+                    id: "1".into(),
+                    method: "GET".into(),
+                    headers,
+                    path: path.to_owned(),
+                    host: authority.to_owned(),
+                    scheme: "http".into(),
+                    protocol: "HTTP/1.1".into(),
+                    size: -1,
+                    ..HttpRequest::default()
+                }),
+                ..Request::default()
+            }),
+            ..AttributeContext::default()
+        }),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// grpc-checks
+
+/// Sequential checks on one connection, for callgrind: `--warmup` checks, then `WARM` on
+/// stdout and a line awaited on stdin (the caller zeroes the counters), then `--n` checks, then
+/// `DONE` and a line awaited on stdin (the caller dumps the counters) before the connection
+/// closes. Every answer must be an allow (status `OK`).
+async fn grpc_checks(args: &Args) -> Result<String, String> {
+    use std::io::{BufRead, Write};
+
+    let addr = arg(args, "addr")?;
+    let authority = arg(args, "authority")?.to_owned();
+    let cookie = arg(args, "cookie")?.to_owned();
+    let path = args.get("path").cloned().unwrap_or_else(|| "/".to_owned());
+    let warmup: usize = num(args, "warmup", 50)?;
+    let n: usize = num(args, "n", 2000)?;
+
+    let mut client = grpc_client(addr).await?;
+    let request = check_request(&authority, &path, &cookie);
+    let mut checks = async |count: usize| -> Result<(), String> {
+        for i in 0..count {
+            let answer = client
+                .check(request.clone())
+                .await
+                .map_err(|e| format!("Check {i} failed: {e}"))?
+                .into_inner();
+            let code = answer.status.as_ref().map_or(0, |s| s.code);
+            if code != 0 {
+                return Err(format!("Check {i} denied (gRPC status {code})"));
+            }
+        }
+        Ok(())
+    };
+    let handshake = |what: &str| -> Result<(), String> {
+        println!("{what}");
+        std::io::stdout().flush().map_err(|e| e.to_string())?;
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| format!("stdin: {e}"))?;
+        Ok(())
+    };
+    checks(warmup).await?;
+    handshake("WARM")?;
+    checks(n).await?;
+    handshake("DONE")?;
+    Ok(format!("checks={n}"))
 }
 
 // ---------------------------------------------------------------------------------------------

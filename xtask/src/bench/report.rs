@@ -1,5 +1,5 @@
-//! `BENCHMARKS.md`, from a run's figures: the headline, the targets of issue 8, the tables, the
-//! instruction counts, the refresh storm, the machine and the exact commands.
+//! `BENCHMARKS.md`, from a run's figures: the headline, the targets of issues 8 and 20, the
+//! tables, the instruction counts, the refresh storm, the machine and the exact commands.
 
 use std::fmt::Write as _;
 use std::process::{Command, Stdio};
@@ -196,7 +196,7 @@ impl Report {
     }
 
     fn targets(&self, md: &mut String) {
-        let _ = writeln!(md, "## Targets (issue 8) and where we stand\n");
+        let _ = writeln!(md, "## Targets (issues 8 and 20) and where we stand\n");
         let _ = writeln!(md, "| target | measured | |");
         let _ = writeln!(md, "|---|---|---|");
         let row = |md: &mut String,
@@ -257,6 +257,16 @@ impl Report {
             self.ratio("ours-http", "peer-http", |s| s.rss_mib),
             &|v| format!("{v:.2}× its RSS{anon}"),
             &|v| v <= 1.0 / 3.0,
+        );
+        let grpc_rps = self
+            .ratio("ours-grpc", "ours-http", |s| Some(s.rps))
+            .map_or_else(String::new, |v| format!(" (throughput: {:.0}%)", v * 100.0));
+        row(
+            md,
+            "gRPC Check ≥ 85% of the HTTP check per server CPU-second (issue 20)",
+            self.ratio("ours-grpc", "ours-http", |s| s.capacity),
+            &|v| format!("{:.0}%{grpc_rps}", v * 100.0),
+            &|v| v >= 0.85,
         );
         row(
             md,
@@ -459,6 +469,18 @@ impl Report {
                 true,
             ),
             (
+                "gRPC Check: ours / tonic no-op",
+                "ours-grpc",
+                "limit-grpc",
+                true,
+            ),
+            (
+                "no-op limits: tonic gRPC Check / hyper HTTP",
+                "limit-grpc",
+                "limit",
+                true,
+            ),
+            (
                 "Envoy + ours (HTTP) / Envoy alone",
                 "envoy-ours-http",
                 "envoy",
@@ -503,64 +525,7 @@ impl Report {
     }
 
     fn instructions(&self, md: &mut String) {
-        let _ = writeln!(md, "## Instructions per check (callgrind)\n");
-        if self.callgrind.is_empty() {
-            let _ = writeln!(md, "Not measured (valgrind missing, or no session).\n");
-            return;
-        }
-        let _ = writeln!(
-            md,
-            "Counted by `valgrind --tool=callgrind` on the release binaries: counters zeroed after \
-             50 warm-up checks, dumped after a fixed number of sequential checks of `/` with the \
-             session on one keep-alive connection; the whole process (HTTP parsing, the check, \
-             the answer, the runtime). Instruction counts repeat from run to run, unlike \
-             timings.\n"
-        );
-        let _ = writeln!(md, "| system | instructions per check | checks counted |");
-        let _ = writeln!(md, "|---|---:|---:|");
-        for c in &self.callgrind {
-            match &c.result {
-                Ok(n) => {
-                    let _ = writeln!(md, "| {} | {n} | {} |", c.system, c.requests);
-                }
-                Err(e) => {
-                    let _ = writeln!(
-                        md,
-                        "| {} | not measured: {} | |",
-                        c.system,
-                        e.replace('|', "/")
-                    );
-                }
-            }
-        }
-        let ours = self.callgrind.iter().find(|c| c.system == "adapter");
-        let peer = self.callgrind.iter().find(|c| c.system == "oauth2-proxy");
-        if let (Some(Ok(a)), Some(Ok(b))) = (
-            ours.map(|c| c.result.as_ref()),
-            peer.map(|c| c.result.as_ref()),
-        ) {
-            let _ = writeln!(
-                md,
-                "\nThe adapter executes {:.2}× the instructions of oauth2-proxy per check ({:.1}× \
-                 fewer).",
-                *a as f64 / *b as f64,
-                *b as f64 / *a as f64
-            );
-        }
-        if let Some(c) = ours
-            && !c.top.is_empty()
-        {
-            let _ = writeln!(
-                md,
-                "\nWhere the adapter's instructions go, per check (`callgrind_annotate` on the \
-                 same dump; instructions per check, share of the total):\n\n```text"
-            );
-            for l in &c.top {
-                let _ = writeln!(md, "{l}");
-            }
-            let _ = writeln!(md, "```");
-        }
-        let _ = writeln!(md);
+        instructions(&self.callgrind, md);
     }
 
     fn storm(&self, md: &mut String) {
@@ -822,6 +787,97 @@ impl Machine {
 /// Today's date (UTC), `YYYY-MM-DD`.
 pub fn today() -> String {
     first_line("date", &["-u", "+%Y-%m-%d"])
+}
+
+/// The section "Instructions per check (callgrind)" (also what `--callgrind-only` prints).
+pub fn instructions(callgrind: &[Callgrind], md: &mut String) {
+    let _ = writeln!(md, "## Instructions per check (callgrind)\n");
+    if callgrind.is_empty() {
+        let _ = writeln!(md, "Not measured (valgrind missing, or no session).\n");
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "Counted by `valgrind --tool=callgrind` on the release binaries: counters zeroed after \
+         50 warm-up checks, dumped after a fixed number of sequential checks of `/` with the \
+         session on one connection (HTTP/1.1 keep-alive; gRPC: the load's `CheckRequest` on one \
+         HTTP/2 connection); the whole process (HTTP or gRPC parsing, the check, the answer, \
+         the runtime). The no-op servers get the same requests. Instruction counts repeat from \
+         run to run, unlike timings.\n"
+    );
+    let _ = writeln!(md, "| system | instructions per check | checks counted |");
+    let _ = writeln!(md, "|---|---:|---:|");
+    for c in callgrind {
+        match &c.result {
+            Ok(n) => {
+                let _ = writeln!(md, "| {} | {n} | {} |", c.system, c.requests);
+            }
+            Err(e) => {
+                let _ = writeln!(
+                    md,
+                    "| {} | not measured: {} | |",
+                    c.system,
+                    e.replace('|', "/")
+                );
+            }
+        }
+    }
+    let count = |key: &str| {
+        callgrind
+            .iter()
+            .find(|c| c.key == key)
+            .and_then(|c| c.result.as_ref().ok())
+            .map(|n| *n as f64)
+    };
+    let _ = writeln!(md);
+    if let (Some(a), Some(b)) = (count("adapter"), count("oauth2-proxy")) {
+        let _ = writeln!(
+            md,
+            "The adapter executes {:.2}× the instructions of oauth2-proxy per check ({:.1}× \
+             fewer).",
+            a / b,
+            b / a
+        );
+    }
+    if let (Some(grpc), Some(http)) = (count("adapter-grpc"), count("adapter")) {
+        let _ = writeln!(
+            md,
+            "The adapter's gRPC Check executes {:.2}× the instructions of its HTTP check (the \
+             HTTP check's instructions are {:.0}% of the gRPC Check's).",
+            grpc / http,
+            http / grpc * 100.0
+        );
+    }
+    for (ours, limit, what) in [
+        ("adapter", "noop", "HTTP check over the hyper no-op"),
+        (
+            "adapter-grpc",
+            "noop-grpc",
+            "gRPC Check over the tonic no-op",
+        ),
+    ] {
+        if let (Some(a), Some(b)) = (count(ours), count(limit)) {
+            let _ = writeln!(
+                md,
+                "The adapter's {what}: {:.0} more instructions per check ({:.2}×).",
+                a - b,
+                a / b
+            );
+        }
+    }
+    for c in callgrind.iter().filter(|c| !c.top.is_empty()) {
+        let _ = writeln!(
+            md,
+            "\nWhere the instructions of \"{}\" go, per check (`callgrind_annotate` on the \
+             same dump; instructions per check, share of the total):\n\n```text",
+            c.system
+        );
+        for l in &c.top {
+            let _ = writeln!(md, "{l}");
+        }
+        let _ = writeln!(md, "```");
+    }
+    let _ = writeln!(md);
 }
 
 #[cfg(test)]
