@@ -337,7 +337,8 @@ pub struct Cli {
     #[arg(long, env = "OAUTH2_PROXY_METRICS_ADDRESS")]
     pub metrics_address: Option<String>,
 
-    /// Log format: text or json (one JSON object per line, with Envoy's x-request-id).
+    /// Log format: text or json (one JSON object per line; a request's lines carry Envoy's
+    /// x-request-id as `request_id`).
     #[arg(
         long,
         env = "OAUTH2_PROXY_LOG_FORMAT",

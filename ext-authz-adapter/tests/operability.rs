@@ -114,8 +114,8 @@ async fn json_logs_carry_the_request_id_and_never_a_secret() {
         .collect();
     assert!(lines.len() >= 5, "JSON lines expected:\n{logs}");
     assert!(
-        lines.iter().any(|l| l["span"]["request_id"] == "req-4711"
-            || l["spans"].to_string().contains("req-4711")),
+        lines.iter().any(|l| l["fields"]["request_id"] == "req-4711"
+            && l["fields"]["message"] == "session cookie refused"),
         "a line carries Envoy's x-request-id:\n{logs}"
     );
     let code = url::Url::parse(&callback)

@@ -734,7 +734,7 @@ pub const FLAGS: &[Oauth2ProxyFlag] = &[
         "request_id_header",
         Value,
         Ignored(
-            "names the request id in oauth2-proxy's logs; the adapter's log lines carry Envoy's `x-request-id`",
+            "names the request id in oauth2-proxy's logs; the adapter's log lines of a request carry Envoy's `x-request-id` (`request_id`)",
         ),
     ),
     entry("request-logging", "request_logging", Bool, Ignored(LOGS)),

@@ -10,6 +10,7 @@ use crate::clock::unix_now;
 use crate::decision::{Allow, Decision, DenyReason};
 use crate::engine::answers::deny;
 use crate::engine::state::State;
+use crate::http::request;
 use crate::token::bearer::header::token_from_headers;
 use crate::token::bearer::validator::BearerValidator;
 
@@ -42,7 +43,7 @@ impl State {
                 },
             ),
             Err(e) => {
-                tracing::info!(reason = %e, path = parts.uri.path(), "bearer token refused");
+                tracing::info!(reason = %e, path = parts.uri.path(), request_id = request::request_id(parts), "bearer token refused");
                 deny(DenyReason::Unauthenticated, e.response())
             }
         };

@@ -24,6 +24,7 @@ use crate::error::chain::chain;
 use crate::http::forbidden::forbidden_for;
 use crate::http::headers::HeadersToRemove;
 use crate::http::pages;
+use crate::http::request;
 use crate::metrics::Metrics;
 use crate::policy::rule::Rule;
 use crate::policy::skip_auth::is_preflight;
@@ -281,6 +282,7 @@ impl Engine {
                     sub = %allow.principal().subject,
                     path = parts.uri.path(),
                     rule = %rule,
+                    request_id = request::request_id(parts),
                     "signed-in user refused by rule"
                 );
                 let mut response = if allow.bearer.is_some() {

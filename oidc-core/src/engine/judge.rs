@@ -101,6 +101,7 @@ impl State {
             sub = %who.subject,
             path = parts.uri.path(),
             needs = %needs,
+            request_id = request::request_id(parts),
             "signed-in user refused"
         );
         forbidden_needing(parts, &needs)

@@ -31,7 +31,7 @@ use crate::token::id_token::{self, Expected};
 impl State {
     pub(crate) fn unauthenticated(&self, parts: &Parts, why: Unauthenticated) -> Decision {
         if let Unauthenticated::Invalid(e) = why {
-            tracing::info!(reason = %e, path = parts.uri.path(), "session cookie refused");
+            tracing::info!(reason = %e, path = parts.uri.path(), request_id = request::request_id(parts), "session cookie refused");
         }
         let mut decision = if request::is_navigation(parts) {
             let rd = parts.uri.path_and_query().map_or("/", |p| p.as_str());
@@ -134,7 +134,7 @@ impl State {
                 match self.store_session(parts, &session, None, unix_now()).await {
                     Ok(cookies) => {
                         self.metrics.logins.fetch_add(1, Relaxed);
-                        tracing::info!(sub = %session.principal.subject, email = session.principal.email.as_deref().unwrap_or(""), "login succeeded");
+                        tracing::info!(sub = %session.principal.subject, email = session.principal.email.as_deref().unwrap_or(""), request_id = request::request_id(parts), "login succeeded");
                         let mut r = pages::redirect(self.safe_rd(Some(&return_to)));
                         for c in cookies {
                             r.headers_mut().append(header::SET_COOKIE, c);
@@ -150,7 +150,7 @@ impl State {
                 if matches!(e, LoginError::Exchange(_)) {
                     self.metrics.idp_errors.fetch_add(1, Relaxed);
                 }
-                tracing::warn!(error = %chain(&e), "login refused; no session created");
+                tracing::warn!(error = %chain(&e), request_id = request::request_id(parts), "login refused; no session created");
                 login_error_page(&e, &self.start_url("/"))
             }
         };

@@ -4,6 +4,18 @@ use http::{Method, header, request::Parts};
 
 use crate::http::trusted_proxy::TrustedProxies;
 
+/// Envoy's `x-request-id` (any request id a proxy in front set), for the log lines of one
+/// request: `""` when absent or not visible ASCII, at most 128 bytes (it comes from the
+/// request; a proxy usually sets it, but the log must stay one plain line whatever it holds).
+pub(crate) fn request_id(parts: &Parts) -> &str {
+    parts
+        .headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .unwrap_or("")
+}
+
 /// `true` when a browser is navigating (a redirect to the login page makes
 /// sense); `false` for API calls, which get 401 instead: XHR/fetch cannot
 /// follow a cross-origin redirect to the identity provider.
@@ -77,6 +89,22 @@ pub(crate) fn query_param(parts: &Parts, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_ids_are_plain_and_short() {
+        let parts = |id: &str| {
+            let mut p = http::Request::get("/").body(()).unwrap().into_parts().0;
+            p.headers.insert("x-request-id", id.parse().unwrap());
+            p
+        };
+        assert_eq!(request_id(&parts("5d0c1f0e-8a4b")), "5d0c1f0e-8a4b");
+        assert_eq!(request_id(&parts("a b")), "");
+        assert_eq!(request_id(&parts(&"x".repeat(129))), "");
+        assert_eq!(
+            request_id(&http::Request::get("/").body(()).unwrap().into_parts().0),
+            ""
+        );
+    }
     use crate::http::trusted_proxy::PeerAddr;
     use http::Request;
 
