@@ -270,12 +270,28 @@ async fn case(mode: Mode, store: Store) {
         logs()
     );
     assert_eq!(seed_hits.load(Ordering::Relaxed), 0);
-    let said = [&a, &b].iter().zip(marks).any(|(r, mark)| {
-        r.log()
-            .find_since(mark, &["reached the adapter as an ext_authz check", LOGOUT])
-            .is_some()
-    });
-    assert!(said, "no replica logged the missing route\n{}", logs());
+    // The replica writes the line before it answers, but the test reads its stderr in a task
+    // of its own: wait (bounded) until one replica's line has been read.
+    let needles = ["reached the adapter as an ext_authz check", LOGOUT];
+    let said = async {
+        loop {
+            if [&a, &b]
+                .iter()
+                .zip(marks)
+                .any(|(r, mark)| r.log().find_since(mark, &needles).is_some())
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    assert!(
+        tokio::time::timeout(common::START_DEADLINE, said)
+            .await
+            .is_ok(),
+        "no replica logged the missing route\n{}",
+        logs()
+    );
 }
 
 /// `method path` with a form `body`, sent as is (no client-side normalisation of the path) to
