@@ -100,12 +100,20 @@ impl Report {
         (b > 0.0).then(|| a / b)
     }
 
-    /// `HTTP check: N.Nx oauth2-proxy`.
+    /// `HTTP check: N.Nx oauth2-proxy; gRPC check: N.Nx oauth2-proxy` (requests/s of the
+    /// adapter's HTTP check and of its gRPC Check, each over oauth2-proxy's HTTP check: it has
+    /// no gRPC server).
     pub fn headline(&self) -> String {
-        match self.ratio("ours-http", "peer-http", |s| Some(s.rps)) {
-            Some(r) => format!("HTTP check: {r:.1}x oauth2-proxy"),
-            None => "HTTP check: n/a (oauth2-proxy was not measured)".to_owned(),
-        }
+        let over_peer =
+            |ours: &str, what: &str| match self.ratio(ours, "peer-http", |s| Some(s.rps)) {
+                Some(r) => format!("{what} check: {r:.1}x oauth2-proxy"),
+                None => format!("{what} check: n/a (not measured)"),
+            };
+        format!(
+            "{}; {}",
+            over_peer("ours-http", "HTTP"),
+            over_peer("ours-grpc", "gRPC")
+        )
     }
 
     /// Rows for `bench-agent chart`: label, kind, requests/s, p99 ms.
