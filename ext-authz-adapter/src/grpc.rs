@@ -323,8 +323,14 @@ pub async fn check_http(
     }
 }
 
+/// The most request headers a check may carry: far above what Envoy forwards (100 by default,
+/// `max_headers_count`), far below what an `http::HeaderMap` holds (it panics past 32 768).
+/// A check with more is answered 400 ([`RequestError::TooManyHeaders`]).
+pub const MAX_REQUEST_HEADERS: usize = 1024;
+
 /// Why a check request cannot be turned into an HTTP request.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RequestError {
     /// Not an HTTP method.
     #[error("invalid method {0:?}")]
@@ -335,6 +341,9 @@ pub enum RequestError {
     /// Not a host.
     #[error("invalid host {0:?}")]
     Host(String),
+    /// More request headers than [`MAX_REQUEST_HEADERS`].
+    #[error("{0} request headers, more than the {MAX_REQUEST_HEADERS} a check may carry")]
+    TooManyHeaders(usize),
 }
 
 /// The request Envoy is asking about, as [`Engine::check`] takes it: method, path with query
@@ -366,8 +375,15 @@ pub fn request_parts(http: &HttpRequest) -> Result<Parts, RequestError> {
         .parse()
         .map_err(|_| RequestError::Path(target.clone()))?;
 
-    let mut headers = HeaderMap::with_capacity(http.headers.len() + 2);
     let raw = http.header_map.as_ref().map(|m| m.headers.as_slice());
+    let count = match raw {
+        Some(raw) if !raw.is_empty() => raw.len(),
+        _ => http.headers.len(),
+    };
+    if count > MAX_REQUEST_HEADERS {
+        return Err(RequestError::TooManyHeaders(count));
+    }
+    let mut headers = HeaderMap::with_capacity(count + 2);
     match raw {
         Some(raw) if !raw.is_empty() => {
             for h in raw {

@@ -28,7 +28,7 @@ use prost::Message;
 use tonic::Status;
 use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
-use super::{CheckRequest, CheckResponse, RequestError, X_FORWARDED_PROTO};
+use super::{CheckRequest, CheckResponse, MAX_REQUEST_HEADERS, RequestError, X_FORWARDED_PROTO};
 
 /// A decoded `Check` request.
 // `Parts` unboxed: the common variant, moved twice, where a box would cost an allocation.
@@ -181,8 +181,9 @@ impl<'a> Fields<'a> {
         if self.pos >= self.end {
             return Ok(None);
         }
-        let key = self.varint()?;
-        let number = u32::try_from(key >> 3).map_err(|_| Unusual)?;
+        // prost refuses a key above u32::MAX (its field number has 29 bits).
+        let key = u32::try_from(self.varint()?).map_err(|_| Unusual)?;
+        let number = key >> 3;
         let wire = (key & 7) as u8;
         if number == 0 {
             return Err(Unusual);
@@ -452,7 +453,12 @@ fn parts(
         }
     };
 
-    let mut headers = HeaderMap::with_capacity(http.headers + 2);
+    // `http.headers` counts the map's entries as sent, repeated keys included.
+    if !http.raw_headers && http.headers > MAX_REQUEST_HEADERS {
+        return fail(RequestError::TooManyHeaders(http.headers));
+    }
+    let mut headers = HeaderMap::with_capacity(http.headers.min(MAX_REQUEST_HEADERS) + 2);
+    let mut raw_count = 0usize;
     if !http.raw_headers && http.headers <= KEPT {
         for &[ks, ke, vs, ve] in &http.kept[..http.headers] {
             let r = |a: u32, b: u32| a as usize..b as usize;
@@ -471,6 +477,10 @@ fn parts(
                 let mut values = Fields::new(buf, field.bytes);
                 while let Some(v) = values.next()? {
                     if v.number == 1 {
+                        raw_count += 1;
+                        if raw_count > MAX_REQUEST_HEADERS {
+                            return fail(RequestError::TooManyHeaders(raw_count));
+                        }
                         let (key, value) = raw_header(buf, v.bytes, false)?;
                         append_header(&mut headers, message, key, value);
                     }
@@ -768,6 +778,77 @@ mod tests {
                 .collect::<HashMap<_, _>>(),
             ..HttpRequest::default()
         }
+    }
+
+    /// `bytes` as a length-delimited field `number`.
+    fn field(number: u32, bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        prost::encoding::encode_key(number, prost::encoding::WireType::LengthDelimited, &mut out);
+        prost::encoding::encode_varint(bytes.len() as u64, &mut out);
+        out.extend_from_slice(bytes);
+        out
+    }
+
+    #[test]
+    fn a_key_above_u32_goes_to_the_generated_messages() {
+        // prost refuses it (InvalidKey); the lean reader must not judge such a message.
+        let mut message = Vec::new();
+        prost::encoding::encode_varint((1u64 << 32) | 2, &mut message);
+        message.push(0);
+        assert!(lean(&Bytes::from(message)).is_err());
+    }
+
+    #[test]
+    fn too_many_headers_are_a_400_never_a_panic() {
+        // 24 575 empty entries of the `headers` map (49 KB): a HeaderMap made for that many
+        // panics, and the release build aborts on a panic.
+        let mut http_bytes = http(&[]).encode_to_vec();
+        for _ in 0..24_575 {
+            http_bytes.extend_from_slice(&field(3, &[]));
+        }
+        // CheckRequest.attributes (1) > AttributeContext.request (4) > Request.http (2).
+        let message = field(1, &field(4, &field(2, &http_bytes)));
+        match lean(&Bytes::from(message)) {
+            Ok(Incoming::Parts(Err((RequestError::TooManyHeaders(24_575), id)))) => {
+                assert_eq!(id, "42");
+            }
+            other => panic!("{other:?}"),
+        }
+        // One more distinct header than a check may carry: refused by both paths alike.
+        let names: Vec<String> = (0..=MAX_REQUEST_HEADERS)
+            .map(|i| format!("x-h{i}"))
+            .collect();
+        let many: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "1")).collect();
+        let request = check(http(&many));
+        same(&request);
+        let bytes = Bytes::from(request.encode_to_vec());
+        assert!(matches!(
+            lean(&bytes),
+            Ok(Incoming::Parts(Err((RequestError::TooManyHeaders(n), _)))) if n == MAX_REQUEST_HEADERS + 1
+        ));
+        // Raw headers (`header_map`) too.
+        let raw = HttpRequest {
+            header_map: Some(PbHeaderMap {
+                headers: names
+                    .iter()
+                    .map(|n| PbValue {
+                        key: n.clone(),
+                        value: "1".into(),
+                        ..PbValue::default()
+                    })
+                    .collect(),
+            }),
+            ..http(&[])
+        };
+        same(&check(raw));
+        // As many as a check may carry: judged.
+        let at_limit: Vec<(&str, &str)> = many[..MAX_REQUEST_HEADERS].to_vec();
+        let request = check(http(&at_limit));
+        same(&request);
+        assert!(matches!(
+            lean(&Bytes::from(request.encode_to_vec())),
+            Ok(Incoming::Parts(Ok(_)))
+        ));
     }
 
     fn sorted(h: &HeaderMap) -> Vec<(String, Vec<u8>)> {
