@@ -374,6 +374,7 @@ const FORGED: &[&str] = &[
     "X-Auth_Request_Email",
     "X-Auth-Request-Preferred_Username",
     "X-Auth-Request-Groups",
+    "X-Auth-Request-Preferred-Username",
     "X-Auth-Request_Groups",
     "X-Auth-Request-Access_Token",
     "X-Forwarded-User",
@@ -391,11 +392,19 @@ fn cgi_name(name: &str) -> String {
     name.to_ascii_lowercase().replace('_', "-")
 }
 
-async fn forged_identity_headers_never_reach_the_app(http: bool) {
+/// `scope`: the scopes the adapter asks for; without `profile` and `groups` the ID token has no
+/// `preferred_username` or `groups`, and the gate overwrites those headers with empty values
+/// (which must still replace the client's copies).
+async fn forged_identity_headers_never_reach_the_app(http: bool, scope: &str) {
     let mode = if http { "HTTP" } else { "gRPC" };
     let port = common::port();
     let idp = provider_for(port).await;
-    let flags = ["--set-xauthrequest=true", "--skip-auth-route=GET=^/public/"];
+    let scope = format!("--scope={scope}");
+    let flags = [
+        "--set-xauthrequest=true",
+        "--skip-auth-route=GET=^/public/",
+        scope.as_str(),
+    ];
     let (authz, _stop) = start_adapter(engine(&idp.issuer, &flags).await, http).await;
     let (upstream, seen) = common::recording_app().await;
     let envoy = gateway(port, authz, http, upstream).await;
@@ -437,14 +446,39 @@ async fn forged_identity_headers_never_reach_the_app(http: bool) {
         "{mode}: the gate's X-Auth-Request-User is missing: {:?}",
         seen[0].headers
     );
+    // The control of the empty case: the ID token had no groups, so the gate set none.
+    if scope.ends_with(NO_PROFILE) {
+        let groups = seen[0].headers.iter().find_map(|(name, values)| {
+            (cgi_name(name) == "x-auth-request-groups").then(|| values.join(","))
+        });
+        assert!(
+            groups.as_deref().is_none_or(str::is_empty),
+            "{mode}: groups without the groups scope: {groups:?}"
+        );
+    }
 }
+
+/// Every claim the gate passes on.
+const ALL_SCOPES: &str = "openid email profile groups";
+/// No `preferred_username`, no `groups`: the gate sets those headers empty.
+const NO_PROFILE: &str = "openid email";
 
 #[tokio::test]
 async fn forged_identity_headers_never_reach_the_app_in_http_mode() {
-    forged_identity_headers_never_reach_the_app(true).await;
+    forged_identity_headers_never_reach_the_app(true, ALL_SCOPES).await;
 }
 
 #[tokio::test]
 async fn forged_identity_headers_never_reach_the_app_in_grpc_mode() {
-    forged_identity_headers_never_reach_the_app(false).await;
+    forged_identity_headers_never_reach_the_app(false, ALL_SCOPES).await;
+}
+
+#[tokio::test]
+async fn forged_identity_headers_never_reach_the_app_when_the_gate_sets_them_empty_http() {
+    forged_identity_headers_never_reach_the_app(true, NO_PROFILE).await;
+}
+
+#[tokio::test]
+async fn forged_identity_headers_never_reach_the_app_when_the_gate_sets_them_empty_grpc() {
+    forged_identity_headers_never_reach_the_app(false, NO_PROFILE).await;
 }
