@@ -61,6 +61,7 @@ use http::request::Parts;
 use http::{HeaderMap, HeaderName, Method, Request, StatusCode, header};
 use oidc_core::http::trusted_proxy::PeerAddr;
 
+use crate::accept::serve_connections;
 use crate::authorizer::Authorizer;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use oidc_core::{Decision, DenyReason, Engine};
@@ -232,22 +233,24 @@ async fn answer(
         }
         Incoming::Parts(Err((why, id))) => Ok(Answer::Message(Box::new(malformed(&why, &id)))),
         Incoming::Missing => Err(missing()),
-        Incoming::Full(request) => {
-            let http = request
-                .attributes
-                .as_ref()
-                .and_then(|a| a.request.as_ref())
-                .and_then(|r| r.http.as_ref())
-                .ok_or_else(missing)?;
-            Ok(Answer::Message(Box::new(
-                check_http(authorizer, http, peer).await,
-            )))
-        }
+        Incoming::Full(request) => Ok(Answer::Message(Box::new(
+            check_http(authorizer, http_of(&request)?, peer).await,
+        ))),
     }
 }
 
 fn missing() -> tonic::Status {
     tonic::Status::invalid_argument("CheckRequest.attributes.request.http is missing")
+}
+
+/// `request.attributes.request.http`, or the `INVALID_ARGUMENT` its absence is answered with.
+fn http_of(request: &CheckRequest) -> Result<&HttpRequest, tonic::Status> {
+    request
+        .attributes
+        .as_ref()
+        .and_then(|a| a.request.as_ref())
+        .and_then(|r| r.http.as_ref())
+        .ok_or_else(missing)
 }
 
 /// The answer to a request [`request_parts`] cannot rebuild: denied with 400.
@@ -269,14 +272,8 @@ impl Authorization for AuthzService {
     ) -> Result<tonic::Response<CheckResponse>, tonic::Status> {
         let peer = request.remote_addr().map(|a| a.ip());
         let request = request.into_inner();
-        let http = request
-            .attributes
-            .as_ref()
-            .and_then(|a| a.request.as_ref())
-            .and_then(|r| r.http.as_ref())
-            .ok_or_else(missing)?;
         Ok(tonic::Response::new(
-            check_http(&self.authorizer, http, peer).await,
+            check_http(&self.authorizer, http_of(&request)?, peer).await,
         ))
     }
 }
@@ -576,19 +573,7 @@ pub async fn serve(
     let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     // No `date` header: nothing reads it on a gRPC answer, and it is encoded on every one.
     builder.timer(TokioTimer::new()).auto_date_header(false);
-    let connections = hyper_util::server::graceful::GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "gRPC accept failed");
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
+    serve_connections(listener, shutdown, "grpc", move |stream, peer| {
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "TCP_NODELAY not set");
         }
@@ -598,17 +583,7 @@ pub async fn serve(
         let service = hyper::service::service_fn(move |request: http::Request<_>| {
             call::<hyper::body::Incoming>(authorizer.clone(), peer, request)
         });
-        let connection = connections.watch(builder.serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "gRPC connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    tracing::debug!(
-        connections = connections.count(),
-        "gRPC: stopped accepting; closing the open connections"
-    );
-    connections.shutdown().await;
+        builder.serve_connection(TokioIo::new(stream), service)
+    })
+    .await;
 }

@@ -27,6 +27,7 @@
 // Flag doc comments are `--help` text for a terminal (`<issuer>/.well-known/...`, URLs).
 #![allow(rustdoc::invalid_html_tags, rustdoc::bare_urls)]
 
+mod accept;
 pub mod authorizer;
 pub mod cli;
 pub mod duration;

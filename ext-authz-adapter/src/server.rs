@@ -17,6 +17,7 @@ use hyper_util::server::conn::auto;
 use oidc_core::http::trusted_proxy::PeerAddr;
 use oidc_core::{Decision, Engine};
 
+use crate::accept::serve_connections;
 use crate::authorizer::Authorizer;
 use tokio::net::TcpListener;
 
@@ -254,31 +255,15 @@ pub async fn serve(
     .await;
 }
 
-/// Accepts connections and answers each request with `answer` until `shutdown` completes;
-/// then stops accepting (the listening socket is closed: new connections are refused), asks
-/// every open connection to end gracefully (an idle HTTP/1 keep-alive connection is closed at
-/// once, one with a request in flight after its answer; HTTP/2 gets a GOAWAY and its open
-/// streams finish) and returns when the last one has ended. Bound that wait with a timeout
-/// (the binary's `--shutdown-drain-timeout`).
+/// Serves HTTP/1 and HTTP/2, answering each request with `answer`, until `shutdown` completes
+/// ([`crate::accept::serve_connections`]: then the open connections end gracefully).
 async fn serve_with<F, Fut>(listener: TcpListener, shutdown: impl Future<Output = ()>, answer: F)
 where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
 {
-    tokio::pin!(shutdown);
     let builder = auto::Builder::new(TokioExecutor::new());
-    let connections = hyper_util::server::graceful::GracefulShutdown::new();
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
+    serve_connections(listener, shutdown, "http", move |stream, peer| {
         let answer = answer.clone();
         let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
             // For --trusted-proxy-ip: whose X-Forwarded-* headers to believe.
@@ -286,23 +271,11 @@ where
             let answer = answer.clone();
             async move { Ok::<_, Infallible>(answer(req).await) }
         });
-        let connection = connections.watch(
-            builder
-                .serve_connection(TokioIo::new(stream), service)
-                .into_owned(),
-        );
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    tracing::debug!(
-        connections = connections.count(),
-        "stopped accepting; closing the open connections"
-    );
-    connections.shutdown().await;
+        builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned()
+    })
+    .await;
 }
 
 #[cfg(test)]
