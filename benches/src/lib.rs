@@ -3,6 +3,8 @@
 //!
 //! This library holds the fixtures the benchmarks share.
 
+pub mod mint;
+
 use http::HeaderValue;
 use oidc_core::{Config, Engine, Session};
 

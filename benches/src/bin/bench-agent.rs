@@ -31,6 +31,11 @@
 //! - `session-cookie --cookie-name=N --cookie-secret=S [--token-len=N]`: the `Cookie` header
 //!   value of a session made here (no login; tokens of `--token-len` bytes), for quick
 //!   measurements of an adapter run with the same cookie name and secret.
+//! - `mint-sessions --cookie-name=N --cookie-secret=S --cookie=C --count=N [--chunks=1]
+//!   --output=FILE`: `--count` distinct cookies of the real login's session in `--cookie`
+//!   (sealed again, each with its own nonce; grown with groups to `--chunks` chunks), one
+//!   `Cookie: ...` line each in `--output`; prints `cookie_bytes= chunks= groups_added=`
+//!   (`benches::mint`).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -60,11 +65,12 @@ fn main() {
         "envoy-config" => envoy_config(&args),
         "chart" => chart(&args),
         "session-cookie" => session_cookie(&args),
+        "mint-sessions" => mint_sessions(&args),
         "id-token" => runtime().block_on(id_token(&args)),
         "access-token" => runtime().block_on(access_token(&args)),
         _ => Err(format!(
             "unknown command {command:?}: login, grpc-load, grpc-checks, storm, envoy-config, chart, \
-             id-token, access-token or session-cookie"
+             id-token, access-token, session-cookie or mint-sessions"
         )),
     };
     match result {
@@ -192,6 +198,23 @@ fn session_cookie(args: &Args) -> Result<String, String> {
         .to_str()
         .map(str::to_owned)
         .map_err(|e| e.to_string())
+}
+
+fn mint_sessions(args: &Args) -> Result<String, String> {
+    let minted = benches::mint::Mint {
+        cookie_name: arg(args, "cookie-name")?.to_owned(),
+        cookie_secret: arg(args, "cookie-secret")?.to_owned(),
+        cookie: arg(args, "cookie")?.to_owned(),
+        count: num(args, "count", 1)?,
+        chunks: num(args, "chunks", 1)?,
+    }
+    .run()?;
+    let output = arg(args, "output")?;
+    std::fs::write(output, &minted.lines).map_err(|e| format!("--output={output}: {e}"))?;
+    Ok(format!(
+        "cookie_bytes={} chunks={} groups_added={}",
+        minted.cookie_bytes, minted.chunks, minted.groups_added
+    ))
 }
 
 fn fail(message: &str) -> ! {
