@@ -16,11 +16,13 @@
 //! - `storm --addr=HOST:PORT --host=H --cookie=C --n=N [--path=/]`: N requests sent at once on N
 //!   connections with the same (stale) session; prints the statuses and how many answers carried
 //!   a `Set-Cookie`.
-//! - `envoy-config --kind=none|http|grpc|oauth2 --listen= --app= [--authz=] [--idp=URL
+//! - `envoy-config --kind=none|http|grpc|oauth2 --listen= --app= [--authz= [--authz2=]] [--idp=URL
 //!   --client-id= --client-secret= --authorize= --token= --jwks=]`: an Envoy bootstrap (JSON)
 //!   as Istio renders it (`envoy_bootstrap`), or with no ext_authz, or with Envoy's own
-//!   oauth2 and jwt_authn filters.
+//!   oauth2 and jwt_authn filters; `--authz2` adds a second authz server to its cluster.
 //! - `chart --input=TSV --output=PNG --font=TTF`: throughput and p99 latency per system.
+//! - `curves --input=TSV --output=PNG --font=TTF [--title=T]`: how cost grows with the work,
+//!   one panel per curve (`benches::curves_chart`).
 //! - `id-token --addr=HOST:PORT --host=H --cookie=C`: the ID token of a session, as the adapter
 //!   (`--set-authorization-header`) hands it upstream in an allowed check's `Authorization`
 //!   header: a JWT from a real login, to send as a bearer token.
@@ -64,12 +66,13 @@ fn main() {
         "storm" => runtime().block_on(storm(&args)),
         "envoy-config" => envoy_config(&args),
         "chart" => chart(&args),
+        "curves" => curves(&args),
         "session-cookie" => session_cookie(&args),
         "mint-sessions" => mint_sessions(&args),
         "id-token" => runtime().block_on(id_token(&args)),
         "access-token" => runtime().block_on(access_token(&args)),
         _ => Err(format!(
-            "unknown command {command:?}: login, grpc-load, grpc-checks, storm, envoy-config, chart, \
+            "unknown command {command:?}: login, grpc-load, grpc-checks, storm, envoy-config, chart, curves, \
              id-token, access-token, session-cookie or mint-sessions"
         )),
     };
@@ -653,6 +656,38 @@ async fn storm(args: &Args) -> Result<String, String> {
 // ---------------------------------------------------------------------------------------------
 // envoy-config
 
+/// Adds `second` to the ext_authz cluster (the one whose endpoint is `first`): two replicas of
+/// the authz server behind one Envoy, round robin.
+fn add_authz_endpoint(
+    bootstrap: &mut Value,
+    first: SocketAddr,
+    second: SocketAddr,
+) -> Result<(), String> {
+    let port = u64::from(first.port());
+    let clusters = bootstrap["static_resources"]["clusters"]
+        .as_array_mut()
+        .ok_or("the rendered config has no clusters")?;
+    for cluster in clusters {
+        let Some(endpoints) =
+            cluster["load_assignment"]["endpoints"][0]["lb_endpoints"].as_array_mut()
+        else {
+            continue;
+        };
+        let is_authz = endpoints.iter().any(|e| {
+            e["endpoint"]["address"]["socket_address"]["port_value"].as_u64() == Some(port)
+        });
+        if is_authz {
+            let mut copy = endpoints[0].clone();
+            copy["endpoint"]["address"]["socket_address"]["address"] =
+                json!(second.ip().to_string());
+            copy["endpoint"]["address"]["socket_address"]["port_value"] = json!(second.port());
+            endpoints.push(copy);
+            return Ok(());
+        }
+    }
+    Err(format!("no cluster has the authz endpoint {first}"))
+}
+
 fn envoy_config(args: &Args) -> Result<String, String> {
     use envoy_bootstrap::{AuthzTarget, EnvoyConfig, VirtualHost};
 
@@ -688,7 +723,12 @@ fn envoy_config(args: &Args) -> Result<String, String> {
         .and_then(|f| f.last().cloned())
         .ok_or("the rendered config has no http_filters")?;
     match kind {
-        "http" | "grpc" => {}
+        "http" | "grpc" => {
+            if let Some(second) = args.get("authz2") {
+                let second: SocketAddr = second.parse().map_err(|e| format!("--authz2: {e}"))?;
+                add_authz_endpoint(&mut bootstrap, sock("authz")?, second)?;
+            }
+        }
         "none" => {
             hcm["http_filters"] = json!([router]);
             strip_authz_cluster(&mut bootstrap);
@@ -803,6 +843,17 @@ fn oauth2_filters(args: &Args) -> Result<Vec<Value>, String> {
 
 /// Input: one row per system, tab-separated: label, kind (`ours`, `peer`, `limit`, `envoy`),
 /// requests/s, p99 in ms.
+fn curves(args: &Args) -> Result<String, String> {
+    let input =
+        std::fs::read_to_string(arg(args, "input")?).map_err(|e| format!("--input: {e}"))?;
+    let output = arg(args, "output")?;
+    let font = std::fs::read(arg(args, "font")?).map_err(|e| format!("--font: {e}"))?;
+    let font: &'static [u8] = Box::leak(font.into_boxed_slice());
+    let title = args.get("title").map_or("cost curves", String::as_str);
+    benches::curves_chart::draw(&input, std::path::Path::new(output), font, title)?;
+    Ok(format!("wrote {output}"))
+}
+
 fn chart(args: &Args) -> Result<String, String> {
     use plotters::prelude::*;
 

@@ -1,4 +1,4 @@
-//! Measuring: wrk and the gRPC load generator (their output parsed), CPU time and peak RSS of a
+//! Measuring: the load generators' result lines parsed, CPU time and peak RSS of a
 //! process from `/proc`, a small keep-alive HTTP/1.1 client for probes and fixed request counts,
 //! and callgrind's counters.
 
@@ -19,92 +19,53 @@ pub struct Load {
     pub p50_ms: f64,
     /// 99th percentile latency, ms.
     pub p99_ms: f64,
-    /// Answers that were not the expected allow (wrk: non-2xx/3xx and socket errors; gRPC: a
-    /// status other than OK).
+    /// Transport errors (connections refused or reset, timeouts; gRPC: failed calls).
     pub errors: u64,
+    /// Answers other than the expected one (HTTP: another status; gRPC: a status other than
+    /// OK). A run with any is void.
+    pub unexpected: u64,
+    /// Every status seen and how often (`200:51234,302:1`), as the load generator printed it.
+    pub statuses: String,
+    /// Open loop: requests sent more than 1 ms after their intended time.
+    pub late: u64,
 }
 
-/// Parses `wrk --latency` output.
-pub fn parse_wrk(output: &str) -> Result<Load, String> {
-    let mut load = Load::default();
-    let mut in_distribution = false;
-    let mut have_rps = false;
-    for line in output.lines() {
-        let t = line.trim();
-        if t.starts_with("Latency Distribution") {
-            in_distribution = true;
-            continue;
-        }
-        if in_distribution {
-            let mut words = t.split_whitespace();
-            match (words.next(), words.next()) {
-                (Some("50%"), Some(v)) => load.p50_ms = duration_ms(v)?,
-                (Some("99%"), Some(v)) => load.p99_ms = duration_ms(v)?,
-                (Some(p), Some(_)) if p.ends_with('%') => {}
-                _ => in_distribution = false,
-            }
-        }
-        if let Some(v) = t.strip_prefix("Requests/sec:") {
-            load.rps = v
-                .trim()
-                .parse()
-                .map_err(|_| format!("wrk: bad Requests/sec {v:?}"))?;
-            have_rps = true;
-        } else if let Some(v) = t.strip_prefix("Non-2xx or 3xx responses:") {
-            load.errors += v.trim().parse::<u64>().unwrap_or(0);
-        } else if let Some(v) = t.strip_prefix("Socket errors:") {
-            // "connect 0, read 0, write 0, timeout 0"
-            load.errors += v
-                .split(',')
-                .filter_map(|part| part.split_whitespace().nth(1))
-                .filter_map(|n| n.parse::<u64>().ok())
-                .sum::<u64>();
-        } else if t.contains(" requests in ") {
-            load.requests = t
-                .split_whitespace()
-                .next()
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(0);
-        }
+impl Load {
+    /// Why the run cannot count: an answer that is not the expected allow, or a transport
+    /// error. `None` for a clean run.
+    pub fn void_reason(&self) -> Option<String> {
+        (self.unexpected > 0 || self.errors > 0 || self.requests == 0).then(|| {
+            format!(
+                "{} of {} answers unexpected, {} transport errors (statuses {})",
+                self.unexpected,
+                self.requests,
+                self.errors,
+                if self.statuses.is_empty() {
+                    "-"
+                } else {
+                    &self.statuses
+                }
+            )
+        })
     }
-    if !have_rps {
-        return Err(format!("wrk printed no Requests/sec:\n{output}"));
-    }
-    Ok(load)
 }
 
-/// `1.23ms`, `512.00us`, `1.02s`, `2.5m` in milliseconds.
-fn duration_ms(v: &str) -> Result<f64, String> {
-    let split = v
-        .find(|c: char| c.is_ascii_alphabetic())
-        .ok_or_else(|| format!("wrk: latency without unit {v:?}"))?;
-    let (number, unit) = v.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("wrk: bad latency {v:?}"))?;
-    let factor = match unit {
-        "us" => 0.001,
-        "ms" => 1.0,
-        "s" => 1000.0,
-        "m" => 60_000.0,
-        "h" => 3_600_000.0,
-        _ => return Err(format!("wrk: unknown latency unit in {v:?}")),
-    };
-    Ok(number * factor)
-}
-
-/// Parses `bench-agent grpc-load` output (`requests=.. errors=.. rps=.. p50_ms=.. p99_ms=..`).
-pub fn parse_grpc_load(output: &str) -> Result<Load, String> {
+/// Parses the result line of `bench-agent http-load` and `grpc-load` (`requests=.. errors=..
+/// [unexpected=..] rps=.. p50_ms=.. p99_ms=.. [statuses=..] [offered_rps=.. late=..]`).
+pub fn parse_agent_load(output: &str) -> Result<Load, String> {
     let line = output
         .lines()
         .rev()
         .find(|l| l.starts_with("requests="))
-        .ok_or_else(|| format!("grpc-load printed no result:\n{output}"))?;
-    let field = |key: &str| -> Result<f64, String> {
+        .ok_or_else(|| format!("the load generator printed no result:\n{output}"))?;
+    let word = |key: &str| -> Option<&str> {
         line.split_whitespace()
             .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+    };
+    let field = |key: &str| -> Result<f64, String> {
+        word(key)
             .and_then(|v| v.parse().ok())
-            .ok_or_else(|| format!("grpc-load: no {key} in {line:?}"))
+            .ok_or_else(|| format!("load generator: no {key} in {line:?}"))
     };
     Ok(Load {
         requests: field("requests")? as u64,
@@ -112,6 +73,9 @@ pub fn parse_grpc_load(output: &str) -> Result<Load, String> {
         p50_ms: field("p50_ms")?,
         p99_ms: field("p99_ms")?,
         errors: field("errors")? as u64,
+        unexpected: word("unexpected").and_then(|v| v.parse().ok()).unwrap_or(0),
+        statuses: word("statuses").unwrap_or_default().to_owned(),
+        late: word("late").and_then(|v| v.parse().ok()).unwrap_or(0),
     })
 }
 
@@ -429,45 +393,26 @@ pub fn callgrind_total(file: &Path) -> Result<u64, String> {
 mod tests {
     use super::*;
 
-    const WRK: &str = "Running 3s test @ http://127.0.0.1:4180/
-  1 threads and 32 connections
-  Thread Stats   Avg      Stdev     Max   +/- Stdev
-    Latency   810.12us  200.31us   5.00ms   90.00%
-    Req/Sec    39.50k     1.20k   41.00k    70.00%
-  Latency Distribution
-     50%  780.00us
-     75%    0.90ms
-     90%    1.02ms
-     99%    1.50ms
-  118500 requests in 3.00s, 10.00MB read
-  Socket errors: connect 0, read 2, write 0, timeout 1
-  Non-2xx or 3xx responses: 4
-Requests/sec:  39500.12
-Transfer/sec:      3.33MB
-";
-
-    #[test]
-    fn parses_wrk() {
-        let load = parse_wrk(WRK).expect("parse");
-        assert_eq!(load.requests, 118_500);
-        assert!((load.rps - 39_500.12).abs() < 1e-6);
-        assert!((load.p50_ms - 0.78).abs() < 1e-9);
-        assert!((load.p99_ms - 1.5).abs() < 1e-9);
-        assert_eq!(load.errors, 7);
-        assert!(parse_wrk("nothing").is_err());
-    }
-
     #[test]
     fn joins_chunks() {
         assert_eq!(dechunk("3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"), "abcde");
     }
 
     #[test]
-    fn parses_grpc_load() {
+    fn parses_the_load_generators_line() {
         let out = "requests=1000 errors=0 seconds=1.000 rps=1000.0 p50_ms=0.500 p99_ms=2.000";
-        let load = parse_grpc_load(out).expect("parse");
+        let load = parse_agent_load(out).expect("parse");
         assert_eq!(load.requests, 1000);
         assert!((load.p99_ms - 2.0).abs() < 1e-9);
+        assert_eq!(load.void_reason(), None);
+        let out = "warming up\nrequests=900 errors=1 unexpected=2 seconds=1.000 rps=900.0 \
+                   p50_ms=0.5 p90_ms=0.7 p99_ms=2.0 statuses=200:898,302:2 offered_rps=1000 late=3";
+        let load = parse_agent_load(out).expect("parse");
+        assert_eq!((load.errors, load.unexpected, load.late), (1, 2, 3));
+        assert_eq!(load.statuses, "200:898,302:2");
+        let why = load.void_reason().expect("void");
+        assert!(why.contains("2 of 900") && why.contains("302:2"), "{why}");
+        assert!(parse_agent_load("nothing").is_err());
     }
 
     #[test]

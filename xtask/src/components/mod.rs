@@ -10,13 +10,13 @@ pub(crate) mod go_build;
 pub(crate) mod helm;
 pub(crate) mod keycloak;
 pub(crate) mod manifest_check;
+pub(crate) mod nginx;
 pub(crate) mod node_provider;
 // Bench-only (`cargo xtask bench` installs them itself): not in `all()`.
 pub(crate) mod oauth2_proxy;
 pub(crate) mod openssl;
 pub(crate) mod redis;
 pub(crate) mod test_cluster;
-pub(crate) mod wrk;
 
 use std::ffi::OsString;
 
