@@ -741,6 +741,9 @@ impl Bench {
             ports.o2p,
             ports.o2p_refresh,
             ports.envoy_oauth2,
+            ports.redis_ours[0],
+            ports.redis_ours[1],
+            ports.redis_o2p,
         ]
         .iter()
         .map(|p| redirect(*p))
@@ -2092,8 +2095,26 @@ impl Bench {
         [("GOMAXPROCS", cpus.to_string()), ("GOGC", "100".to_owned())]
     }
 
-    /// The measured binaries' sizes on disk, MiB.
-    fn binary_sizes(&self) -> Vec<(String, f64)> {
+    /// The measured binaries' sizes: on disk (debug line tables included) and what is mapped
+    /// to run (text + data + bss, by binutils' `size`), MiB.
+    fn binary_sizes(&self) -> Vec<(String, f64, Option<f64>)> {
+        let loaded = |path: &Path| -> Option<f64> {
+            let out = Command::new("size")
+                .arg(path)
+                .stdin(Stdio::null())
+                .output()
+                .ok()?;
+            // "   text\t   data\t    bss\t    dec\t    hex\tfilename" then the numbers.
+            let text = String::from_utf8_lossy(&out.stdout);
+            let dec: f64 = text
+                .lines()
+                .nth(1)?
+                .split_whitespace()
+                .nth(3)?
+                .parse()
+                .ok()?;
+            Some(dec / 1024.0 / 1024.0)
+        };
         let mut sizes = Vec::new();
         for (what, path) in [
             (
@@ -2107,11 +2128,9 @@ impl Bench {
             ),
             ("nginx".to_owned(), self.bins.nginx.as_ref()),
         ] {
-            if let Some(len) = path
-                .and_then(|p| std::fs::metadata(p).ok())
-                .map(|m| m.len())
-            {
-                sizes.push((what, len as f64 / 1024.0 / 1024.0));
+            let Some(path) = path else { continue };
+            if let Ok(meta) = std::fs::metadata(path) {
+                sizes.push((what, meta.len() as f64 / 1024.0 / 1024.0, loaded(path)));
             }
         }
         sizes
@@ -2342,6 +2361,10 @@ struct Ports {
     callgrind_noop: u16,
     callgrind_noop_grpc: u16,
     callgrind_o2p: u16,
+    /// The cost curves' adapters and oauth2-proxy with the Redis store (logins come back to
+    /// them: the provider knows their callbacks).
+    redis_ours: [u16; 2],
+    redis_o2p: u16,
 }
 
 impl Ports {
@@ -2371,6 +2394,8 @@ impl Ports {
             callgrind_noop: next()?,
             callgrind_noop_grpc: next()?,
             callgrind_o2p: next()?,
+            redis_ours: [next()?, next()?],
+            redis_o2p: next()?,
         })
     }
 }

@@ -344,14 +344,18 @@ impl Bench {
         all
     }
 
-    /// Starts an adapter with `extra` flags on a new port; returns (port, pid).
+    /// Starts an adapter with `extra` flags on `port` (a new one if `None`); returns (port, pid).
     fn start_adapter(
         &mut self,
         services: &mut Services,
         name: &str,
+        port: Option<u16>,
         extra: &[String],
     ) -> Result<(u16, u32), String> {
-        let port = util::reserve_port("bench: an adapter of the cost curves")?;
+        let port = match port {
+            Some(p) => p,
+            None => util::reserve_port("bench: an adapter of the cost curves")?,
+        };
         let mut args = self.adapter_args(port, None, "1h");
         args.extend(extra.iter().cloned());
         let servers = self.pin.servers.clone();
@@ -396,7 +400,7 @@ impl Bench {
                     })
                     .collect();
                 let name = format!("adapter-{flag}-{n}");
-                let (port, pid) = self.start_adapter(services, &name, &extra)?;
+                let (port, pid) = self.start_adapter(services, &name, None, &extra)?;
                 services.wait_ready()?;
                 let mut s = scenario(
                     "curve-rules",
@@ -474,8 +478,18 @@ impl Bench {
             "--session-store-type=redis".to_owned(),
             format!("--redis-connection-url={url}"),
         ];
-        let (port_a, pid_a) = self.start_adapter(services, "adapter-redis-1", &store)?;
-        let (port_b, pid_b) = self.start_adapter(services, "adapter-redis-2", &store)?;
+        let (port_a, pid_a) = self.start_adapter(
+            services,
+            "adapter-redis-1",
+            Some(ports.redis_ours[0]),
+            &store,
+        )?;
+        let (port_b, pid_b) = self.start_adapter(
+            services,
+            "adapter-redis-2",
+            Some(ports.redis_ours[1]),
+            &store,
+        )?;
         services.wait_ready()?;
         let ours = self.login(port_a, "/")?;
         cookies.extra.push(("ours-redis".into(), ours));
@@ -516,7 +530,7 @@ impl Bench {
         });
 
         if let Some(binary) = self.bins.oauth2_proxy.clone() {
-            let port = util::reserve_port("bench: oauth2-proxy with Redis")?;
+            let port = ports.redis_o2p;
             let mut args = self.oauth2_proxy_args(port, "1h");
             args.extend(store.iter().cloned());
             let mut cmd = self.pinned(&servers, &binary);

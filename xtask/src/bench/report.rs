@@ -18,8 +18,8 @@ pub struct Report {
     pub curves_chart: Option<std::path::PathBuf>,
     /// Bytes of the `Cookie` header of the adapter's and oauth2-proxy's session.
     pub cookie_bytes: [Option<usize>; 2],
-    /// The measured binaries' sizes, MiB.
-    pub binaries: Vec<(String, f64)>,
+    /// The measured binaries' sizes, MiB: on disk, and mapped to run (text + data + bss).
+    pub binaries: Vec<(String, f64, Option<f64>)>,
     /// The seed of the rounds' shuffles.
     pub seed: u64,
     pub callgrind: Vec<Callgrind>,
@@ -469,13 +469,14 @@ impl Report {
             let adapter = self
                 .binaries
                 .iter()
-                .find(|(w, _)| w.starts_with("adapter"))
-                .map_or(0.0, |(_, m)| *m);
+                .find(|(w, ..)| w.starts_with("adapter"))
+                .and_then(|(_, _, m)| *m)
+                .unwrap_or(0.0);
             let _ = writeln!(
                 md,
                 "- **Peak RSS.** The adapter's {a:.1} MiB against oauth2-proxy's {b:.1} MiB; its \
                  anonymous memory (heap, stacks) peaks at {} MiB, and most of the rest is its own \
-                 code and libc mapped from disk (the binary is {adapter:.1} MiB; see \"RSS at \
+                 code and libc mapped from disk (its text, data and bss are {adapter:.1} MiB; see \"RSS at \
                  rest\" below), which no tuning of the heap removes. 1/3 of oauth2-proxy's \
                  would be {:.1} MiB.",
                 ours.anon_mib.map_or("?".into(), |v| format!("{v:.1}")),
@@ -810,7 +811,10 @@ impl Report {
         let sizes: Vec<String> = self
             .binaries
             .iter()
-            .map(|(what, mib)| format!("{what} {mib:.1} MiB"))
+            .map(|(what, disk, mapped)| match mapped {
+                Some(m) => format!("{what} {disk:.1} MiB ({m:.1} MiB text, data and bss)"),
+                None => format!("{what} {disk:.1} MiB"),
+            })
             .collect();
         let _ = writeln!(md, "- binaries on disk: {}", sizes.join(", "));
         let _ = writeln!(md);
