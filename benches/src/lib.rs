@@ -1,7 +1,10 @@
 //! Benchmarks of the per-request hot path (`cargo bench -p benches`) and, in
 //! `cargo xtask bench`, load benchmarks against peers.
 //!
-//! This library holds the fixtures the benchmarks share.
+//! This library holds the fixtures the benchmarks share and the HTTP load generator
+//! ([`http_load`], `bench-agent http-load`).
+
+pub mod http_load;
 
 use http::HeaderValue;
 use oidc_core::{Config, Engine, Session};
