@@ -1,15 +1,16 @@
 //! Benchmarks of the per-request hot path (`cargo bench -p benches`) and, in
 //! `cargo xtask bench`, load benchmarks against peers.
 //!
-//! This library holds the fixtures the benchmarks share and the cost-curve chart
-//! ([`curves_chart`]) of `bench-agent curves`.
+//! This library holds the fixtures the benchmarks share, the HTTP load generator
+//! ([`http_load`], `bench-agent http-load`), the minted sessions of the cost curves
+//! ([`mint`]) and their chart ([`curves_chart`], `bench-agent curves`).
 
+pub mod curves_chart;
+pub mod http_load;
 pub mod mint;
 
 use http::HeaderValue;
 use oidc_core::{Config, Engine, Session};
-
-pub mod curves_chart;
 
 /// A cookie secret for benchmarks only.
 pub const COOKIE_SECRET: &str = "bench-cookie-secret-of-32-bytes!";

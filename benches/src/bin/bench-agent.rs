@@ -9,6 +9,15 @@
 //!   --duration=SECS [--warmup=SECS] [--path=/]`: `envoy.service.auth.v3.Authorization/Check`
 //!   calls as Envoy makes them, N in flight on one HTTP/2 connection (as one Envoy worker does),
 //!   for a fixed time; prints `requests= errors= seconds= rps= p50_ms= p99_ms=`.
+//! - `http-load --addr=HOST:PORT --host=HOST[:PORT] (--duration=SECS | --requests=N)
+//!   [--path=/] [--headers-file=FILE] [--credentials=FILE] [--connections=32] [--rate=R]
+//!   [--warmup=SECS] [--expect=200] [--timeout=10]`: HTTP/1.1 `GET`s on keep-alive
+//!   connections with exact accounting (`benches::http_load`): request i carries line
+//!   i mod n of `--credentials` (one header line each, e.g. `Cookie: ...`), `--headers-file`
+//!   holds extra `Name: value` lines; closed loop, or open loop at `--rate` requests/s with
+//!   latencies from the intended send time. After one probe with the first credential (which
+//!   must answer `--expect`), prints `requests= errors= unexpected= seconds= rps= p50_ms=
+//!   p90_ms= p99_ms= p999_ms= max_ms= statuses=200:N,... [offered_rps= late=] reconnects=`.
 //! - `grpc-checks --addr=HOST:PORT --authority=HOST:PORT --cookie=C [--warmup=50] [--n=2000]
 //!   [--path=/]`: the same `Check` in sequence on one connection, for callgrind: after the
 //!   warm-up it prints `WARM` and waits for a line on stdin, after the `--n` counted checks
@@ -63,6 +72,16 @@ fn main() {
         "login" => runtime().block_on(login(&args)),
         "grpc-load" => runtime().block_on(grpc_load(&args)),
         "grpc-checks" => runtime().block_on(grpc_checks(&args)),
+        "http-load" => http_load(&args).and_then(|options| {
+            runtime()
+                .block_on(benches::http_load::run(options))
+                .map(|report| {
+                    if let Some(e) = &report.first_error {
+                        eprintln!("bench-agent: http-load: first transport error: {e}");
+                    }
+                    report.to_string()
+                })
+        }),
         "storm" => runtime().block_on(storm(&args)),
         "envoy-config" => envoy_config(&args),
         "chart" => chart(&args),
@@ -72,8 +91,8 @@ fn main() {
         "id-token" => runtime().block_on(id_token(&args)),
         "access-token" => runtime().block_on(access_token(&args)),
         _ => Err(format!(
-            "unknown command {command:?}: login, grpc-load, grpc-checks, storm, envoy-config, chart, curves, \
-             id-token, access-token, session-cookie or mint-sessions"
+            "unknown command {command:?}: login, grpc-load, grpc-checks, http-load, storm, \
+             envoy-config, chart, curves, id-token, access-token, session-cookie or mint-sessions"
         )),
     };
     match result {
@@ -651,6 +670,76 @@ async fn storm(args: &Args) -> Result<String, String> {
         "n={n} statuses={} set_cookie={with_cookie}",
         statuses.join(",")
     ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// http-load
+
+/// The options of `http-load` (see the top of this file).
+fn http_load(args: &Args) -> Result<benches::http_load::Options, String> {
+    use benches::http_load::{Options, Stop, header_lines};
+
+    let known = [
+        "addr",
+        "host",
+        "path",
+        "headers-file",
+        "credentials",
+        "connections",
+        "duration",
+        "requests",
+        "rate",
+        "warmup",
+        "expect",
+        "timeout",
+    ];
+    if let Some(key) = args.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(format!(
+            "http-load: unknown argument --{key} (extra headers go in --headers-file=FILE); \
+             known: --{}",
+            known.join(", --")
+        ));
+    }
+    let addr: SocketAddr = arg(args, "addr")?
+        .parse()
+        .map_err(|e| format!("--addr: {e}"))?;
+    let seconds = |key: &str, default: f64| -> Result<Duration, String> {
+        let s: f64 = num(args, key, default)?;
+        Duration::try_from_secs_f64(s).map_err(|_| format!("--{key}={s}: not a duration"))
+    };
+    let stop = match (args.contains_key("duration"), args.contains_key("requests")) {
+        (true, false) => Stop::Duration(seconds("duration", 0.0)?),
+        (false, true) => Stop::Requests(num(args, "requests", 0)?),
+        _ => return Err("give either --duration=SECS or --requests=N".to_owned()),
+    };
+    let lines = |key: &str| -> Result<Vec<String>, String> {
+        match args.get(key) {
+            None => Ok(Vec::new()),
+            Some(file) => {
+                let text =
+                    std::fs::read_to_string(file).map_err(|e| format!("--{key}={file}: {e}"))?;
+                header_lines(&text, &format!("--{key}={file}"))
+            }
+        }
+    };
+    let credentials = lines("credentials")?;
+    if args.contains_key("credentials") && credentials.is_empty() {
+        return Err("--credentials: the file holds no header line".to_owned());
+    }
+    Ok(Options {
+        path: args.get("path").cloned().unwrap_or_else(|| "/".to_owned()),
+        headers: lines("headers-file")?,
+        credentials,
+        connections: num(args, "connections", 32)?,
+        rate: args
+            .contains_key("rate")
+            .then(|| num(args, "rate", 0.0))
+            .transpose()?,
+        warmup: seconds("warmup", 0.0)?,
+        expect: num(args, "expect", 200)?,
+        timeout: seconds("timeout", 10.0)?,
+        ..Options::new(addr, arg(args, "host")?, stop)
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
