@@ -543,7 +543,9 @@ impl Bench {
         self.install()?;
 
         self.stage("building the adapter and noop-server (profile dist), bench-agent (release)");
+        let building = Instant::now();
         self.build()?;
+        let build_time = building.elapsed();
         self.bearer = self.adapter_help().contains("--skip-jwt-bearer-tokens");
 
         self.stage("starting the provider, the servers and the Envoys");
@@ -645,6 +647,7 @@ impl Bench {
             chart: None,
             date: report::today(),
             elapsed: self.started.elapsed(),
+            build_time,
         };
         if o.write {
             report.chart = self.chart(&report);

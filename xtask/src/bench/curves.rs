@@ -86,11 +86,11 @@ impl Bench {
     fn sizes(&self) -> Sizes {
         if self.options.quick {
             Sizes {
-                cold: [1_000, 10_000],
+                cold: [5_000, 10_000],
                 warm: [1, 1_000, 10_000],
                 peer_logins: 10,
                 rules: [1, 10, 100, 1000],
-                chunk_cold: 2_000,
+                chunk_cold: 5_000,
             }
         } else {
             Sizes {
@@ -779,11 +779,12 @@ pub fn section(points: &[Point], chart: Option<&std::path::Path>, md: &mut Strin
     let _ = writeln!(md);
     // Slopes: the cost at the most work over the cost at the least, per series.
     let mut lines = Vec::new();
-    let mut series: Vec<(&str, &str)> = points
-        .iter()
-        .map(|p| (p.panel, p.series.as_str()))
-        .collect();
-    series.dedup();
+    let mut series: Vec<(&str, &str)> = Vec::new();
+    for p in points {
+        if !series.contains(&(p.panel, p.series.as_str())) {
+            series.push((p.panel, p.series.as_str()));
+        }
+    }
     for (panel, name) in series {
         let of: Vec<(f64, f64)> = points
             .iter()
