@@ -2098,8 +2098,8 @@ impl Bench {
         [("GOMAXPROCS", cpus.to_string()), ("GOGC", "100".to_owned())]
     }
 
-    /// The measured binaries' sizes: on disk (debug line tables included) and what is mapped
-    /// to run (text + data + bss, by binutils' `size`), MiB.
+    /// The measured binaries' sizes: on disk (debug line tables included) and their code and
+    /// read-only data (`size`'s text, what is mapped from the file to run), MiB.
     fn binary_sizes(&self) -> Vec<(String, f64, Option<f64>)> {
         let loaded = |path: &Path| -> Option<f64> {
             let out = Command::new("size")
@@ -2107,16 +2107,17 @@ impl Bench {
                 .stdin(Stdio::null())
                 .output()
                 .ok()?;
-            // "   text\t   data\t    bss\t    dec\t    hex\tfilename" then the numbers.
+            // "   text\t   data\t    bss\t    dec\t    hex\tfilename" then the numbers; text is
+            // code and read-only data.
             let text = String::from_utf8_lossy(&out.stdout);
-            let dec: f64 = text
+            let code: f64 = text
                 .lines()
                 .nth(1)?
                 .split_whitespace()
-                .nth(3)?
+                .next()?
                 .parse()
                 .ok()?;
-            Some(dec / 1024.0 / 1024.0)
+            Some(code / 1024.0 / 1024.0)
         };
         let mut sizes = Vec::new();
         for (what, path) in [
