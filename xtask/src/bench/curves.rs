@@ -728,7 +728,9 @@ pub fn section(points: &[Point], chart: Option<&std::path::Path>, md: &mut Strin
          `--authorization-rule=^/area-<i>/=group:team-<i>` or `--skip-auth-route=GET=^/public-<i>/` \
          (none matches `/`, so every check tests all of them). Chunks: the session grown with \
          groups until its cookie spans 1 to 4 cookies. One run per point; CPU is the server \
-         process's (and, for Redis and replicas, Redis's and every replica's).\n"
+         process's (and, for Redis and replicas, Redis's and every replica's); peak RSS is the \
+         server's, and grows with distinct sessions as the session cache fills (it is bounded \
+         by weight, not by count).\n"
     );
     if let Some(chart) = chart {
         let _ = writeln!(
@@ -739,21 +741,22 @@ pub fn section(points: &[Point], chart: Option<&std::path::Path>, md: &mut Strin
     }
     let _ = writeln!(
         md,
-        "| curve | point | requests/s | p99 ms | CPU µs / check | answers |"
+        "| curve | point | requests/s | p99 ms | CPU µs / check | peak RSS MiB | answers |"
     );
-    let _ = writeln!(md, "|---|---|---:|---:|---:|---|");
+    let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---|");
     let cpu_us = |p: &Point| -> Option<f64> { Some(p.scenario.summary()?.total_cpu? * 100.0) };
     for p in points {
         match p.scenario.summary() {
             Some(m) => {
                 let _ = writeln!(
                     md,
-                    "| {} | {} | {:.0} | {:.3} | {} | `{}` |",
+                    "| {} | {} | {:.0} | {:.3} | {} | {} | `{}` |",
                     p.panel,
                     p.scenario.label,
                     m.rps,
                     m.p99,
                     cpu_us(p).map_or("?".into(), |v| format!("{v:.1}")),
+                    m.rss_mib.map_or("?".into(), |v| format!("{v:.1}")),
                     p.scenario
                         .runs
                         .last()
@@ -763,7 +766,7 @@ pub fn section(points: &[Point], chart: Option<&std::path::Path>, md: &mut Strin
             None => {
                 let _ = writeln!(
                     md,
-                    "| {} | {} | not measured: {} | | | |",
+                    "| {} | {} | not measured: {} | | | | |",
                     p.panel,
                     p.scenario.label,
                     p.scenario

@@ -854,9 +854,11 @@ impl Report {
              `bench-agent grpc-load` ({c} streams on one HTTP/2 connection, as one Envoy worker \
              sends them). Each measured run follows a {w} s warm-up. Every round runs every \
              scenario once, in a new shuffled order. A run is void if a single answer is not the \
-             expected allow (200; 202 for `/oauth2/auth`) or a connection fails; a void run, or \
+             expected allow (200; 202 for `/oauth2/auth`) or a connection fails; a void run, \
              one during which processes this run did not start took more than 20% of the \
-             servers' CPU, is measured again, at most {r} times per scenario (its own budget, so \
+             servers' CPU, or an open-loop run whose load generator sent more than 1% of its \
+             requests over 1 ms late (a stall that would count as the server's latency), is \
+             measured again, at most {r} times per scenario (its own budget, so \
              no system uses up another's), and the quieter run is kept; repeats are listed under \
              the tables. A one-pass (cold) run is never repeated: its sessions would no longer \
              be new.\n\

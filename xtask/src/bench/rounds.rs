@@ -3,8 +3,9 @@
 //! with its own budget of repeats.
 //!
 //! A run is measured again when it is void (an answer other than the expected one, or a
-//! transport error: the figures would mix allows with denies) or when processes this run did
-//! not start took more than [`OTHERS_MAX_PCT`] of the servers' CPU. A scenario that runs out of
+//! transport error: the figures would mix allows with denies), when processes this run did
+//! not start took more than [`OTHERS_MAX_PCT`] of the servers' CPU, or (open loop) when the
+//! load generator sent more than [`LATE_MAX_SHARE`] of its requests late. A scenario that runs out of
 //! repeats on a void run is reported as failed with the reason, never with the void figures;
 //! every repeat and its reason go into the report.
 
@@ -13,6 +14,35 @@ use super::{Bench, Cookies, Scenario};
 /// A measured run during which other processes took more than this share of the servers'
 /// CPU is measured again (within [`super::Options::retries`] per scenario).
 pub const OTHERS_MAX_PCT: f64 = 20.0;
+
+/// An open-loop run in which more than this share of the requests left the load generator
+/// over 1 ms after their scheduled time is measured again: the machine or the generator
+/// stalled, and the stall would be counted as the server's latency.
+pub const LATE_MAX_SHARE: f64 = 0.01;
+
+/// Why a clean run (every answer the expected one) still does not represent the system: other
+/// work took the servers' CPU, or (open loop) the load generator fell behind its schedule.
+fn disturbed(run: &super::Run) -> Option<String> {
+    if let Some(p) = run.others_pct.filter(|p| *p > OTHERS_MAX_PCT) {
+        return Some(format!("other processes took {p:.0}% of the servers' CPU"));
+    }
+    let late = run.load.late as f64 / run.load.requests.max(1) as f64;
+    (late > LATE_MAX_SHARE).then(|| {
+        format!(
+            "{} of {} requests were sent over 1 ms late (a stall of the machine or the load \
+             generator)",
+            run.load.late, run.load.requests
+        )
+    })
+}
+
+/// Lower is quieter: requests sent late, then other processes' share of the CPU.
+fn quietness(run: &super::Run) -> (u64, u64) {
+    (
+        run.load.late,
+        run.others_pct.map_or(u64::MAX, |p| (p * 100.0) as u64),
+    )
+}
 
 /// A small deterministic generator for the shuffles (xorshift64*), seeded per run and printed,
 /// so an order can be replayed from the report.
@@ -89,24 +119,13 @@ impl Bench {
                 Ok(run) => match run.load.void_reason() {
                     Some(why) => (true, format!("void: {why}")),
                     None => {
-                        let busy = run.others_pct.filter(|p| *p > OTHERS_MAX_PCT);
+                        let why = disturbed(&run);
                         // Of a disturbed run and its repeat, the quieter counts.
-                        let quieter = match &kept {
-                            Some(k) => {
-                                run.others_pct.unwrap_or(100.0) < k.others_pct.unwrap_or(100.0)
-                            }
-                            None => true,
-                        };
+                        let quieter = kept.as_ref().is_none_or(|k| quietness(&run) < quietness(k));
                         if quieter {
                             kept = Some(run);
                         }
-                        match busy {
-                            Some(p) => (
-                                true,
-                                format!("other processes took {p:.0}% of the servers' CPU"),
-                            ),
-                            None => (false, String::new()),
-                        }
+                        (why.is_some(), why.unwrap_or_default())
                     }
                 },
             };
@@ -148,6 +167,25 @@ impl Bench {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_is_disturbed_by_other_work_or_a_late_load() {
+        let mut run = crate::bench::Run::default();
+        run.load.requests = 10_000;
+        run.others_pct = Some(3.0);
+        assert_eq!(disturbed(&run), None);
+        run.load.late = 50;
+        assert_eq!(disturbed(&run), None, "0.5% late is the server's own queue");
+        run.load.late = 150;
+        assert!(disturbed(&run).is_some_and(|w| w.contains("150 of 10000")));
+        run.load.late = 0;
+        run.others_pct = Some(35.0);
+        assert!(disturbed(&run).is_some_and(|w| w.contains("35%")));
+        let (mut a, mut b) = (run.clone(), run);
+        a.load.late = 3;
+        b.load.late = 2;
+        assert!(quietness(&b) < quietness(&a));
+    }
 
     #[test]
     fn shuffles_every_index_once_and_replays_from_the_seed() {
