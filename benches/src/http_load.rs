@@ -95,8 +95,20 @@ impl Options {
         for line in &self.credentials {
             check_header_line(line).map_err(|e| format!("--credentials: {e}"))?;
         }
-        if self.connections == 0 {
-            return Err("--connections=0: at least one is needed".to_owned());
+        if !(1..=MAX_CONNECTIONS).contains(&self.connections) {
+            return Err(format!(
+                "--connections={}: give 1 to {MAX_CONNECTIONS}",
+                self.connections
+            ));
+        }
+        let day = Duration::from_secs(86_400);
+        if let Stop::Duration(d) = self.stop
+            && d > day
+        {
+            return Err("--duration: at most a day (86400 s)".to_owned());
+        }
+        if self.warmup > day || self.timeout > day {
+            return Err("--warmup and --timeout: at most a day (86400 s)".to_owned());
         }
         match self.stop {
             Stop::Duration(d) if d.is_zero() => {
@@ -106,11 +118,9 @@ impl Options {
             _ => {}
         }
         if let Some(rate) = self.rate
-            && !(rate.is_finite() && rate > 0.0)
+            && !(rate.is_finite() && (1.0..=1e7).contains(&rate))
         {
-            return Err(format!(
-                "--rate={rate}: give a positive number of requests/s"
-            ));
+            return Err(format!("--rate={rate}: give 1 to 10000000 requests/s"));
         }
         if !(100..=999).contains(&self.expect) {
             return Err(format!("--expect={}: not an HTTP status", self.expect));
@@ -172,7 +182,9 @@ pub struct Report {
     pub statuses: BTreeMap<u16, u64>,
     /// The open loop's rate (requests/s); `None` for a closed loop.
     pub offered_rps: Option<f64>,
-    /// Open loop: requests sent more than 1 ms after their intended time.
+    /// Open loop: requests the generator itself sent more than 1 ms after their intended time
+    /// (or after the previous answer on their connection, when that came later: waiting for
+    /// a slow answer is the server's delay and shows in the latencies instead).
     pub late: u64,
     /// Connections opened again after the server closed one (`Connection: close`, errors).
     pub reconnects: u64,
@@ -275,7 +287,9 @@ pub async fn run(mut options: Options) -> Result<Report, String> {
         },
         timeout: options.timeout,
         measured: AtomicU64::new(0),
-        sent: AtomicU64::new(0),
+        // The probe presented credential 0: the load starts with credential 1, so a one-pass
+        // run over n + 1 credentials (`--requests=n`) presents each of 1..=n exactly once.
+        sent: AtomicU64::new(1),
     });
 
     let tasks: Vec<_> = streams
@@ -475,6 +489,8 @@ struct Stats {
 
 /// Read buffer size: a response head must fit.
 const READ_BUFFER: usize = 64 * 1024;
+/// Most connections one run opens (each holds a read buffer and a latency list).
+const MAX_CONNECTIONS: usize = 10_000;
 
 /// One keep-alive connection and its counts.
 struct Connection {
@@ -528,6 +544,9 @@ impl Connection {
                 // Past the end, a connection that is behind still sends what was due before
                 // it, for at most one timeout more.
                 let hard_end = self.plan.end.map(|end| end + self.plan.timeout);
+                // When this connection's previous answer came back: a send due before that
+                // waits for it, which is the server's delay, not the generator's.
+                let mut free_at = Instant::now();
                 for j in 0.. {
                     let intended = self.plan.intended(rate, index, j);
                     if hard_end.is_some_and(|end| Instant::now() >= end) {
@@ -539,10 +558,11 @@ impl Connection {
                     };
                     wait_until(intended).await;
                     let sent = Instant::now();
-                    if next.counted && sent > intended + Duration::from_millis(1) {
+                    if next.counted && sent > intended.max(free_at) + Duration::from_millis(1) {
                         self.stats.late += 1;
                     }
                     self.send(next, sent, intended).await;
+                    free_at = Instant::now();
                 }
             }
         }

@@ -930,8 +930,7 @@ fn oauth2_filters(args: &Args) -> Result<Vec<Value>, String> {
 // ---------------------------------------------------------------------------------------------
 // chart
 
-/// Input: one row per system, tab-separated: label, kind (`ours`, `peer`, `limit`, `envoy`),
-/// requests/s, p99 in ms.
+/// The cost curves' chart (`benches::curves_chart` has the input's format).
 fn curves(args: &Args) -> Result<String, String> {
     let input =
         std::fs::read_to_string(arg(args, "input")?).map_err(|e| format!("--input: {e}"))?;
@@ -943,6 +942,8 @@ fn curves(args: &Args) -> Result<String, String> {
     Ok(format!("wrote {output}"))
 }
 
+/// Input: one row per system, tab-separated: label, kind (`ours`, `peer`, `limit`, `envoy`),
+/// requests/s, p99 in ms.
 fn chart(args: &Args) -> Result<String, String> {
     use plotters::prelude::*;
 

@@ -19,10 +19,10 @@ pub struct Load {
     pub p50_ms: f64,
     /// 99th percentile latency, ms.
     pub p99_ms: f64,
-    /// Transport errors (connections refused or reset, timeouts; gRPC: failed calls).
+    /// HTTP: transport errors (connections refused or reset, timeouts). gRPC (`grpc-load`):
+    /// every call that failed or answered a status other than OK. A run with any is void.
     pub errors: u64,
-    /// Answers other than the expected one (HTTP: another status; gRPC: a status other than
-    /// OK). A run with any is void.
+    /// HTTP: answers with another status than the expected one. A run with any is void.
     pub unexpected: u64,
     /// Every status seen and how often (`200:51234,302:1`), as the load generator printed it.
     pub statuses: String,

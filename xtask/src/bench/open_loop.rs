@@ -23,9 +23,7 @@ impl Bench {
     pub(super) fn open_loop(&self, closed: &[Scenario]) -> Vec<Scenario> {
         let median_rps = |id: &str| -> Option<f64> {
             let s = closed.iter().find(|s| s.id == id && s.failed.is_none())?;
-            let mut v: Vec<f64> = s.runs.iter().map(|r| r.load.rps).collect();
-            v.sort_by(f64::total_cmp);
-            v.get(v.len() / 2).copied()
+            super::report::median(s.runs.iter().map(|r| r.load.rps).collect())
         };
         let Some(base) = median_rps("peer-http").or_else(|| median_rps("ours-http")) else {
             return Vec::new();

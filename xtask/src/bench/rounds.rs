@@ -29,8 +29,8 @@ fn disturbed(run: &super::Run) -> Option<String> {
     let late = run.load.late as f64 / run.load.requests.max(1) as f64;
     (late > LATE_MAX_SHARE).then(|| {
         format!(
-            "{} of {} requests were sent over 1 ms late (a stall of the machine or the load \
-             generator)",
+            "the load generator sent {} of {} requests over 1 ms later than it could have (a \
+             stall of the machine or of the generator)",
             run.load.late, run.load.requests
         )
     })
@@ -120,9 +120,10 @@ impl Bench {
                     Some(why) => (true, format!("void: {why}")),
                     None => {
                         let why = disturbed(&run);
-                        // Of a disturbed run and its repeat, the quieter counts.
-                        let quieter = kept.as_ref().is_none_or(|k| quietness(&run) < quietness(k));
-                        if quieter {
+                        // A clean run always counts; of disturbed runs, the quieter.
+                        let keep = why.is_none()
+                            || kept.as_ref().is_none_or(|k| quietness(&run) < quietness(k));
+                        if keep {
                             kept = Some(run);
                         }
                         (why.is_some(), why.unwrap_or_default())
