@@ -332,7 +332,8 @@ pub enum RequestError {
     /// Not an HTTP method.
     #[error("invalid method {0:?}")]
     Method(String),
-    /// Not a request target.
+    /// Not a request target. Holds [`RequestError::path`]'s excerpt: the path without its
+    /// query (where tokens travel), at most [`SHOWN_PATH`] bytes.
     #[error("invalid path {0:?}")]
     Path(String),
     /// Not a host.
@@ -341,6 +342,28 @@ pub enum RequestError {
     /// More request headers than [`MAX_REQUEST_HEADERS`].
     #[error("{0} request headers, more than the {MAX_REQUEST_HEADERS} a check may carry")]
     TooManyHeaders(usize),
+}
+
+/// The most bytes of an invalid path an error shows (in the 400 answer and the debug log).
+pub const SHOWN_PATH: usize = 128;
+
+impl RequestError {
+    /// [`RequestError::Path`] for the request target `target`: what the error shows of it is
+    /// the path alone, never the query (an `access_token`, a `code`, ... may be in it), cut to
+    /// [`SHOWN_PATH`] bytes.
+    #[must_use]
+    pub fn path(target: &str) -> Self {
+        let (path, query) = match target.split_once('?') {
+            Some((path, _)) => (path, "?<query not shown>"),
+            None => (target, ""),
+        };
+        let mut end = path.len().min(SHOWN_PATH);
+        while !path.is_char_boundary(end) {
+            end -= 1;
+        }
+        let cut = if end < path.len() { "..." } else { "" };
+        RequestError::Path(format!("{}{cut}{query}", &path[..end]))
+    }
 }
 
 /// The request Envoy is asking about, as [`Engine::check`] takes it: method, path with query
@@ -366,11 +389,9 @@ pub fn request_parts(http: &HttpRequest) -> Result<Parts, RequestError> {
         target.push_str(&http.query);
     }
     if !target.starts_with('/') && target != "*" {
-        return Err(RequestError::Path(target));
+        return Err(RequestError::path(&target));
     }
-    let uri: http::Uri = target
-        .parse()
-        .map_err(|_| RequestError::Path(target.clone()))?;
+    let uri: http::Uri = target.parse().map_err(|_| RequestError::path(&target))?;
 
     let raw = http.header_map.as_ref().map(|m| m.headers.as_slice());
     let count = match raw {

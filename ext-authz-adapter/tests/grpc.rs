@@ -404,6 +404,28 @@ async fn malformed_check_requests() {
     let r = grpc.check(request).await.unwrap().into_inner();
     assert_eq!(grpc_code(&r), code::INVALID_ARGUMENT);
     assert_eq!(http_status(denied(&r)), 400);
+
+    // The 400 names the bad path, never its query: a token in it stays out of the answer.
+    for (path, query) in [
+        ("/a b?access_token=SECRET-TOKEN-1", ""),
+        ("/a b", "code=SECRET-TOKEN-1"),
+    ] {
+        let mut request = Browser::new(port).check_request("/ok", &[]);
+        if let Some(http) = request
+            .attributes
+            .as_mut()
+            .and_then(|a| a.request.as_mut())
+            .and_then(|r| r.http.as_mut())
+        {
+            http.path = path.into();
+            http.query = query.into();
+        }
+        let r = grpc.check(request).await.unwrap().into_inner();
+        assert_eq!(http_status(denied(&r)), 400);
+        let body = &denied(&r).body;
+        assert!(body.contains("/a b"), "{body}");
+        assert!(!body.contains("SECRET-TOKEN"), "the query leaked: {body}");
+    }
 }
 
 /// `--reverse-proxy` and `--trusted-proxy-ip` in gRPC mode: the peer is the gRPC client

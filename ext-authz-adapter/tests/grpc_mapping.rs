@@ -111,6 +111,23 @@ fn malformed_requests_are_refused() {
     }
 }
 
+#[test]
+fn an_invalid_path_is_shown_without_its_query_and_cut() {
+    let http = HttpRequest {
+        path: "/a b?access_token=SECRET".into(),
+        ..HttpRequest::default()
+    };
+    let why = request_parts(&http).unwrap_err().to_string();
+    assert_eq!(why, "invalid path \"/a b?<query not shown>\"");
+    let long = format!("/{}é x", "a".repeat(300));
+    let http = HttpRequest {
+        path: long,
+        ..HttpRequest::default()
+    };
+    let why = request_parts(&http).unwrap_err().to_string();
+    assert!(why.len() < 160 && why.ends_with("...\""), "{why}");
+}
+
 fn deny_with_cookies() -> Decision {
     let response = http::Response::builder()
         .status(302)

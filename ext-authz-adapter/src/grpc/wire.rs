@@ -435,21 +435,21 @@ fn parts(
         target.push('?');
         target.push_str(query);
         if !target.starts_with('/') && target != "*" {
-            return fail(RequestError::Path(target));
+            return fail(RequestError::path(&target));
         }
         match target.parse::<Uri>() {
             Ok(uri) => uri,
-            Err(_) => return fail(RequestError::Path(target)),
+            Err(_) => return fail(RequestError::path(&target)),
         }
     } else if path.is_empty() {
         Uri::from_static("/")
     } else {
         if !path.starts_with('/') && path != "*" {
-            return fail(RequestError::Path(path.to_owned()));
+            return fail(RequestError::path(path));
         }
         match Uri::from_maybe_shared(message.slice(http.path.clone())) {
             Ok(uri) => uri,
-            Err(_) => return fail(RequestError::Path(path.to_owned())),
+            Err(_) => return fail(RequestError::path(path)),
         }
     };
 
