@@ -207,13 +207,19 @@ impl Report {
     /// The latency (ms) at percentile `p` (0.99 for p99) by the nearest-rank rule; 0 without
     /// answers.
     pub fn percentile_ms(&self, p: f64) -> f64 {
-        let n = self.latencies_us.len();
-        if n == 0 {
-            return 0.0;
-        }
-        let i = ((n as f64 * p).ceil() as usize).clamp(1, n) - 1;
-        f64::from(self.latencies_us[i]) / 1000.0
+        percentile_ms(&self.latencies_us, p)
     }
+}
+
+/// The latency (ms) at percentile `p` (0.99 for p99) of `sorted_us` (microseconds, sorted) by
+/// the nearest-rank rule; 0 when empty. `grpc-load` reports by the same rule.
+pub fn percentile_ms(sorted_us: &[u32], p: f64) -> f64 {
+    let n = sorted_us.len();
+    if n == 0 {
+        return 0.0;
+    }
+    let i = ((n as f64 * p).ceil() as usize).clamp(1, n) - 1;
+    f64::from(sorted_us[i]) / 1000.0
 }
 
 impl fmt::Display for Report {

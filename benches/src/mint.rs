@@ -50,16 +50,7 @@ impl Mint {
         if self.count == 0 || !(1..=8).contains(&self.chunks) {
             return Err("--count must be positive and --chunks between 1 and 8".into());
         }
-        let config = Config::builder("https://idp.example.com/realms/bench", "nginx")
-            .cookie_secret(self.cookie_secret.as_str())
-            .cookie(CookieSettings {
-                name: self.cookie_name.clone(),
-                secure: false,
-                ..CookieSettings::default()
-            })
-            .build()
-            .map_err(|e| format!("--cookie-name/--cookie-secret: {e}"))?;
-        let engine = Engine::new(config).map_err(|e| e.to_string())?;
+        let engine = engine(&self.cookie_name, &self.cookie_secret)?;
         let mut session = read(&engine, &self.cookie)?;
         let mut groups_added = 0;
         let (mut value, mut chunks) = seal(&engine, &session)?;
@@ -96,6 +87,21 @@ impl Mint {
             groups_added,
         })
     }
+}
+
+/// An engine that opens and seals the adapter's session cookies (its cookie name and secret;
+/// the provider is never contacted).
+fn engine(cookie_name: &str, cookie_secret: &str) -> Result<Engine, String> {
+    let config = Config::builder("https://idp.example.com/realms/bench", "nginx")
+        .cookie_secret(cookie_secret)
+        .cookie(CookieSettings {
+            name: cookie_name.to_owned(),
+            secure: false,
+            ..CookieSettings::default()
+        })
+        .build()
+        .map_err(|e| format!("--cookie-name/--cookie-secret: {e}"))?;
+    Engine::new(config).map_err(|e| e.to_string())
 }
 
 /// The session a real login's cookie holds, refused when it is missing or expired.
@@ -142,16 +148,7 @@ mod tests {
     use super::*;
 
     fn real_cookie() -> String {
-        let config = Config::builder("https://idp.example.com/realms/bench", "nginx")
-            .cookie_secret(crate::COOKIE_SECRET)
-            .cookie(CookieSettings {
-                name: "auth".into(),
-                secure: false,
-                ..CookieSettings::default()
-            })
-            .build()
-            .expect("config");
-        let engine = Engine::new(config).expect("engine");
+        let engine = engine("auth", crate::COOKIE_SECRET).expect("engine");
         seal(&engine, &crate::session(300, 2)).expect("seal").0
     }
 
@@ -174,18 +171,7 @@ mod tests {
         let distinct: std::collections::HashSet<&&str> = lines.iter().collect();
         assert_eq!(distinct.len(), 50, "a reseal repeated a cookie");
         assert_eq!(minted.chunks, 1);
-        let engine = Engine::new(
-            Config::builder("https://idp.example.com/realms/bench", "nginx")
-                .cookie_secret(crate::COOKIE_SECRET)
-                .cookie(CookieSettings {
-                    name: "auth".into(),
-                    secure: false,
-                    ..CookieSettings::default()
-                })
-                .build()
-                .expect("config"),
-        )
-        .expect("engine");
+        let engine = engine("auth", crate::COOKIE_SECRET).expect("engine");
         for line in &lines {
             let value = line.strip_prefix("Cookie: ").expect("a Cookie line");
             let session = read(&engine, value).expect("a minted cookie opens");

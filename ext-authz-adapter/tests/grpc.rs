@@ -391,17 +391,26 @@ async fn malformed_check_requests() {
     let err = grpc.check(CheckRequest::default()).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
 
+    // A check of `path` and `query` as Envoy's attributes carry them.
+    let with_target = |path: &str, query: &str| {
+        let mut request = Browser::new(port).check_request("/ok", &[]);
+        let http = request
+            .attributes
+            .as_mut()
+            .and_then(|a| a.request.as_mut())
+            .and_then(|r| r.http.as_mut())
+            .expect("a check request has HTTP attributes");
+        http.path = path.into();
+        http.query = query.into();
+        request
+    };
+
     // A request target no HTTP server would accept: 400.
-    let mut request = Browser::new(port).check_request("/ok", &[]);
-    if let Some(http) = request
-        .attributes
-        .as_mut()
-        .and_then(|a| a.request.as_mut())
-        .and_then(|r| r.http.as_mut())
-    {
-        http.path = "/a b".into();
-    }
-    let r = grpc.check(request).await.unwrap().into_inner();
+    let r = grpc
+        .check(with_target("/a b", ""))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(grpc_code(&r), code::INVALID_ARGUMENT);
     assert_eq!(http_status(denied(&r)), 400);
 
@@ -410,17 +419,11 @@ async fn malformed_check_requests() {
         ("/a b?access_token=SECRET-TOKEN-1", ""),
         ("/a b", "code=SECRET-TOKEN-1"),
     ] {
-        let mut request = Browser::new(port).check_request("/ok", &[]);
-        if let Some(http) = request
-            .attributes
-            .as_mut()
-            .and_then(|a| a.request.as_mut())
-            .and_then(|r| r.http.as_mut())
-        {
-            http.path = path.into();
-            http.query = query.into();
-        }
-        let r = grpc.check(request).await.unwrap().into_inner();
+        let r = grpc
+            .check(with_target(path, query))
+            .await
+            .unwrap()
+            .into_inner();
         assert_eq!(http_status(denied(&r)), 400);
         let body = &denied(&r).body;
         assert!(body.contains("/a b"), "{body}");

@@ -45,6 +45,7 @@ mod measure;
 mod open_loop;
 mod report;
 mod rounds;
+mod spawn;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -56,6 +57,7 @@ use crate::seed::SEED_ARGS;
 use crate::util::{self, Readiness, Services};
 
 pub use report::Report;
+use spawn::http_ready;
 
 /// The protected host (the seed's nginx), resolved to 127.0.0.1 by every client.
 const HOST: &str = "nginx.example.com";
@@ -856,32 +858,10 @@ impl Bench {
     ) -> Result<Pids, String> {
         let servers = self.pin.servers.clone();
         let mut pids = Pids::default();
-        let http_ready = |port: u16, path: &'static str| {
-            let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            // Probes name the server by its address: `/ready` of a protected host is a check.
-            let host = addr.to_string();
-            move || util::http_status(addr, &host, path, Duration::from_secs(2)) == Some(200)
-        };
         let timeout = Duration::from_secs(60);
         if !all {
             let args = self.adapter_args(ports.ours, None, "1h");
-            let mut cmd = self.pinned(&servers, &self.bins.adapter.clone());
-            cmd.args(&args)
-                .env("OAUTH2_PROXY_CLIENT_SECRET", CLIENT_SECRET)
-                .env_remove("RUST_LOG");
-            pids.ours = services
-                .spawn(
-                    "adapter",
-                    &mut cmd,
-                    &self.dir.join("adapter.log"),
-                    None,
-                    Some(Readiness::new(
-                        "GET /ready".into(),
-                        timeout,
-                        http_ready(ports.ours, "/ready"),
-                    )),
-                )?
-                .pid;
+            pids.ours = self.spawn_adapter(services, "adapter", ports.ours, &args)?;
             return Ok(pids);
         }
 
@@ -997,10 +977,6 @@ impl Bench {
             if self.bearer && grpc.is_some() {
                 args.push(BEARER_FLAG.into());
             }
-            let mut cmd = self.pinned(&servers, &self.bins.adapter.clone());
-            cmd.args(&args)
-                .env_clear()
-                .env("OAUTH2_PROXY_CLIENT_SECRET", CLIENT_SECRET);
             self.commands.push((
                 name.into(),
                 format!(
@@ -1009,19 +985,7 @@ impl Bench {
                     shell_words(&args)
                 ),
             ));
-            let pid = services
-                .spawn(
-                    name,
-                    &mut cmd,
-                    &self.dir.join(format!("{name}.log")),
-                    None,
-                    Some(Readiness::new(
-                        "GET /ready".into(),
-                        timeout,
-                        http_ready(port, "/ready"),
-                    )),
-                )?
-                .pid;
+            let pid = self.spawn_adapter(services, name, port, &args)?;
             pids.all.push(pid);
             if grpc.is_some() {
                 pids.ours = pid;
@@ -1038,8 +1002,6 @@ impl Bench {
                 if self.bearer && refresh == "1h" {
                     args.push(BEARER_FLAG.into());
                 }
-                let mut cmd = self.pinned(&servers, &binary);
-                cmd.args(&args).env_clear().envs(self.go_env());
                 self.commands.push((
                     name.into(),
                     format!(
@@ -1053,19 +1015,7 @@ impl Bench {
                         shell_words(&args).replace(CLIENT_SECRET, "...")
                     ),
                 ));
-                let pid = services
-                    .spawn(
-                        name,
-                        &mut cmd,
-                        &self.dir.join(format!("{name}.log")),
-                        None,
-                        Some(Readiness::new(
-                            "GET /ping".into(),
-                            timeout,
-                            http_ready(port, "/ping"),
-                        )),
-                    )?
-                    .pid;
+                let pid = self.spawn_oauth2_proxy(services, name, &binary, port, &args)?;
                 pids.all.push(pid);
                 if refresh == "1h" {
                     pids.o2p = Some(pid);
@@ -1074,7 +1024,6 @@ impl Bench {
         }
 
         // The Envoys.
-        let app = format!("127.0.0.1:{}", ports.noop);
         let mut envoys: Vec<(&str, u16, u16, Vec<String>)> = vec![
             ("none", ports.envoy_none, ports.envoy_admin[0], vec![]),
             (
@@ -1116,39 +1065,15 @@ impl Bench {
         }
         for (name, listen, admin, extra) in envoys {
             let kind = if name == "http-o2p" { "http" } else { name };
-            let file = self.dir.join(format!("envoy-{name}.json"));
-            let out = Command::new(&self.bins.agent)
-                .arg("envoy-config")
-                .arg(format!("--kind={kind}"))
-                .arg(format!("--listen=127.0.0.1:{listen}"))
-                .arg(format!("--admin=127.0.0.1:{admin}"))
-                .arg(format!("--app={app}"))
-                .args(&extra)
-                .stdin(Stdio::null())
-                .output()
-                .map_err(|e| format!("bench-agent envoy-config: {e}"))?;
-            if !out.status.success() {
-                let e = String::from_utf8_lossy(&out.stderr).trim().to_owned();
-                if name == "oauth2" {
+            let file = match self.envoy_config_file(name, kind, (listen, admin, ports.noop), &extra)
+            {
+                Ok(file) => file,
+                Err(e) if name == "oauth2" => {
                     self.notes.push(format!("Envoy oauth2 config: {e}"));
                     continue;
                 }
-                return Err(format!("bench-agent envoy-config --kind={kind}: {e}"));
-            }
-            std::fs::write(&file, &out.stdout)
-                .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
-            let mut cmd = self.pinned(&servers, &self.bins.envoy.clone());
-            let args = [
-                "--config-path".to_owned(),
-                file.display().to_string(),
-                "--concurrency".into(),
-                "1".into(),
-                "--log-level".into(),
-                "warning".into(),
-                "--disable-hot-restart".into(),
-                "--use-dynamic-base-id".into(),
-            ];
-            cmd.args(&args);
+                Err(e) => return Err(format!("bench-agent envoy-config --kind={kind}: {e}")),
+            };
             self.commands.push((
                 format!("envoy ({name})"),
                 format!(
@@ -1158,18 +1083,7 @@ impl Bench {
                     self.wrapper(&servers)
                 ),
             ));
-            let admin_addr = SocketAddr::from(([127, 0, 0, 1], admin));
-            let spawned = services.spawn(
-                &format!("envoy-{name}"),
-                &mut cmd,
-                &self.dir.join(format!("envoy-{name}.log")),
-                None,
-                Some(Readiness::new("admin /ready".into(), timeout, move || {
-                    util::http_status(admin_addr, "localhost", "/ready", Duration::from_secs(2))
-                        == Some(200)
-                })),
-            )?;
-            let pid = spawned.pid;
+            let pid = self.spawn_envoy(services, &format!("envoy-{name}"), &file, admin)?;
             pids.all.push(pid);
             match name {
                 "none" => pids.envoy_none = Some(pid),

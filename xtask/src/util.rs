@@ -143,6 +143,21 @@ pub fn publish_dir(
     }
 }
 
+/// A program to run: `$<env_var>` if set (a file, or `None` when it names none), else the first
+/// `program` on `PATH` or in `also` (directories a package puts it in).
+pub fn find_program(env_var: Option<&str>, program: &str, also: &[&str]) -> Option<PathBuf> {
+    if let Some(p) = env_var.and_then(std::env::var_os).filter(|v| !v.is_empty()) {
+        let p = PathBuf::from(p);
+        return p.is_file().then_some(p);
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .chain(also.iter().map(PathBuf::from))
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+}
+
 /// Reserves a port on 127.0.0.1 for `reason` (e.g. `"keycloak (cargo xtask test)"`) until
 /// xtask exits: for a server that cannot bind port 0 and report the port it got. The port lies
 /// below the kernel's ephemeral range (no `bind(0)` or outgoing connection of any process gets

@@ -473,13 +473,7 @@ async fn grpc_load(args: &Args) -> Result<String, String> {
     }
     let (mut latencies, errors, elapsed) = run(duration).await?;
     latencies.sort_unstable();
-    let pct = |p: f64| -> f64 {
-        if latencies.is_empty() {
-            return 0.0;
-        }
-        let i = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
-        f64::from(latencies[i]) / 1000.0
-    };
+    let pct = |p: f64| benches::http_load::percentile_ms(&latencies, p);
     let seconds = elapsed.as_secs_f64();
     Ok(format!(
         "requests={} errors={errors} seconds={seconds:.3} rps={:.1} p50_ms={:.3} p99_ms={:.3}",

@@ -368,29 +368,7 @@ impl Bench {
         };
         let mut args = self.adapter_args(port, None, "1h");
         args.extend(extra.iter().cloned());
-        let servers = self.pin.servers.clone();
-        let mut cmd = self.pinned(&servers, &self.bins.adapter.clone());
-        cmd.args(&args)
-            .env_clear()
-            .env("OAUTH2_PROXY_CLIENT_SECRET", super::CLIENT_SECRET);
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let host = addr.to_string();
-        let pid = services
-            .spawn(
-                name,
-                &mut cmd,
-                &self.dir.join(format!("{name}.log")),
-                None,
-                Some(Readiness::new(
-                    "GET /ready".into(),
-                    Duration::from_secs(60),
-                    move || {
-                        util::http_status(addr, &host, "/ready", Duration::from_secs(2))
-                            == Some(200)
-                    },
-                )),
-            )?
-            .pid;
+        let pid = self.spawn_adapter(services, name, port, &args)?;
         self.our_pids.push(pid);
         Ok((port, pid))
     }
@@ -543,26 +521,8 @@ impl Bench {
             let port = ports.redis_o2p;
             let mut args = self.oauth2_proxy_args(port, "1h");
             args.extend(store.iter().cloned());
-            let mut cmd = self.pinned(&servers, &binary);
-            cmd.args(&args).env_clear().envs(self.go_env());
-            let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            let host = addr.to_string();
-            let pid = services
-                .spawn(
-                    "oauth2-proxy-redis",
-                    &mut cmd,
-                    &self.dir.join("oauth2-proxy-redis.log"),
-                    None,
-                    Some(Readiness::new(
-                        "GET /ping".into(),
-                        Duration::from_secs(60),
-                        move || {
-                            util::http_status(addr, &host, "/ping", Duration::from_secs(2))
-                                == Some(200)
-                        },
-                    )),
-                )?
-                .pid;
+            let pid =
+                self.spawn_oauth2_proxy(services, "oauth2-proxy-redis", &binary, port, &args)?;
             self.our_pids.push(pid);
             services.wait_ready()?;
             let cookie = self.login(port, "/oauth2/start?rd=%2F")?;
@@ -588,59 +548,15 @@ impl Bench {
         for (replicas, authz2) in [(1, None), (2, Some(port_b))] {
             let listen = util::reserve_port("bench: Envoy of the replica curve")?;
             let admin = util::reserve_port("bench: Envoy admin of the replica curve")?;
-            let file = self.dir.join(format!("envoy-replicas-{replicas}.json"));
-            let mut cmd = Command::new(&self.bins.agent);
-            cmd.arg("envoy-config")
-                .arg("--kind=http")
-                .arg(format!("--listen=127.0.0.1:{listen}"))
-                .arg(format!("--admin=127.0.0.1:{admin}"))
-                .arg(format!("--app=127.0.0.1:{}", ports.noop))
-                .arg(format!("--authz=127.0.0.1:{port_a}"));
+            let name = format!("replicas-{replicas}");
+            let mut extra = vec![format!("--authz=127.0.0.1:{port_a}")];
             if let Some(b) = authz2 {
-                cmd.arg(format!("--authz2=127.0.0.1:{b}"));
+                extra.push(format!("--authz2=127.0.0.1:{b}"));
             }
-            let out = cmd
-                .stdin(Stdio::null())
-                .output()
+            let file = self
+                .envoy_config_file(&name, "http", (listen, admin, ports.noop), &extra)
                 .map_err(|e| format!("bench-agent envoy-config: {e}"))?;
-            if !out.status.success() {
-                return Err(format!(
-                    "bench-agent envoy-config: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ));
-            }
-            std::fs::write(&file, &out.stdout)
-                .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
-            let mut cmd = self.pinned(&servers, &self.bins.envoy.clone());
-            cmd.arg("--config-path").arg(&file).args([
-                "--concurrency",
-                "1",
-                "--log-level",
-                "warning",
-                "--disable-hot-restart",
-                "--use-dynamic-base-id",
-            ]);
-            let admin_addr = SocketAddr::from(([127, 0, 0, 1], admin));
-            let envoy = services
-                .spawn(
-                    &format!("envoy-replicas-{replicas}"),
-                    &mut cmd,
-                    &self.dir.join(format!("envoy-replicas-{replicas}.log")),
-                    None,
-                    Some(Readiness::new(
-                        "admin /ready".into(),
-                        Duration::from_secs(60),
-                        move || {
-                            util::http_status(
-                                admin_addr,
-                                "localhost",
-                                "/ready",
-                                Duration::from_secs(2),
-                            ) == Some(200)
-                        },
-                    )),
-                )?
-                .pid;
+            let envoy = self.spawn_envoy(services, &format!("envoy-{name}"), &file, admin)?;
             self.our_pids.push(envoy);
             services.wait_ready()?;
             let mut s = direct(

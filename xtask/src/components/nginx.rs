@@ -57,15 +57,7 @@ pub fn ensure() -> Result<PathBuf, String> {
 
 /// `$OIDC_AUTHZ_NGINX` if it names a file, else `nginx` on `PATH`.
 fn find_binary() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os(BINARY_ENV).filter(|v| !v.is_empty()) {
-        let p = PathBuf::from(p);
-        return p.is_file().then_some(p);
-    }
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|dir| dir.join("nginx"))
-        .find(|p| p.is_file())
+    util::find_program(Some(BINARY_ENV), "nginx", &[])
 }
 
 /// The Debian version apt would install (`apt-cache policy nginx`'s `Candidate:`).

